@@ -1,0 +1,41 @@
+# The README's commands. `make demo` and `make test` set everything up first on a fresh
+# machine (a .venv with the package, and the Fashion-MNIST data).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup data test test-all demo bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(MAKE) --no-print-directory data
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# Debian's package where apt and root are available, otherwise our own verified download.
+data:
+	@if [ -d /usr/share/datasets/fashion-mnist ]; then \
+	  echo "fashion-mnist: /usr/share/datasets/fashion-mnist"; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  (apt-get install -y -qq dataset-fashion-mnist || \
+	   (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist)); \
+	else \
+	  $(BIN)/ganvae datasets download fashion-mnist; \
+	fi
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -q -m ''
+
+demo: $(STAMP)
+	$(BIN)/ganvae datasets
+	$(BIN)/ganvae datasets show fashion-mnist -o runs/demo/real.png
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,65 @@
+"""Datasets: the forms a user names with `--data`, all giving an `ImageDataset`.
+
+    fashion-mnist, mnist     the standard IDX files (see named.py for where they are looked for)
+    shapes[:opts]            procedural shapes with known modes (shapes.py)
+    folder:PATH              an image folder (folder.py)
+    npz:PATH                 a NumPy archive (npz.py)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from ..errors import BadInput
+from .base import ImageDataset, Split, to_float, to_uint8
+from .folder import load_folder
+from .named import NAMED, load_named
+from .npz import load_npz
+from .shapes import load_shapes
+from .transform import check_channels, check_size, conform
+
+__all__ = ["ImageDataset", "Split", "load_dataset", "to_float", "to_uint8", "FORMS", "NAMED"]
+
+
+def _named(name: str) -> Callable[..., ImageDataset]:
+    def load(arg: str, data_dir=None, size=None, channels=None, seed=0) -> ImageDataset:
+        ds = load_named(name, data_dir)
+        if size or channels:
+            ds.train.x = conform(ds.train.x, size, channels)
+            ds.test.x = conform(ds.test.x, size, channels)
+        return ds
+    return load
+
+
+# kind -> loader(arg, data_dir, size, channels, seed); `kind:arg` or plain `kind`
+FORMS: dict[str, Callable[..., ImageDataset]] = {
+    **{name: _named(name) for name in NAMED},
+    "shapes": lambda arg, data_dir=None, size=None, channels=None, seed=0: load_shapes(arg, size, channels, seed),
+    "folder": lambda arg, data_dir=None, size=None, channels=None, seed=0: load_folder(arg, size, channels, seed),
+    "npz": lambda arg, data_dir=None, size=None, channels=None, seed=0: load_npz(arg, size, channels, seed),
+}
+NEEDS_ARG = {"folder", "npz"}
+
+
+def load_dataset(spec: str, data_dir: str | Path | None = None, size: int | None = None,
+                 channels: int | None = None, seed: int = 0) -> ImageDataset:
+    """Load the dataset a user named with `--data`.
+
+    Args:
+        spec: `fashion-mnist`, `mnist`, `shapes[:opts]`, `folder:PATH` or `npz:PATH`.
+        data_dir: a directory searched first for the named IDX datasets.
+        size, channels: resize / convert every image (None keeps the data's own).
+        seed: the seed of any random split or procedural data.
+    """
+    check_size(size)
+    check_channels(channels)
+    kind, _, arg = spec.partition(":")
+    if kind not in FORMS:
+        raise BadInput(f"--data {spec!r}: unknown dataset; use one of "
+                       f"{', '.join(NAMED)}, shapes, folder:PATH, npz:PATH")
+    if kind in NEEDS_ARG and not arg:
+        raise BadInput(f"--data {spec!r}: give a path, as in {kind}:PATH")
+    if kind in NAMED and arg:
+        raise BadInput(f"--data {spec!r}: '{kind}' takes no argument; use --data-dir to say where it is")
+    return FORMS[kind](arg, data_dir=data_dir, size=size, channels=channels, seed=seed)

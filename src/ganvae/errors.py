@@ -1,0 +1,20 @@
+"""Errors that reach the user as one line and an exit code, never as a traceback.
+
+The CLI maps `BadInput` to exit code 2 (bad usage or bad input: the user can fix it by
+changing what they passed) and any other `GanvaeError` to exit code 1.
+"""
+
+
+class GanvaeError(Exception):
+    """An expected failure with a message written for the user. Exit code 1."""
+
+    exit_code = 1
+
+
+class BadInput(GanvaeError):
+    """The user's input (a file, a dataset, an option) is wrong. Exit code 2.
+
+    The message names the file or option and says what is wrong and what to do.
+    """
+
+    exit_code = 2

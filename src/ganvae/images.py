@@ -1,0 +1,56 @@
+"""Image grids and PNG writing with Pillow and numpy (no torchvision)."""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .errors import BadInput
+
+
+def make_grid(x: np.ndarray, nrow: int | None = None, pad: int = 2, pad_value: int = 0) -> np.ndarray:
+    """Tile uint8 images (N, C, H, W) into one image (rows, cols, C).
+
+    Args:
+        x: the images; C is 1 or 3.
+        nrow: images per row (default: ceil(sqrt(N))).
+        pad: pixels between images and around the border.
+    """
+    n, c, h, w = x.shape
+    nrow = nrow or max(1, math.ceil(math.sqrt(n)))
+    rows = max(1, math.ceil(n / nrow))
+    grid = np.full((pad + rows * (h + pad), pad + nrow * (w + pad), c), pad_value, dtype=np.uint8)
+    for i in range(n):
+        r, col = divmod(i, nrow)
+        top, left = pad + r * (h + pad), pad + col * (w + pad)
+        grid[top:top + h, left:left + w] = x[i].transpose(1, 2, 0)
+    return grid
+
+
+def save_png(path: str | Path, image: np.ndarray) -> Path:
+    """Write (H, W, C) or (H, W) uint8 as PNG, atomically (temporary file, then rename)."""
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise BadInput(f"-o {path}: the output must be a .png file")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            Image.fromarray(image).save(f, format="PNG")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def save_grid(path: str | Path, x: np.ndarray, nrow: int | None = None) -> Path:
+    """Tile uint8 (N, C, H, W) images and write them as one PNG."""
+    return save_png(path, make_grid(x, nrow))

@@ -1,0 +1,73 @@
+"""The CLI skeleton: help, version, exit codes, one-line errors."""
+
+import pytest
+
+from ganvae import __version__
+from ganvae.cli import cli
+from tests.conftest import run_subprocess
+
+
+def _commands(group, prefix=()):
+    yield prefix
+    for name, cmd in getattr(group, "commands", {}).items():
+        yield from _commands(cmd, prefix + (name,))
+
+
+@pytest.mark.parametrize("path", list(_commands(cli)), ids=lambda p: " ".join(p) or "ganvae")
+def test_help_on_every_command(run_cli, path):
+    code, out, _ = run_cli(*path, "--help")
+    assert code == 0 and "Usage: ganvae" in out
+
+
+def test_version():
+    r = run_subprocess("--version")
+    assert r.returncode == 0 and r.stdout.strip() == f"ganvae, version {__version__}"
+
+
+def test_console_script_installed():
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    exe = shutil.which("ganvae") or str(Path(sys.executable).parent / "ganvae")
+    r = subprocess.run([exe, "--help"], capture_output=True, text=True)
+    assert r.returncode == 0 and "datasets" in r.stdout
+
+
+def test_unknown_command_is_usage_error():
+    r = run_subprocess("frobnicate")
+    assert r.returncode == 2 and "No such command" in r.stderr
+
+
+def test_bad_option_value_is_usage_error(tmp_path):
+    r = run_subprocess("datasets", "show", "shapes", "-o", tmp_path / "g.png", "--n", "0")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+def test_bad_input_one_line_exit_2():
+    r = run_subprocess("datasets", "show", "npz:/no/such.npz", "-o", "/tmp/x.png")
+    assert r.returncode == 2
+    assert r.stderr == "ganvae: error: /no/such.npz: no such file\n"
+
+
+def test_debug_shows_traceback():
+    r = run_subprocess("--debug", "datasets", "show", "npz:/no/such.npz", "-o", "/tmp/x.png")
+    assert r.returncode == 2 and "Traceback" in r.stderr and "no such file" in r.stderr
+
+
+def test_output_must_be_png(run_cli, tmp_path):
+    code, _, err = run_cli("datasets", "show", "shapes:n=10,n_test=2", "-o", tmp_path / "g.jpg")
+    assert code == 2 and "must be a .png" in err
+
+
+def test_show_writes_a_grid(run_cli, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    code, out, _ = run_cli("datasets", "show", "shapes:n=50,n_test=10", "-o", tmp_path / "g.png",
+                           "--n", 9, "--split", "test")
+    assert code == 0 and "9 test images of 1x28x28" in out
+    g = np.asarray(Image.open(tmp_path / "g.png"))
+    assert g.shape == (2 + 3 * 30, 2 + 3 * 30)
+    assert g[:2].max() == 0 and g.max() > 100  # black padding, bright shapes
