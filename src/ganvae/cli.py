@@ -34,9 +34,7 @@ def cli(debug: bool) -> None:
 # ---------------------------------------------------------------------------- data options
 
 def data_options(f):
-    """--data-dir, --size, --channels, --seed: how a dataset spec is read."""
-    f = click.option("--seed", type=int, default=0, show_default=True,
-                     help="Seed of random splits and procedural data.")(f)
+    """--data-dir, --size, --channels: how a dataset spec is read."""
     f = click.option("--channels", type=int, default=None,
                      help="1 (grey) or 3 (RGB); default: the data's own.")(f)
     f = click.option("--size", type=int, default=None,
@@ -59,7 +57,7 @@ def datasets(ctx: click.Context, data_dir: Path | None) -> None:
         return
     from .data import NAMED
     from .data.named import summary
-    from .data.shapes import load_shapes
+    from .data.shapes import DEFAULT_CLASSES
 
     rows = [("name", "train", "test", "image", "classes", "where")]
     for name in NAMED:
@@ -69,8 +67,7 @@ def datasets(ctx: click.Context, data_dir: Path | None) -> None:
             rows.append((name, str(s["train"]), str(s["test"]), f"{c}x{h}x{w}", str(s["classes"]), s["found"]))
         else:
             rows.append((name, "-", "-", "1x28x28", str(s["classes"]), f"not found; get it: {s['how']}"))
-    shapes = load_shapes("n=1,n_test=1")
-    rows.append(("shapes", "10000", "2000", "1x28x28", str(shapes.num_classes),
+    rows.append(("shapes", "10000", "2000", "1x28x28", str(DEFAULT_CLASSES),
                  "procedural, made in memory (shapes:classes=K,n=N,...; --size, --channels)"))
     rows.append(("folder:PATH", "", "", "", "", "images below PATH; sub-folders are classes"))
     rows.append(("npz:PATH", "", "", "", "", "arrays x (N,[C,]H,W) uint8 and optional y"))
@@ -85,6 +82,8 @@ def datasets(ctx: click.Context, data_dir: Path | None) -> None:
 @click.option("-n", "--n", "n", type=click.IntRange(1, 4096), default=64, show_default=True,
               help="How many images.")
 @click.option("--split", type=click.Choice(["train", "test"]), default="train", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of random splits, procedural data and the images picked.")
 @data_options
 def datasets_show(data, output, n, split, data_dir, size, channels, seed) -> None:
     """Write a grid of real images from DATA (a --data spec) to a PNG."""
@@ -116,6 +115,225 @@ def datasets_download(name, dest, mirror, timeout) -> None:
 
     d = download(name, dest, mirror=mirror, timeout=timeout, log=lambda m: click.echo(m, err=True))
     click.echo(f"{name} is ready in {d}")
+
+
+# ---------------------------------------------------------------------------- training
+
+def _preset_help() -> str:
+    from .registry import PRESET_HELP, preset_names
+
+    return "\n".join(f"  {name:9s} {PRESET_HELP.get(name, '')}" for name in preset_names())
+
+
+class _TrainCommand(click.Command):
+    def format_epilog(self, ctx, formatter):
+        formatter.write_paragraph()
+        formatter.write_text("Models:")
+        formatter.write(_preset_help() + "\n")
+
+
+@cli.command("train", cls=_TrainCommand, context_settings=CONTEXT)
+@click.argument("model", required=False)
+@click.option("--data", default=None, help="Dataset spec: fashion-mnist, mnist, shapes, folder:PATH, npz:PATH.")
+@data_options
+@click.option("--data-seed", type=int, default=None, help="Seed of random splits and procedural data [0].")
+@click.option("--steps", type=int, default=None, help="Stop after N optimizer steps.")
+@click.option("--epochs", type=float, default=None, help="Stop after E passes over the training split.")
+@click.option("--budget", default=None, help="Stop after a wall-clock training time: 90s, 5m, 1h.")
+@click.option("--batch-size", type=int, default=None, help="Images per step [64].")
+@click.option("--seed", type=int, default=None, help="Seed of the weights, the noise and the data order [0].")
+@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default=None, help="Autocast precision [fp32].")
+@click.option("--device", default=None, help="auto, cpu, cuda or cuda:N [auto].")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Override a config value: beta=4, model.lr_d=1e-4, train.log_every=10 (repeatable).")
+@click.option("--config", "config_file", type=click.Path(path_type=Path), default=None,
+              help="YAML/TOML/JSON file of config values (sections model, train, data).")
+@click.option("--run-dir", type=click.Path(path_type=Path), default=None,
+              help="Run directory [runs/NNNN-MODEL-DATA].")
+@click.option("--resume", type=click.Path(path_type=Path), default=None,
+              help="Continue the run in this directory from its last checkpoint.")
+@click.option("--log-every", type=int, default=None, help="Steps between metric lines [50].")
+@click.option("--sample-every", type=int, default=None, help="Steps between sample grids [500].")
+@click.option("--checkpoint-every", type=int, default=None, help="Steps between checkpoints [1000].")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def train_cmd(model, data, data_dir, size, channels, data_seed, steps, epochs, budget, batch_size, seed,
+              precision, device, sets, config_file, run_dir, resume, log_every, sample_every,
+              checkpoint_every, quiet) -> None:
+    """Train MODEL on --data, or continue a run with --resume RUN_DIR."""
+    from . import config as C
+    from .train import train
+
+    overrides = C.load_file(config_file) if config_file else {}
+    overrides.update(C.parse_set(sets))
+    options = dict(steps=steps, epochs=epochs, budget=budget, batch_size=batch_size, seed=seed,
+                   precision=precision, device=device, log_every=log_every, sample_every=sample_every,
+                   checkpoint_every=checkpoint_every)
+    if resume:
+        if model or data:
+            raise BadInput("--resume RUN_DIR continues a run as configured; give no MODEL or --data with it")
+        out, summary = train("", run_dir=resume, resume=True, overrides=overrides, progress=not quiet, **options)
+    else:
+        if not model:
+            raise BadInput("give a MODEL (see ganvae train --help) or --resume RUN_DIR")
+        if not data:
+            raise BadInput("give --data (fashion-mnist, mnist, shapes, folder:PATH or npz:PATH)")
+        options.update(data_dir=str(data_dir) if data_dir else None, data_size=size, data_channels=channels,
+                       data_seed=data_seed)
+        out, summary = train(model, data, run_dir, overrides=overrides, progress=not quiet, **options)
+    click.echo(f"trained {summary['step']} steps ({summary['images']} images, {summary['train_seconds']:.1f}s, "
+               f"{summary['images_per_second']:.0f} img/s)")
+    click.echo(f"run: {out}   samples: {out / 'samples' / 'final.png'}   model: {out / 'model'}")
+
+
+# ---------------------------------------------------------------------------- using a run
+
+def _run_options(f):
+    f = click.option("--device", default="cpu", show_default=True, help="auto, cpu, cuda.")(f)
+    f = click.option("--seed", type=int, default=0, show_default=True, help="Seed of the latent draws.")(f)
+    f = click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="The .png to write.")(f)
+    return f
+
+
+def _load(run, device):
+    from .train import load_run, resolve_device
+
+    return load_run(run, device=resolve_device(device))
+
+
+def _test_images(cfg, n, device, seed=0):
+    """The first n test images of the run's data, float in [-1, 1], and their labels."""
+    import torch
+
+    from .data import to_float
+    from .train import run_dataset
+
+    ds = run_dataset(cfg)
+    n = min(n, len(ds.test))
+    x = to_float(torch.from_numpy(ds.test.x[:n])).to(device)
+    y = ds.test.y[:n] if ds.test.y is not None else None
+    return x, y, ds
+
+
+def _png(output: Path) -> None:
+    if output.suffix.lower() != ".png":
+        raise BadInput(f"-o {output}: the output must be a .png file")
+
+
+@cli.command("sample", context_settings=CONTEXT)
+@click.argument("run", type=click.Path(path_type=Path))
+@click.option("-n", "n", type=click.IntRange(1, 1_000_000), default=64, show_default=True)
+@click.option("--batch", type=click.IntRange(1), default=500, show_default=True, help="Images generated at once.")
+@_run_options
+def sample_cmd(run, n, batch, output, seed, device) -> None:
+    """Draw N samples from RUN's model into a .png grid or an .npz (x: uint8 (N, C, H, W))."""
+    import numpy as np
+    import torch
+
+    from .checkpoint import atomic_write
+    from .data import to_uint8
+    from .images import save_grid
+
+    if output.suffix.lower() not in (".png", ".npz"):
+        raise BadInput(f"-o {output}: write a .png grid or an .npz array file")
+    model, _ = _load(run, device)
+    gen = torch.Generator().manual_seed(seed)
+    parts = [to_uint8(model.sample(min(batch, n - i), generator=gen)).cpu().numpy() for i in range(0, n, batch)]
+    x = np.concatenate(parts)
+    if output.suffix.lower() == ".npz":
+        atomic_write(output, lambda p: np.savez_compressed(open(p, "wb"), x=x))
+    else:
+        save_grid(output, x)
+    click.echo(f"wrote {output} ({n} samples of {'x'.join(map(str, x.shape[1:]))})")
+
+
+@cli.command("reconstruct", context_settings=CONTEXT)
+@click.argument("run", type=click.Path(path_type=Path))
+@click.option("-n", "n", type=click.IntRange(1, 512), default=32, show_default=True, help="Test images.")
+@_run_options
+def reconstruct_cmd(run, n, output, seed, device) -> None:
+    """Test images (odd rows) above their reconstructions (even rows)."""
+    import torch
+
+    from .data import to_uint8
+    from .images import save_grid
+    from .visualize import needs_encoder
+
+    _png(output)
+    model, cfg = _load(run, device)
+    needs_encoder(model, "reconstruct")
+    x, _, _ = _test_images(cfg, n, model.device)
+    with torch.no_grad():
+        x_hat = model.reconstruct(x)
+    row = 8
+    pairs = [t for i in range(0, len(x), row) for t in (x[i:i + row], x_hat[i:i + row])]
+    save_grid(output, to_uint8(torch.cat(pairs)).cpu().numpy(), nrow=row)
+    mse = float((x - x_hat).pow(2).mean())
+    click.echo(f"wrote {output} ({len(x)} test images and reconstructions; MSE {mse:.4f} on [-1, 1])")
+
+
+@cli.command("interpolate", context_settings=CONTEXT)
+@click.argument("run", type=click.Path(path_type=Path))
+@click.option("--pairs", type=click.IntRange(1, 64), default=8, show_default=True)
+@click.option("--steps", type=click.IntRange(2, 64), default=10, show_default=True)
+@_run_options
+def interpolate_cmd(run, pairs, steps, output, seed, device) -> None:
+    """Latent paths between pairs: test images for encoder models, prior draws otherwise."""
+    import torch
+
+    from .data import to_uint8
+    from .images import save_grid
+    from .visualize import interpolate
+
+    _png(output)
+    model, cfg = _load(run, device)
+    x = None
+    if getattr(model, "has_encoder", False):
+        x, _, _ = _test_images(cfg, 2 * pairs, model.device)
+        pairs = min(pairs, len(x) // 2)
+    imgs = interpolate(model, x, pairs, steps, torch.Generator().manual_seed(seed))
+    save_grid(output, to_uint8(imgs).cpu().numpy(), nrow=steps)
+    kind = "spherical" if getattr(model, "gaussian_latent", True) else "linear"
+    click.echo(f"wrote {output} ({pairs} {kind} paths of {steps} steps)")
+
+
+@cli.command("traverse", context_settings=CONTEXT)
+@click.argument("run", type=click.Path(path_type=Path))
+@click.option("--dims", type=click.IntRange(1, 256), default=10, show_default=True, help="Rows (most used dims).")
+@click.option("--steps", type=click.IntRange(2, 64), default=11, show_default=True)
+@click.option("--span", type=click.FloatRange(0.1, 10), default=3.0, show_default=True, help="Range in std units.")
+@_run_options
+def traverse_cmd(run, dims, steps, span, output, seed, device) -> None:
+    """One row per latent dimension, varied over [-span, span] (most used dimensions first)."""
+    from .data import to_uint8
+    from .images import save_grid
+    from .visualize import needs_encoder, traverse
+
+    _png(output)
+    model, cfg = _load(run, device)
+    needs_encoder(model, "traverse")
+    x, _, _ = _test_images(cfg, 1000, model.device)
+    imgs, order = traverse(model, x, min(dims, model.config.latent), steps, span)
+    save_grid(output, to_uint8(imgs).cpu().numpy(), nrow=steps)
+    click.echo(f"wrote {output} (rows = latent dims {order})")
+
+
+@cli.command("embed", context_settings=CONTEXT)
+@click.argument("run", type=click.Path(path_type=Path))
+@click.option("-n", "n", type=click.IntRange(10, 100_000), default=2000, show_default=True, help="Test images.")
+@click.option("--method", type=click.Choice(["pca", "tsne"]), default="pca", show_default=True)
+@_run_options
+def embed_cmd(run, n, method, output, seed, device) -> None:
+    """Test-set latents in 2-D (PCA or t-SNE), coloured by label."""
+    from .visualize import encode_all, needs_encoder, plot_embedding, project_2d
+
+    _png(output)
+    model, cfg = _load(run, device)
+    needs_encoder(model, "embed")
+    x, y, ds = _test_images(cfg, n, model.device)
+    xy = project_2d(encode_all(model, x), method, seed)
+    plot_embedding(output, xy, y, ds.classes, f"{cfg.get('preset', model.name)} latents of {len(x)} "
+                                              f"{ds.name} test images ({method.upper()})")
+    click.echo(f"wrote {output} ({len(x)} test latents, {method})")
 
 
 # ---------------------------------------------------------------------------- entry point

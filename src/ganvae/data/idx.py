@@ -106,7 +106,8 @@ def read_idx(path: str | Path, ndim: int | None = None) -> np.ndarray:
             data = _read_exact(f, n, path, "data")
             if f.read(1):
                 raise BadInput(f"{path}: trailing bytes after the {'x'.join(map(str, dims))} IDX data; the file is corrupt")
-        return np.frombuffer(data, dtype=dtype).reshape(dims).astype(dtype.newbyteorder("="), copy=False)
+        # a writable native-order copy: torch refuses to share read-only buffers
+        return np.frombuffer(data, dtype=dtype).reshape(dims).astype(dtype.newbyteorder("="), copy=True)
 
     return _wrap_gzip_errors(path, go)
 

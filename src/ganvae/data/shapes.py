@@ -75,6 +75,7 @@ SHAPES = {
     "vbar": _vbar, "ellipse": _ellipse,
 }
 SUPERSAMPLE = 4
+DEFAULT_CLASSES = 10
 CHUNK = 1024
 
 
@@ -126,7 +127,7 @@ def parse_options(arg: str) -> dict:
 def load_shapes(arg: str = "", size: int | None = None, channels: int | None = None,
                 seed: int = 0) -> ImageDataset:
     opts = parse_options(arg)
-    k = opts.get("classes", 10)
+    k = opts.get("classes", DEFAULT_CLASSES)
     n, n_test = opts.get("n", 10_000), opts.get("n_test", 2_000)
     seed = opts.get("seed", seed)
     size, channels = size or 28, channels or 1

@@ -1,0 +1,58 @@
+"""Training throughput (images per second) of each preset on Fashion-MNIST-shaped data.
+
+    .venv/bin/python benchmarks/throughput.py [--presets dcgan,vae] [--steps 60] [--precision fp32,bf16]
+
+Times `model.train_step` on real Fashion-MNIST batches after a warm-up, the same call the
+trainer makes, and prints a Markdown table for BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+
+import torch
+
+from ganvae.data import load_dataset, to_float
+from ganvae.registry import preset_names
+from ganvae.train import autocast, build
+
+
+def bench(preset: str, precision: str, steps: int, batch: int, x_all: torch.Tensor, ds) -> float:
+    torch.manual_seed(0)
+    model, _ = build(preset, ds)
+    model.train()
+    model.optimizers()
+    device = torch.device("cpu")
+    warm = 5
+    for step in range(warm + steps):
+        if step == warm:
+            t0 = time.perf_counter()
+        idx = torch.randint(0, len(x_all), (batch,))
+        with autocast(device, precision):
+            out = model.train_step(to_float(x_all[idx]), step)
+        float(next(iter(out.values())))  # wait for the step to finish
+    return steps * batch / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--presets", default=",".join(preset_names()))
+    p.add_argument("--precision", default="fp32,bf16")
+    p.add_argument("--steps", type=int, default=60)
+    p.add_argument("--batch-size", type=int, default=64)
+    a = p.parse_args()
+    ds = load_dataset("fashion-mnist")
+    x_all = torch.from_numpy(ds.train.x)
+    precisions = a.precision.split(",")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}")
+    print("| model | " + " | ".join(f"img/s {p}" for p in precisions) + " |")
+    print("|---|" + "---|" * len(precisions))
+    for preset in a.presets.split(","):
+        rates = [bench(preset, prec, a.steps, a.batch_size, x_all, ds) for prec in precisions]
+        print(f"| {preset} | " + " | ".join(f"{r:.0f}" for r in rates) + " |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""Saving and loading without pickle: tensors in safetensors, everything else in JSON.
+
+Nested state (an optimizer's state_dict, RNG states, trainer counters) is split into a flat
+{name: tensor} dict for safetensors and a JSON skeleton whose tensor leaves are references
+`{"__tensor__": name}`. Loading reverses it: nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .errors import GanvaeError
+
+
+def split_state(obj: Any, tensors: dict[str, torch.Tensor], prefix: str = "") -> Any:
+    """Replace every tensor in a nested structure by a reference; collect the tensors."""
+    if isinstance(obj, torch.Tensor):
+        name = prefix.rstrip(".") or "root"
+        tensors[name] = obj.detach().cpu().contiguous()
+        return {"__tensor__": name}
+    if isinstance(obj, dict):
+        if not all(isinstance(k, (str, int)) for k in obj):
+            raise TypeError(f"cannot save dict keys of types {set(type(k) for k in obj)}")
+        # JSON keys are strings: remember int keys (optimizer state is keyed by param index)
+        return {"__dict__": [[k, split_state(v, tensors, f"{prefix}{k}.")] for k, v in obj.items()]}
+    if isinstance(obj, (list, tuple)):
+        out = [split_state(v, tensors, f"{prefix}{i}.") for i, v in enumerate(obj)]
+        return {"__tuple__": out} if isinstance(obj, tuple) else out
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    raise TypeError(f"cannot save an object of type {type(obj).__name__} at {prefix!r}")
+
+
+def join_state(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    """Inverse of split_state."""
+    if isinstance(obj, dict):
+        if set(obj) == {"__tensor__"}:
+            return tensors[obj["__tensor__"]]
+        if set(obj) == {"__dict__"}:
+            return {k: join_state(v, tensors) for k, v in obj["__dict__"]}
+        if set(obj) == {"__tuple__"}:
+            return tuple(join_state(v, tensors) for v in obj["__tuple__"])
+        raise ValueError(f"unexpected keys in saved state: {sorted(obj)}")
+    if isinstance(obj, list):
+        return [join_state(v, tensors) for v in obj]
+    return obj
+
+
+def atomic_write(path: Path, write) -> None:
+    """Call write(tmp_path), fsync it, then rename onto `path`: readers see old or new, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_json(path: Path, data: Any) -> None:
+    atomic_write(Path(path), lambda p: p.write_text(json.dumps(data, indent=2) + "\n"))
+
+
+def save_state(path_stem: Path, state: Any) -> None:
+    """Write `state` as STEM.safetensors + STEM.json."""
+    tensors: dict[str, torch.Tensor] = {}
+    skeleton = split_state(state, tensors)
+    atomic_write(path_stem.with_suffix(".safetensors"), lambda p: save_file(tensors, str(p)))
+    write_json(path_stem.with_suffix(".json"), skeleton)
+
+
+def load_state(path_stem: Path, device: str | torch.device = "cpu") -> Any:
+    try:
+        tensors = load_file(str(path_stem.with_suffix(".safetensors")), device=str(device))
+        skeleton = json.loads(path_stem.with_suffix(".json").read_text())
+        return join_state(skeleton, tensors)
+    except FileNotFoundError as e:
+        raise GanvaeError(f"{e.filename}: missing") from None
+    except Exception as e:  # safetensors raises its own error types for damaged files
+        raise GanvaeError(f"{path_stem}: damaged or not a ganvae state ({type(e).__name__}: {e})") from None

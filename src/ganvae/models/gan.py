@@ -1,0 +1,292 @@
+"""GAN: one family whose loss and discriminator regularizer are config, not subclasses.
+
+Losses (on discriminator logits l; sigma the logistic function):
+- minimax: the original saturating game, G minimizes log(1 - sigma(l_fake))
+  (Goodfellow et al. 2014, "Generative Adversarial Nets", eq. 1).
+- ns: the non-saturating generator loss -log sigma(l_fake) (Goodfellow et al. 2014, §3);
+  with the DCGAN nets and Adam(2e-4, beta1 0.5) this is DCGAN (Radford et al. 2016).
+- hinge: Lim & Ye 2017 "Geometric GAN"; used by Miyato et al. 2018 for SN-GAN.
+- wasserstein: the critic estimate E[l_real] - E[l_fake] (Arjovsky et al. 2017).
+- ls: least squares with a=0, b=1, c=1 (Mao et al. 2017, "Least Squares GANs", eq. 2).
+
+Regularizers (see regularizers.py): spectral (Miyato et al. 2018), clip (Arjovsky et al.
+2017), gp (Gulrajani et al. 2017), r1 (Mescheder et al. 2018), applied lazily every
+`r1_every` steps and scaled by `r1_every` (Karras et al. 2020, "Analyzing and Improving the
+Image Quality of StyleGAN", §B), and gradclip (global gradient-norm clipping of D).
+
+One `train_step` is the phases of StyleGAN2-ADA's training loop (Karras et al. 2020,
+"Training GANs with Limited Data"): Dmain, Dreg, then Gmain every `n_critic` steps, then
+the EMA of the generator's weights (Karras et al. 2018 "Progressive Growing of GANs";
+Yazici et al. 2019 "The Unusual Effectiveness of Averaging in GAN Training").
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Callable, Literal
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import BadInput
+from ..nets import Decoder, Discriminator, dcgan_init
+from ..registry import register_model
+from .base import GenerativeModel, ModelConfig
+from .regularizers import add_spectral_norm, clip_weights_, gradient_penalty, r1_penalty
+
+
+@dataclass
+class GANConfig(ModelConfig):
+    loss: Literal["minimax", "ns", "hinge", "wasserstein", "ls"] = "minimax"
+    reg: Literal["none", "spectral", "clip", "gp", "r1", "gradclip"] = "none"
+    d_norm: Literal["batch", "layer", "none"] = "batch"  # use layer/none with gp: BN mixes samples
+    g_norm: Literal["batch", "layer", "none"] = "batch"
+    optimizer: Literal["adam", "rmsprop"] = "adam"
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    beta1: float = 0.5           # Adam only; DCGAN's 0.5 instead of 0.9 (Radford et al. 2016)
+    beta2: float = 0.999         # Adam only
+    # L2 weight decay on D's optimizer only: it limits the discriminator's capacity, which is
+    # how it is studied as a GAN regularizer (Kurach et al. 2019, "A Large-Scale Study of
+    # Regularization and Normalization in GANs"); decaying G has no such rationale and only
+    # pulls the generator towards producing flat images.
+    weight_decay: float = 0.0
+    n_critic: int = 1            # D updates per G update (WGAN: 5)
+    clip_value: float = 0.01     # reg=clip: D parameters kept in [-c, c]
+    gp_weight: float = 10.0      # reg=gp: lambda
+    r1_gamma: float = 10.0       # reg=r1: gamma; the penalty is gamma / 2 * R1
+    r1_every: int = 16           # reg=r1: lazy interval (StyleGAN2); 1 = every step
+    grad_clip: float = 1.0       # reg=gradclip: max global L2 norm of D's gradients
+    ema: float = 0.0             # decay of an EMA copy of G used by sample(); 0 = off
+
+    def validate(self) -> None:
+        super().validate()
+        # Literal fields are checked when set from strings; a config built directly in Python
+        # is not, so check the names here too, with the same kind of message.
+        for key, table in (("loss", LOSSES), ("optimizer", OPTIMIZERS)):
+            if getattr(self, key) not in table:
+                raise BadInput(f"{key}={getattr(self, key)!r}: choose one of {', '.join(table)}")
+        if self.reg not in REGS:
+            raise BadInput(f"reg={self.reg!r}: choose one of {', '.join(REGS)}")
+        checks = [
+            (self.lr_g > 0, f"lr_g={self.lr_g}: must be positive"),
+            (self.lr_d > 0, f"lr_d={self.lr_d}: must be positive"),
+            (0 <= self.beta1 < 1, f"beta1={self.beta1}: must be in [0, 1)"),
+            (0 <= self.beta2 < 1, f"beta2={self.beta2}: must be in [0, 1)"),
+            (self.weight_decay >= 0, f"weight_decay={self.weight_decay}: must be at least 0"),
+            (self.n_critic >= 1, f"n_critic={self.n_critic}: must be at least 1"),
+            (self.clip_value > 0, f"clip_value={self.clip_value}: must be positive"),
+            (self.gp_weight >= 0, f"gp_weight={self.gp_weight}: must be at least 0"),
+            (self.r1_gamma >= 0, f"r1_gamma={self.r1_gamma}: must be at least 0"),
+            (self.r1_every >= 1, f"r1_every={self.r1_every}: must be at least 1"),
+            (self.grad_clip > 0, f"grad_clip={self.grad_clip}: must be positive"),
+            (0 <= self.ema < 1, f"ema={self.ema}: must be in [0, 1) (0 turns the EMA off)"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise BadInput(message)
+
+
+REGS = ("none", "spectral", "clip", "gp", "r1", "gradclip")
+
+
+# ---- losses: pure functions of the logits, (B,) -> 0-d
+def _d_logistic(logits_real: torch.Tensor, logits_fake: torch.Tensor) -> torch.Tensor:
+    # -log sigma(l_real) - log(1 - sigma(l_fake)); softplus is the stable form of both.
+    return F.softplus(-logits_real).mean() + F.softplus(logits_fake).mean()
+
+
+def _g_minimax(logits_fake: torch.Tensor) -> torch.Tensor:
+    # log(1 - sigma(l_fake)) = -softplus(l_fake): saturates (gradient -> 0) when D wins.
+    return -F.softplus(logits_fake).mean()
+
+
+def _g_ns(logits_fake: torch.Tensor) -> torch.Tensor:
+    # -log sigma(l_fake): the same fixed point, strong gradients when D rejects the fakes.
+    return F.softplus(-logits_fake).mean()
+
+
+def _d_hinge(logits_real: torch.Tensor, logits_fake: torch.Tensor) -> torch.Tensor:
+    return F.relu(1 - logits_real).mean() + F.relu(1 + logits_fake).mean()
+
+
+def _d_wasserstein(logits_real: torch.Tensor, logits_fake: torch.Tensor) -> torch.Tensor:
+    return logits_fake.mean() - logits_real.mean()
+
+
+def _g_critic(logits_fake: torch.Tensor) -> torch.Tensor:
+    # Hinge and Wasserstein generators both maximize the raw critic output.
+    return -logits_fake.mean()
+
+
+def _d_ls(logits_real: torch.Tensor, logits_fake: torch.Tensor) -> torch.Tensor:
+    return 0.5 * (logits_real - 1).square().mean() + 0.5 * logits_fake.square().mean()
+
+
+def _g_ls(logits_fake: torch.Tensor) -> torch.Tensor:
+    return 0.5 * (logits_fake - 1).square().mean()
+
+
+DLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+GLoss = Callable[[torch.Tensor], torch.Tensor]
+
+# loss name -> (D loss(logits_real, logits_fake), G loss(logits_fake))
+LOSSES: dict[str, tuple[DLoss, GLoss]] = {
+    "minimax": (_d_logistic, _g_minimax),
+    "ns": (_d_logistic, _g_ns),
+    "hinge": (_d_hinge, _g_critic),
+    "wasserstein": (_d_wasserstein, _g_critic),
+    "ls": (_d_ls, _g_ls),
+}
+
+
+def _adam(params, lr: float, cfg: GANConfig, weight_decay: float) -> torch.optim.Optimizer:
+    return torch.optim.Adam(params, lr=lr, betas=(cfg.beta1, cfg.beta2), weight_decay=weight_decay)
+
+
+def _rmsprop(params, lr: float, cfg: GANConfig, weight_decay: float) -> torch.optim.Optimizer:
+    # torch's defaults (alpha 0.99, no momentum), as in the WGAN authors' PyTorch code.
+    return torch.optim.RMSprop(params, lr=lr, weight_decay=weight_decay)
+
+
+OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {"adam": _adam, "rmsprop": _rmsprop}
+
+
+PRESETS = {
+    "dcgan": (dict(loss="ns", d_norm="batch", g_norm="batch", optimizer="adam", lr_g=2e-4, lr_d=2e-4,
+                   beta1=0.5, beta2=0.999),
+              "DCGAN: non-saturating loss, batch norm, Adam 2e-4 beta1 0.5 (Radford et al. 2016)"),
+    "wgan": (dict(loss="wasserstein", reg="clip", clip_value=0.01, optimizer="rmsprop", lr_g=5e-5,
+                  lr_d=5e-5, n_critic=5),
+             "WGAN: weight clipping 0.01, RMSprop 5e-5, 5 critic steps (Arjovsky et al. 2017)"),
+    # Batch norm would make each sample's critic value depend on the rest of the batch, so the
+    # per-sample gradient norm the penalty constrains would not be the one of a function of x
+    # (Gulrajani et al. 2017, §4 use layer norm in the critic).
+    "wgan-gp": (dict(loss="wasserstein", reg="gp", gp_weight=10.0, d_norm="layer", optimizer="adam",
+                     lr_g=1e-4, lr_d=1e-4, beta1=0.0, beta2=0.9, n_critic=5),
+                "WGAN-GP: gradient penalty 10, layer-norm critic, Adam 1e-4 (0, 0.9), 5 critic steps "
+                "(Gulrajani et al. 2017)"),
+    # Miyato et al. 2018, Table 1 setting C (lr 2e-4, betas 0.5/0.999, n_dis 1): the DCGAN-like
+    # setting in which SN-GANs stayed stable while WGAN-GP and BN-critics degraded (Fig. 1).
+    "sngan": (dict(loss="hinge", reg="spectral", d_norm="none", optimizer="adam", lr_g=2e-4, lr_d=2e-4,
+                   beta1=0.5, beta2=0.999, n_critic=1),
+              "SN-GAN: hinge loss, spectral norm in D, Adam 2e-4 (0.5, 0.999) (Miyato et al. 2018)"),
+}
+
+
+@register_model("gan", presets=PRESETS)
+class GAN(GenerativeModel):
+    """GAN (Goodfellow et al. 2014): the original minimax game on the DCGAN nets."""
+
+    Config = GANConfig
+
+    def __init__(self, config: GANConfig):
+        config.validate()
+        super().__init__(config)
+        c = config
+        self.g = Decoder(c.latent, c.channels, c.size, c.width, norm=c.g_norm, out="tanh")
+        self.d = Discriminator(c.channels, c.size, c.width, norm=c.d_norm)
+        dcgan_init(self.g)
+        dcgan_init(self.d)
+        if c.reg == "spectral":
+            # After init: the parametrization starts its power iteration from these weights.
+            add_spectral_norm(self.d)
+        self.d_loss, self.g_loss = LOSSES[c.loss]
+        if c.ema > 0:
+            # A submodule (not a plain attribute), so state_dict and save_pretrained carry it.
+            self.g_ema = copy.deepcopy(self.g).eval().requires_grad_(False)
+
+    # ---- the contract
+    def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        c = self.config
+        make = OPTIMIZERS[c.optimizer]
+        return {"g": make(self.g.parameters(), c.lr_g, c, 0.0),            # no decay on G: see GANConfig
+                "d": make(self.d.parameters(), c.lr_d, c, c.weight_decay)}
+
+    def _z(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        # Drawn on the generator's own device, so a CPU generator gives the same z on any device.
+        dev = generator.device if generator is not None else self.device
+        return torch.randn(n, self.config.latent, generator=generator, device=dev).to(self.device)  # (n, latent)
+
+    def train_step(self, x: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
+        """All updates for one batch x (B, C, H, W) in [-1, 1].
+
+        Returns 0-d detached tensors (no host sync): loss/d, d/real, d/fake every step;
+        loss/g on generator steps; reg/gp or reg/r1 when computed.
+        """
+        c = self.config
+        opt = self.optimizers()
+        b = x.shape[0]
+        out: dict[str, torch.Tensor] = {}
+
+        # (1) Dmain: one discriminator update on this batch against fresh fakes.
+        with torch.no_grad():
+            fake = self.g(self._z(b))                                    # (B, C, H, W)
+        logits_real = self.d(x)                                          # (B,)
+        logits_fake = self.d(fake)                                       # (B,)
+        loss_d = self.d_loss(logits_real, logits_fake)
+        total = loss_d
+        if c.reg == "gp":
+            gp = gradient_penalty(self.d, x, fake)
+            total = total + c.gp_weight * gp
+            out["reg/gp"] = gp.detach()
+        opt["d"].zero_grad(set_to_none=True)
+        total.backward()
+        if c.reg == "gradclip":
+            torch.nn.utils.clip_grad_norm_(self.d.parameters(), c.grad_clip)
+        opt["d"].step()
+        if c.reg == "clip":
+            # After the step, so that G (and the next D step) always see a clipped critic.
+            clip_weights_(self.d, c.clip_value)
+        out["loss/d"] = loss_d.detach()
+        out["d/real"] = logits_real.detach().mean()
+        out["d/fake"] = logits_fake.detach().mean()
+
+        # (2) Dreg: lazy R1, a separate update every r1_every steps, scaled by r1_every so the
+        # penalty's average strength matches applying it every step (StyleGAN2 §B).
+        if c.reg == "r1" and step % c.r1_every == 0:
+            r1 = r1_penalty(self.d, x)
+            opt["d"].zero_grad(set_to_none=True)
+            (c.r1_gamma / 2 * r1 * c.r1_every).backward()
+            opt["d"].step()
+            out["reg/r1"] = r1.detach()
+
+        # (3) Gmain: every n_critic-th step, so the trainer can feed one batch per step.
+        if (step + 1) % c.n_critic == 0:
+            logits_fake = self.d(self.g(self._z(b)))                     # (B,)
+            loss_g = self.g_loss(logits_fake)
+            opt["g"].zero_grad(set_to_none=True)
+            # Only G's gradients: D's parameters are left untouched (and not computed).
+            loss_g.backward(inputs=list(self.g.parameters()))
+            opt["g"].step()
+            out["loss/g"] = loss_g.detach()
+            if c.ema > 0:
+                self._update_ema()
+        return out
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        beta = self.config.ema
+        for p_ema, p in zip(self.g_ema.parameters(), self.g.parameters()):
+            p_ema.lerp_(p, 1 - beta)
+        # Norm statistics are not averaged: the EMA copy uses G's current running statistics.
+        for b_ema, b in zip(self.g_ema.buffers(), self.g.buffers()):
+            b_ema.copy_(b)
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Latents (n, latent) -> images (n, C, H, W) in [-1, 1] from the EMA generator if
+        enabled, else G, in eval mode."""
+        net = self.g_ema if self.config.ema > 0 else self.g
+        was_training = net.training
+        net.eval()
+        try:
+            return net(z.to(self.device))                                # (n, C, H, W)
+        finally:
+            net.train(was_training)
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n images (n, C, H, W) in [-1, 1] from prior draws z ~ N(0, I)."""
+        return self.decode(self._z(n, generator))

@@ -1,0 +1,242 @@
+"""VAE: the variational autoencoder (Kingma & Welling 2014; Rezende et al. 2014).
+
+The encoder gives a diagonal Gaussian q(z|x) = N(mu, exp(logvar)); the loss is the negative
+evidence lower bound, -ELBO = E_q[-log p(x|z)] + KL(q(z|x) || N(0, I)), in nats per image:
+summed over pixels and latent dimensions, averaged over the batch.
+
+- β-VAE (Higgins et al. 2017) weights the KL by beta; it is this class with beta=4 (the
+  `beta-vae` preset), not a subclass.
+- KL warm-up (Bowman et al. 2016; Sønderby et al. 2016) ramps that weight linearly from 0.
+- Likelihoods: Bernoulli on the intensities (x + 1) / 2 with decoder logits, or Gaussian on
+  x in [-1, 1] with a fixed sigma or one learned sigma shared by all pixels ("σ-VAE",
+  Rybkin et al. 2021, which balances reconstruction against KL without tuning beta).
+- `log_likelihood(x, k)` is the importance-weighted bound of the IWAE (Burda et al. 2016),
+  log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x), which tightens towards log p(x) as k grows.
+
+Sign conventions: `elbo(x)` and `log_likelihood(x, k)` are bounds on log p(x) (negative
+numbers, higher is better); the logged `loss/*` scalars are the things minimised
+(positive nats, lower is better): the logged `loss/nelbo` is -ELBO with beta=1, to compare with
+`loss/total` when beta != 1 or during warm-up.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import BadInput
+from ..nets import Decoder, Encoder, dcgan_init
+from ..registry import register_model
+from .autoencoder import check_adam, evaluating, normal
+from .base import GenerativeModel, ModelConfig
+
+LOG_2PI = math.log(2 * math.pi)
+LOG_SIGMA_FLOOR = -6.0   # a learned sigma stays above ~0.0025 (see VAE.log_sigma)
+
+
+@dataclass
+class VAEConfig(ModelConfig):
+    likelihood: Literal["bernoulli", "gaussian"] = "bernoulli"
+    sigma: float = 0.1            # std of the Gaussian likelihood (initial value if learned)
+    learn_sigma: bool = False     # one learned log-sigma shared by all pixels (σ-VAE)
+    beta: float = 1.0             # weight of the KL term (β-VAE: 4)
+    kl_warmup: int = 0            # steps over which the KL weight rises linearly 0 -> beta; 0 = off
+    lr: float = 1e-3
+    # Adam's default momentum: the ELBO is a plain minimisation (0.5 is DCGAN's remedy for
+    # adversarial oscillation).
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+
+    def validate(self) -> None:
+        super().validate()
+        if not self.sigma > 0:
+            raise BadInput(f"sigma={self.sigma}: must be positive")
+        if self.learn_sigma and not math.log(self.sigma) > LOG_SIGMA_FLOOR:
+            raise BadInput(f"sigma={self.sigma}: a learned sigma starts above {math.exp(LOG_SIGMA_FLOOR):.4f}")
+        if self.beta < 0:
+            raise BadInput(f"beta={self.beta}: must be at least 0")
+        if self.learn_sigma and self.likelihood != "gaussian":
+            raise BadInput("learn_sigma=true: a learned sigma belongs to the gaussian likelihood; "
+                           "set likelihood=gaussian")
+        if self.kl_warmup < 0:
+            raise BadInput(f"kl_warmup={self.kl_warmup}: must be at least 0 (0 turns it off)")
+        check_adam(self.lr, self.adam_beta1, self.adam_beta2)
+
+
+# ---- the terms of the ELBO, per image, in nats (pure functions; the tests check them)
+
+def kl_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, exp(logvar)) || N(0, I)) per row (B,), in closed form, summed over latent dims."""
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(1)
+
+
+def bernoulli_nll(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """-log p(x|z) (B,) for a Bernoulli on intensities (x + 1) / 2 in [0, 1], from logits."""
+    return F.binary_cross_entropy_with_logits(logits, (x + 1) / 2, reduction="none").flatten(1).sum(1)
+
+
+def gaussian_nll(mean: torch.Tensor, x: torch.Tensor, log_sigma: torch.Tensor) -> torch.Tensor:
+    """-log N(x | mean, sigma^2 I) (B,) summed over pixels; log_sigma is a scalar tensor."""
+    per_pixel = 0.5 * ((x - mean) * torch.exp(-log_sigma)).pow(2) + log_sigma + 0.5 * LOG_2PI
+    return per_pixel.flatten(1).sum(1)
+
+
+def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """z = mu + sigma * eps, eps ~ N(0, I): a sample of q(z|x) that gradients pass through."""
+    return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+
+
+def softclip(t: torch.Tensor, low: float) -> torch.Tensor:
+    """A smooth max(t, low) that keeps a gradient everywhere."""
+    return low + F.softplus(t - low)
+
+
+@register_model("vae", presets={"beta-vae": ({"beta": 4.0}, "β-VAE: the VAE with beta=4 (Higgins et al. 2017)")})
+class VAE(GenerativeModel):
+    """Variational autoencoder: Gaussian posterior, N(0, I) prior, Bernoulli or Gaussian pixels."""
+
+    Config = VAEConfig
+    has_encoder = True
+    has_likelihood = True
+
+    def __init__(self, config: VAEConfig):
+        config.validate()
+        super().__init__(config)
+        c = config
+        self.encoder = Encoder(c.channels, c.size, c.width, out_dim=2 * c.latent)   # -> (mu, logvar)
+        # Raw outputs: Bernoulli logits or Gaussian means; `decode` maps them into [-1, 1].
+        self.decoder = Decoder(c.latent, c.channels, c.size, c.width, out="none")
+        dcgan_init(self)
+        if c.likelihood == "gaussian" and c.learn_sigma:
+            # Stored before the soft floor of `log_sigma`, inverted so that sigma starts at c.sigma.
+            lifted = math.log(c.sigma) - LOG_SIGMA_FLOOR
+            self.log_sigma_raw = nn.Parameter(torch.tensor(LOG_SIGMA_FLOOR + math.log(math.expm1(lifted))))
+
+    def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        c = self.config
+        return {"vae": torch.optim.Adam(self.parameters(), lr=c.lr, betas=(c.adam_beta1, c.adam_beta2))}
+
+    # ---- pieces
+    def log_sigma(self) -> torch.Tensor:
+        """The Gaussian likelihood's log std, a scalar tensor."""
+        if self.config.learn_sigma:   # validate() ensures likelihood == "gaussian"
+            # A smooth floor at sigma ~ 0.0025: as reconstructions sharpen, an unbounded learned
+            # sigma heads to 0 and -log p(x|z) to -inf (the σ-VAE authors bound it likewise).
+            return softclip(self.log_sigma_raw, LOG_SIGMA_FLOOR)
+        return torch.tensor(math.log(self.config.sigma), device=self.device)
+
+    def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mu, logvar), each (B, latent), in the current train/eval mode."""
+        return self.encoder(x).chunk(2, dim=1)
+
+    def nll(self, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """-log p(x|z) per image (B,) from the decoder's raw output for z."""
+        if self.config.likelihood == "bernoulli":
+            return bernoulli_nll(out, x)
+        return gaussian_nll(out, x, self.log_sigma())
+
+    def kl_weight(self, step: int) -> float:
+        """beta at this step: a linear ramp from 0 over kl_warmup steps, then beta."""
+        c = self.config
+        if c.kl_warmup <= 0:
+            return c.beta
+        return c.beta * min(1.0, max(step, 0) / c.kl_warmup)
+
+    def train_step(self, x: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
+        self.train()
+        opt = self.optimizers()["vae"]
+        mu, logvar = self.posterior(x)                     # (B, latent) each
+        out = self.decoder(reparameterize(mu, logvar))     # (B, C, H, W) raw decoder output
+        recon = self.nll(out, x).mean()                    # nats per image
+        kl = kl_normal(mu, logvar).mean()
+        beta = self.kl_weight(step)
+        loss = recon + beta * kl
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        # detached 0-d tensors: no device sync per step (the trainer averages them)
+        recon, kl = recon.detach(), kl.detach()
+        logs = {"loss/recon": recon, "loss/kl": kl, "loss/total": loss.detach(),
+                "loss/nelbo": recon + kl, "kl/beta": torch.tensor(float(beta))}
+        if self.config.learn_sigma:
+            logs["sigma"] = self.log_sigma().detach().exp()
+        return logs
+
+    # ---- inference (eval mode: batch norm on its running statistics)
+    def encode_dist(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, C, H, W) in [-1, 1] -> (mu, logvar) of q(z|x), each (B, latent)."""
+        with evaluating(self):
+            return self.posterior(x)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The posterior mean (B, latent)."""
+        return self.encode_dist(x)[0]
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """(B, latent) -> the mean image of p(x|z), (B, C, H, W) in [-1, 1]."""
+        with evaluating(self):
+            out = self.decoder(z)
+        if self.config.likelihood == "bernoulli":
+            return 2 * torch.sigmoid(out) - 1       # E[(x+1)/2] = sigmoid(logits), mapped back
+        return out.clamp(-1, 1)
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x))
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.decode(normal((n, self.config.latent), generator, self.device))
+
+    @torch.no_grad()
+    def elbo(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """The ELBO per image (B,) in nats: a one-sample reconstruction term, closed-form KL."""
+        with evaluating(self):
+            mu, logvar = self.posterior(x)
+            z = mu + torch.exp(0.5 * logvar) * normal(mu.shape, generator, mu.device)
+            return -(self.nll(self.decoder(z), x) + kl_normal(mu, logvar))
+
+    @torch.no_grad()
+    def log_likelihood(self, x: torch.Tensor, k: int = 1000, batch_size: int = 1024,
+                       generator: torch.Generator | None = None) -> torch.Tensor:
+        """The importance-weighted bound on log p(x) per image (B,), in nats (Burda et al. 2016).
+
+        log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x), z_i ~ q(z|x). k=1 is an unbiased one-sample
+        ELBO; the bound is non-decreasing in k (in expectation) and tends to log p(x).
+
+        Args:
+            x: images (B, C, H, W) in [-1, 1].
+            k: importance samples per image.
+            batch_size: the most images decoded at once (images x samples), bounding memory.
+            generator: seeds the samples.
+        """
+        if k < 1 or batch_size < 1:
+            raise BadInput(f"log_likelihood: k={k}, batch_size={batch_size}; both must be at least 1")
+        d = self.config.latent
+        out = []
+        with evaluating(self):
+            for xb in x.split(batch_size):
+                b = len(xb)
+                mu, logvar = self.posterior(xb)                     # (b, D)
+                std = torch.exp(0.5 * logvar)
+                chunk = max(1, batch_size // b)                     # samples per decoder call
+                log_w = []
+                for start in range(0, k, chunk):
+                    s = min(chunk, k - start)
+                    eps = normal((s, b, d), generator, xb.device)   # (s, b, D)
+                    z = mu + std * eps                              # (s, b, D)
+                    # log q(z|x) from eps directly: (z - mu) / std = eps, without the division.
+                    log_q = -0.5 * (eps.pow(2) + logvar + LOG_2PI).sum(-1)      # (s, b)
+                    log_p = -0.5 * (z.pow(2) + LOG_2PI).sum(-1)                 # (s, b)
+                    dec = self.decoder(z.reshape(s * b, d))                     # (s*b, C, H, W)
+                    # Sample-major order: row i*b + j is sample i of image j, as in z.reshape.
+                    target = xb.expand(s, *xb.shape).reshape(s * b, *xb.shape[1:])
+                    log_px = -self.nll(dec, target).view(s, b)                  # (s, b)
+                    log_w.append(log_px + log_p - log_q)
+                # log-mean-exp over the k samples, stably.
+                out.append(torch.logsumexp(torch.cat(log_w), dim=0) - math.log(k))   # (b,)
+        return torch.cat(out)

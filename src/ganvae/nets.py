@@ -1,0 +1,162 @@
+"""Shared convolutional networks, sized from the image shape (C, H, W), a width and a latent size.
+
+For 28x28 images and width 64 the generator and discriminator are exactly the classic
+DCGAN-28 (Radford et al. 2016, adapted to MNIST-size images):
+
+    G: ConvT(z->256, k7) BN ReLU, ConvT(256->128, k4 s2 p1) BN ReLU, ConvT(128->C, k4 s2 p1) Tanh
+    D: Conv(C->64, k4 s2 p1) LReLU(0.2), Conv(64->128, k4 s2 p1) BN LReLU(0.2), Conv(128->1, k7)
+
+Other sizes follow the same plan: the image is halved `k` times down to a base side b
+(28 -> 7, 32 -> 4, 64 -> 4, 48 -> 6), one k4 s2 p1 (transposed) convolution per halving and a
+kernel-b convolution between the base grid and the vector. Autoencoders use the same bodies
+(encoder = discriminator body, decoder = generator), so families are compared on equal nets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .errors import BadInput
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How an image of side `size` is built: `k` halvings down to a `base` x `base` grid."""
+
+    size: int
+    base: int
+    k: int
+
+    def g_channels(self, width: int) -> list[int]:
+        """Generator channels from the base grid upwards (len k): 4w, 2w for 28x28."""
+        return [width * min(8, 2 ** (self.k - i)) for i in range(self.k)]
+
+    def d_channels(self, width: int) -> list[int]:
+        """Discriminator channels after each halving (len k): w, 2w for 28x28."""
+        return [width * min(8, 2**j) for j in range(self.k)]
+
+
+def plan_for(size: int) -> Plan:
+    base, k = size, 0
+    while base % 2 == 0 and base // 2 >= 4:
+        base //= 2
+        k += 1
+    if k < 2:
+        raise BadInput(f"image size {size}: the networks need a side divisible by 4 and at least 16 "
+                       "(e.g. 28, 32, 64); pass --size")
+    return Plan(size, base, k)
+
+
+def _norm(kind: str, channels: int) -> nn.Module:
+    # BatchNorm keeps PyTorch's eps=1e-5 (Keras/TF use 1e-3; ports that copy one into the
+    # other change the model's behaviour at small batch variance).
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "layer":  # per-sample normalisation: safe with per-sample gradient penalties
+        return nn.GroupNorm(1, channels)
+    if kind == "none":
+        return nn.Identity()
+    raise BadInput(f"norm {kind!r}: choose batch, layer or none")
+
+
+class ConvBody(nn.Module):
+    """The downsampling body shared by discriminators and encoders.
+
+    (B, C, S, S) -> (B, ch[-1], base, base); no norm on the first layer (DCGAN).
+    """
+
+    def __init__(self, channels: int, size: int, width: int, norm: str = "batch", slope: float = 0.2):
+        super().__init__()
+        plan = plan_for(size)
+        chans = plan.d_channels(width)
+        layers: list[nn.Module] = []
+        cin = channels
+        for j, cout in enumerate(chans):
+            layers.append(nn.Conv2d(cin, cout, 4, 2, 1, bias=(j == 0 or norm == "none")))
+            if j > 0:
+                layers.append(_norm(norm, cout))
+            layers.append(nn.LeakyReLU(slope))
+            cin = cout
+        self.net = nn.Sequential(*layers)
+        self.out_channels, self.base = cin, plan.base
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class Discriminator(nn.Module):
+    """(B, C, S, S) -> logits (B,). `features(x)` returns the last body activation (B, F)."""
+
+    def __init__(self, channels: int, size: int, width: int = 64, norm: str = "batch"):
+        super().__init__()
+        self.body = ConvBody(channels, size, width, norm)
+        self.head = nn.Conv2d(self.body.out_channels, 1, self.body.base)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x).flatten(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x)).flatten()
+
+
+class Encoder(nn.Module):
+    """(B, C, S, S) -> (B, out_dim): the discriminator body with a vector head.
+
+    A VAE asks for out_dim = 2 * latent (mean and log-variance).
+    """
+
+    def __init__(self, channels: int, size: int, width: int, out_dim: int, norm: str = "batch"):
+        super().__init__()
+        self.body = ConvBody(channels, size, width, norm)
+        self.head = nn.Conv2d(self.body.out_channels, out_dim, self.body.base)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x)).flatten(1)
+
+
+class Decoder(nn.Module):
+    """z (B, latent) -> images (B, C, S, S); the DCGAN generator.
+
+    `out` = "tanh" gives images in [-1, 1]; "none" gives raw pre-activations (logits for a
+    Bernoulli likelihood, means for a Gaussian one).
+    """
+
+    def __init__(self, latent: int, channels: int, size: int, width: int = 64, norm: str = "batch",
+                 out: str = "tanh"):
+        super().__init__()
+        plan = plan_for(size)
+        chans = plan.g_channels(width)
+        layers: list[nn.Module] = [
+            nn.ConvTranspose2d(latent, chans[0], plan.base, bias=(norm == "none")),
+            _norm(norm, chans[0]), nn.ReLU(True)]
+        for cin, cout in zip(chans, chans[1:]):
+            layers += [nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=(norm == "none")), _norm(norm, cout), nn.ReLU(True)]
+        layers.append(nn.ConvTranspose2d(chans[-1], channels, 4, 2, 1))
+        if out == "tanh":
+            layers.append(nn.Tanh())
+        elif out != "none":
+            raise BadInput(f"decoder output {out!r}: choose tanh or none")
+        self.net = nn.Sequential(*layers)
+        self.latent = latent
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z[:, :, None, None])
+
+
+def dcgan_init(module: nn.Module) -> None:
+    """N(0, 0.02) conv weights, N(1, 0.02) norm scales, zero biases (Radford et al. 2016, §4)."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+
+
+def count_params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

@@ -1,0 +1,59 @@
+"""Registries of models (and, later, metrics): names -> classes, no if/elif chains.
+
+A model family registers its class once; presets are names for a family plus config
+overrides (`beta-vae` = `vae` with beta=4), because a variant that differs by a number is
+config, not a subclass.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from .errors import BadInput
+
+MODELS: dict[str, type] = {}            # family name -> model class
+PRESETS: dict[str, tuple[str, dict]] = {}  # preset name -> (family, config overrides)
+PRESET_HELP: dict[str, str] = {}
+
+
+def register_model(name: str, presets: dict[str, tuple[dict, str]] | None = None):
+    """Class decorator: register a model family and its presets.
+
+    Args:
+        name: the family's registry key (also a preset with no overrides).
+        presets: {preset name: (config overrides, one-line description)}.
+    """
+
+    def deco(cls):
+        cls.name = name
+        MODELS[name] = cls
+        PRESETS[name] = (name, {})
+        PRESET_HELP.setdefault(name, (cls.__doc__ or "").strip().splitlines()[0])
+        for preset, (overrides, text) in (presets or {}).items():
+            PRESETS[preset] = (name, overrides)
+            PRESET_HELP[preset] = text
+        return cls
+
+    return deco
+
+
+def _ensure_loaded() -> None:
+    # Importing the package registers every family.
+    from . import models  # noqa: F401
+
+
+def preset_names() -> list[str]:
+    _ensure_loaded()
+    return list(PRESETS)
+
+
+def resolve(preset: str) -> tuple[type, Any]:
+    """The model class and its default config (with the preset's overrides) for `preset`."""
+    _ensure_loaded()
+    if preset not in PRESETS:
+        raise BadInput(f"unknown model {preset!r}; choose one of: {', '.join(PRESETS)}")
+    family, overrides = PRESETS[preset]
+    cls = MODELS[family]
+    cfg = dataclasses.replace(cls.Config(), **overrides)
+    return cls, cfg

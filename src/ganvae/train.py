@@ -1,0 +1,495 @@
+"""The trainer: data on the device, the loop, stopping, logging, samples and checkpoints.
+
+It knows no model: it calls `model.train_step(x, step)` and logs whatever scalars come back
+(minGPT's Trainer; the phases of each model live in the model, as in StyleGAN2-ADA).
+Everything a run writes goes under one run directory (StyleGAN's run dirs):
+
+    config.json  metrics.jsonl  tb/  samples/  checkpoints/step_NNNNNNNN.{safetensors,json}  model/
+
+Resuming restores weights, optimizer states, RNG states and the data order, so on CPU a run
+interrupted and resumed ends with the same weights as one that was not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from .checkpoint import load_state, save_state, write_json
+from .config import replace
+from .data import ImageDataset, load_dataset, to_float, to_uint8
+from .errors import BadInput, GanvaeError
+from .images import save_grid
+
+
+# ------------------------------------------------------------------------------- configs
+
+@dataclass
+class DataConfig:
+    spec: str = "shapes"
+    data_dir: str | None = None
+    size: int | None = None
+    channels: int | None = None
+    seed: int = 0  # seed of random splits and procedural data
+
+
+@dataclass
+class TrainConfig:
+    steps: int | None = None
+    epochs: float | None = None
+    budget: str | None = None        # wall-clock limit: "90s", "5m", "1h" or seconds
+    batch_size: int = 64
+    seed: int = 0
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    device: str = "auto"
+    log_every: int = 50
+    sample_every: int = 500
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 3
+    n_samples: int = 64              # images in each sample grid
+    prior_images: int = 10_000       # training images given to model.fit_prior at the end
+
+    def validate(self) -> None:
+        for name in ("steps", "epochs"):
+            v = getattr(self, name)
+            if v is not None and v <= 0:
+                raise BadInput(f"--{name} {v}: must be positive")
+        if self.budget is not None:
+            parse_budget(self.budget)
+        for name in ("batch_size", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints",
+                     "n_samples"):
+            if getattr(self, name) < 1:
+                raise BadInput(f"--{name.replace('_', '-')} {getattr(self, name)}: must be at least 1")
+        if self.device not in ("auto", "cpu") and not re.fullmatch(r"cuda(:\d+)?", self.device):
+            raise BadInput(f"--device {self.device}: choose auto, cpu, cuda or cuda:N")
+
+
+@dataclass
+class RunConfig:
+    """What config.json in a run directory holds; enough to rebuild the run."""
+
+    model: Any = None            # the family's config dataclass
+    preset: str = ""
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def parse_budget(text: str | float | int) -> float:
+    """'90s' / '5m' / '1.5h' / '120' -> seconds."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h)?\s*", str(text))
+    if not m or float(m.group(1)) <= 0:
+        raise BadInput(f"--budget {text!r}: use a positive duration such as 90s, 5m or 1h")
+    scale = {"s": 1, "sec": 1, None: 1, "m": 60, "min": 60, "h": 3600}[m.group(2)]
+    return float(m.group(1)) * scale
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise BadInput(f"--device {name}: CUDA is not available on this machine; use --device cpu")
+    return torch.device(name)
+
+
+def autocast(device: torch.device, precision: str):
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    if precision == "fp16" and device.type != "cuda":
+        raise BadInput("--precision fp16 needs a CUDA device; use bf16 on the CPU")
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device.type, dtype=dtype)
+
+
+# ------------------------------------------------------------------------------- run dirs
+
+def slug(spec: str) -> str:
+    """A data spec as a directory-name part: `folder:/a/b/cats` -> `folder-cats`."""
+    kind, _, arg = spec.partition(":")
+    if kind in ("folder", "npz") and arg:
+        spec = f"{kind}-{Path(arg.rstrip('/')).stem}"
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", spec).strip("-") or "data"
+
+
+def new_run_dir(root: Path, preset: str, data_spec: str) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    numbers = [int(m.group(1)) for p in root.iterdir() if (m := re.match(r"(\d{4})-", p.name))]
+    return root / f"{max(numbers, default=-1) + 1:04d}-{preset}-{slug(data_spec)}"
+
+
+def checkpoints(run_dir: Path) -> list[Path]:
+    """Checkpoint stems (without suffix), oldest first."""
+    d = run_dir / "checkpoints"
+    if not d.is_dir():
+        return []
+    stems = sorted(p.with_suffix("") for p in d.glob("step_*.json"))
+    return [s for s in stems if s.with_suffix(".safetensors").exists()]
+
+
+# ------------------------------------------------------------------------------- trainer
+
+class Trainer:
+    """Train `model` on `data` under `cfg`, writing everything to `run_dir`.
+
+    Args:
+        model: any GenerativeModel (already built for the data's shape).
+        data: the dataset; its train split is moved to the device once, as uint8.
+        cfg: the run's config (saved as config.json).
+        run_dir: the run directory.
+        progress: show a live progress bar.
+    """
+
+    def __init__(self, model, data: ImageDataset, cfg: RunConfig, run_dir: Path, progress: bool = True,
+                 is_main: bool = True):
+        self.model, self.data, self.cfg, self.run_dir = model, data, cfg, Path(run_dir)
+        self.t = cfg.train
+        self.device = resolve_device(self.t.device)
+        self.progress = progress
+        self.is_main = is_main  # rank 0 under DDP: the only one that writes
+        self.step = 0
+        self.images = 0
+        self.elapsed = 0.0       # training seconds, summed over resumes
+        n = len(data.train)
+        if self.t.batch_size > n:
+            raise BadInput(f"--batch-size {self.t.batch_size}: larger than the {n} training images of {data.name}")
+        self.steps_per_epoch = n // self.t.batch_size
+        self.max_steps = self._max_steps()
+        self.budget = parse_budget(self.t.budget) if self.t.budget else None
+        # the data order: one permutation per epoch from a generator we can save and restore
+        self.data_gen = torch.Generator().manual_seed(self.t.seed)
+        self.perm = None
+
+    def _max_steps(self) -> int | None:
+        limits = []
+        if self.t.steps:
+            limits.append(self.t.steps)
+        if self.t.epochs:
+            limits.append(max(1, math.ceil(self.t.epochs * self.steps_per_epoch)))
+        if not limits and not self.t.budget:
+            raise BadInput("say when to stop: --steps N, --epochs E or --budget 5m")
+        return min(limits) if limits else None
+
+    # ---- state
+    def state(self) -> dict:
+        return {
+            "model": self.model.state_dict(),
+            "optim": {k: o.state_dict() for k, o in self.model.optimizers().items()},
+            "trainer": {
+                "step": self.step, "images": self.images, "elapsed": self.elapsed,
+                "rng_cpu": torch.get_rng_state(), "data_gen": self.data_gen.get_state(),
+                "perm": self.perm.cpu() if self.perm is not None else None,
+                "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            },
+        }
+
+    def save_checkpoint(self) -> Path:
+        stem = self.run_dir / "checkpoints" / f"step_{self.step:08d}"
+        save_state(stem, self.state())
+        for old in checkpoints(self.run_dir)[: -self.t.keep_checkpoints]:
+            old.with_suffix(".safetensors").unlink(missing_ok=True)
+            old.with_suffix(".json").unlink(missing_ok=True)
+        return stem
+
+    def load_checkpoint(self, stem: Path) -> None:
+        state = load_state(stem)
+        self.model.load_state_dict(state["model"])
+        for k, o in self.model.optimizers().items():
+            o.load_state_dict(state["optim"][k])
+        tr = state["trainer"]
+        self.step, self.images, self.elapsed = int(tr["step"]), int(tr["images"]), float(tr["elapsed"])
+        torch.set_rng_state(tr["rng_cpu"])
+        self.data_gen.set_state(tr["data_gen"])
+        self.perm = tr["perm"].to(self.device) if tr["perm"] is not None else None
+        if tr["rng_cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(tr["rng_cuda"])
+        self._truncate_metrics()
+
+    def _truncate_metrics(self) -> None:
+        """Drop metric lines past the checkpoint, so a resumed run logs no step twice."""
+        path = self.run_dir / "metrics.jsonl"
+        if not path.exists():
+            return
+        keep = []
+        for line in path.read_text().splitlines():
+            try:
+                if json.loads(line)["step"] <= self.step:
+                    keep.append(line)
+            except (json.JSONDecodeError, KeyError, TypeError):
+                continue  # a line cut short by a kill
+        from .checkpoint import atomic_write
+        atomic_write(path, lambda p: p.write_text("".join(f"{line}\n" for line in keep)))
+
+    # ---- the loop
+    def _batch(self, x_train: torch.Tensor) -> torch.Tensor:
+        pos = self.step % self.steps_per_epoch
+        if pos == 0 or self.perm is None:
+            self.perm = torch.randperm(len(x_train), generator=self.data_gen).to(self.device)
+        idx = self.perm[pos * self.t.batch_size:(pos + 1) * self.t.batch_size]
+        return to_float(x_train[idx])
+
+    def _done(self) -> bool:
+        if self.max_steps is not None and self.step >= self.max_steps:
+            return True
+        return self.budget is not None and self.elapsed >= self.budget
+
+    def fit(self) -> dict:
+        """Train until the stopping point; returns a summary dict (also in summary.json)."""
+        from torch.utils.tensorboard import SummaryWriter
+
+        model = self.model.to(self.device).train()
+        self.model.optimizers()
+        if self.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "samples").mkdir(exist_ok=True)
+        last = checkpoints(self.run_dir)
+        if last:
+            self.load_checkpoint(last[-1])
+        x_train = torch.from_numpy(self.data.train.x).to(self.device)  # uint8, stays there
+        fixed_noise = torch.Generator().manual_seed(1234)
+        fixed_state = fixed_noise.get_state()
+        n_fixed = min(self.t.n_samples, len(self.data.test))
+        x_fixed = to_float(torch.from_numpy(self.data.test.x[:n_fixed]).to(self.device))
+        writer = SummaryWriter(str(self.run_dir / "tb")) if self.is_main else None
+        metrics = open(self.run_dir / "metrics.jsonl", "a") if self.is_main else None
+        bar = self._bar()
+        sums: dict[str, torch.Tensor] = {}
+        counts: dict[str, int] = {}
+        t_log, images_log = time.perf_counter(), self.images
+        t_prev = time.perf_counter()
+        interrupted = False
+        try:
+            while not self._done():
+                x = self._batch(x_train)
+                with autocast(self.device, self.t.precision):
+                    out = model.train_step(x, self.step)
+                for k, v in out.items():  # accumulate without a device sync per step
+                    v = v.detach().float() if torch.is_tensor(v) else torch.tensor(float(v))
+                    sums[k] = sums[k] + v if k in sums else v
+                    counts[k] = counts.get(k, 0) + 1
+                self.step += 1
+                self.images += len(x)
+                now = time.perf_counter()
+                self.elapsed += now - t_prev
+                t_prev = now
+                if bar is not None:
+                    bar.update(1)
+                if self.step % self.t.log_every == 0 or self._done():
+                    scalars = {k: float(sums[k]) / counts[k] for k in sums}
+                    self._check_finite(scalars)
+                    rate = (self.images - images_log) / max(now - t_log, 1e-9)
+                    t_log, images_log = now, self.images
+                    sums, counts = {}, {}
+                    self._log(metrics, writer, bar, scalars, rate)
+                if self.step % self.t.sample_every == 0 and self.is_main:
+                    fixed_noise.set_state(fixed_state)
+                    self._write_samples(f"step_{self.step:08d}", fixed_noise, x_fixed)
+                if self.step % self.t.checkpoint_every == 0 and self.is_main:
+                    self.save_checkpoint()
+                t_prev = time.perf_counter()  # logging and checkpoints are not training time
+        except KeyboardInterrupt:
+            interrupted = True
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+            if metrics is not None:
+                metrics.close()
+            if writer is not None:
+                writer.close()
+            if interrupted and self.is_main:
+                self.save_checkpoint()
+        return self._finish(x_train, fixed_noise, fixed_state, x_fixed)
+
+    def _finish(self, x_train, fixed_noise, fixed_state, x_fixed) -> dict:
+        model = self.model
+        if self.is_main:
+            self.save_checkpoint()
+        n = min(self.t.prior_images, len(x_train))
+        idx = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(self.t.seed))[:n]
+        model.fit_prior(to_float(x_train[idx.to(self.device)]))
+        summary = {"step": self.step, "images": self.images, "train_seconds": round(self.elapsed, 3),
+                   "images_per_second": round(self.images / max(self.elapsed, 1e-9), 1)}
+        if self.is_main:
+            model.save_pretrained(self.run_dir / "model")
+            fixed_noise.set_state(fixed_state)
+            self._write_samples("final", fixed_noise, x_fixed)
+            write_json(self.run_dir / "summary.json", summary)
+        return summary
+
+    def _check_finite(self, scalars: dict[str, float]) -> None:
+        bad = [k for k, v in scalars.items() if not math.isfinite(v)]
+        if bad:
+            raise GanvaeError(f"training diverged: {', '.join(bad)} became non-finite by step {self.step}; "
+                              "lower the learning rate or try another loss / regularizer")
+
+    def _bar(self):
+        if not (self.progress and self.is_main):
+            return None
+        from tqdm.auto import tqdm
+
+        total = self.max_steps
+        return tqdm(total=total, initial=self.step if total else 0, unit="step", dynamic_ncols=True,
+                    desc=f"{self.cfg.preset}", leave=True, mininterval=0.5)
+
+    def _log(self, metrics, writer, bar, scalars, rate) -> None:
+        if not self.is_main:
+            return
+        row = {"step": self.step, "images": self.images, "time": round(self.elapsed, 3),
+               "img_per_s": round(rate, 1), **{k: round(v, 6) for k, v in scalars.items()}}
+        metrics.write(json.dumps(row) + "\n")
+        metrics.flush()
+        for k, v in scalars.items():
+            writer.add_scalar(k, v, self.step)
+        writer.add_scalar("perf/img_per_s", rate, self.step)
+        if bar is not None:
+            shown = {k.split("/")[-1] if k.startswith("loss/") else k: f"{v:.3g}" for k, v in scalars.items()
+                     if k.startswith("loss/")}
+            shown["img/s"] = f"{rate:.0f}"
+            if self.budget:
+                shown["left"] = f"{max(0, self.budget - self.elapsed):.0f}s"
+            bar.set_postfix(shown, refresh=False)
+
+    @torch.no_grad()
+    def _write_samples(self, name: str, gen: torch.Generator, x_fixed: torch.Tensor) -> None:
+        model = self.model
+        x = model.sample(self.t.n_samples, generator=gen)
+        save_grid(self.run_dir / "samples" / f"{name}.png", to_uint8(x).cpu().numpy())
+        if getattr(model, "has_encoder", False):
+            was = model.training
+            model.eval()
+            x_hat = model.reconstruct(x_fixed)
+            model.train(was)
+            # originals in the odd rows, reconstructions below them
+            n, row = len(x_fixed), 8
+            pairs = []
+            for i in range(0, n, row):
+                pairs += [x_fixed[i:i + row], x_hat[i:i + row]]
+            save_grid(self.run_dir / "samples" / f"{name}_recon.png",
+                      to_uint8(torch.cat(pairs)).cpu().numpy(), nrow=row)
+
+
+# ------------------------------------------------------------------------------- API
+
+def build(preset: str, data: ImageDataset, overrides: dict | None = None):
+    """The model for `preset`, sized for `data`, with `overrides` applied to its config."""
+    from .registry import resolve
+
+    cls, cfg = resolve(preset)
+    c, h, w = data.shape
+    if h != w:
+        raise BadInput(f"{data.name}: images are {h}x{w}; the networks need square images (pass --size)")
+    cfg = replace(cfg, {"channels": c, "size": h, **(overrides or {})}, where="--set")
+    return cls(cfg), cfg
+
+
+def split_overrides(overrides: dict[str, Any]) -> tuple[dict, dict, dict]:
+    """Dotted overrides -> (model, train, data); an unprefixed key belongs to the model."""
+    model, train, data = {}, {}, {}
+    for k, v in overrides.items():
+        head, dot, rest = k.partition(".")
+        if dot and head in ("model", "train", "data"):
+            {"model": model, "train": train, "data": data}[head][rest] = v
+        else:
+            model[k] = v
+    return model, train, data
+
+
+def train(preset: str, data: str = "shapes", run_dir: str | Path | None = None, *,
+          overrides: dict | None = None, resume: bool = False, progress: bool = True,
+          runs_root: str | Path = "runs", **train_options) -> tuple[Path, dict]:
+    """Train a model; the Python twin of `ganvae train`.
+
+    Args:
+        preset: a registry name (`vae`, `dcgan`, ...).
+        data: a --data spec.
+        run_dir: the run directory (default runs/NNNN-<preset>-<data>).
+        overrides: dotted config overrides (`{"beta": 4, "train.lr": ...}`).
+        resume: continue the run in `run_dir` from its last checkpoint.
+        **train_options: TrainConfig fields (steps=..., budget="2m", batch_size=...) and
+            DataConfig fields prefixed `data_` (data_dir, data_size, ...).
+
+    Returns:
+        (run directory, summary dict).
+    """
+    m_over, t_over, d_over = split_overrides(overrides or {})
+    data_fields = {f.name for f in dataclasses.fields(DataConfig)}
+    for k in list(train_options):
+        if k.startswith("data_") and k[5:] in data_fields:
+            v = train_options.pop(k)
+            if v is not None:
+                d_over[k[5:]] = v
+    t_over.update({k: v for k, v in train_options.items() if v is not None})
+    if resume:
+        run_dir = Path(run_dir)
+        cfg_path = run_dir / "config.json"
+        if not cfg_path.exists():
+            raise BadInput(f"--resume {run_dir}: no config.json there; is it a run directory?")
+        saved = json.loads(cfg_path.read_text())
+        preset = saved["preset"]
+        base = replace(RunConfig(preset=preset), {"data": saved["data"], "train": saved["train"]},
+                       where=str(cfg_path))
+        if {"steps", "epochs", "budget"} & set(t_over):  # a new stopping point replaces the old one
+            base = replace(base, {"train": {"steps": None, "epochs": None, "budget": None}})
+        cfg = replace(base, {"train": t_over}, where="--resume option")
+        ds = _load_data(cfg.data)
+        torch.manual_seed(cfg.train.seed)  # the weights are replaced by the checkpoint's anyway
+        model, mcfg = build(preset, ds, saved["model"])
+        cfg = dataclasses.replace(cfg, model=mcfg)
+    else:
+        base = RunConfig(preset=preset)
+        cfg = replace(base, {"data": {"spec": data, **d_over}, "train": t_over}, where="option")
+        ds = _load_data(cfg.data)
+        torch.manual_seed(cfg.train.seed)  # the initial weights, then the noise of every step
+        model, mcfg = build(preset, ds, m_over)
+        cfg = dataclasses.replace(cfg, model=mcfg)
+        run_dir = Path(run_dir) if run_dir else new_run_dir(Path(runs_root), preset, data)
+        if checkpoints(run_dir) or (run_dir / "model").exists():
+            raise BadInput(f"--run-dir {run_dir}: already holds a run; use --resume {run_dir} or another directory")
+    trainer = Trainer(model, ds, cfg, run_dir, progress=progress)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json(run_dir / "config.json", {"preset": cfg.preset, "family": model.name,
+                                         "model": dataclasses.asdict(cfg.model),
+                                         "data": dataclasses.asdict(cfg.data),
+                                         "train": dataclasses.asdict(cfg.train)})
+    summary = trainer.fit()
+    return run_dir, summary
+
+
+def _load_data(d: DataConfig) -> ImageDataset:
+    return load_dataset(d.spec, data_dir=d.data_dir, size=d.size, channels=d.channels, seed=d.seed)
+
+
+def load_run(run: str | Path, device: str = "cpu"):
+    """(model, run config dict) of a finished run; `run` is a run dir or a model dir."""
+    from .models.base import GenerativeModel
+
+    run = Path(run)
+    if not run.exists():
+        raise BadInput(f"{run}: no such run directory")
+    model_dir = run / "model" if (run / "model").is_dir() else run
+    if not (model_dir / "config.json").exists():
+        hint = " (still training? it has checkpoints but no final model)" if checkpoints(run) else ""
+        raise BadInput(f"{run}: no trained model found{hint}")
+    model = GenerativeModel.from_pretrained(model_dir, device=device)
+    cfg = {}
+    if (run / "config.json").exists() and model_dir != run:
+        cfg = json.loads((run / "config.json").read_text())
+    return model, cfg
+
+
+def run_dataset(cfg: dict) -> ImageDataset:
+    if not cfg:
+        raise BadInput("this command needs the run's data; give a run directory, not a bare model directory")
+    d = replace(DataConfig(), cfg["data"], where="config.json")
+    return _load_data(d)
+
+
+__all__ = ["Trainer", "TrainConfig", "DataConfig", "RunConfig", "train", "build", "load_run", "parse_budget"]

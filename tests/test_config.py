@@ -1,0 +1,92 @@
+"""Typed config: --set overrides, config files, validation. Nothing is executed."""
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import pytest
+
+from ganvae.config import load_file, parse_set, replace
+from ganvae.errors import BadInput
+from ganvae.train import TrainConfig, parse_budget
+
+
+@dataclass
+class Inner:
+    lr: float = 1e-3
+    name: Literal["a", "b"] = "a"
+
+
+@dataclass
+class Outer:
+    steps: int | None = None
+    flag: bool = False
+    sizes: tuple[int, ...] = (1, 2)
+    inner: Inner = field(default_factory=Inner)
+
+
+def test_typed_overrides():
+    o = replace(Outer(), {"steps": "10", "flag": "true", "sizes": "3,4", "inner.lr": "2e-4", "inner.name": "b"})
+    assert o.steps == 10 and o.flag is True and o.sizes == (3, 4)
+    assert o.inner.lr == 2e-4 and o.inner.name == "b"
+    assert replace(o, {"steps": "none"}).steps is None
+
+
+@pytest.mark.parametrize("key,value,msg", [
+    ("nope", "1", "unknown key 'nope'"),
+    ("inner.nope", "1", "unknown key 'nope'"),
+    ("steps", "ten", "expected an integer"),
+    ("flag", "maybe", "expected true or false"),
+    ("inner.lr", "nan", "finite"),
+    ("inner.name", "c", "choose one of a, b"),
+    ("steps.x", "1", "has no sub-keys"),
+])
+def test_bad_overrides(key, value, msg):
+    with pytest.raises(BadInput, match=msg):
+        replace(Outer(), {key: value})
+
+
+def test_parse_set():
+    assert parse_set(["a=1", "b.c = x=y"]) == {"a": "1", "b.c": "x=y"}
+    with pytest.raises(BadInput, match="expected KEY=VALUE"):
+        parse_set(["novalue"])
+
+
+def test_yaml_toml_json_files(tmp_path):
+    (tmp_path / "c.yaml").write_text("model:\n  beta: 4\ntrain:\n  steps: 10\n")
+    (tmp_path / "c.toml").write_text("[model]\nbeta = 4\n[train]\nsteps = 10\n")
+    (tmp_path / "c.json").write_text('{"model": {"beta": 4}, "train": {"steps": 10}}')
+    for name in ("c.yaml", "c.toml", "c.json"):
+        assert load_file(tmp_path / name) == {"model.beta": 4, "train.steps": 10}
+
+
+def test_yaml_is_never_executed(tmp_path):
+    marker = tmp_path / "pwned"
+    (tmp_path / "c.yaml").write_text(f"!!python/object/apply:os.system ['touch {marker}']\n")
+    with pytest.raises(BadInput, match="not valid"):
+        load_file(tmp_path / "c.yaml")
+    assert not marker.exists()
+
+
+def test_bad_files(tmp_path):
+    with pytest.raises(BadInput, match="no such file"):
+        load_file(tmp_path / "absent.yaml")
+    (tmp_path / "l.yaml").write_text("- 1\n- 2\n")
+    with pytest.raises(BadInput, match="mapping"):
+        load_file(tmp_path / "l.yaml")
+
+
+@pytest.mark.parametrize("text,seconds", [("90s", 90), ("5m", 300), ("1.5h", 5400), ("120", 120)])
+def test_budget(text, seconds):
+    assert parse_budget(text) == seconds
+
+
+@pytest.mark.parametrize("over,msg", [
+    ({"steps": "-1"}, "must be positive"),
+    ({"budget": "soon"}, "--budget"),
+    ({"batch_size": "0"}, "at least 1"),
+    ({"device": "tpu"}, "--device"),
+    ({"precision": "fp8"}, "choose one of"),
+])
+def test_train_config_validation(over, msg):
+    with pytest.raises(BadInput, match=msg):
+        replace(TrainConfig(), over)

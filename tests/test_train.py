@@ -1,0 +1,150 @@
+"""The trainer and the run-using commands, end to end through the CLI, for every preset."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file
+
+from ganvae.registry import preset_names
+
+DATA = "shapes:n=256,n_test=64"
+TINY = ["--set", "width=8", "--set", "latent=8", "--batch-size", "16", "--quiet"]
+PRESETS = preset_names()
+
+
+def test_registry_has_every_preset():
+    assert set(PRESETS) >= {"ae", "vae", "beta-vae", "gan", "dcgan", "wgan", "wgan-gp", "sngan", "vaegan"}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Each preset trained for 4 steps on tiny shapes; returns {preset: run dir}."""
+    from ganvae.cli import main
+
+    root = tmp_path_factory.mktemp("runs")
+    out = {}
+    for preset in PRESETS:
+        run = root / preset
+        code = main(["train", preset, "--data", DATA, "--steps", "4", "--run-dir", str(run),
+                     "--log-every", "2", "--sample-every", "2", "--checkpoint-every", "2", *TINY])
+        assert code == 0, preset
+        out[preset] = run
+    return out
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_run_directory(runs, preset):
+    run = runs[preset]
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["preset"] == preset and cfg["train"]["steps"] == 4 and cfg["model"]["width"] == 8
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in lines] == [2, 4]
+    assert lines[-1]["images"] == 64 and all(np.isfinite(v) for r in lines for v in r.values())
+    assert any(k.startswith("loss/") for k in lines[-1])
+    assert (run / "samples" / "step_00000002.png").exists() and (run / "samples" / "final.png").exists()
+    assert [p.name for p in sorted((run / "checkpoints").glob("*.safetensors"))] == [
+        "step_00000002.safetensors", "step_00000004.safetensors"]
+    meta = json.loads((run / "model" / "config.json").read_text())
+    assert meta["config"]["latent"] == 8
+    assert load_file(run / "model" / "model.safetensors")
+    assert list((run / "tb").glob("events.out.tfevents.*"))
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_sample_png_and_npz(runs, preset, run_cli, tmp_path):
+    code, out, err = run_cli("sample", runs[preset], "-n", 10, "-o", tmp_path / "s.npz", "--seed", 3)
+    assert code == 0, err
+    x = np.load(tmp_path / "s.npz")["x"]
+    assert x.shape == (10, 1, 28, 28) and x.dtype == np.uint8
+    run_cli("sample", runs[preset], "-n", 10, "-o", tmp_path / "t.npz", "--seed", 3)
+    np.testing.assert_array_equal(x, np.load(tmp_path / "t.npz")["x"])  # seeded
+    code, _, err = run_cli("sample", runs[preset], "-n", 5, "-o", tmp_path / "s.png")
+    assert code == 0 and (tmp_path / "s.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+@pytest.mark.parametrize("command", ["reconstruct", "interpolate", "traverse", "embed"])
+def test_latent_commands(runs, preset, command, run_cli, tmp_path):
+    from ganvae.registry import resolve
+
+    cls, _ = resolve(preset)
+    code, out, err = run_cli(command, runs[preset], "-o", tmp_path / "o.png")
+    if command != "interpolate" and not cls.has_encoder:
+        assert code == 2 and "needs a model with an encoder" in err and "Traceback" not in err
+        assert not (tmp_path / "o.png").exists()
+    else:
+        assert code == 0, err
+        from PIL import Image
+
+        assert Image.open(tmp_path / "o.png").size[0] > 28
+
+
+def test_stop_by_epochs(tmp_path, run_cli):
+    code, out, err = run_cli("train", "ae", "--data", "shapes:n=256,n_test=32", "--epochs", 2, "--batch-size", 64,
+                             "--run-dir", tmp_path / "r", "--set", "width=8", "--quiet")
+    assert code == 0, err
+    assert json.loads((tmp_path / "r" / "summary.json").read_text())["step"] == 8  # 256/64 * 2
+
+
+def test_stop_by_budget(tmp_path, run_cli):
+    code, out, err = run_cli("train", "dcgan", "--data", DATA, "--budget", "2s", "--run-dir", tmp_path / "r", *TINY)
+    assert code == 0, err
+    s = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert s["train_seconds"] >= 2 and s["step"] > 2
+
+
+def _weights(run):
+    return load_file(Path(run) / "model" / "model.safetensors")
+
+
+@pytest.mark.parametrize("preset", ["dcgan", "vae"])
+def test_resume_is_bit_identical(tmp_path, run_cli, preset):
+    common = ["--data", DATA, "--log-every", 1, "--checkpoint-every", 100, *TINY]
+    assert run_cli("train", preset, "--steps", 6, "--run-dir", tmp_path / "a", *common)[0] == 0
+    assert run_cli("train", preset, "--steps", 3, "--run-dir", tmp_path / "b", *common)[0] == 0
+    code, _, err = run_cli("train", "--resume", tmp_path / "b", "--steps", 6, "--quiet")
+    assert code == 0, err
+    a, b = _weights(tmp_path / "a"), _weights(tmp_path / "b")
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    steps = [json.loads(x)["step"] for x in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4, 5, 6]
+
+
+def test_refuses_before_any_work(tmp_path, run_cli):
+    def refused(*args, msg):
+        code, _, err = run_cli("train", *args, "--run-dir", tmp_path / "r")
+        assert code == 2 and msg in err and "Traceback" not in err, err
+        assert not (tmp_path / "r").exists()
+
+    refused("nope", "--data", DATA, "--steps", 1, msg="unknown model 'nope'")
+    refused("vae", "--data", DATA, "--steps", 1, "--set", "nope=1", msg="unknown key 'nope'")
+    refused("vae", "--data", DATA, "--steps", 1, "--set", "beta=high", msg="expected a number")
+    refused("vae", "--data", DATA, "--steps", -1, msg="must be positive")
+    refused("vae", "--data", DATA, msg="say when to stop")
+    refused("vae", "--data", DATA, "--steps", 1, "--batch-size", 1000, msg="larger than the 256 training images")
+    refused("vae", "--data", "nothing", "--steps", 1, msg="unknown dataset")
+    refused("vae", "--steps", 1, msg="give --data")
+
+
+def test_existing_run_dir_is_not_overwritten(runs, run_cli):
+    before = (runs["ae"] / "model" / "model.safetensors").read_bytes()
+    code, _, err = run_cli("train", "ae", "--data", DATA, "--steps", 1, "--run-dir", runs["ae"], *TINY)
+    assert code == 2 and "--resume" in err
+    assert (runs["ae"] / "model" / "model.safetensors").read_bytes() == before
+
+
+def test_resume_missing_dir(tmp_path, run_cli):
+    code, _, err = run_cli("train", "--resume", tmp_path / "nothing", "--steps", 2)
+    assert code == 2 and "no config.json" in err
+
+
+def test_default_run_dir_numbering(tmp_path, monkeypatch, run_cli):
+    monkeypatch.chdir(tmp_path)
+    for _ in range(2):
+        assert run_cli("train", "ae", "--data", DATA, "--steps", 1, *TINY)[0] == 0
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["0000-ae-shapes-n-256-n_test-64",
+                                                                       "0001-ae-shapes-n-256-n_test-64"]
