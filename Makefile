@@ -34,8 +34,7 @@ test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m ''
 
 demo: $(STAMP)
-	$(BIN)/ganvae datasets
-	$(BIN)/ganvae datasets show fashion-mnist -o runs/demo/real.png
+	$(BIN)/ganvae train dcgan --data fashion-mnist --budget 2m --precision bf16 --sample-every 200
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -333,11 +333,15 @@ class Trainer:
     def _bar(self):
         if not (self.progress and self.is_main):
             return None
+        import sys
+
         from tqdm.auto import tqdm
 
         total = self.max_steps
+        # redraw twice a second on a terminal; in a log file, a line every 15 s is plenty
+        interval = 0.5 if sys.stderr.isatty() else 15.0
         return tqdm(total=total, initial=self.step if total else 0, unit="step", dynamic_ncols=True,
-                    desc=f"{self.cfg.preset}", leave=True, mininterval=0.5)
+                    desc=f"{self.cfg.preset}", leave=True, mininterval=interval, file=sys.stderr)
 
     def _log(self, metrics, writer, bar, scalars, rate) -> None:
         if not self.is_main:
