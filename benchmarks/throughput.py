@@ -16,7 +16,7 @@ import torch
 
 from ganvae.data import load_dataset, to_float
 from ganvae.registry import preset_names
-from ganvae.train import autocast, build
+from ganvae.trainer import autocast, build
 
 
 def bench(preset: str, precision: str, steps: int, batch: int, x_all: torch.Tensor, ds) -> float:

@@ -7,7 +7,7 @@ import pytest
 
 from ganvae.config import load_file, parse_set, replace
 from ganvae.errors import BadInput
-from ganvae.train import TrainConfig, parse_budget
+from ganvae.trainer import TrainConfig, parse_budget
 
 
 @dataclass

@@ -148,3 +148,32 @@ def test_default_run_dir_numbering(tmp_path, monkeypatch, run_cli):
         assert run_cli("train", "ae", "--data", DATA, "--steps", 1, *TINY)[0] == 0
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["0000-ae-shapes-n-256-n_test-64",
                                                                        "0001-ae-shapes-n-256-n_test-64"]
+
+
+def test_python_api(tmp_path):
+    import torch
+
+    import ganvae
+
+    run, summary = ganvae.train("vae", "shapes:n=64,n_test=16", tmp_path / "r", steps=2, batch_size=16,
+                                overrides={"width": 8, "latent": 4}, progress=False)
+    assert summary["step"] == 2 and run == tmp_path / "r"
+    model = ganvae.load(run)
+    assert model.name == "vae" and model.sample(3, generator=torch.Generator().manual_seed(0)).shape == (3, 1, 28, 28)
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_every_preset_trains_on_fashion_mnist(preset, tmp_path, run_cli):
+    code, out, err = run_cli("train", preset, "--data", "fashion-mnist", "--steps", 2, "--run-dir", tmp_path / "r",
+                             "--log-every", 1, *TINY)
+    assert code == 0, err
+    lines = [json.loads(x) for x in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in lines] == [1, 2]
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["data"]["spec"] == "fashion-mnist"
+
+
+def test_embed_tsne_and_pca_differ(runs, run_cli, tmp_path):
+    for method in ("pca", "tsne"):
+        code, out, err = run_cli("embed", runs["vae"], "-n", 64, "--method", method, "-o", tmp_path / f"{method}.png")
+        assert code == 0 and method in out, err
+    assert (tmp_path / "pca.png").read_bytes() != (tmp_path / "tsne.png").read_bytes()

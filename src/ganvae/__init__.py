@@ -1,3 +1,30 @@
-"""ganvae: train, evaluate and compare autoencoders, VAEs, GANs and VAE-GANs side by side."""
+"""ganvae: train, evaluate and compare autoencoders, VAEs, GANs and VAE-GANs side by side.
+
+    import ganvae
+    run_dir, summary = ganvae.train("vae", "shapes", steps=500)
+    model = ganvae.load(run_dir)            # a GenerativeModel, from safetensors, no pickle
+    x = model.sample(16)                    # (16, C, H, W) in [-1, 1]
+"""
 
 __version__ = "0.1.0"
+
+
+def train(*args, **kwargs):
+    """Train a model; see ganvae.trainer.train (the same as `ganvae train`)."""
+    from .trainer import train as _train
+
+    return _train(*args, **kwargs)
+
+
+def load(run, device: str = "cpu"):
+    """The trained model of a run directory (or a model directory written by save_pretrained)."""
+    from .trainer import load_run
+
+    return load_run(run, device=device)[0]
+
+
+def load_dataset(*args, **kwargs):
+    """Load a --data spec; see ganvae.data.load_dataset."""
+    from .data import load_dataset as _load
+
+    return _load(*args, **kwargs)

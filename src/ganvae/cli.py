@@ -161,7 +161,7 @@ def train_cmd(model, data, data_dir, size, channels, data_seed, steps, epochs, b
               checkpoint_every, quiet) -> None:
     """Train MODEL on --data, or continue a run with --resume RUN_DIR."""
     from . import config as C
-    from .train import train
+    from .trainer import train
 
     overrides = C.load_file(config_file) if config_file else {}
     overrides.update(C.parse_set(sets))
@@ -195,7 +195,7 @@ def _run_options(f):
 
 
 def _load(run, device):
-    from .train import load_run, resolve_device
+    from .trainer import load_run, resolve_device
 
     return load_run(run, device=resolve_device(device))
 
@@ -205,7 +205,7 @@ def _test_images(cfg, n, device, seed=0):
     import torch
 
     from .data import to_float
-    from .train import run_dataset
+    from .trainer import run_dataset
 
     ds = run_dataset(cfg)
     n = min(n, len(ds.test))

@@ -105,10 +105,8 @@ def project_2d(z: np.ndarray, method: str, seed: int = 0) -> np.ndarray:
         _, _, vt = np.linalg.svd(zc, full_matrices=False)
         return zc @ vt[:2].T
     if method == "tsne":
-        try:
-            from sklearn.manifold import TSNE
-        except ImportError:
-            raise BadInput("--method tsne needs scikit-learn (pip install scikit-learn); --method pca works without") from None
+        from sklearn.manifold import TSNE
+
         return TSNE(2, init="pca", random_state=seed, perplexity=min(30, max(5, len(z) // 4))).fit_transform(z)
     raise BadInput(f"--method {method}: choose pca or tsne")
 
