@@ -8,6 +8,40 @@ import pytest
 from ganvae.cli import main
 
 
+@pytest.fixture(scope="session", autouse=True)
+def isolated_cache(tmp_path_factory):
+    """Evaluators and statistics trained or cached by tests go to a temporary cache."""
+    import os
+
+    old = os.environ.get("GANVAE_CACHE")
+    os.environ["GANVAE_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    yield Path(os.environ["GANVAE_CACHE"])
+    if old is None:
+        os.environ.pop("GANVAE_CACHE", None)
+    else:
+        os.environ["GANVAE_CACHE"] = old
+
+
+DATA = "shapes:n=256,n_test=64"
+TINY = ["--set", "width=8", "--set", "latent=8", "--batch-size", "16", "--quiet"]
+
+
+@pytest.fixture(scope="session")
+def runs(tmp_path_factory):
+    """Each preset trained for 4 steps on tiny shapes; returns {preset: run dir}."""
+    from ganvae.registry import preset_names
+
+    root = tmp_path_factory.mktemp("runs")
+    out = {}
+    for preset in preset_names():
+        run = root / preset
+        code = main(["train", preset, "--data", DATA, "--steps", "4", "--run-dir", str(run),
+                     "--log-every", "2", "--sample-every", "2", "--checkpoint-every", "2", *TINY])
+        assert code == 0, preset
+        out[preset] = run
+    return out
+
+
 @pytest.fixture
 def run_cli(capsys):
     """Run the CLI in-process; returns (exit code, stdout, stderr)."""

@@ -9,29 +9,13 @@ from safetensors.numpy import load_file
 
 from ganvae.registry import preset_names
 
-DATA = "shapes:n=256,n_test=64"
-TINY = ["--set", "width=8", "--set", "latent=8", "--batch-size", "16", "--quiet"]
+from tests.conftest import DATA, TINY
+
 PRESETS = preset_names()
 
 
 def test_registry_has_every_preset():
     assert set(PRESETS) >= {"ae", "vae", "beta-vae", "gan", "dcgan", "wgan", "wgan-gp", "sngan", "vaegan"}
-
-
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """Each preset trained for 4 steps on tiny shapes; returns {preset: run dir}."""
-    from ganvae.cli import main
-
-    root = tmp_path_factory.mktemp("runs")
-    out = {}
-    for preset in PRESETS:
-        run = root / preset
-        code = main(["train", preset, "--data", DATA, "--steps", "4", "--run-dir", str(run),
-                     "--log-every", "2", "--sample-every", "2", "--checkpoint-every", "2", *TINY])
-        assert code == 0, preset
-        out[preset] = run
-    return out
 
 
 @pytest.mark.parametrize("preset", PRESETS)

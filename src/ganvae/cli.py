@@ -336,11 +336,99 @@ def embed_cmd(run, n, method, output, seed, device) -> None:
     click.echo(f"wrote {output} ({len(x)} test latents, {method})")
 
 
+# ---------------------------------------------------------------------------- evaluation
+
+@cli.command("eval", context_settings=CONTEXT)
+@click.argument("run", type=click.Path(path_type=Path), required=False)
+@click.option("--samples", type=click.Path(path_type=Path), default=None,
+              help="Score these images instead of a run: an .npz (x uint8 (N, C, H, W)) or a folder.")
+@click.option("--data", default=None, help="The dataset --samples are compared with.")
+@data_options
+@click.option("--data-seed", type=int, default=0, show_default=True, help="Seed of random splits / procedural data.")
+@click.option("-n", "--n", "n", type=int, default=10_000, show_default=True, help="Samples generated from the run.")
+@click.option("--k", type=int, default=5, show_default=True, help="Neighbours for precision/recall/density/coverage.")
+@click.option("--nll-k", type=int, default=1000, show_default=True, help="Importance samples of the VAE NLL bound.")
+@click.option("--nll-images", type=int, default=500, show_default=True, help="Test images the NLL bound averages.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Also write the result here.")
+@click.option("--device", default="auto", show_default=True)
+def eval_cmd(run, samples, data, data_dir, size, channels, data_seed, n, k, nll_k, nll_images, seed, json_out,
+             device) -> None:
+    """Score RUN's final model (writes RUN/eval.json), or --samples from anywhere against --data."""
+    from .checkpoint import write_json
+    from .config import replace
+    from .data import load_dataset
+    from .evaluate import EvalConfig, evaluate_run, evaluate_samples, format_table
+    from .trainer import resolve_device
+
+    cfg = replace(EvalConfig(), {"n": n, "k": k, "nll_k": nll_k, "nll_images": nll_images, "seed": seed},
+                  where="ganvae eval")
+    dev = resolve_device(device)
+    log = lambda m: click.echo(m, err=True)  # noqa: E731
+    if samples is not None:
+        if run is not None:
+            raise BadInput("give either RUN or --samples, not both")
+        if not data:
+            raise BadInput("--samples needs --data: the dataset the samples are compared with")
+        ds = load_dataset(data, data_dir=data_dir, size=size, channels=channels, seed=data_seed)
+        result = evaluate_samples(samples, ds, cfg, dev, log)
+    else:
+        if run is None:
+            raise BadInput("give a RUN directory, or --samples FILE --data DATA")
+        result = evaluate_run(run, cfg, dev, log)
+        write_json(Path(run) / "eval.json", result)
+    if json_out:
+        write_json(json_out, result)
+    click.echo(format_table(result))
+
+
+# ---------------------------------------------------------------------------- evaluators
+
+@cli.group("evaluator", context_settings=CONTEXT)
+def evaluator_group() -> None:
+    """The networks samples are scored in (trained on the dataset itself)."""
+
+
+@evaluator_group.command("train", context_settings=CONTEXT)
+@click.option("--data", required=True, help="Dataset spec.")
+@data_options
+@click.option("--data-seed", type=int, default=0, show_default=True, help="Seed of random splits / procedural data.")
+@click.option("--seed", type=int, default=None, help="Training seed [0].")
+@click.option("--epochs", type=click.IntRange(1, 1000), default=None, help="Passes over the training split.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Write it to OUT/<id>/ instead of the cache (the package's weights/ folder ships it).")
+@click.option("--device", default="auto", show_default=True)
+def evaluator_train(data, data_dir, size, channels, data_seed, seed, epochs, out, device) -> None:
+    """Train the evaluator for --data deterministically and record its test accuracy."""
+    import dataclasses
+    import shlex
+
+    from .data import load_dataset
+    from .evaluators import cache_root, recipe_for, train_evaluator
+    from .trainer import resolve_device
+
+    ds = load_dataset(data, data_dir=data_dir, size=size, channels=channels, seed=data_seed)
+    recipe = recipe_for(ds)
+    changes = {k: v for k, v in (("seed", seed), ("epochs", epochs)) if v is not None}
+    recipe = dataclasses.replace(recipe, **changes)
+    ev = train_evaluator(ds, recipe, resolve_device(device), log=lambda m: click.echo(m, err=True))
+    ev.meta["command"] = "ganvae " + " ".join(shlex.quote(a) for a in _ARGS)
+    target = (out or cache_root() / "evaluators") / ev.id
+    ev.save(target)
+    click.echo(f"evaluator {ev.id}: {ev.meta['kind']}, accuracy {ev.meta['accuracy']:.4f} "
+               f"({ev.meta['accuracy_of']}); written to {target}")
+
+
 # ---------------------------------------------------------------------------- entry point
+
+_ARGS: list[str] = []  # the arguments of this invocation, recorded in what it writes
+
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (the console script exits with it)."""
+    global _ARGS
     args = list(sys.argv[1:] if argv is None else argv)
+    _ARGS = args
     debug = "--debug" in args
     warnings.showwarning = _warning_line
     try:

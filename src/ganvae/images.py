@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from .checkpoint import atomic_write
 from .errors import BadInput
 
 
@@ -37,17 +36,9 @@ def save_png(path: str | Path, image: np.ndarray) -> Path:
     path = Path(path)
     if path.suffix.lower() != ".png":
         raise BadInput(f"-o {path}: the output must be a .png file")
-    path.parent.mkdir(parents=True, exist_ok=True)
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[:, :, 0]
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            Image.fromarray(image).save(f, format="PNG")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(path, lambda p: Image.fromarray(image).save(p, format="PNG"))
     return path
 
 

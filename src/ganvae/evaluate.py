@@ -1,0 +1,244 @@
+"""The evaluation suite: score samples (from a run or from anywhere) against the test split.
+
+Every sample metric is also computed for an equal-size slice of the training split against
+the test split: the real-data floor, the value a perfect model would get at this sample size
+(printed beside each score, so a number is never read without its scale).
+
+Features and classifier outputs come from the dataset's evaluator (see evaluators/); those of
+real data are cached by a hash of the images, the evaluator and the count.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .checkpoint import atomic_write
+from .data import ImageDataset, to_float, to_uint8
+from .errors import BadInput
+from .evaluators import Evaluator, cache_root, get_evaluator
+from .metrics import directions as sample_directions
+from .metrics import sample_metrics
+
+
+@dataclass
+class EvalConfig:
+    n: int = 10_000            # generated samples (and the size of the floor's train slice)
+    k: int = 5                 # neighbours for precision / recall / density / coverage
+    kid_subsets: int = 100
+    kid_subset_size: int = 1000
+    nll_k: int = 1000          # importance samples for the VAE's IWAE bound
+    nll_images: int = 500      # test images the IWAE bound is averaged over (it costs n * k decodes)
+    seed: int = 0
+    batch: int = 500
+
+    def validate(self) -> None:
+        for name in ("n", "k", "kid_subsets", "kid_subset_size", "nll_k", "nll_images", "batch"):
+            if getattr(self, name) < 1:
+                raise BadInput(f"--{name.replace('_', '-')} {getattr(self, name)}: must be at least 1")
+
+
+# Metrics that need an encoder or a likelihood: name -> (higher is better, description)
+EXTRA = {
+    "recon_mse": (False, "reconstruction MSE per pixel on [0, 1] intensities, test split"),
+    "psnr": (True, "reconstruction PSNR in dB (peak 1), test split"),
+    "elbo": (True, "test ELBO in nats per image (a lower bound on log p(x))"),
+    "nll": (False, "test NLL in nats per image by the importance-weighted bound"),
+    "nll_bpd": (False, "the same NLL in bits per dimension"),
+}
+
+
+def directions() -> dict[str, bool]:
+    """{name: higher is better} for the sample metrics and the encoder / likelihood ones."""
+    out = sample_directions()
+    out.update({k: v[0] for k, v in EXTRA.items()})
+    return out
+
+
+def _stats_key(x: np.ndarray, ev: Evaluator, what: str) -> str:
+    h = hashlib.sha256()
+    h.update(np.ascontiguousarray(x).tobytes())
+    h.update(f"{ev.weights_sha256}|{what}|{len(x)}".encode())
+    return h.hexdigest()[:24]
+
+
+def real_features(ev: Evaluator, x: np.ndarray, what: str, log: Callable[[str], None] = print):
+    """Evaluator features (and probs) of real images x, cached by (images, evaluator, count)."""
+    path = cache_root() / "stats" / f"{_stats_key(x, ev, what)}.npz"
+    if path.exists():
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return z["feats"], (z["probs"] if "probs" in z.files else None)
+        except Exception:  # a damaged cache file is recomputed
+            log(f"warning: {path}: damaged statistics cache; recomputing")
+    feats, probs = ev.features_and_probs(x)
+    arrays = {"feats": feats} if probs is None else {"feats": feats, "probs": probs}
+    atomic_write(path, lambda p: np.savez(open(p, "wb"), **arrays))
+    return feats, probs
+
+
+def _floor_slice(ds: ImageDataset, n: int, seed: int) -> np.ndarray:
+    idx = np.sort(np.random.default_rng(seed).permutation(len(ds.train))[: min(n, len(ds.train))])
+    return ds.train.x[idx]
+
+
+def score(fake_x: np.ndarray, ds: ImageDataset, ev: Evaluator, cfg: EvalConfig,
+          log: Callable[[str], None] = print, with_floor: bool = True) -> dict:
+    """Sample metrics of uint8 images fake_x against the test split, and the floor."""
+    if fake_x.shape[1:] != ds.test.x.shape[1:]:
+        raise BadInput(f"samples are {'x'.join(map(str, fake_x.shape[1:]))} images but {ds.name} "
+                       f"has {'x'.join(map(str, ds.shape))}")
+    t0 = time.perf_counter()
+    real_f, real_p = real_features(ev, ds.test.x, "test", log)
+    fake_f, fake_p = ev.features_and_probs(fake_x)
+    num_classes = ds.num_classes if ev.is_classifier else None
+    real_hist = None
+    if ev.is_classifier and ds.test.y is not None:
+        real_hist = np.bincount(ds.test.y, minlength=num_classes) / len(ds.test.y)
+    common = dict(num_classes=num_classes, real_hist=real_hist, k=cfg.k, kid_subsets=cfg.kid_subsets,
+                  kid_subset_size=cfg.kid_subset_size, seed=cfg.seed)
+    t1 = time.perf_counter()
+    out = {"metrics": sample_metrics(real_f, fake_f, real_p, fake_p, **common), "n": len(fake_x)}
+    t2 = time.perf_counter()
+    if with_floor:
+        floor_x = _floor_slice(ds, len(fake_x), cfg.seed)
+        fl_f, fl_p = real_features(ev, floor_x, "train-slice", log)
+        out["floor"] = sample_metrics(real_f, fl_f, real_p, fl_p, **common)
+        out["floor_images"] = len(floor_x)
+    out["seconds"] = {"features": round(t1 - t0, 2), "metrics": round(t2 - t1, 2),
+                      "floor": round(time.perf_counter() - t2, 2)}
+    return out
+
+
+@torch.no_grad()
+def generate(model, n: int, seed: int, batch: int) -> np.ndarray:
+    gen = torch.Generator().manual_seed(seed)
+    return np.concatenate([to_uint8(model.sample(min(batch, n - i), generator=gen)).cpu().numpy()
+                           for i in range(0, n, batch)])
+
+
+@torch.no_grad()
+def encoder_metrics(model, ds: ImageDataset, cfg: EvalConfig, log: Callable[[str], None] = print) -> dict:
+    """Reconstruction error for encoder models; ELBO and IWAE NLL for likelihood models."""
+    out = {}
+    x_all = torch.from_numpy(ds.test.x)
+    dims = math.prod(ds.shape)
+    if getattr(model, "has_encoder", False):
+        se, count = 0.0, 0
+        for i in range(0, len(x_all), cfg.batch):
+            x = to_float(x_all[i:i + cfg.batch].to(model.device))
+            x_hat = model.reconstruct(x).clamp(-1, 1)
+            se += float(((x_hat - x) / 2).pow(2).sum())  # on [0, 1] intensities
+            count += x.numel()
+        mse = se / count
+        out["recon_mse"] = mse
+        out["psnr"] = 10 * math.log10(1.0 / max(mse, 1e-12))
+    if getattr(model, "has_likelihood", False):
+        gen = torch.Generator().manual_seed(cfg.seed)
+        elbo = torch.cat([model.elbo(to_float(x_all[i:i + cfg.batch].to(model.device)), generator=gen)
+                          for i in range(0, len(x_all), cfg.batch)])
+        out["elbo"] = float(elbo.mean())
+        n = min(cfg.nll_images, len(x_all))
+        t = time.perf_counter()
+        ll = model.log_likelihood(to_float(x_all[:n].to(model.device)), k=cfg.nll_k, generator=gen)
+        out["nll"] = -float(ll.mean())
+        out["nll_bpd"] = out["nll"] / (dims * math.log(2))
+        out["nll_images"], out["nll_k"] = n, cfg.nll_k
+        log(f"IWAE bound (k={cfg.nll_k}) on {n} test images: {time.perf_counter() - t:.1f}s")
+    return out
+
+
+def evaluate_run(run: Path, cfg: EvalConfig, device="cpu", log: Callable[[str], None] = print) -> dict:
+    """The full suite for a run's final model; also written to RUN/eval.json."""
+    from .trainer import load_run, run_dataset
+
+    model, run_cfg = load_run(run, device=device)
+    ds = run_dataset(run_cfg)
+    ev = get_evaluator(ds, device=device, log=log)
+    t0 = time.perf_counter()
+    fake = generate(model, cfg.n, cfg.seed, cfg.batch)
+    t_gen = time.perf_counter() - t0
+    res = score(fake, ds, ev, cfg, log)
+    res["metrics"].update(encoder_metrics(model, ds, cfg, log))
+    res["seconds"]["generate"] = round(t_gen, 2)
+    return _result(res, ev, ds, cfg, source=str(run), model=run_cfg.get("preset", model.name))
+
+
+def evaluate_samples(samples: Path, ds: ImageDataset, cfg: EvalConfig, device="cpu",
+                     log: Callable[[str], None] = print) -> dict:
+    """Score images from anywhere: an .npz with `x` uint8 (N, C, H, W) or a folder of images."""
+    x = load_samples(samples, ds)
+    ev = get_evaluator(ds, device=device, log=log)
+    res = score(x, ds, ev, cfg, log)
+    return _result(res, ev, ds, cfg, source=str(samples), model=None)
+
+
+def load_samples(path: Path, ds: ImageDataset) -> np.ndarray:
+    from .data import load_dataset
+
+    c, h, _ = ds.shape
+    if path.is_dir():
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            loaded = load_dataset(f"folder:{path}", size=h, channels=c)
+        return np.concatenate([loaded.train.x, loaded.test.x])
+    if path.suffix == ".npz":
+        if not path.exists():
+            raise BadInput(f"--samples {path}: no such file")
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                if "x" not in z.files:
+                    raise BadInput(f"--samples {path}: no array 'x' (found {', '.join(z.files)})")
+                x = z["x"]
+        except BadInput:
+            raise
+        except Exception as e:
+            raise BadInput(f"--samples {path}: not a readable .npz ({type(e).__name__}: {e})") from None
+        if x.dtype != np.uint8 or x.ndim not in (3, 4):
+            raise BadInput(f"--samples {path}: 'x' must be uint8 (N, C, H, W) or (N, H, W); found {x.dtype} {x.shape}")
+        return x[:, None] if x.ndim == 3 else x
+    raise BadInput(f"--samples {path}: give an .npz file (array x) or a folder of images")
+
+
+def _result(res: dict, ev: Evaluator, ds: ImageDataset, cfg: EvalConfig, source: str, model) -> dict:
+    return {
+        "source": source, "model": model, "data": ds.name, "n": res["n"], "test_images": len(ds.test),
+        "evaluator": {"id": ev.id, "kind": ev.meta["kind"], "accuracy": ev.meta["accuracy"],
+                      "accuracy_of": ev.meta["accuracy_of"]},
+        "metrics": res["metrics"], "floor": res.get("floor", {}), "floor_images": res.get("floor_images"),
+        "higher_is_better": {k: v for k, v in directions().items() if k in res["metrics"]},
+        "seconds": res["seconds"],
+    }
+
+
+def format_table(result: dict) -> str:
+    """metric | value | real-data floor | better, for the terminal."""
+    ev = result["evaluator"]
+    rows = [("metric", "value", "floor", "better")]
+    for name, value in result["metrics"].items():
+        if name in ("nll_images", "nll_k", "kid_std"):
+            continue
+        label = f"FD[{ev['id'].rsplit('-', 1)[0]}]" if name == "fd" else name
+        floor = result["floor"].get(name)
+        higher = result["higher_is_better"].get(name)
+        better = "" if higher is None else ("higher" if higher else "lower")
+        shown = f"{value:.4g}"
+        if name == "kid" and "kid_std" in result["metrics"]:
+            shown += f" ± {result['metrics']['kid_std']:.2g}"
+        rows.append((label, shown, "" if floor is None else f"{floor:.4g}", better))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = ["  ".join(r[i].ljust(widths[i]) for i in range(4)).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    head = (f"{result['model'] or result['source']} on {result['data']}: {result['n']} samples vs "
+            f"{result['test_images']} test images; evaluator {ev['id']} ({ev['kind']}, "
+            f"accuracy {ev['accuracy']:.4f} on {ev['accuracy_of']})")
+    return head + "\n" + "\n".join(lines)

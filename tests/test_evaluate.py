@@ -1,0 +1,193 @@
+"""Evaluators and the evaluation suite, on real data and real runs."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from ganvae.data import load_dataset
+from ganvae.data.base import ImageDataset, Split
+from ganvae.evaluate import EvalConfig, directions, evaluate_samples, score
+from ganvae.evaluators import SHIPPED, Evaluator, Recipe, accuracy, get_evaluator, train_evaluator
+from ganvae.registry import preset_names
+
+
+@pytest.fixture(scope="module")
+def fmnist():
+    return load_dataset("fashion-mnist")
+
+
+@pytest.fixture(scope="module")
+def fm_evaluator(fmnist):
+    logs = []
+    ev = get_evaluator(fmnist, log=logs.append)
+    assert not any("training" in m for m in logs), "the shipped evaluator must be used, not retrained"
+    return ev
+
+
+def test_shipped_evaluator_accuracy(fmnist, fm_evaluator):
+    meta = fm_evaluator.meta
+    assert (SHIPPED / meta["id"] / "model.safetensors").exists()
+    assert (SHIPPED / meta["id"] / "model.safetensors").stat().st_size < 2_000_000  # small
+    assert meta["command"].startswith("ganvae evaluator train --data fashion-mnist")
+    assert meta["recipe"]["seed"] == 0 and meta["kind"] == "classifier"
+    acc = accuracy(fm_evaluator.net, fmnist.test.x, fmnist.test.y, "cpu")
+    assert acc >= 0.92
+    assert acc == pytest.approx(meta["accuracy"], abs=1e-4)  # the recorded figure is the real one
+
+
+def test_evaluator_training_is_deterministic():
+    ds = load_dataset("shapes:n=300,n_test=100,classes=4")
+    recipe = Recipe(epochs=2, batch_size=32)
+    a = train_evaluator(ds, recipe, log=lambda m: None)
+    b = train_evaluator(ds, recipe, log=lambda m: None)
+    for (k, v), w in zip(a.net.state_dict().items(), b.net.state_dict().values()):
+        assert torch.equal(v, w), k
+    assert a.meta["id"] == b.meta["id"] and a.meta["kind"] == "classifier"
+
+
+def test_unlabelled_data_gets_a_rotation_evaluator_and_cache(isolated_cache):
+    d = load_dataset("shapes:n=300,n_test=60,classes=4")
+    ds = ImageDataset("npz:unlabelled", Split(d.train.x), Split(d.test.x))
+    logs = []
+    ev = get_evaluator(ds, log=logs.append, recipe=Recipe(epochs=2, batch_size=32))
+    assert ev.meta["kind"] == "rotation" and ev.meta["outputs"] == 4 and 0 <= ev.meta["accuracy"] <= 1
+    assert "rotations" in ev.meta["accuracy_of"]
+    f, p = ev.features_and_probs(ds.test.x)
+    assert f.shape == (60, 128) and p is None
+    logs2 = []
+    again = get_evaluator(ds, log=logs2.append, recipe=Recipe(epochs=2, batch_size=32))
+    assert not logs2 and again.meta == ev.meta  # loaded from the cache, not trained
+    assert (isolated_cache / "evaluators" / ev.id / "meta.json").exists()
+
+
+def test_damaged_cached_evaluator_is_retrained(isolated_cache):
+    ds = load_dataset("shapes:n=200,n_test=40,classes=3")
+    r = Recipe(epochs=1, batch_size=32)
+    ev = get_evaluator(ds, log=lambda m: None, recipe=r)
+    (isolated_cache / "evaluators" / ev.id / "model.safetensors").write_bytes(b"garbage")
+    logs = []
+    ev2 = get_evaluator(ds, log=logs.append, recipe=r)
+    assert any("damaged evaluator" in m for m in logs)
+    assert ev2.id == ev.id
+
+
+# ------------------------------------------------------------------ metrics on real data
+
+
+@pytest.fixture(scope="module")
+def small_cfg():
+    return EvalConfig(n=2000, kid_subsets=20, kid_subset_size=500)
+
+
+def _fd(x, fmnist, ev, cfg):
+    return score(x, fmnist, ev, cfg, log=lambda m: None, with_floor=False)["metrics"]
+
+
+def test_fd_floor_far_below_broken_samples(fmnist, fm_evaluator, small_cfg):
+    rng = np.random.default_rng(0)
+    real = score(fmnist.train.x[:2000], fmnist, fm_evaluator, small_cfg, log=lambda m: None)
+    floor_fd = real["floor"]["fd"]
+    assert real["metrics"]["fd"] == pytest.approx(floor_fd, rel=0.5)  # train images ARE the floor
+    noise = rng.integers(0, 256, (2000, 1, 28, 28), dtype=np.uint8)
+    x = torch.from_numpy(fmnist.train.x[2000:4000]).float()
+    blurred = torch.nn.functional.avg_pool2d(x, 5, stride=1, padding=2).round().to(torch.uint8).numpy()
+    repeated = np.repeat(fmnist.train.x[:1], 2000, axis=0)
+    for name, bad in (("noise", noise), ("blurred", blurred), ("repeated", repeated)):
+        m = _fd(bad, fmnist, fm_evaluator, small_cfg)
+        assert m["fd"] > 10 * floor_fd, (name, m["fd"], floor_fd)
+    # the single repeated image covers one mode and has no recall
+    m = _fd(repeated, fmnist, fm_evaluator, small_cfg)
+    assert m["mode_coverage"] <= 2 and m["recall"] < 0.05 and m["classifier_score"] < 1.5
+    assert real["floor"]["mode_coverage"] == 10 and real["floor"]["classifier_score"] > 8
+
+
+# ------------------------------------------------------------------ the CLI
+
+EVAL = ["-n", 200, "--nll-k", 8, "--nll-images", 16]
+
+
+@pytest.mark.parametrize("preset", preset_names())
+def test_eval_every_preset(runs, preset, run_cli):
+    code, out, err = run_cli("eval", runs[preset], *EVAL)
+    assert code == 0, err
+    res = json.loads((runs[preset] / "eval.json").read_text())
+    m = res["metrics"]
+    for name in ("fd", "kid", "precision", "recall", "density", "coverage", "classifier_score", "mode_coverage"):
+        assert math.isfinite(m[name]) and name in res["floor"], name
+        assert res["higher_is_better"][name] == directions()[name]
+    assert res["n"] == 200 and res["floor_images"] == 200 and res["evaluator"]["kind"] == "classifier"
+    assert 0 <= res["evaluator"]["accuracy"] <= 1
+    from ganvae.registry import resolve
+
+    cls, _ = resolve(preset)
+    assert ("recon_mse" in m) == cls.has_encoder and ("nll" in m) == cls.has_likelihood
+    if cls.has_likelihood:
+        assert m["nll"] <= -m["elbo"] + 1.0  # the IWAE bound is at least the ELBO (up to noise)
+        assert m["nll_bpd"] == pytest.approx(m["nll"] / (784 * math.log(2)))
+    # the table: one row per metric with the floor beside it
+    assert "FD[shapes-classifier]" in out and "floor" in out.splitlines()[1]
+
+
+def test_eval_samples_npz_and_folder(runs, run_cli, tmp_path):
+    from PIL import Image
+
+    code, _, err = run_cli("sample", runs["dcgan"], "-n", 50, "-o", tmp_path / "s.npz")
+    assert code == 0, err
+    code, out, err = run_cli("eval", "--samples", tmp_path / "s.npz", "--data", "shapes:n=256,n_test=64",
+                             "--json", tmp_path / "r.json")
+    assert code == 0, err
+    res = json.loads((tmp_path / "r.json").read_text())
+    assert res["n"] == 50 and res["model"] is None and res["metrics"]["fd"] > 0
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i, img in enumerate(np.load(tmp_path / "s.npz")["x"][:20]):
+        Image.fromarray(img[0]).save(folder / f"{i}.png")
+    code, out, err = run_cli("eval", "--samples", folder, "--data", "shapes:n=256,n_test=64")
+    assert code == 0 and "20 samples" in out, err
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["--samples", "/no/such.npz", "--data", "shapes:n=256,n_test=64"], "no such file"),
+    (["--samples", "x.npz"], "needs --data"),
+    ([], "give a RUN directory"),
+    (["/no/such/run"], "no such run directory"),
+])
+def test_eval_bad_input(args, msg, run_cli):
+    code, _, err = run_cli("eval", *args)
+    assert code == 2 and msg in err and "Traceback" not in err
+
+
+def test_eval_samples_wrong_shape(run_cli, tmp_path):
+    np.savez(tmp_path / "s.npz", x=np.zeros((10, 3, 32, 32), np.uint8))
+    code, _, err = run_cli("eval", "--samples", tmp_path / "s.npz", "--data", "shapes:n=256,n_test=64")
+    assert code == 2 and "3x32x32" in err and "1x28x28" in err
+
+
+def test_evaluate_samples_api(fmnist, fm_evaluator, small_cfg, tmp_path):
+    np.savez(tmp_path / "s.npz", x=fmnist.train.x[:500])
+    res = evaluate_samples(tmp_path / "s.npz", fmnist, small_cfg, log=lambda m: None)
+    assert res["evaluator"]["id"] == fm_evaluator.id and res["n"] == 500
+    assert isinstance(Evaluator.load(SHIPPED / fm_evaluator.id), Evaluator)
+
+
+def test_real_statistics_are_cached_and_damage_recomputed(isolated_cache):
+    from ganvae.evaluate import real_features
+
+    ds = load_dataset("shapes:n=200,n_test=50,classes=3")
+    ev = get_evaluator(ds, log=lambda m: None, recipe=Recipe(epochs=1, batch_size=32))
+    f1, p1 = real_features(ev, ds.test.x, "test")
+    files = list((isolated_cache / "stats").glob("*.npz"))
+    path = max(files, key=lambda p: p.stat().st_mtime)
+    stamp = path.stat().st_mtime_ns
+    f2, p2 = real_features(ev, ds.test.x, "test")
+    assert path.stat().st_mtime_ns == stamp and np.array_equal(f1, f2) and np.array_equal(p1, p2)
+    path.write_bytes(b"damaged")
+    logs = []
+    f3, _ = real_features(ev, ds.test.x, "test", log=logs.append)
+    assert any("damaged statistics cache" in m for m in logs) and np.array_equal(f1, f3)
+    # another count of images is another cache entry
+    real_features(ev, ds.test.x[:20], "test")
+    assert len(list((isolated_cache / "stats").glob("*.npz"))) == len(files) + 1
