@@ -5,13 +5,13 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup data test test-all demo bench clean
+.PHONY: setup data browser test test-all demo bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
-	$(MAKE) --no-print-directory data
+	$(MAKE) --no-print-directory data browser
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -27,6 +27,16 @@ data:
 	  $(BIN)/ganvae datasets download fashion-mnist; \
 	fi
 
+# Debian's Chromium, which the report's browser test drives through Playwright.
+browser:
+	@if command -v chromium >/dev/null 2>&1; then \
+	  echo "chromium: $$(command -v chromium)"; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  (apt-get install -y -qq chromium || (apt-get update -qq && apt-get install -y -qq chromium)); \
+	else \
+	  echo "chromium not found and apt-get unavailable: the browser test will fail" >&2; \
+	fi
+
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
@@ -34,7 +44,9 @@ test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m ''
 
 demo: $(STAMP)
-	$(BIN)/ganvae train dcgan --data fashion-mnist --budget 2m --precision bf16 --sample-every 200
+	rm -rf runs/demo
+	$(BIN)/ganvae compare --data fashion-mnist --models ae,vae,dcgan,vaegan --budget 45s --precision bf16 \
+	  --eval-n 5000 --out runs/demo
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -348,7 +348,8 @@ def embed_cmd(run, n, method, output, seed, device) -> None:
 @click.option("-n", "--n", "n", type=int, default=10_000, show_default=True, help="Samples generated from the run.")
 @click.option("--k", type=int, default=5, show_default=True, help="Neighbours for precision/recall/density/coverage.")
 @click.option("--nll-k", type=int, default=1000, show_default=True, help="Importance samples of the VAE NLL bound.")
-@click.option("--nll-images", type=int, default=500, show_default=True, help="Test images the NLL bound averages.")
+@click.option("--nll-images", type=int, default=100, show_default=True,
+              help="Test images the NLL bound averages (each costs --nll-k decodes).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Also write the result here.")
 @click.option("--device", default="auto", show_default=True)
@@ -380,6 +381,57 @@ def eval_cmd(run, samples, data, data_dir, size, channels, data_seed, n, k, nll_
     if json_out:
         write_json(json_out, result)
     click.echo(format_table(result))
+
+
+# ---------------------------------------------------------------------------- compare / report
+
+@cli.command("compare", context_settings=CONTEXT)
+@click.option("--data", required=True, help="Dataset spec: fashion-mnist, mnist, shapes, folder:PATH, npz:PATH.")
+@data_options
+@click.option("--models", default="ae,vae,dcgan,vaegan", show_default=True, help="Comma-separated presets.")
+@click.option("--budget", default=None, help="Wall-clock training time per model: 90s, 3m.")
+@click.option("--steps", type=int, default=None, help="Optimizer steps per model.")
+@click.option("--epochs", type=float, default=None, help="Epochs per model.")
+@click.option("--seeds", type=int, default=1, show_default=True, help="Seeds per model (mean ± std in the report).")
+@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True)
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Config override for every model.")
+@click.option("--eval-n", type=int, default=10_000, show_default=True, help="Samples scored per model.")
+@click.option("--curve-points", type=int, default=5, show_default=True, help="Quick FDs during training.")
+@click.option("--curve-n", type=int, default=2000, show_default=True, help="Samples per quick FD.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Output directory.")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def compare_cmd(data, data_dir, size, channels, models, budget, steps, epochs, seeds, batch_size, precision, sets,
+                eval_n, curve_points, curve_n, out, device, quiet) -> None:
+    """Train MODELS on --data under one budget, score them all, and write report.html.
+
+    Re-running the same command resumes: finished models are skipped.
+    """
+    from . import config as C
+    from .report.compare import CompareConfig, compare
+    from .trainer import resolve_device
+
+    overrides = C.parse_set(sets)
+    cfg = CompareConfig(data=data, models=tuple(m.strip() for m in models.split(",") if m.strip()), budget=budget,
+                        steps=steps, epochs=epochs, seeds=seeds, batch_size=batch_size, precision=precision,
+                        overrides=overrides, eval_n=eval_n, curve_points=curve_points, curve_n=curve_n,
+                        data_dir=str(data_dir) if data_dir else None, size=size, channels=channels)
+    if budget:
+        from .trainer import parse_budget
+
+        parse_budget(budget)
+    compare(cfg, out, progress=not quiet, device=resolve_device(device), log=lambda m: click.echo(m, err=True))
+    click.echo(f"report: {out / 'report.html'}")
+
+
+@cli.command("report", context_settings=CONTEXT)
+@click.argument("out", type=click.Path(path_type=Path))
+def report_cmd(out) -> None:
+    """Rebuild OUT/report.html from a compare directory's files."""
+    from .report.html import write_report
+
+    click.echo(f"report: {write_report(out)}")
 
 
 # ---------------------------------------------------------------------------- evaluators

@@ -148,8 +148,11 @@ class Trainer:
     """
 
     def __init__(self, model, data: ImageDataset, cfg: RunConfig, run_dir: Path, progress: bool = True,
-                 is_main: bool = True):
+                 is_main: bool = True, callbacks: list | None = None):
         self.model, self.data, self.cfg, self.run_dir = model, data, cfg, Path(run_dir)
+        # callables (trainer) -> None run after every step, outside the timed training
+        # (compare's evaluation points use this); each decides for itself when to act
+        self.callbacks = list(callbacks or [])
         self.t = cfg.train
         self.device = resolve_device(self.t.device)
         self.progress = progress
@@ -235,6 +238,15 @@ class Trainer:
         idx = self.perm[pos * self.t.batch_size:(pos + 1) * self.t.batch_size]
         return to_float(x_train[idx])
 
+    def fraction_done(self) -> float:
+        """How far through its stopping point the run is, in [0, 1]."""
+        parts = []
+        if self.max_steps is not None:
+            parts.append(self.step / self.max_steps)
+        if self.budget is not None:
+            parts.append(self.elapsed / self.budget)
+        return min(1.0, max(parts)) if parts else 0.0
+
     def _done(self) -> bool:
         if self.max_steps is not None and self.step >= self.max_steps:
             return True
@@ -293,7 +305,9 @@ class Trainer:
                     self._write_samples(f"step_{self.step:08d}", fixed_noise, x_fixed)
                 if self.step % self.t.checkpoint_every == 0 and self.is_main:
                     self.save_checkpoint()
-                t_prev = time.perf_counter()  # logging and checkpoints are not training time
+                for callback in self.callbacks:
+                    callback(self)
+                t_prev = time.perf_counter()  # logging, checkpoints, callbacks: not training time
         except KeyboardInterrupt:
             interrupted = True
             raise
@@ -408,7 +422,8 @@ def split_overrides(overrides: dict[str, Any]) -> tuple[dict, dict, dict]:
 
 def train(preset: str, data: str = "shapes", run_dir: str | Path | None = None, *,
           overrides: dict | None = None, resume: bool = False, progress: bool = True,
-          runs_root: str | Path = "runs", **train_options) -> tuple[Path, dict]:
+          runs_root: str | Path = "runs", callbacks: list | None = None, dataset: ImageDataset | None = None,
+          **train_options) -> tuple[Path, dict]:
     """Train a model; the Python twin of `ganvae train`.
 
     Args:
@@ -417,6 +432,8 @@ def train(preset: str, data: str = "shapes", run_dir: str | Path | None = None, 
         run_dir: the run directory (default runs/NNNN-<preset>-<data>).
         overrides: dotted config overrides (`{"beta": 4, "train.lr": ...}`).
         resume: continue the run in `run_dir` from its last checkpoint.
+        callbacks: called with the trainer after every step (see Trainer).
+        dataset: the already loaded dataset of `data` (saves loading it again).
         **train_options: TrainConfig fields (steps=..., budget="2m", batch_size=...) and
             DataConfig fields prefixed `data_` (data_dir, data_size, ...).
 
@@ -443,21 +460,21 @@ def train(preset: str, data: str = "shapes", run_dir: str | Path | None = None, 
         if {"steps", "epochs", "budget"} & set(t_over):  # a new stopping point replaces the old one
             base = replace(base, {"train": {"steps": None, "epochs": None, "budget": None}})
         cfg = replace(base, {"train": t_over}, where="--resume option")
-        ds = _load_data(cfg.data)
+        ds = dataset or _load_data(cfg.data)
         torch.manual_seed(cfg.train.seed)  # the weights are replaced by the checkpoint's anyway
         model, mcfg = build(preset, ds, saved["model"])
         cfg = dataclasses.replace(cfg, model=mcfg)
     else:
         base = RunConfig(preset=preset)
         cfg = replace(base, {"data": {"spec": data, **d_over}, "train": t_over}, where="option")
-        ds = _load_data(cfg.data)
+        ds = dataset or _load_data(cfg.data)
         torch.manual_seed(cfg.train.seed)  # the initial weights, then the noise of every step
         model, mcfg = build(preset, ds, m_over)
         cfg = dataclasses.replace(cfg, model=mcfg)
         run_dir = Path(run_dir) if run_dir else new_run_dir(Path(runs_root), preset, data)
         if checkpoints(run_dir) or (run_dir / "model").exists():
             raise BadInput(f"--run-dir {run_dir}: already holds a run; use --resume {run_dir} or another directory")
-    trainer = Trainer(model, ds, cfg, run_dir, progress=progress)
+    trainer = Trainer(model, ds, cfg, run_dir, progress=progress, callbacks=callbacks)
     run_dir.mkdir(parents=True, exist_ok=True)
     write_json(run_dir / "config.json", {"preset": cfg.preset, "family": model.name,
                                          "model": dataclasses.asdict(cfg.model),

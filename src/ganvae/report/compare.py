@@ -1,0 +1,317 @@
+"""`ganvae compare`: every model on the same data, nets, budget and seeds; then the full suite.
+
+Layout of the output directory (the report reads only these files):
+
+    compare.json                 the comparison's config (a re-run must match it to resume)
+    floor.json                   the real-data floor and the evaluator used
+    runs/<model>-seed<s>/        a normal run directory, plus
+        curve.jsonl              quick scores at a few points during training (FD vs compute)
+        best/                    the model at the best curve point (save_pretrained)
+        figures/*.png            samples, reconstructions, interpolations, traversals, embedding
+        result.json              final and best-checkpoint metrics, cost; written last
+    results.json, results.csv    one row per model and seed
+    report.html                  self-contained report
+
+Models run one after another; a re-run of the same command skips finished runs (result.json
+present) and resumes an interrupted one from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..checkpoint import atomic_write, write_json
+from ..data import ImageDataset, load_dataset, to_float, to_uint8
+from ..errors import BadInput, GanvaeError
+from ..evaluate import EvalConfig, directions, encoder_metrics, generate, real_features, score
+from ..evaluators import Evaluator, get_evaluator
+from ..images import save_grid
+from ..metrics import fd_from_features
+from ..nets import count_params
+from ..registry import resolve
+
+
+@dataclass
+class CompareConfig:
+    data: str = "shapes"
+    models: tuple[str, ...] = ("ae", "vae", "dcgan", "vaegan")
+    budget: str | None = None
+    steps: int | None = None
+    epochs: float | None = None
+    seeds: int = 1
+    batch_size: int = 64
+    precision: str = "fp32"
+    overrides: dict = field(default_factory=dict)
+    eval_n: int = 10_000        # samples for the final and best-checkpoint metrics
+    curve_points: int = 5       # quick evaluations during training (the last at the end)
+    curve_n: int = 2_000        # samples per quick evaluation
+    nll_k: int = 100            # importance samples of the VAE NLL bound (eval uses 1000)
+    nll_images: int = 200
+    data_dir: str | None = None
+    size: int | None = None
+    channels: int | None = None
+
+    def validate(self) -> None:
+        if not self.models:
+            raise BadInput("--models: name at least one model")
+        for m in self.models:
+            resolve(m)  # unknown model -> BadInput before any work
+        if len(set(self.models)) != len(self.models):
+            raise BadInput(f"--models {','.join(self.models)}: a model is named twice")
+        if sum(x is not None for x in (self.budget, self.steps, self.epochs)) != 1:
+            raise BadInput("give exactly one budget for every model: --budget 3m, --steps N or --epochs E")
+        if self.seeds < 1 or self.seeds > 100:
+            raise BadInput(f"--seeds {self.seeds}: choose 1..100")
+        for name in ("eval_n", "curve_points", "curve_n", "nll_k", "nll_images", "batch_size"):
+            if getattr(self, name) < 1:
+                raise BadInput(f"--{name.replace('_', '-')} {getattr(self, name)}: must be at least 1")
+
+    @property
+    def budget_kind(self) -> str:
+        if self.budget:
+            return f"wall-clock training time of {self.budget} per model"
+        if self.steps:
+            return f"{self.steps} optimizer steps of {self.batch_size} images per model"
+        return f"{self.epochs} epochs (passes over the training split) per model"
+
+
+class CurveRecorder:
+    """A trainer callback: quick scores at evenly spaced points of the budget; keeps the best."""
+
+    def __init__(self, run_dir: Path, ds: ImageDataset, ev: Evaluator, real_feats: np.ndarray,
+                 points: int, n: int, seed: int = 0):
+        self.run_dir, self.ds, self.ev, self.real_feats = run_dir, ds, ev, real_feats
+        self.points, self.n, self.seed = points, n, seed
+        self.path = run_dir / "curve.jsonl"
+        self.rows = self._read()
+        self.x_prior = None
+
+    def _read(self) -> list[dict]:
+        if not self.path.exists():
+            return []
+        rows = []
+        for line in self.path.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return rows
+
+    def truncate(self, step: int) -> None:
+        """Forget points past `step` (a resumed run redoes them)."""
+        self.rows = [r for r in self.rows if r["step"] <= step]
+        atomic_write(self.path, lambda p: p.write_text("".join(json.dumps(r) + "\n" for r in self.rows)))
+
+    def __call__(self, trainer) -> None:
+        if len(self.rows) and self.rows[-1]["step"] > trainer.step:
+            self.truncate(trainer.step)
+        due = len(self.rows) + 1  # the next point: fraction due / points
+        if trainer.fraction_done() + 1e-9 < due / self.points and not trainer._done():
+            return
+        if trainer._done() and self.rows and self.rows[-1]["step"] == trainer.step:
+            return
+        self.record(trainer)
+
+    @torch.no_grad()
+    def record(self, trainer) -> None:
+        model = trainer.model
+        t0 = time.perf_counter()
+        if self.x_prior is None:  # encoder models generate through a prior fitted to their codes
+            n = min(2000, len(self.ds.train))
+            self.x_prior = torch.from_numpy(self.ds.train.x[:n])
+        model.fit_prior(to_float(self.x_prior.to(trainer.device)))
+        fake = generate(model, self.n, self.seed, 500)
+        feats, _ = self.ev.features_and_probs(fake)
+        row = {"step": trainer.step, "images": trainer.images, "time": round(trainer.elapsed, 3),
+               "fd": fd_from_features(self.real_feats, feats)}
+        row["eval_seconds"] = round(time.perf_counter() - t0, 2)
+        best = min((r["fd"] for r in self.rows), default=math.inf)
+        if row["fd"] < best and math.isfinite(row["fd"]):
+            model.save_pretrained(self.run_dir / "best")
+            write_json(self.run_dir / "best" / "point.json", row)
+        self.rows.append(row)
+        with open(self.path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+
+
+def _run_name(model: str, seed: int) -> str:
+    return f"{model}-seed{seed}"
+
+
+def _train_one(cfg: CompareConfig, out: Path, preset: str, seed: int, ds: ImageDataset, ev: Evaluator,
+               real_curve_feats: np.ndarray, progress: bool, log) -> Path:
+    from ..trainer import checkpoints, train
+
+    run_dir = out / "runs" / _run_name(preset, seed)
+    recorder = CurveRecorder(run_dir, ds, ev, real_curve_feats, cfg.curve_points, cfg.curve_n, seed)
+    options = dict(steps=cfg.steps, epochs=cfg.epochs, budget=cfg.budget, batch_size=cfg.batch_size, seed=seed,
+                   precision=cfg.precision, sample_every=10**9, checkpoint_every=500, log_every=25)
+    resuming = bool(checkpoints(run_dir))
+    if resuming:
+        log(f"{_run_name(preset, seed)}: resuming from its last checkpoint")
+        train("", run_dir=run_dir, resume=True, progress=progress, callbacks=[recorder], dataset=ds,
+              **{k: v for k, v in options.items() if k in ("steps", "epochs", "budget")})
+    else:
+        if run_dir.exists():  # a run killed before its first checkpoint: start it again
+            import shutil
+
+            shutil.rmtree(run_dir)
+        data_opts = {f"data_{k}": getattr(cfg, k) for k in ("data_dir", "size", "channels")}
+        train(preset, cfg.data, run_dir, overrides=cfg.overrides, progress=progress, callbacks=[recorder],
+              dataset=ds, **options, **{k: v for k, v in data_opts.items() if v is not None})
+    return run_dir
+
+
+def _figures(model, run_dir: Path, ds: ImageDataset, seed: int) -> dict[str, str]:
+    """The pictures of one model, as PNG files in run_dir/figures; returns {kind: file name}."""
+    from ..visualize import encode_all, interpolate, plot_embedding, project_2d, traverse
+
+    fig = run_dir / "figures"
+    out = {}
+    gen = torch.Generator().manual_seed(seed)
+    save_grid(fig / "samples.png", to_uint8(model.sample(64, generator=gen)).cpu().numpy())
+    out["samples"] = "samples.png"
+    x = to_float(torch.from_numpy(ds.test.x[:2000])).to(model.device)
+    if getattr(model, "has_encoder", False):
+        with torch.no_grad():
+            x_hat = model.reconstruct(x[:32])
+        pairs = [t for i in range(0, 32, 8) for t in (x[i:i + 8], x_hat[i:i + 8])]
+        save_grid(fig / "reconstructions.png", to_uint8(torch.cat(pairs)).cpu().numpy(), nrow=8)
+        out["reconstructions"] = "reconstructions.png"
+    imgs = interpolate(model, x[:16] if getattr(model, "has_encoder", False) else None, 6, 10,
+                       torch.Generator().manual_seed(seed))
+    save_grid(fig / "interpolations.png", to_uint8(imgs).cpu().numpy(), nrow=10)
+    out["interpolations"] = "interpolations.png"
+    if hasattr(model, "encode_dist"):
+        imgs, _ = traverse(model, x[:1000], min(8, model.config.latent), 11)
+        save_grid(fig / "traversals.png", to_uint8(imgs).cpu().numpy(), nrow=11)
+        out["traversals"] = "traversals.png"
+    if getattr(model, "has_encoder", False):
+        xy = project_2d(encode_all(model, x), "pca", seed)
+        y = ds.test.y[:len(x)] if ds.test.y is not None else None
+        plot_embedding(fig / "embedding.png", xy, y, ds.classes, "test latents (PCA)")
+        out["embedding"] = "embedding.png"
+    return out
+
+
+def _score_model(model, ds, ev, cfg: CompareConfig, seed: int, log) -> dict:
+    ecfg = EvalConfig(n=cfg.eval_n, nll_k=cfg.nll_k, nll_images=cfg.nll_images, seed=seed)
+    fake = generate(model, cfg.eval_n, seed, 500)
+    res = score(fake, ds, ev, ecfg, log, with_floor=False)
+    res["metrics"].update(encoder_metrics(model, ds, ecfg, log=lambda m: None))
+    return res
+
+
+def _finish_one(cfg: CompareConfig, run_dir: Path, preset: str, seed: int, ds, ev, log) -> dict:
+    from ..models.base import GenerativeModel
+
+    model = GenerativeModel.from_pretrained(run_dir / "model")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    final = _score_model(model, ds, ev, cfg, seed, log)
+    figures = _figures(model, run_dir, ds, seed)
+    row = {"model": preset, "seed": seed, "family": model.name, "params": count_params(model),
+           "steps": summary["step"], "images_seen": summary["images"], "train_seconds": summary["train_seconds"],
+           "images_per_second": summary["images_per_second"], "final": final["metrics"],
+           "class_hist": final.get("class_hist"), "figures": figures, "status": "ok"}
+    best_dir = run_dir / "best"
+    if (best_dir / "point.json").exists():
+        point = json.loads((best_dir / "point.json").read_text())
+        curve_last = CurveRecorder(run_dir, ds, ev, None, 1, 1)._read()
+        if curve_last and point["step"] == curve_last[-1]["step"]:
+            row["best"] = dict(final["metrics"])  # the last point is the best: same model
+        else:
+            best = GenerativeModel.from_pretrained(best_dir)
+            row["best"] = _score_model(best, ds, ev, cfg, seed, log)["metrics"]
+        row["best_step"] = point["step"]
+    write_json(run_dir / "result.json", row)
+    return row
+
+
+def compare(cfg: CompareConfig, out: Path, progress: bool = True, device="cpu",
+            log: Callable[[str], None] = print) -> dict:
+    """Train and score every model x seed; write results.json, results.csv and report.html."""
+    from .html import write_report
+
+    cfg.validate()
+    out = Path(out)
+    saved = out / "compare.json"
+    mine = dataclasses.asdict(cfg)
+    if saved.exists():
+        theirs = json.loads(saved.read_text())
+        if theirs != json.loads(json.dumps(mine)):
+            raise BadInput(f"--out {out}: holds a comparison with other settings; use another --out "
+                           "(or the same command to resume it)")
+    else:
+        write_json(saved, mine)
+    ds = load_dataset(cfg.data, data_dir=cfg.data_dir, size=cfg.size, channels=cfg.channels)
+    ev = get_evaluator(ds, device=device, log=log)
+    real_f, _ = real_features(ev, ds.test.x, "test", log)
+    floor_path = out / "floor.json"
+    if not floor_path.exists():
+        n = min(cfg.eval_n, len(ds.train))
+        floor = score(ds.train.x[np.random.default_rng(0).permutation(len(ds.train))[:n]], ds, ev,
+                      EvalConfig(n=n), log, with_floor=False)
+        real_hist = (np.bincount(ds.test.y, minlength=ds.num_classes) / len(ds.test.y)).tolist() \
+            if ds.test.y is not None else None
+        write_json(floor_path, {"metrics": floor["metrics"], "n": n, "class_hist": real_hist,
+                                "evaluator": {k: ev.meta[k] for k in ("id", "kind", "accuracy", "accuracy_of")},
+                                "data": ds.name, "classes": ds.classes, "shape": list(ds.shape),
+                                "train_images": len(ds.train), "test_images": len(ds.test)})
+    rows = []
+    for seed in range(cfg.seeds):
+        for preset in cfg.models:
+            run_dir = out / "runs" / _run_name(preset, seed)
+            if (run_dir / "result.json").exists():
+                log(f"{_run_name(preset, seed)}: finished earlier; skipping")
+                rows.append(json.loads((run_dir / "result.json").read_text()))
+                continue
+            log(f"{_run_name(preset, seed)}: training ({cfg.budget_kind})")
+            try:
+                _train_one(cfg, out, preset, seed, ds, ev, real_f, progress, log)
+                rows.append(_finish_one(cfg, run_dir, preset, seed, ds, ev, log))
+            except GanvaeError as e:
+                if "diverged" not in str(e):
+                    raise
+                log(f"{_run_name(preset, seed)}: {e}")
+                row = {"model": preset, "seed": seed, "status": "diverged", "error": str(e)}
+                write_json(run_dir / "result.json", row)
+                rows.append(row)
+    results = {"config": mine, "budget_kind": cfg.budget_kind, "floor": json.loads(floor_path.read_text()),
+               "directions": directions(), "rows": rows}
+    write_json(out / "results.json", results)
+    write_csv(out / "results.csv", rows)
+    write_report(out)
+    return results
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    """One line per model and seed: cost columns, then every final metric, then best_*."""
+    metric_names = sorted({k for r in rows for k in r.get("final", {})})
+    cols = ["model", "seed", "status", "params", "steps", "images_seen", "train_seconds", "images_per_second"]
+    cols += metric_names + [f"best_{m}" for m in metric_names] + ["best_step"]
+
+    def line(r):
+        d = {c: r.get(c, "") for c in cols[:8]}
+        d.update({m: r.get("final", {}).get(m, "") for m in metric_names})
+        d.update({f"best_{m}": r.get("best", {}).get(m, "") for m in metric_names})
+        d["best_step"] = r.get("best_step", "")
+        return d
+
+    def write(p):
+        with open(p, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=cols)
+            w.writeheader()
+            for r in rows:
+                w.writerow(line(r))
+
+    atomic_write(path, write)

@@ -1,0 +1,114 @@
+"""`ganvae compare` end to end on tiny shapes, resume, and the report in a real browser."""
+
+import csv
+import json
+import shutil
+
+import pytest
+
+ARGS = ["--data", "shapes:n=512,n_test=128", "--steps", 12, "--batch-size", 32, "--set", "width=8",
+        "--set", "latent=8", "--eval-n", 300, "--curve-n", 200, "--curve-points", 3, "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def compared(tmp_path_factory):
+    from ganvae.cli import main
+
+    out = tmp_path_factory.mktemp("cmp") / "out"
+    code = main(["compare", "--models", "ae,vae,dcgan", "--seeds", "2", "--out", str(out), *map(str, ARGS)])
+    assert code == 0
+    return out
+
+
+def test_results_files(compared):
+    res = json.loads((compared / "results.json").read_text())
+    assert [(r["model"], r["seed"]) for r in res["rows"]] == [
+        ("ae", 0), ("vae", 0), ("dcgan", 0), ("ae", 1), ("vae", 1), ("dcgan", 1)]
+    for r in res["rows"]:
+        assert r["status"] == "ok" and r["steps"] == 12 and r["images_seen"] == 12 * 32
+        assert r["params"] > 0 and r["images_per_second"] > 0 and r["train_seconds"] > 0
+        assert {"fd", "kid", "precision", "recall", "coverage", "mode_coverage"} <= set(r["final"])
+        assert "best" in r and 1 <= r["best_step"] <= 12
+        run = compared / "runs" / f"{r['model']}-seed{r['seed']}"
+        curve = [json.loads(x) for x in (run / "curve.jsonl").read_text().splitlines()]
+        assert [p["step"] for p in curve] == [4, 8, 12]  # thirds of the budget
+        assert (run / "figures" / "samples.png").exists()
+    vae = next(r for r in res["rows"] if r["model"] == "vae")
+    assert {"recon_mse", "psnr", "elbo", "nll"} <= set(vae["final"])
+    assert set(vae["figures"]) == {"samples", "reconstructions", "interpolations", "traversals", "embedding"}
+    dcgan = next(r for r in res["rows"] if r["model"] == "dcgan")
+    assert set(dcgan["figures"]) == {"samples", "interpolations"}
+    assert res["floor"]["metrics"]["fd"] < min(r["final"]["fd"] for r in res["rows"])
+    with open(compared / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 6 and {"fd", "best_fd", "params", "images_per_second", "train_seconds"} <= set(rows[0])
+    # the seeds differ: different weights, different scores
+    fds = {r["seed"]: r["final"]["fd"] for r in res["rows"] if r["model"] == "dcgan"}
+    assert fds[0] != fds[1]
+
+
+def test_report_content(compared):
+    html = (compared / "report.html").read_text()
+    assert "real-data floor" in html and "±" in html  # two seeds: mean ± std
+    for model in ("ae", "vae", "dcgan"):
+        assert f'id="model-{model}"' in html
+    assert "Findings" in html and "Best sample quality (FD)" in html
+    assert "src=\"http" not in html and "<script" not in html  # self-contained, no network
+
+
+def test_rerun_skips_finished_and_resumes_interrupted(compared, run_cli, tmp_path):
+    out = tmp_path / "copy"
+    shutil.copytree(compared, out)
+    ae = json.loads((out / "runs" / "ae-seed0" / "result.json").read_text())
+    run = out / "runs" / "dcgan-seed1"
+    # as if killed after its first checkpoint: no result, no final model
+    for name in ("result.json", "summary.json"):
+        (run / name).unlink()
+    shutil.rmtree(run / "model")
+    code, out_text, err = run_cli("compare", "--models", "ae,vae,dcgan", "--seeds", 2, "--out", out, *ARGS)
+    assert code == 0, err
+    assert "ae-seed0: finished earlier; skipping" in err and "dcgan-seed1: resuming" in err
+    assert json.loads((out / "runs" / "ae-seed0" / "result.json").read_text()) == ae
+    assert json.loads((run / "result.json").read_text())["steps"] == 12
+
+
+def test_other_settings_refused(compared, run_cli, tmp_path):
+    out = tmp_path / "copy"
+    shutil.copytree(compared, out)
+    before = (out / "results.json").read_bytes()
+    code, _, err = run_cli("compare", "--models", "ae", "--out", out, *ARGS)
+    assert code == 2 and "other settings" in err
+    assert (out / "results.json").read_bytes() == before
+
+
+@pytest.mark.parametrize("extra,msg", [
+    (["--models", "ae,nope"], "unknown model 'nope'"),
+    (["--models", "ae,ae"], "named twice"),
+    (["--models", "ae", "--budget", "1m"], "exactly one budget"),
+    (["--models", "ae", "--seeds", "0"], "--seeds 0"),
+])
+def test_bad_options(extra, msg, run_cli, tmp_path):
+    code, _, err = run_cli("compare", *extra, "--out", tmp_path / "o", *ARGS)
+    assert code == 2 and msg in err and "Traceback" not in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_report_command_rebuilds(compared, run_cli, tmp_path):
+    out = tmp_path / "copy"
+    shutil.copytree(compared, out)
+    (out / "report.html").unlink()
+    code, text, err = run_cli("report", out)
+    assert code == 0 and (out / "report.html").exists()
+    code, _, err = run_cli("report", tmp_path / "nothing")
+    assert code == 2 and "no results.json" in err
+
+
+def test_report_in_a_real_browser(compared, tmp_path):
+    """Headless Chromium opens the file: every image loads, no console errors, a screenshot."""
+    from tests.browser import open_report
+
+    result = open_report(compared / "report.html", tmp_path / "shot.png")
+    assert result["images"] >= 10
+    assert result["broken"] == [], result["broken"]
+    assert result["console_errors"] == []
+    assert (tmp_path / "shot.png").stat().st_size > 10_000
