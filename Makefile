@@ -46,7 +46,7 @@ test-all: $(STAMP)
 demo: $(STAMP)
 	rm -rf runs/demo
 	$(BIN)/ganvae compare --data fashion-mnist --models ae,vae,dcgan,vaegan --budget 45s --precision bf16 \
-	  --eval-n 5000 --out runs/demo
+	  --set width=32 --eval-n 5000 --curve-points 4 --out runs/demo
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -112,3 +112,36 @@ def test_report_in_a_real_browser(compared, tmp_path):
     assert result["broken"] == [], result["broken"]
     assert result["console_errors"] == []
     assert (tmp_path / "shot.png").stat().st_size > 10_000
+
+
+SMALL = ["--steps", 4, "--batch-size", 16, "--set", "width=8", "--set", "latent=4", "--eval-n", 100,
+         "--curve-n", 100, "--curve-points", 2, "--quiet"]
+
+
+def test_compare_on_an_rgb_folder(tmp_path, run_cli):
+    """A folder of RGB images in class sub-folders: an evaluator is trained for it on first use."""
+    from PIL import Image
+
+    from ganvae.data import load_dataset
+
+    ds = load_dataset("shapes:n=240,n_test=10,classes=3", size=32, channels=3)
+    for i, (img, label) in enumerate(zip(ds.train.x, ds.train.y)):
+        d = tmp_path / "imgs" / ds.classes[label]
+        d.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img.transpose(1, 2, 0)).save(d / f"{i}.png")
+    code, out, err = run_cli("compare", "--data", f"folder:{tmp_path / 'imgs'}", "--models", "vae,sngan",
+                             "--out", tmp_path / "o", *SMALL)
+    assert code == 0, err
+    res = json.loads((tmp_path / "o" / "results.json").read_text())
+    assert res["floor"]["shape"] == [3, 32, 32] and res["floor"]["classes"] == ["disc", "square", "triangle"]
+    assert [r["status"] for r in res["rows"]] == ["ok", "ok"]
+    assert (tmp_path / "o" / "report.html").exists()
+
+
+def test_compare_on_fashion_mnist(tmp_path, run_cli):
+    code, out, err = run_cli("compare", "--data", "fashion-mnist", "--models", "ae,dcgan", "--out", tmp_path / "o",
+                             *SMALL)
+    assert code == 0, err
+    res = json.loads((tmp_path / "o" / "results.json").read_text())
+    assert res["floor"]["evaluator"]["id"].startswith("fashion-mnist-classifier")
+    assert res["floor"]["evaluator"]["accuracy"] >= 0.92

@@ -98,6 +98,8 @@ def test_fd_floor_far_below_broken_samples(fmnist, fm_evaluator, small_cfg):
     for name, bad in (("noise", noise), ("blurred", blurred), ("repeated", repeated)):
         m = _fd(bad, fmnist, fm_evaluator, small_cfg)
         assert m["fd"] > 10 * floor_fd, (name, m["fd"], floor_fd)
+    assert real["metrics"]["sharpness"] == pytest.approx(1.0, abs=0.1)
+    assert _fd(blurred, fmnist, fm_evaluator, small_cfg)["sharpness"] < 0.3
     # the single repeated image covers one mode and has no recall
     m = _fd(repeated, fmnist, fm_evaluator, small_cfg)
     assert m["mode_coverage"] <= 2 and m["recall"] < 0.05 and m["classifier_score"] < 1.5

@@ -21,7 +21,7 @@ COLUMNS = [
     ("fd", "FD"), ("kid", "KID"), ("precision", "precision"), ("recall", "recall"),
     ("density", "density"), ("coverage", "coverage"), ("classifier_score", "class. score"),
     ("mode_coverage", "modes"), ("mode_reverse_kl", "KL(real‖modes)"), ("recon_mse", "recon MSE"),
-    ("psnr", "PSNR dB"), ("nll", "NLL nats"), ("nll_bpd", "NLL bits/dim"),
+    ("psnr", "PSNR dB"), ("nll", "NLL nats"), ("nll_bpd", "NLL bits/dim"), ("sharpness", "sharpness"),
 ]
 
 
@@ -118,23 +118,24 @@ def findings(results: dict, agg: dict, curves: dict[str, list[dict]]) -> list[st
     k = results["floor"].get("classes") and len(results["floor"]["classes"])
     for m in models:
         a = agg[m]
+        sharp = a.get("sharpness", (1.0,))[0]
+        blurry = sharp < 0.6
+        if blurry:
+            out.append(f"<b>{m}</b>'s samples are blurry: their edge energy is {100 * sharp:.0f}% of real images' "
+                       f"(precision {a['precision'][0]:.2f}, recall {a['recall'][0]:.2f}).")
         if k and "mode_coverage" in a and a["mode_coverage"][0] < 0.8 * k:
             hist = results["_hist"].get(m)
             missing = ""
             if hist:
                 missing = ", ".join(results["floor"]["classes"][i] for i, h in enumerate(hist) if h < 0.5 / k)
                 missing = f" (missing or rare: {missing})" if missing else ""
-            out.append(f"<b>{m}</b> covers only {a['mode_coverage'][0]:.0f} of {k} classes{missing}: "
-                       "a sign of mode collapse.")
-        if "precision" in a and "recall" in a and a["precision"][0] < 0.5 * floor["precision"] \
-                and a["recall"][0] > a["precision"][0] + 0.1:
-            out.append(f"<b>{m}</b> has low precision ({a['precision'][0]:.2f}) but higher recall "
-                       f"({a['recall'][0]:.2f}): its samples spread over the data but look unlike real "
-                       "images — typical of blurry VAE samples.")
-        if "precision" in a and "recall" in a and a["recall"][0] < 0.3 * floor["recall"] \
+            why = ("the evaluator files its blurry samples under few classes" if blurry
+                   else "a sign of mode collapse")
+            out.append(f"<b>{m}</b> covers only {a['mode_coverage'][0]:.0f} of {k} classes{missing}: {why}.")
+        if not blurry and "precision" in a and "recall" in a and a["recall"][0] < 0.3 * floor["recall"] \
                 and a["precision"][0] > 0.5 * floor["precision"]:
             out.append(f"<b>{m}</b> has good precision ({a['precision'][0]:.2f}) but low recall "
-                       f"({a['recall'][0]:.2f}): sharp samples from a narrow part of the data.")
+                       f"({a['recall'][0]:.2f}): realistic samples from a narrow part of the data.")
     for m, curve in curves.items():
         fds = [r["fd"] for r in curve if math.isfinite(r["fd"])]
         if len(fds) >= 2 and fds[-1] > 1.5 * min(fds):
@@ -236,11 +237,12 @@ def build_context(out: Path) -> dict:
                         if r.get("status") == "ok" and r.get("class_hist") and r["seed"] == 0}
     d = results["directions"]
     floor = results["floor"]["metrics"]
-    columns = [(k, label, d.get(k, False)) for k, label in COLUMNS if any(k in a for a in agg.values())]
+    # higher is None: no direction (sharpness is best near 1, the real data's value)
+    columns = [(k, label, d.get(k)) for k, label in COLUMNS if any(k in a for a in agg.values())]
     best_of = {}
     for k, _, higher in columns:
         have = [m for m in agg if k in agg[m]]
-        if have:
+        if have and higher is not None:
             best_of[k] = (max if higher else min)(have, key=lambda m: agg[m][k][0])
     order = sorted(agg, key=lambda m: agg[m]["fd"][0])
     cost = _cost(rows)
