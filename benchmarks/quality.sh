@@ -11,5 +11,5 @@ rm -rf "$out/vae" "$out/dcgan"
 /usr/bin/time -f "dcgan train wall %es" $G train dcgan --data fashion-mnist --epochs 3 --precision bf16 \
   --run-dir "$out/dcgan" --quiet
 for m in vae dcgan; do
-  /usr/bin/time -f "$m eval wall %es" $G eval "$out/$m" -n 10000
+  /usr/bin/time -f "$m eval wall %es" $G eval "$out/$m" -n 10000 --nll-images 500
 done
