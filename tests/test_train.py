@@ -161,3 +161,25 @@ def test_embed_tsne_and_pca_differ(runs, run_cli, tmp_path):
         code, out, err = run_cli("embed", runs["vae"], "-n", 64, "--method", method, "-o", tmp_path / f"{method}.png")
         assert code == 0 and method in out, err
     assert (tmp_path / "pca.png").read_bytes() != (tmp_path / "tsne.png").read_bytes()
+
+
+def test_config_file_and_precision(tmp_path, run_cli):
+    (tmp_path / "c.yaml").write_text("model:\n  beta: 2.5\n  width: 8\ntrain:\n  log_every: 1\n")
+    code, _, err = run_cli("train", "vae", "--data", DATA, "--steps", 2, "--batch-size", 16, "--quiet",
+                           "--config", tmp_path / "c.yaml", "--set", "latent=3", "--precision", "bf16",
+                           "--run-dir", tmp_path / "r")
+    assert code == 0, err
+    cfg = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert cfg["model"]["beta"] == 2.5 and cfg["model"]["latent"] == 3 and cfg["model"]["width"] == 8
+    assert cfg["train"]["log_every"] == 1 and cfg["train"]["precision"] == "bf16"
+    assert len((tmp_path / "r" / "metrics.jsonl").read_text().splitlines()) == 2
+
+
+def test_cuda_requested_without_one(tmp_path, run_cli):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    code, _, err = run_cli("train", "ae", "--data", DATA, "--steps", 1, "--device", "cuda", "--run-dir", tmp_path / "r",
+                           *TINY)
+    assert code == 2 and "CUDA is not available" in err
