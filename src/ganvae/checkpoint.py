@@ -7,6 +7,8 @@ Nested state (an optimizer's state_dict, RNG states, trainer counters) is split 
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
 import os
 import tempfile
@@ -76,19 +78,46 @@ def write_json(path: Path, data: Any) -> None:
     atomic_write(Path(path), lambda p: p.write_text(json.dumps(data, indent=2) + "\n"))
 
 
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def save_state(path_stem: Path, state: Any) -> None:
-    """Write `state` as STEM.safetensors + STEM.json."""
+    """Write `state` as STEM.safetensors, then STEM.json (which records the tensors' SHA-256).
+
+    Each file is written atomically, and the JSON last: a checkpoint is complete exactly when
+    its JSON exists and the checksum in it matches the tensors.
+    """
     tensors: dict[str, torch.Tensor] = {}
     skeleton = split_state(state, tensors)
-    atomic_write(path_stem.with_suffix(".safetensors"), lambda p: save_file(tensors, str(p)))
-    write_json(path_stem.with_suffix(".json"), skeleton)
+    st = path_stem.with_suffix(".safetensors")
+    try:
+        atomic_write(st, lambda p: save_file(tensors, str(p)))
+        write_json(path_stem.with_suffix(".json"), {"format": "ganvae-state-1", "sha256": sha256_file(st),
+                                                    "state": skeleton})
+    except OSError as e:
+        if not path_stem.with_suffix(".json").exists():  # a half-made new checkpoint: drop its tensors
+            st.unlink(missing_ok=True)
+        reason = "no space left on device" if e.errno == errno.ENOSPC else str(e)
+        raise GanvaeError(f"{path_stem}: could not write the checkpoint ({reason}); "
+                          "earlier checkpoints are intact") from None
 
 
 def load_state(path_stem: Path, device: str | torch.device = "cpu") -> Any:
+    """Read a state written by save_state, verifying its checksum first. Never unpickles."""
+    st = path_stem.with_suffix(".safetensors")
     try:
-        tensors = load_file(str(path_stem.with_suffix(".safetensors")), device=str(device))
-        skeleton = json.loads(path_stem.with_suffix(".json").read_text())
-        return join_state(skeleton, tensors)
+        meta = json.loads(path_stem.with_suffix(".json").read_text())
+        if not isinstance(meta, dict) or meta.get("format") != "ganvae-state-1":
+            raise ValueError("not a ganvae state file")
+        if sha256_file(st) != meta["sha256"]:
+            raise ValueError("checksum mismatch: the tensors file is damaged")
+        tensors = load_file(str(st), device=str(device))
+        return join_state(meta["state"], tensors)
     except FileNotFoundError as e:
         raise GanvaeError(f"{e.filename}: missing") from None
     except Exception as e:  # safetensors raises its own error types for damaged files

@@ -497,7 +497,7 @@ def main(argv: list[str] | None = None) -> int:
     except GanvaeError as e:
         if debug:
             traceback.print_exc()
-        print(f"ganvae: error: {e}", file=sys.stderr)
+        print(f"ganvae: {e.label}: {e}", file=sys.stderr)
         return e.exit_code
     except Exception as e:  # a bug or an unexpected environment problem: still one line
         if debug:

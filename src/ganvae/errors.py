@@ -9,6 +9,7 @@ class GanvaeError(Exception):
     """An expected failure with a message written for the user. Exit code 1."""
 
     exit_code = 1
+    label = "error"  # the CLI prints "ganvae: <label>: <message>"
 
 
 class BadInput(GanvaeError):
@@ -18,3 +19,13 @@ class BadInput(GanvaeError):
     """
 
     exit_code = 2
+
+
+class Stopped(GanvaeError):
+    """Training stopped cleanly on SIGINT / SIGTERM, with a checkpoint. Exit 128 + signal."""
+
+    label = "stopped"
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.exit_code = 128 + signum

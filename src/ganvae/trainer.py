@@ -17,6 +17,8 @@ import dataclasses
 import json
 import math
 import re
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +29,7 @@ import torch
 from .checkpoint import load_state, save_state, write_json
 from .config import replace
 from .data import ImageDataset, load_dataset, to_float, to_uint8
-from .errors import BadInput, GanvaeError
+from .errors import BadInput, GanvaeError, Stopped
 from .images import save_grid
 
 
@@ -57,6 +59,8 @@ class TrainConfig:
     keep_checkpoints: int = 3
     n_samples: int = 64              # images in each sample grid
     prior_images: int = 10_000       # training images given to model.fit_prior at the end
+    on_nan: Literal["stop", "rollback"] = "stop"   # a non-finite loss or weight: stop, or go back
+    max_rollbacks: int = 3           # to the last checkpoint with halved learning rates, this often
 
     def validate(self) -> None:
         for name in ("steps", "epochs"):
@@ -65,6 +69,8 @@ class TrainConfig:
                 raise BadInput(f"--{name} {v}: must be positive")
         if self.budget is not None:
             parse_budget(self.budget)
+        if self.max_rollbacks < 0:
+            raise BadInput(f"max_rollbacks={self.max_rollbacks}: must be at least 0")
         for name in ("batch_size", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints",
                      "n_samples"):
             if getattr(self, name) < 1:
@@ -160,6 +166,7 @@ class Trainer:
         self.step = 0
         self.images = 0
         self.elapsed = 0.0       # training seconds, summed over resumes
+        self.rollbacks = 0       # on_nan=rollback: how often this session went back
         n = len(data.train)
         if self.t.batch_size > n:
             raise BadInput(f"--batch-size {self.t.batch_size}: larger than the {n} training images of {data.name}")
@@ -200,6 +207,24 @@ class Trainer:
             old.with_suffix(".safetensors").unlink(missing_ok=True)
             old.with_suffix(".json").unlink(missing_ok=True)
         return stem
+
+    def _restore(self) -> None:
+        """Continue from the newest checkpoint that verifies; a damaged one is skipped with a
+        warning (the one before it is used). Without any, start from step 0."""
+        import warnings
+
+        d = self.run_dir / "checkpoints"
+        if d.is_dir():  # leftovers of a write that was killed: temporaries, tensors without JSON
+            for leftover in [*d.glob(".*.tmp"), *(p for p in d.glob("step_*.safetensors")
+                                                  if not p.with_suffix(".json").exists())]:
+                leftover.unlink(missing_ok=True)
+        for stem in reversed(checkpoints(self.run_dir)):
+            try:
+                self.load_checkpoint(stem)
+                return
+            except GanvaeError as e:
+                warnings.warn(f"{e}; falling back to the previous checkpoint", stacklevel=2)
+        self._truncate_metrics()  # a run killed before its first checkpoint starts over
 
     def load_checkpoint(self, stem: Path) -> None:
         state = load_state(stem)
@@ -261,9 +286,7 @@ class Trainer:
         if self.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             (self.run_dir / "samples").mkdir(exist_ok=True)
-        last = checkpoints(self.run_dir)
-        if last:
-            self.load_checkpoint(last[-1])
+        self._restore()
         x_train = torch.from_numpy(self.data.train.x).to(self.device)  # uint8, stays there
         fixed_noise = torch.Generator().manual_seed(1234)
         fixed_state = fixed_noise.get_state()
@@ -272,17 +295,30 @@ class Trainer:
         writer = SummaryWriter(str(self.run_dir / "tb")) if self.is_main else None
         metrics = open(self.run_dir / "metrics.jsonl", "a") if self.is_main else None
         bar = self._bar()
+        # SIGINT / SIGTERM: finish the current step, checkpoint, and stop (exit 130 / 143)
+        stop_signal: list[int] = []
+        previous = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                previous[sig] = signal.signal(sig, lambda signum, frame: stop_signal.append(signum))
         sums: dict[str, torch.Tensor] = {}
         counts: dict[str, int] = {}
         t_log, images_log = time.perf_counter(), self.images
         t_prev = time.perf_counter()
-        interrupted = False
         try:
             while not self._done():
+                if stop_signal:
+                    raise self._stopped(stop_signal[0])
                 x = self._batch(x_train)
                 with autocast(self.device, self.t.precision):
                     out = model.train_step(x, self.step)
-                for k, v in out.items():  # accumulate without a device sync per step
+                if not self._finite(out):  # rolled back to the last good checkpoint
+                    sums, counts = {}, {}
+                    if metrics is not None:  # metrics.jsonl was rewritten up to that step
+                        metrics.close()
+                        metrics = open(self.run_dir / "metrics.jsonl", "a")
+                    continue
+                for k, v in out.items():
                     v = v.detach().float() if torch.is_tensor(v) else torch.tensor(float(v))
                     sums[k] = sums[k] + v if k in sums else v
                     counts[k] = counts.get(k, 0) + 1
@@ -295,7 +331,6 @@ class Trainer:
                     bar.update(1)
                 if self.step % self.t.log_every == 0 or self._done():
                     scalars = {k: float(sums[k]) / counts[k] for k in sums}
-                    self._check_finite(scalars)
                     rate = (self.images - images_log) / max(now - t_log, 1e-9)
                     t_log, images_log = now, self.images
                     sums, counts = {}, {}
@@ -308,19 +343,56 @@ class Trainer:
                 for callback in self.callbacks:
                     callback(self)
                 t_prev = time.perf_counter()  # logging, checkpoints, callbacks: not training time
-        except KeyboardInterrupt:
-            interrupted = True
-            raise
         finally:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
             if bar is not None:
                 bar.close()
             if metrics is not None:
                 metrics.close()
             if writer is not None:
                 writer.close()
-            if interrupted and self.is_main:
-                self.save_checkpoint()
         return self._finish(x_train, fixed_noise, fixed_state, x_fixed)
+
+    def _stopped(self, signum: int) -> Stopped:
+        """Checkpoint at the step boundary and say how to go on."""
+        if self.is_main:
+            self.save_checkpoint()
+        name = signal.Signals(signum).name
+        return Stopped(f"{name} at step {self.step}: checkpoint saved. Continue with: "
+                       f"ganvae train --resume {self.run_dir}", signum)
+
+    def _finite(self, out: dict) -> bool:
+        """Check this step's losses and the weights; on a NaN / Inf stop, or roll back.
+
+        One small device sync per step: the price of catching divergence at the step where it
+        appears, so that no non-finite weights ever reach a checkpoint.
+        """
+        vals = [v.detach().float().reshape(()) if torch.is_tensor(v) else torch.tensor(float(v))
+                for v in out.values()]
+        params = [p.detach() for p in self.model.parameters()]
+        if bool(torch.isfinite(torch.stack(vals)).all()) and \
+                bool(torch.isfinite(torch.stack([p.float().sum() for p in params]).sum())):
+            return True
+        bad = [f"{k} = {float(v):g}" for k, v in zip(out, vals) if not math.isfinite(float(v))]
+        if not bad:
+            names = [n for n, p in self.model.named_parameters() if not bool(torch.isfinite(p).all())]
+            bad = [f"weights of {', '.join(names[:3])} non-finite"]
+        where = f"training diverged at step {self.step + 1}: {'; '.join(bad)}"
+        if self.t.on_nan == "rollback" and self.rollbacks < self.t.max_rollbacks and checkpoints(self.run_dir):
+            self.rollbacks += 1
+            self._restore()
+            for opt in self.model.optimizers().values():
+                for group in opt.param_groups:
+                    group["lr"] *= 0.5 ** self.rollbacks
+            import warnings
+
+            warnings.warn(f"{where}; rolled back to step {self.step} with learning rates x{0.5 ** self.rollbacks:g} "
+                          f"(rollback {self.rollbacks} of {self.t.max_rollbacks})", stacklevel=2)
+            return False
+        extra = f" after {self.rollbacks} rollbacks" if self.rollbacks else ""
+        raise GanvaeError(f"{where}{extra}; lower the learning rate or try another loss / regularizer "
+                          "(--set train.on_nan=rollback retries from the last checkpoint)")
 
     def _finish(self, x_train, fixed_noise, fixed_state, x_fixed) -> dict:
         model = self.model
@@ -337,12 +409,6 @@ class Trainer:
             self._write_samples("final", fixed_noise, x_fixed)
             write_json(self.run_dir / "summary.json", summary)
         return summary
-
-    def _check_finite(self, scalars: dict[str, float]) -> None:
-        bad = [k for k, v in scalars.items() if not math.isfinite(v)]
-        if bad:
-            raise GanvaeError(f"training diverged: {', '.join(bad)} became non-finite by step {self.step}; "
-                              "lower the learning rate or try another loss / regularizer")
 
     def _bar(self):
         if not (self.progress and self.is_main):

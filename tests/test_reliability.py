@@ -1,0 +1,197 @@
+"""Crash safety, divergence, signals, full disks, hostile files (issue 6)."""
+
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file
+
+from tests.conftest import DATA, TINY
+
+
+def _all_finite(run: Path) -> bool:
+    for f in (run / "checkpoints").glob("*.safetensors"):
+        for k, v in load_file(f).items():
+            if v.dtype.kind == "f" and not np.isfinite(v).all():
+                return False
+    return True
+
+
+def test_divergence_stops_at_the_step_with_names(tmp_path, run_cli):
+    run = tmp_path / "r"
+    code, _, err = run_cli("train", "ae", "--data", DATA, "--steps", 50, "--checkpoint-every", 1, "--run-dir", run,
+                           "--set", "lr=1e12", *TINY)
+    assert code == 1 and "training diverged at step" in err and "loss/recon" in err, err
+    step = int(err.split("at step ")[1].split(":")[0])
+    assert step < 50 and "Traceback" not in err
+    # every checkpoint on disk is finite, and none is at or after the divergent step
+    stems = sorted((run / "checkpoints").glob("*.json"))
+    assert stems and all(int(p.stem.split("_")[1]) < step for p in stems)
+    assert _all_finite(run)
+
+
+def test_rollback_halves_the_learning_rate_then_gives_up(tmp_path, run_cli):
+    run = tmp_path / "r"
+    code, _, err = run_cli("train", "ae", "--data", DATA, "--steps", 50, "--checkpoint-every", 1, "--run-dir", run,
+                           "--set", "lr=1e12", "--set", "train.on_nan=rollback", "--set", "train.max_rollbacks=2",
+                           *TINY)
+    assert code == 1 and "after 2 rollbacks" in err, err
+    assert err.count("rolled back to step") == 2 and "x0.5" in err and "x0.25" in err
+    assert _all_finite(run)
+    steps = [json.loads(x)["step"] for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(set(steps))  # rolled-back steps were not logged twice
+
+
+def test_damaged_newest_checkpoint_falls_back(tmp_path, run_cli):
+    common = ["--data", DATA, "--log-every", 1, "--checkpoint-every", 2, *TINY]
+    assert run_cli("train", "dcgan", "--steps", 6, "--run-dir", tmp_path / "a", *common)[0] == 0
+    assert run_cli("train", "dcgan", "--steps", 4, "--run-dir", tmp_path / "b", *common)[0] == 0
+    newest = tmp_path / "b" / "checkpoints" / "step_00000004.safetensors"
+    raw = bytearray(newest.read_bytes())
+    raw[-10] ^= 0xFF
+    newest.write_bytes(bytes(raw))
+    code, _, err = run_cli("train", "--resume", tmp_path / "b", "--steps", 6, "--quiet")
+    assert code == 0, err
+    assert "checksum mismatch" in err and "falling back to the previous checkpoint" in err
+    a, b = load_file(tmp_path / "a" / "model" / "model.safetensors"), load_file(tmp_path / "b" / "model" / "model.safetensors")
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def test_full_disk_keeps_the_previous_checkpoint(tmp_path, run_cli, monkeypatch):
+    import errno
+
+    import ganvae.checkpoint as ck
+
+    real_save = ck.save_file
+    calls = {"n": 0}
+
+    def failing(tensors, path):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(tensors, path)
+
+    monkeypatch.setattr(ck, "save_file", failing)
+    run = tmp_path / "r"
+    code, _, err = run_cli("train", "vae", "--data", DATA, "--steps", 6, "--checkpoint-every", 2, "--run-dir", run, *TINY)
+    assert code == 1 and "no space left on device" in err and "earlier checkpoints are intact" in err
+    stems = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert stems == ["step_00000002.json", "step_00000002.safetensors"]  # no partial file left
+    monkeypatch.setattr(ck, "save_file", real_save)
+    from ganvae.checkpoint import load_state
+
+    assert load_state(run / "checkpoints" / "step_00000002")["trainer"]["step"] == 2
+
+
+def _wait_for(path: Path, predicate, timeout=60.0):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if path.exists() and predicate(path):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_signals_stop_cleanly(tmp_path, sig, code):
+    run = tmp_path / "r"
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    p = subprocess.Popen([sys.executable, "-m", "ganvae.cli", "train", "dcgan", "--data", DATA, "--steps", "100000",
+                          "--log-every", "1", "--checkpoint-every", "100000", "--run-dir", str(run), *map(str, TINY)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert _wait_for(run / "metrics.jsonl", lambda f: len(f.read_text().splitlines()) >= 3)
+        p.send_signal(sig)
+        out, err = p.communicate(timeout=60)
+    finally:
+        p.kill()
+    assert p.returncode == code, err
+    assert f"ganvae: stopped: {signal.Signals(sig).name} at step" in err and "--resume" in err
+    assert "Traceback" not in err
+    step = int(err.split("at step ")[1].split(":")[0])
+    assert (run / "checkpoints" / f"step_{step:08d}.json").exists()
+    from ganvae.checkpoint import load_state
+
+    assert load_state(run / "checkpoints" / f"step_{step:08d}")["trainer"]["step"] == step
+
+
+def test_malicious_pickle_is_refused(tmp_path, runs, run_cli):
+    """A pickle planted where weights or state belong is never unpickled."""
+    import shutil
+
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    payload = pickle.dumps(Evil())
+    run = tmp_path / "run"
+    shutil.copytree(runs["vae"], run)
+    (run / "model" / "model.safetensors").write_bytes(payload)
+    code, _, err = run_cli("sample", run, "-n", 2, "-o", tmp_path / "s.png")
+    assert code == 1 and "damaged weights" in err
+    ck = sorted((run / "checkpoints").glob("*.safetensors"))
+    for f in ck:
+        f.write_bytes(payload)
+    code, _, err = run_cli("train", "--resume", run, "--steps", 8, "--quiet")
+    assert code == 0 and err.count("falling back to the previous checkpoint") == len(ck)
+    np.savez(tmp_path / "x.npz", x=np.array([Evil()], dtype=object))
+    code, _, err = run_cli("eval", "--samples", tmp_path / "x.npz", "--data", DATA)
+    assert code == 2
+    assert not marker.exists()
+
+
+# ------------------------------------------------------------------ SIGKILL at many points
+
+KILL_POINTS = [
+    ("step", 7),          # inside the 7th training step
+    ("tensors", 2),       # writing the 2nd checkpoint's tensors, before the rename
+    ("json", 2),          # between the 2nd checkpoint's tensors and its JSON
+    ("metrics", 9),       # half-way through writing the 9th metrics line
+    ("final", 1),         # saving the final model after the last checkpoint
+    ("samples", 1),       # writing the first sample grid
+]
+
+def _train_args(run):
+    return ["train", "vae", "--data", DATA, "--steps", "12", "--log-every", "1", "--checkpoint-every", "4",
+            "--sample-every", "6", "--run-dir", str(run), *map(str, TINY)]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    from ganvae.cli import main
+
+    run = tmp_path_factory.mktemp("ref") / "r"
+    assert main(_train_args(run)) == 0
+    return load_file(run / "model" / "model.safetensors")
+
+
+@pytest.mark.parametrize("point,n", KILL_POINTS)
+def test_sigkill_then_resume_is_bit_identical(tmp_path, reference, run_cli, point, n):
+    run = tmp_path / "r"
+    killer = Path(__file__).parent / "killer.py"
+    p = subprocess.run([sys.executable, str(killer), point, str(n), *_train_args(run)],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == -signal.SIGKILL, p.stderr
+    assert not (run / "model" / "model.safetensors").exists() or point == "final"
+    code, _, err = run_cli("train", "--resume", run, "--quiet")
+    assert code == 0, err
+    got = load_file(run / "model" / "model.safetensors")
+    assert got.keys() == reference.keys()
+    for k in got:
+        np.testing.assert_array_equal(got[k], reference[k], err_msg=k)
+    steps = [json.loads(x)["step"] for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, 13)), steps  # nothing missing, nothing twice
+    left = {p.name for p in (run / "checkpoints").iterdir()}
+    assert not [n for n in left if n.endswith(".tmp")]
+    assert {n.rsplit(".", 1)[0] for n in left if n.endswith(".safetensors")} == \
+        {n.rsplit(".", 1)[0] for n in left if n.endswith(".json")}  # no tensors without their JSON
