@@ -195,3 +195,55 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path, reference, run_cli, poin
     assert not [n for n in left if n.endswith(".tmp")]
     assert {n.rsplit(".", 1)[0] for n in left if n.endswith(".safetensors")} == \
         {n.rsplit(".", 1)[0] for n in left if n.endswith(".json")}  # no tensors without their JSON
+
+
+# ------------------------------------------------------------------ paths stay inside a run
+
+
+def test_report_never_inlines_files_from_outside(tmp_path, run_cli):
+    import shutil
+
+    from tests.test_compare import ARGS
+
+    out = tmp_path / "o"
+    code, _, err = run_cli("compare", "--models", "ae", "--out", out, *[a if a != 12 else 2 for a in ARGS])
+    assert code == 0, err
+    secret = tmp_path / "secret.png"
+    shutil.copy(out / "runs" / "ae-seed0" / "figures" / "samples.png", secret)
+    res = json.loads((out / "results.json").read_text())
+    res["rows"][0]["figures"] = {"samples": "../../../../secret.png", "embedding": str(secret)}
+    (out / "results.json").write_text(json.dumps(res))
+    (out / "runs" / "ae-seed0" / "figures" / "reconstructions.png").unlink()
+    (out / "runs" / "ae-seed0" / "figures" / "reconstructions.png").symlink_to(secret)
+    res["rows"][0]["figures"]["reconstructions"] = "reconstructions.png"
+    (out / "results.json").write_text(json.dumps(res))
+    assert run_cli("report", out)[0] == 0
+    html = (out / "report.html").read_text()
+    assert 'alt="ae samples"' not in html and 'alt="ae embedding"' not in html
+    assert 'alt="ae reconstructions"' not in html
+
+
+def test_model_symlinked_outside_is_refused(tmp_path, runs, run_cli):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(runs["vae"], run, symlinks=True)
+    shutil.rmtree(run / "model")
+    (run / "model").symlink_to(runs["ae"] / "model")
+    code, _, err = run_cli("sample", run, "-n", 2, "-o", tmp_path / "s.png")
+    assert code == 2 and "outside the run directory" in err
+
+
+def test_checkpoint_symlinked_outside_is_ignored(tmp_path, runs):
+    import shutil
+
+    from ganvae.trainer import checkpoints
+
+    run = tmp_path / "run"
+    shutil.copytree(runs["vae"], run)
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    for suffix in (".json", ".safetensors"):
+        shutil.copy(run / "checkpoints" / f"step_00000004{suffix}", outside / f"step_00000009{suffix}")
+        (run / "checkpoints" / f"step_00000009{suffix}").symlink_to(outside / f"step_00000009{suffix}")
+    assert [s.name for s in checkpoints(run)] == ["step_00000002", "step_00000004"]

@@ -55,6 +55,15 @@ def join_state(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
     return obj
 
 
+def within(base: Path, path: Path) -> bool:
+    """True when `path`, with every symlink resolved, lies inside `base`: files named inside a run
+    directory (figures, checkpoints, the model) are never read from outside it."""
+    try:
+        return Path(path).resolve().is_relative_to(Path(base).resolve())
+    except (OSError, RuntimeError):  # a symlink loop
+        return False
+
+
 def atomic_write(path: Path, write) -> None:
     """Call write(tmp_path), fsync it, then rename onto `path`: readers see old or new, never half."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 import torch
 
-from .checkpoint import load_state, save_state, write_json
+from .checkpoint import load_state, save_state, within, write_json
 from .config import replace
 from .data import ImageDataset, load_dataset, to_float, to_uint8
 from .errors import BadInput, GanvaeError, Stopped
@@ -137,7 +137,8 @@ def checkpoints(run_dir: Path) -> list[Path]:
     if not d.is_dir():
         return []
     stems = sorted(p.with_suffix("") for p in d.glob("step_*.json"))
-    return [s for s in stems if s.with_suffix(".safetensors").exists()]
+    return [s for s in stems if s.with_suffix(".safetensors").exists()
+            and within(d, s.with_suffix(".json")) and within(d, s.with_suffix(".safetensors"))]
 
 
 # ------------------------------------------------------------------------------- trainer
@@ -562,6 +563,8 @@ def load_run(run: str | Path, device: str = "cpu"):
     if not run.exists():
         raise BadInput(f"{run}: no such run directory")
     model_dir = run / "model" if (run / "model").is_dir() else run
+    if not within(run, model_dir / "model.safetensors") or not within(run, model_dir / "config.json"):
+        raise BadInput(f"{run}: its model files point outside the run directory; refusing to load them")
     if not (model_dir / "config.json").exists():
         hint = " (still training? it has checkpoints but no final model)" if checkpoints(run) else ""
         raise BadInput(f"{run}: no trained model found{hint}")

@@ -62,8 +62,12 @@ def load_npz(path: str | Path, size: int | None = None, channels: int | None = N
         raise BadInput(f"{path}: cannot read the archive without unpickling ({e})") from None
     except (zipfile.BadZipFile, OSError, EOFError) as e:
         raise BadInput(f"{path}: not a valid .npz archive ({e})") from None
-    if not isinstance(arrays, dict) or "x" not in arrays:
+    if "x" not in arrays:
         raise BadInput(f"{path}: no array 'x' (found: {', '.join(arrays) or 'none'})")
+    for key in ("x", "y", "x_test", "y_test"):
+        if key in arrays and not isinstance(arrays[key], np.ndarray):
+            # NpzFile hands back raw bytes for a member that is not a .npy array
+            raise BadInput(f"{path}: member '{key}' is not a NumPy array")
     x = _images(path, "x", arrays["x"])
     y = _labels(path, "y", arrays["y"], len(x)) if "y" in arrays else None
     if "x_test" in arrays:

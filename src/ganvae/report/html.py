@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..checkpoint import atomic_write
+from ..checkpoint import atomic_write, within
 from ..errors import BadInput
 
 # The ranking table's columns: (metric, label). Those no row has are left out.
@@ -273,8 +273,11 @@ def build_context(out: Path) -> dict:
         if row0.get("status") == "ok":
             fig_dir = run_dirs[m][0] / "figures"
             for kind in ("samples", "reconstructions", "interpolations", "traversals", "embedding"):
-                if kind in row0.get("figures", {}) and (fig_dir / row0["figures"][kind]).exists():
-                    figs.append({"kind": kind, "src": _png_data(fig_dir / row0["figures"][kind])})
+                name = row0.get("figures", {}).get(kind)
+                # a plain file name inside figures/: never inline a file from elsewhere
+                if isinstance(name, str) and Path(name).name == name and within(fig_dir, fig_dir / name) \
+                        and (fig_dir / name).is_file():
+                    figs.append({"kind": kind, "src": _png_data(fig_dir / name)})
         sections.append({"model": m, "figures": figs, "status": row0.get("status"), "error": row0.get("error")})
     return {
         "title": f"ganvae comparison on {results['floor']['data']}",
