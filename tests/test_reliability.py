@@ -247,3 +247,12 @@ def test_checkpoint_symlinked_outside_is_ignored(tmp_path, runs):
         shutil.copy(run / "checkpoints" / f"step_00000004{suffix}", outside / f"step_00000009{suffix}")
         (run / "checkpoints" / f"step_00000009{suffix}").symlink_to(outside / f"step_00000009{suffix}")
     assert [s.name for s in checkpoints(run)] == ["step_00000002", "step_00000004"]
+
+
+def test_only_the_last_k_checkpoints_are_kept(tmp_path, run_cli):
+    run = tmp_path / "r"
+    code, _, err = run_cli("train", "ae", "--data", DATA, "--steps", 6, "--checkpoint-every", 1, "--run-dir", run,
+                           "--set", "train.keep_checkpoints=2", *TINY)
+    assert code == 0, err
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
+        "step_00000005.json", "step_00000005.safetensors", "step_00000006.json", "step_00000006.safetensors"]
