@@ -22,6 +22,18 @@ def isolated_cache(tmp_path_factory):
         os.environ["GANVAE_CACHE"] = old
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread for modules of tiny nets: a second OpenMP thread buys nothing there,
+    and on a shared 2-core machine it stalls whenever the other core is busy."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 DATA = "shapes:n=256,n_test=64"
 TINY = ["--set", "width=8", "--set", "latent=8", "--batch-size", "16", "--quiet"]
 

@@ -20,16 +20,7 @@ from ganvae.models.vae import bernoulli_nll, gaussian_nll, kl_normal
 from ganvae.registry import resolve
 
 TINY = {"width": 8, "latent": 4}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Nets this small gain nothing from threads, and on a shared 2-core machine a second
-    # OpenMP thread stalls whenever the other core is busy.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def build(preset: str, **overrides) -> GenerativeModel:

@@ -19,16 +19,7 @@ from ganvae.registry import resolve
 
 PRESETS = ["gan", "dcgan", "wgan", "wgan-gp", "sngan"]
 TINY = {"width": 8, "latent": 8, "channels": 1, "size": 28}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # These nets are tiny: a second intra-op thread buys nothing, and on a shared 2-core
-    # machine spinning OpenMP threads make each step up to 100x slower.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -96,8 +96,21 @@ def softclip(t: torch.Tensor, low: float) -> torch.Tensor:
     return low + F.softplus(t - low)
 
 
+class GaussianEncoding:
+    """encode_dist / encode for models whose `posterior(x)` gives (mu, logvar) (VAE, VAE-GAN)."""
+
+    def encode_dist(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, C, H, W) in [-1, 1] -> (mu, logvar) of q(z|x), each (B, latent), in eval mode."""
+        with evaluating(self):
+            return self.posterior(x)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The posterior mean (B, latent)."""
+        return self.encode_dist(x)[0]
+
+
 @register_model("vae", presets={"beta-vae": ({"beta": 4.0}, "β-VAE: the VAE with beta=4 (Higgins et al. 2017)")})
-class VAE(GenerativeModel):
+class VAE(GaussianEncoding, GenerativeModel):
     """Variational autoencoder: Gaussian posterior, N(0, I) prior, Bernoulli or Gaussian pixels."""
 
     Config = VAEConfig
@@ -167,16 +180,8 @@ class VAE(GenerativeModel):
             logs["sigma"] = self.log_sigma().detach().exp()
         return logs
 
-    # ---- inference (eval mode: batch norm on its running statistics)
-    def encode_dist(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, C, H, W) in [-1, 1] -> (mu, logvar) of q(z|x), each (B, latent)."""
-        with evaluating(self):
-            return self.posterior(x)
-
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """The posterior mean (B, latent)."""
-        return self.encode_dist(x)[0]
-
+    # ---- inference (eval mode: batch norm on its running statistics); encode_dist / encode
+    # come from GaussianEncoding
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """(B, latent) -> the mean image of p(x|z), (B, C, H, W) in [-1, 1]."""
         with evaluating(self):

@@ -31,7 +31,7 @@ from ..nets import Decoder, Discriminator, Encoder, dcgan_init
 from ..registry import register_model
 from .autoencoder import check_adam, evaluating, normal
 from .base import GenerativeModel, ModelConfig
-from .vae import kl_normal, reparameterize
+from .vae import GaussianEncoding, kl_normal, reparameterize
 
 
 @dataclass
@@ -64,7 +64,7 @@ class VAEGANConfig(ModelConfig):
 
 
 @register_model("vaegan")
-class VAEGAN(GenerativeModel):
+class VAEGAN(GaussianEncoding, GenerativeModel):
     """VAE-GAN: a VAE with a discriminator-feature reconstruction loss and an adversarial decoder."""
 
     Config = VAEGANConfig
@@ -144,16 +144,7 @@ class VAEGAN(GenerativeModel):
                 "loss/enc": loss["enc"].detach(), "loss/dec": loss["dec"].detach(),
                 "loss/d": loss["disc"].detach()}
 
-    # ---- inference, as the VAE (eval mode: batch norm on its running statistics)
-    def encode_dist(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, C, H, W) in [-1, 1] -> (mu, logvar) of q(z|x), each (B, latent)."""
-        with evaluating(self):
-            return self.posterior(x)
-
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """The posterior mean (B, latent)."""
-        return self.encode_dist(x)[0]
-
+    # ---- inference, as the VAE (eval mode); encode_dist / encode come from GaussianEncoding
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """(B, latent) -> images (B, C, H, W) in [-1, 1]."""
         with evaluating(self):
