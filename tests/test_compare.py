@@ -145,3 +145,15 @@ def test_compare_on_fashion_mnist(tmp_path, run_cli):
     res = json.loads((tmp_path / "o" / "results.json").read_text())
     assert res["floor"]["evaluator"]["id"].startswith("fashion-mnist-classifier")
     assert res["floor"]["evaluator"]["accuracy"] >= 0.92
+
+
+@pytest.mark.parametrize("width", [1400, 900])
+def test_report_never_wider_than_the_window(compared, tmp_path, width):
+    """The page never scrolls sideways; a table wider than the window scrolls in its own box."""
+    from tests.browser import open_report
+
+    result = open_report(compared / "report.html", tmp_path / "shot.png", width=width)
+    assert result["doc_scroll_width"] <= width, result
+    assert {t["id"] for t in result["tables"]} >= {"ranking"}
+    for t in result["tables"]:
+        assert t["reachable"], t

@@ -127,10 +127,14 @@ def test_eval_every_preset(runs, preset, run_cli):
     cls, _ = resolve(preset)
     assert ("recon_mse" in m) == cls.has_encoder and ("nll" in m) == cls.has_likelihood
     if cls.has_likelihood:
-        assert m["nll"] <= -m["elbo"] + 1.0  # the IWAE bound is at least the ELBO (up to noise)
-        assert m["nll_bpd"] == pytest.approx(m["nll"] / (784 * math.log(2)))
+        # the IWAE bound is at least the ELBO on the same images (tests/test_likelihood.py
+        # checks the bits/dim conversion against a uniform decoder's exact 8)
+        assert m["nll"] <= -m["elbo"] + 1.0
+        assert 0 < m["nll_bpd"] <= 8 and res["likelihood"]["space"] == "8-bit"
+        assert "likelihood (discretized-logistic): a probability of the 8-bit pixels" in out
     # the table: one row per metric with the floor beside it
-    assert "FD[shapes-classifier]" in out and "floor" in out.splitlines()[1]
+    header = next(line for line in out.splitlines() if line.startswith("metric"))
+    assert "FD[shapes-classifier]" in out and "floor" in header
 
 
 def test_eval_samples_npz_and_folder(runs, run_cli, tmp_path):

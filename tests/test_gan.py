@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 
@@ -15,7 +16,9 @@ from ganvae.errors import BadInput
 from ganvae.models.base import GenerativeModel
 from ganvae.models.gan import LOSSES, REGS, GANConfig
 from ganvae.models.regularizers import add_spectral_norm, clip_weights_, gradient_penalty, r1_penalty
+from ganvae.nets import Discriminator, dcgan_init
 from ganvae.registry import resolve
+from tests.conftest import DATA, TINY as CLI_TINY
 
 PRESETS = ["gan", "dcgan", "wgan", "wgan-gp", "sngan"]
 TINY = {"width": 8, "latent": 8, "channels": 1, "size": 28}
@@ -190,42 +193,145 @@ def test_clip_keeps_d_in_box(batch):
 
 
 def test_n_critic_schedule(batch):
+    """A step is one G update after n_critic D updates, each D update on its own batch (as
+    StudioGAN and mimicry count steps): the trainer hands over n_critic batches at once."""
     model = tiny_model("wgan-gp")
-    assert model.config.n_critic == 5
-    g_steps, keys = [], []
-    for step in range(10):
-        g0, d0 = _snapshot(model.g), _snapshot(model.d)
-        out = model.train_step(batch, step)
-        assert _changed(model.d, d0), step
-        if _changed(model.g, g0):
-            g_steps.append(step)
-        keys.append("loss/g" in out)
-        assert "reg/gp" in out
-    assert g_steps == [4, 9]
-    assert [s for s, k in enumerate(keys) if k] == [4, 9]
+    assert model.config.n_critic == 5 and model.batches_per_step == 5
+    assert model.updates_per_step() == {"g": 1.0, "d": 5.0}
+    d_steps, g_steps, d_inputs = [], [], []
+    model.optimizers()["d"].register_step_pre_hook(lambda *a: d_steps.append(len(g_steps)))
+    model.optimizers()["g"].register_step_pre_hook(lambda *a: g_steps.append(len(d_steps)))
+    model.d.register_forward_pre_hook(lambda m, args: d_inputs.append(args[0].detach().clone()))
+    chunks = [batch + 0.01 * i for i in range(5)]      # five distinguishable real batches
+    for step in range(2):
+        out = model.train_step(torch.cat(chunks), step)
+        assert "loss/g" in out and "reg/gp" in out
+    # D, D, D, D, D, then G; twice
+    assert d_steps == [0] * 5 + [1] * 5 and g_steps == [5, 10]
+    # every chunk reached D exactly once per step, as a real batch, in order
+    reals = [t for t in d_inputs if any(torch.equal(t, c) for c in chunks)]
+    assert [next(i for i, c in enumerate(chunks) if torch.equal(t, c)) for t in reals] == [0, 1, 2, 3, 4] * 2
 
 
 def test_lazy_r1_schedule(batch):
-    model = tiny_model("dcgan", reg="r1", r1_every=4)
+    model = tiny_model("dcgan", reg="r1", r1_every=4, d_norm="layer")
     seen = [step for step in range(9) if "reg/r1" in model.train_step(batch, step)]
     assert seen == [0, 4, 8]
+    assert model.updates_per_step() == {"g": 1.0, "d": 1.25}   # a lazy R1 update every 4th D step
 
 
-def test_lazy_r1_is_a_separate_scaled_update(batch):
-    # With r1_every = 3 at a step that regularizes, D moves twice (Dmain, then Dreg): same
-    # Dmain as reg=none (same seed), then an extra step from gamma/2 * R1 * 3.
-    a = tiny_model("dcgan", reg="r1", r1_every=3, r1_gamma=1.0, lr_d=1e-2)
-    b = tiny_model("dcgan", reg="none", lr_d=1e-2)
-    torch.manual_seed(5)
-    a.train_step(batch, 1)  # not a Dreg step: identical to reg=none
-    torch.manual_seed(5)
-    b.train_step(batch, 1)
-    assert all(torch.equal(p, q) for p, q in zip(a.d.parameters(), b.d.parameters()))
-    torch.manual_seed(6)
-    a.train_step(batch, 3)
-    torch.manual_seed(6)
-    b.train_step(batch, 3)
-    assert not all(torch.equal(p, q) for p, q in zip(a.d.parameters(), b.d.parameters()))
+@pytest.mark.parametrize("d_norm", ["layer", "none"])
+def test_lazy_r1_reg_phase_gradient_is_scaled_penalty_gradient(batch, d_norm):
+    # The Dreg phase's gradient, read as D's optimizer is about to step, against gamma/2 * k *
+    # E_x ||grad_x D(x)||^2 rebuilt here one sample at a time (no batch-sum trick) on a copy
+    # of D taken at that moment. Gradients, not parameter deltas: Adam's first step is
+    # nearly sign(grad) * lr and would hide a wrong scale.
+    gamma, k = 0.7, 3
+    model = tiny_model("dcgan", reg="r1", r1_every=k, r1_gamma=gamma, d_norm=d_norm)
+    seen = []
+    model.optimizers()["d"].register_step_pre_hook(
+        lambda opt, args, kwargs: seen.append(([None if p.grad is None else p.grad.clone()
+                                                for p in model.d.parameters()],
+                                               copy.deepcopy(model.d))))
+    model.train_step(batch, 1)                          # not a Dreg step: Dmain only
+    assert len(seen) == 1
+    seen.clear()
+    model.train_step(batch, k)                          # Dmain, then Dreg
+    assert len(seen) == 2
+    _, (got, d_at_reg) = seen
+
+    sq_norms = []
+    for i in range(len(batch)):
+        xi = batch[i:i + 1].clone().requires_grad_(True)                # (1, C, H, W)
+        (g,) = torch.autograd.grad(d_at_reg(xi).sum(), xi, create_graph=True)
+        sq_norms.append(g.square().sum())                                # over C, H, W
+    penalty = gamma / 2 * k * torch.stack(sq_norms).mean()
+    # allow_unused: the head's bias shifts D(x) but not its input gradient, so R1 leaves it
+    # without a gradient (and Adam leaves it alone in this phase).
+    want = torch.autograd.grad(penalty, list(d_at_reg.parameters()), allow_unused=True)
+    assert sum(w is None for w in want) == 1
+    # Equal, so Dmain's gradient (zeroed before) is not mixed in and the scale is gamma/2 * k.
+    for w, g in zip(want, got):
+        if w is None:
+            assert g is None
+        else:
+            torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.parametrize("k", [2, 16])
+def test_lazy_r1_adam_settings_follow_stylegan2_mb_ratio(k):
+    # Karras et al. 2020 (Appendix B; mb_ratio in their training loop): lr * c, betas ** c,
+    # c = k / (k + 1), because D takes k + 1 steps per k batches.
+    model = tiny_model("dcgan", reg="r1", r1_every=k, d_norm="layer", lr_d=3e-4, lr_g=1e-4,
+                       beta1=0.5, beta2=0.99)
+    c = k / (k + 1)
+    opt = model.optimizers()
+    (group,) = opt["d"].param_groups
+    assert group["lr"] == pytest.approx(3e-4 * c, rel=1e-12)
+    assert group["betas"] == pytest.approx((0.5**c, 0.99**c), rel=1e-12)
+    assert opt["g"].param_groups[0]["lr"] == 1e-4 and opt["g"].param_groups[0]["betas"] == (0.5, 0.99)
+    if k == 2:                                                          # by hand: c = 2/3
+        assert group["lr"] == pytest.approx(2e-4) and group["betas"][1] == pytest.approx(0.99 ** (2 / 3))
+    # Nothing changes without an extra update: R1 every step, another regularizer, or RMSprop
+    # (the adjustment is StyleGAN2's, for Adam).
+    for overrides in ({"r1_every": 1}, {"reg": "gp"}, {"optimizer": "rmsprop"}):
+        other = tiny_model("dcgan", **{"reg": "r1", "r1_every": k, "d_norm": "layer", "lr_d": 3e-4,
+                                       "beta1": 0.5, "beta2": 0.99, **overrides})
+        (group,) = other.optimizers()["d"].param_groups
+        assert group["lr"] == 3e-4, overrides
+        if "betas" in group:
+            assert group["betas"] == (0.5, 0.99), overrides
+
+
+# ---------------------------------------------------------------- gp / r1 refuse batch norm
+def _first_sample_gradient(d: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """d logit_0 / d x_0: the gradient a per-sample penalty constrains for sample 0."""
+    x = x.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(d(x)[0], x)
+    return g[0]                                                          # (C, H, W)
+
+
+@pytest.mark.parametrize("norm", ["batch", "layer"])
+def test_batch_norm_makes_a_samples_gradient_depend_on_its_batch(norm):
+    # Why gp and r1 refuse d_norm=batch: in training mode BN normalises with the batch's
+    # statistics, so sample 0's input gradient (and its penalty) changes when the *other*
+    # samples change, and the batch-sum trick of the penalties (grad of sum_j D(x)_j) is no
+    # longer each sample's own gradient. Layer norm is per sample: neither happens.
+    torch.manual_seed(0)
+    d = Discriminator(1, 28, 8, norm=norm)
+    dcgan_init(d)
+    d.train()
+    gen = torch.Generator().manual_seed(1)
+    x = torch.rand(8, 1, 28, 28, generator=gen) * 2 - 1
+    others = torch.rand(7, 1, 28, 28, generator=gen) * 2 - 1
+    own = _first_sample_gradient(d, x)
+    swapped = _first_sample_gradient(d, torch.cat([x[:1], others]))     # same sample 0
+    xs = x.clone().requires_grad_(True)
+    (summed,) = torch.autograd.grad(d(xs).sum(), xs)
+    rel = lambda a, b: ((a - b).norm() / b.norm()).item()               # noqa: E731
+    if norm == "batch":
+        assert rel(swapped, own) > 1e-2
+        assert rel(summed[0], own) > 1e-2
+        assert abs(swapped.norm() - own.norm()) / own.norm() > 1e-3    # the penalty's norm too
+    else:
+        torch.testing.assert_close(swapped, own)
+        torch.testing.assert_close(summed[0], own)
+
+
+@pytest.mark.parametrize("reg", ["gp", "r1"])
+def test_gp_r1_with_batch_norm_refused_through_cli(reg, run_cli, tmp_path):
+    code, out, err = run_cli("train", "gan", "--data", DATA, "--steps", "1", "--set", f"reg={reg}",
+                             "--run-dir", tmp_path / "run", *CLI_TINY)
+    assert code == 2, (out, err)
+    assert err.count("\n") == 1 and err.startswith("ganvae: error: "), err
+    assert f"reg={reg} with d_norm=batch" in err and "depend on the rest of the batch" in err   # the reason
+    assert not (tmp_path / "run").exists()                               # refused before anything is written
+    assert err.rstrip().endswith("set d_norm=layer or d_norm=none"), err
+    # The fix the message names works.
+    code, out, err = run_cli("train", "gan", "--data", DATA, "--steps", "1", "--set", f"reg={reg}",
+                             "--set", "d_norm=layer", "--set", "r1_every=1", "--run-dir", tmp_path / "ok",
+                             *CLI_TINY)
+    assert code == 0, err
 
 
 # ---------------------------------------------------------------- architecture
@@ -272,6 +378,8 @@ def test_presets_settings():
     for preset, fields in expect.items():
         _, cfg = resolve(preset)
         assert {k: getattr(cfg, k) for k in fields} == fields, preset
+    for preset in PRESETS:
+        resolve(preset)[1].validate()                                   # wgan-gp: layer norm
     model = tiny_model("wgan")
     assert isinstance(model.optimizers()["d"], torch.optim.RMSprop)
     model = tiny_model("dcgan", weight_decay=0.1)
@@ -296,7 +404,9 @@ def _run_and_sample(model, batch, steps=3):
 
 @pytest.mark.parametrize("loss,reg", list(itertools.product(LOSSES, REGS)))
 def test_every_loss_reg_pair(loss, reg, batch):
-    _run_and_sample(tiny_model("gan", loss=loss, reg=reg, r1_every=2), batch)
+    # gp and r1 need a critic without batch norm (validated); the rest keep the default.
+    d_norm = "layer" if reg in ("gp", "r1") else "batch"
+    _run_and_sample(tiny_model("gan", loss=loss, reg=reg, r1_every=2, d_norm=d_norm), batch)
 
 
 def _round_trip(model, tmp_path):
@@ -332,11 +442,51 @@ def test_ema_round_trip_and_used_by_sample(batch, tmp_path):
     assert "g_ema" not in dict(tiny_model("dcgan").named_children())
 
 
+def _ema_cases():
+    # (n_critic, ema, ema_start, ema_rampup, decay of each generator update, worked by hand)
+    return [
+        (1, 0.8, 0, 0.0, [0.8, 0.8, 0.8, 0.8]),
+        (1, 0.8, 2, 0.0, [0, 0, 0.8, 0.8, 0.8]),          # copies G for the first 2 updates
+        (2, 0.8, 1, 0.0, [0, 0.8, 0.8]),                  # two D updates per step, then G
+        # half-life <= 0.5 * (updates before): 0, 0.5, 1, 1.5 updates -> 0 (copy), 0.5 ** 2,
+        # 0.5, 0.5 ** (1 / 1.5) = 0.63 capped at 0.6.
+        (1, 0.6, 0, 0.5, [0, 0.25, 0.5, 0.6, 0.6]),
+    ]
+
+
+@pytest.mark.parametrize("n_critic,ema,ema_start,rampup,decays", _ema_cases())
+def test_ema_is_running_average_of_g_weights_and_statistics(batch, n_critic, ema, ema_start, rampup, decays):
+    model = tiny_model("dcgan", ema=ema, ema_start=ema_start, ema_rampup=rampup, n_critic=n_critic, lr_g=1e-2)
+    # The average kept here, from snapshots of G's state (weights, running_mean / running_var,
+    # num_batches_tracked) after each generator update: ema = beta * ema + (1 - beta) * new.
+    ref = {k: v.clone() for k, v in model.g.state_dict().items()}
+    updates = 0
+    for step in range(len(decays)):
+        if "loss/g" not in model.train_step(torch.cat([batch] * n_critic), step):
+            continue
+        beta = decays[updates]
+        updates += 1
+        for k, new in model.g.state_dict().items():
+            ref[k] = beta * ref[k] + (1 - beta) * new if new.is_floating_point() else new.clone()
+        got = model.g_ema.state_dict()
+        assert set(got) == set(ref)
+        if updates <= ema_start:
+            # Before ema_start the copy is G, exactly.
+            assert all(torch.equal(got[k], v) for k, v in model.g.state_dict().items()), updates
+        for k, want in ref.items():
+            torch.testing.assert_close(got[k], want, rtol=1e-5, atol=1e-7, msg=f"{k} after update {updates}")
+        assert any(k.endswith("running_var") for k in got)
+    assert updates == len(decays)
+    # Averaged, the EMA copy's statistics are its own, not G's latest.
+    assert not torch.equal(got["net.1.running_var"], model.g.state_dict()["net.1.running_var"])
+
+
 # ---------------------------------------------------------------- config validation
 @pytest.mark.parametrize("bad", [
     {"n_critic": "0"}, {"loss": "bogus"}, {"reg": "dropout"}, {"d_norm": "instance"},
     {"lr_g": "-1e-4"}, {"lr_d": "0"}, {"ema": "1.0"}, {"ema": "-0.1"}, {"r1_every": "0"},
     {"clip_value": "0"}, {"beta2": "1"}, {"weight_decay": "-1"}, {"grad_clip": "0"},
+    {"ema_start": "-1"}, {"ema_rampup": "-0.05"}, {"reg": "gp"}, {"reg": "r1"},   # gan: d_norm=batch
 ])
 def test_config_validation(bad):
     _, cfg = resolve("gan")

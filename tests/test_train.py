@@ -25,7 +25,12 @@ def test_run_directory(runs, preset):
     assert cfg["preset"] == preset and cfg["train"]["steps"] == 4 and cfg["model"]["width"] == 8
     lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in lines] == [2, 4]
-    assert lines[-1]["images"] == 64 and all(np.isfinite(v) for r in lines for v in r.values())
+    # a step is one G update; WGANs' five critic updates each take their own batch of 16
+    per_step = 16 * (5 if preset in ("wgan", "wgan-gp") else 1)
+    assert lines[-1]["images"] == 4 * per_step and all(np.isfinite(v) for r in lines for v in r.values())
+    summary = json.loads((run / "summary.json").read_text())
+    if preset in ("wgan", "wgan-gp"):
+        assert summary["updates"] == {"g": 4, "d": 20}
     assert any(k.startswith("loss/") for k in lines[-1])
     assert (run / "samples" / "step_00000002.png").exists() and (run / "samples" / "final.png").exists()
     assert [p.name for p in sorted((run / "checkpoints").glob("*.safetensors"))] == [
@@ -67,7 +72,7 @@ def test_latent_commands(runs, preset, command, run_cli, tmp_path):
 
 def test_stop_by_epochs(tmp_path, run_cli):
     code, out, err = run_cli("train", "ae", "--data", "shapes:n=256,n_test=32", "--epochs", 2, "--batch-size", 64,
-                             "--run-dir", tmp_path / "r", "--set", "width=8", "--quiet")
+                             "--val-split", 0, "--run-dir", tmp_path / "r", "--set", "width=8", "--quiet")
     assert code == 0, err
     assert json.loads((tmp_path / "r" / "summary.json").read_text())["step"] == 8  # 256/64 * 2
 
@@ -109,7 +114,7 @@ def test_refuses_before_any_work(tmp_path, run_cli):
     refused("vae", "--data", DATA, "--steps", 1, "--set", "beta=high", msg="expected a number")
     refused("vae", "--data", DATA, "--steps", -1, msg="must be positive")
     refused("vae", "--data", DATA, msg="say when to stop")
-    refused("vae", "--data", DATA, "--steps", 1, "--batch-size", 1000, msg="larger than the 256 training images")
+    refused("vae", "--data", DATA, "--steps", 1, "--batch-size", 1000, msg="larger than the 230 training images")  # 26 held out
     refused("vae", "--data", "nothing", "--steps", 1, msg="unknown dataset")
     refused("vae", "--steps", 1, msg="give --data")
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +17,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .errors import GanvaeError
+# atomic_write and write_json live in files.py; re-exported here so older imports keep working
+from .files import atomic_write, write_json  # noqa: F401
 
 
 def split_state(obj: Any, tensors: dict[str, torch.Tensor], prefix: str = "") -> Any:
@@ -62,29 +62,6 @@ def within(base: Path, path: Path) -> bool:
         return Path(path).resolve().is_relative_to(Path(base).resolve())
     except (OSError, RuntimeError):  # a symlink loop
         return False
-
-
-def atomic_write(path: Path, write) -> None:
-    """Call write(tmp_path), fsync it, then rename onto `path`: readers see old or new, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    # mkstemp makes the file private (0600); give it the usual mode of a new file instead
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    try:
-        write(Path(tmp))
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def write_json(path: Path, data: Any) -> None:
-    atomic_write(Path(path), lambda p: p.write_text(json.dumps(data, indent=2) + "\n"))
 
 
 def sha256_file(path: Path) -> str:

@@ -33,6 +33,10 @@ def cli(debug: bool) -> None:
 
 # ---------------------------------------------------------------------------- data options
 
+VAL_SPLIT_HELP = ("Images held out of train for model selection, by the data seed: a fraction in (0, 1), "
+                  "a count, auto (10%, at most 5,000) or 0 for none.")
+
+
 def data_options(f):
     """--data-dir, --size, --channels: how a dataset spec is read."""
     f = click.option("--channels", type=int, default=None,
@@ -137,7 +141,8 @@ class _TrainCommand(click.Command):
 @click.option("--data", default=None, help="Dataset spec: fashion-mnist, mnist, shapes, folder:PATH, npz:PATH.")
 @data_options
 @click.option("--data-seed", type=int, default=None, help="Seed of random splits and procedural data [0].")
-@click.option("--steps", type=int, default=None, help="Stop after N optimizer steps.")
+@click.option("--val-split", default=None, help=VAL_SPLIT_HELP + " [auto]")
+@click.option("--steps", type=int, default=None, help="Stop after N steps (a GAN step: one G update after n_critic D updates).")
 @click.option("--epochs", type=float, default=None, help="Stop after E passes over the training split.")
 @click.option("--budget", default=None, help="Stop after a wall-clock training time: 90s, 5m, 1h.")
 @click.option("--batch-size", type=int, default=None, help="Images per step [64].")
@@ -156,11 +161,12 @@ class _TrainCommand(click.Command):
 @click.option("--sample-every", type=int, default=None, help="Steps between sample grids [500].")
 @click.option("--checkpoint-every", type=int, default=None, help="Steps between checkpoints [1000].")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def train_cmd(model, data, data_dir, size, channels, data_seed, steps, epochs, budget, batch_size, seed,
+def train_cmd(model, data, data_dir, size, channels, data_seed, val_split, steps, epochs, budget, batch_size, seed,
               precision, device, sets, config_file, run_dir, resume, log_every, sample_every,
               checkpoint_every, quiet) -> None:
     """Train MODEL on --data, or continue a run with --resume RUN_DIR."""
     from . import config as C
+    from .data.base import parse_val_split
     from .trainer import train
 
     overrides = C.load_file(config_file) if config_file else {}
@@ -171,6 +177,9 @@ def train_cmd(model, data, data_dir, size, channels, data_seed, steps, epochs, b
     if resume:
         if model or data:
             raise BadInput("--resume RUN_DIR continues a run as configured; give no MODEL or --data with it")
+        if val_split is not None:  # a resumed run must train on the very images it started on
+            raise BadInput("--val-split: a resumed run keeps the split in its config.json; give no --val-split "
+                           "with --resume")
         out, summary = train("", run_dir=resume, resume=True, overrides=overrides, progress=not quiet, **options)
     else:
         if not model:
@@ -178,7 +187,7 @@ def train_cmd(model, data, data_dir, size, channels, data_seed, steps, epochs, b
         if not data:
             raise BadInput("give --data (fashion-mnist, mnist, shapes, folder:PATH or npz:PATH)")
         options.update(data_dir=str(data_dir) if data_dir else None, data_size=size, data_channels=channels,
-                       data_seed=data_seed)
+                       data_seed=data_seed, data_val_split=None if val_split is None else parse_val_split(val_split))
         out, summary = train(model, data, run_dir, overrides=overrides, progress=not quiet, **options)
     click.echo(f"trained {summary['step']} steps ({summary['images']} images, {summary['train_seconds']:.1f}s, "
                f"{summary['images_per_second']:.0f} img/s)")
@@ -229,7 +238,7 @@ def sample_cmd(run, n, batch, output, seed, device) -> None:
     import numpy as np
     import torch
 
-    from .checkpoint import atomic_write
+    from .files import atomic_write
     from .data import to_uint8
     from .images import save_grid
 
@@ -356,7 +365,7 @@ def embed_cmd(run, n, method, output, seed, device) -> None:
 def eval_cmd(run, samples, data, data_dir, size, channels, data_seed, n, k, nll_k, nll_images, seed, json_out,
              device) -> None:
     """Score RUN's final model (writes RUN/eval.json), or --samples from anywhere against --data."""
-    from .checkpoint import write_json
+    from .files import write_json
     from .config import replace
     from .data import load_dataset
     from .evaluate import EvalConfig, evaluate_run, evaluate_samples, format_table
@@ -390,7 +399,8 @@ def eval_cmd(run, samples, data, data_dir, size, channels, data_seed, n, k, nll_
 @data_options
 @click.option("--models", default="ae,vae,dcgan,vaegan", show_default=True, help="Comma-separated presets.")
 @click.option("--budget", default=None, help="Wall-clock training time per model: 90s, 3m.")
-@click.option("--steps", type=int, default=None, help="Optimizer steps per model.")
+@click.option("--steps", type=int, default=None,
+              help="Steps per model; a GAN's step is one G update after its n_critic D updates.")
 @click.option("--epochs", type=float, default=None, help="Epochs per model.")
 @click.option("--seeds", type=int, default=1, show_default=True, help="Seeds per model (mean ± std in the report).")
 @click.option("--batch-size", type=int, default=64, show_default=True)
@@ -399,16 +409,24 @@ def eval_cmd(run, samples, data, data_dir, size, channels, data_seed, n, k, nll_
 @click.option("--eval-n", type=int, default=10_000, show_default=True, help="Samples scored per model.")
 @click.option("--curve-points", type=int, default=5, show_default=True, help="Quick FDs during training.")
 @click.option("--curve-n", type=int, default=2000, show_default=True, help="Samples per quick FD.")
+@click.option("--nll-k", type=int, default=100, show_default=True,
+              help="Importance samples of the likelihood models' NLL bound (ganvae eval uses 1000).")
+@click.option("--nll-images", type=int, default=200, show_default=True,
+              help="Test images the ELBO and the NLL bound are averaged over.")
+@click.option("--val-split", default="auto", show_default=True,
+              help=VAL_SPLIT_HELP + " Curves and the best checkpoint are judged on it; with 0 no best checkpoint "
+                   "is picked.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output directory.")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def compare_cmd(data, data_dir, size, channels, models, budget, steps, epochs, seeds, batch_size, precision, sets,
-                eval_n, curve_points, curve_n, out, device, quiet) -> None:
+                eval_n, curve_points, curve_n, nll_k, nll_images, val_split, out, device, quiet) -> None:
     """Train MODELS on --data under one budget, score them all, and write report.html.
 
     Re-running the same command resumes: finished models are skipped.
     """
     from . import config as C
+    from .data.base import parse_val_split
     from .report.compare import CompareConfig, compare
     from .trainer import resolve_device
 
@@ -416,7 +434,9 @@ def compare_cmd(data, data_dir, size, channels, models, budget, steps, epochs, s
     cfg = CompareConfig(data=data, models=tuple(m.strip() for m in models.split(",") if m.strip()), budget=budget,
                         steps=steps, epochs=epochs, seeds=seeds, batch_size=batch_size, precision=precision,
                         overrides=overrides, eval_n=eval_n, curve_points=curve_points, curve_n=curve_n,
-                        data_dir=str(data_dir) if data_dir else None, size=size, channels=channels)
+                        nll_k=nll_k, nll_images=nll_images,
+                        data_dir=str(data_dir) if data_dir else None, size=size, channels=channels,
+                        val_split=parse_val_split(val_split))
     if budget:
         from .trainer import parse_budget
 

@@ -20,10 +20,11 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .checkpoint import atomic_write
 from .data import ImageDataset, to_float, to_uint8
+from .data.binarize import binarize_static
 from .errors import BadInput
 from .evaluators import Evaluator, cache_root, get_evaluator
+from .files import atomic_write
 from .metrics import directions as sample_directions
 from .metrics import sample_metrics
 
@@ -46,18 +47,60 @@ class EvalConfig:
                 raise BadInput(f"--{name.replace('_', '-')} {getattr(self, name)}: must be at least 1")
 
 
-# Metrics that need an encoder or a likelihood: name -> (higher is better, description)
+# Metrics that need an encoder or a likelihood: name -> (higher is better, description).
+# A likelihood's numbers carry its data space in their name, so that only likelihoods of the
+# same data are ever set side by side: `nll` is -log P of the 8-bit pixels (256 values each),
+# `nll_binary` of binarized pixels, and `nll_invalid` a number that is no probability of the
+# data at all (a Bernoulli on grey levels, a continuous Gaussian density): shown, never ranked.
 EXTRA = {
     "recon_mse": (False, "reconstruction MSE per pixel on [0, 1] intensities, test split"),
     "psnr": (True, "reconstruction PSNR in dB (peak 1), test split"),
-    "elbo": (True, "test ELBO in nats per image (a lower bound on log p(x))"),
-    "nll": (False, "test NLL in nats per image by the importance-weighted bound"),
-    "nll_bpd": (False, "the same NLL in bits per dimension"),
+    "elbo": (True, "test ELBO of the 8-bit data in nats per image (a lower bound on log P(x))"),
+    "nll": (False, "test NLL of the 8-bit data in nats per image, importance-weighted bound"),
+    "nll_bpd": (False, "the same NLL in bits per dimension (8 = a uniform guess)"),
+    "elbo_binary": (True, "test ELBO of binarized data in nats per image"),
+    "nll_binary": (False, "test NLL of binarized data in nats per image, importance-weighted bound"),
+    "nll_binary_bpd": (False, "the same NLL in bits per dimension (1 = a uniform guess)"),
+    "elbo_invalid": (None, "an ELBO that is not a bound on a probability of the data; never ranked"),
+    "nll_invalid": (None, "an 'NLL' that is not a likelihood of the data; never ranked"),
+}
+
+# data space -> (metric-name suffix, description, valid probability of the data)
+SPACES = {
+    "8-bit": ("", "the 8-bit pixels (256 values each)", True),
+    "binary": ("_binary", "binarized pixels (one Bernoulli draw of each grey level)", True),
+    "invalid": ("_invalid", "not a likelihood of the data", False),
 }
 
 
-def directions() -> dict[str, bool]:
-    """{name: higher is better} for the sample metrics and the encoder / likelihood ones."""
+def likelihood_space(model, binarize: str = "none") -> str:
+    """The data space a likelihood model's numbers are probabilities in: 8-bit, binary, or
+    invalid (what it computes is not a probability of the data it is scored on)."""
+    kind = getattr(model.config, "likelihood", None)
+    if kind in ("discretized-logistic", "discretized-gaussian"):
+        return "8-bit"
+    if kind == "bernoulli" and binarize != "none":
+        return "binary"
+    return "invalid"
+
+
+def likelihood_info(model, cfg: "EvalConfig", binarize: str = "none") -> dict | None:
+    """What a reader needs beside a likelihood number: its space, bound and sample counts."""
+    if not getattr(model, "has_likelihood", False):
+        return None
+    space = likelihood_space(model, binarize)
+    return {"space": space, "description": SPACES[space][1], "valid": SPACES[space][2],
+            "likelihood": getattr(model.config, "likelihood", None), "binarize": binarize,
+            "bound": "IWAE", "k": cfg.nll_k, "label": f"NLL (IWAE, k={cfg.nll_k})"}
+
+
+def nats_to_bpd(nats_per_image: float, dims: int) -> float:
+    """-log p(x) in nats per image -> bits per dimension: divided by dims * ln 2."""
+    return nats_per_image / (dims * math.log(2))
+
+
+def directions() -> dict[str, bool | None]:
+    """{name: higher is better (None: never ranked)} for the sample, encoder and likelihood metrics."""
     out = sample_directions()
     out.update({k: v[0] for k, v in EXTRA.items()})
     return out
@@ -118,9 +161,10 @@ def score(fake_x: np.ndarray, ds: ImageDataset, ev: Evaluator, cfg: EvalConfig,
     real_f, real_p = real_features(ev, ds.test.x, "test", log)
     fake_f, fake_p = ev.features_and_probs(fake_x)
     num_classes = ds.num_classes if ev.is_classifier else None
-    real_hist = None
-    if ev.is_classifier and ds.test.y is not None:
-        real_hist = np.bincount(ds.test.y, minlength=num_classes) / len(ds.test.y)
+    # The reference class histogram is the evaluator's own reading of the test images, not their
+    # labels: samples are classified by the same (imperfect) evaluator, so its confusions (a
+    # shirt filed as a T-shirt) appear on both sides and are not charged to the model.
+    real_hist = real_class_hist(real_p) if ev.is_classifier else None
     common = dict(num_classes=num_classes, real_hist=real_hist, k=cfg.k, kid_subsets=cfg.kid_subsets,
                   kid_subset_size=cfg.kid_subset_size, seed=cfg.seed)
     t1 = time.perf_counter()
@@ -139,6 +183,13 @@ def score(fake_x: np.ndarray, ds: ImageDataset, ev: Evaluator, cfg: EvalConfig,
     return out
 
 
+def real_class_hist(probs: np.ndarray | None) -> np.ndarray | None:
+    """The share of images the evaluator files under each class, (K,), from its probabilities."""
+    if probs is None:
+        return None
+    return np.bincount(probs.argmax(1), minlength=probs.shape[1]) / len(probs)
+
+
 @torch.no_grad()
 def generate(model, n: int, seed: int, batch: int) -> np.ndarray:
     gen = torch.Generator().manual_seed(seed)
@@ -147,8 +198,13 @@ def generate(model, n: int, seed: int, batch: int) -> np.ndarray:
 
 
 @torch.no_grad()
-def encoder_metrics(model, ds: ImageDataset, cfg: EvalConfig, log: Callable[[str], None] = print) -> dict:
-    """Reconstruction error for encoder models; ELBO and IWAE NLL for likelihood models."""
+def encoder_metrics(model, ds: ImageDataset, cfg: EvalConfig, log: Callable[[str], None] = print,
+                    binarize: str = "none") -> dict:
+    """Reconstruction error for encoder models; ELBO and IWAE NLL for likelihood models.
+
+    The likelihood terms are named by their data space (see EXTRA): `binarize` is the run's
+    data.binarize, which decides whether a Bernoulli decoder's numbers are probabilities.
+    """
     out = {}
     x_all = torch.from_numpy(ds.test.x)
     dims = math.prod(ds.shape)
@@ -163,15 +219,23 @@ def encoder_metrics(model, ds: ImageDataset, cfg: EvalConfig, log: Callable[[str
         out["recon_mse"] = mse
         out["psnr"] = 10 * math.log10(1.0 / max(mse, 1e-12))
     if getattr(model, "has_likelihood", False):
-        gen = torch.Generator().manual_seed(cfg.seed)
-        elbo = torch.cat([model.elbo(to_float(x_all[i:i + cfg.batch].to(model.device)), generator=gen)
-                          for i in range(0, len(x_all), cfg.batch)])
-        out["elbo"] = float(elbo.mean())
+        # The ELBO and the importance-weighted bound on the same images, so that IWAE >= ELBO
+        # can be read off the table; binary models are scored on one fixed draw of them.
         n = min(cfg.nll_images, len(x_all))
+        x_ll = ds.test.x[:n]
+        if binarize != "none":
+            x_ll = binarize_static(x_ll, cfg.seed)
+        x_ll = torch.from_numpy(x_ll)
+        suffix = SPACES[likelihood_space(model, binarize)][0]
+        gen = torch.Generator().manual_seed(cfg.seed)
+        elbo = torch.cat([model.elbo(to_float(x_ll[i:i + cfg.batch].to(model.device)), generator=gen)
+                          for i in range(0, n, cfg.batch)])
+        out[f"elbo{suffix}"] = float(elbo.mean())
         t = time.perf_counter()
-        ll = model.log_likelihood(to_float(x_all[:n].to(model.device)), k=cfg.nll_k, generator=gen)
-        out["nll"] = -float(ll.mean())
-        out["nll_bpd"] = out["nll"] / (dims * math.log(2))
+        ll = model.log_likelihood(to_float(x_ll.to(model.device)), k=cfg.nll_k, generator=gen)
+        out[f"nll{suffix}"] = -float(ll.mean())
+        if suffix != "_invalid":   # a density of continuous values has no bits per dimension
+            out[f"nll{suffix}_bpd"] = nats_to_bpd(out[f"nll{suffix}"], dims)
         out["nll_images"], out["nll_k"] = n, cfg.nll_k
         log(f"IWAE bound (k={cfg.nll_k}) on {n} test images: {time.perf_counter() - t:.1f}s")
     return out
@@ -188,9 +252,13 @@ def evaluate_run(run: Path, cfg: EvalConfig, device="cpu", log: Callable[[str], 
     fake = generate(model, cfg.n, cfg.seed, cfg.batch)
     t_gen = time.perf_counter() - t0
     res = score(fake, ds, ev, cfg, log)
-    res["metrics"].update(encoder_metrics(model, ds, cfg, log))
+    binarize = run_cfg.get("data", {}).get("binarize", "none")
+    res["metrics"].update(encoder_metrics(model, ds, cfg, log, binarize=binarize))
     res["seconds"]["generate"] = round(t_gen, 2)
-    return _result(res, ev, ds, cfg, source=str(run), model=run_cfg.get("preset", model.name))
+    out = _result(res, ev, ds, cfg, source=str(run), model=run_cfg.get("preset", model.name))
+    if (info := likelihood_info(model, cfg, binarize)) is not None:
+        out["likelihood"] = info
+    return out
 
 
 def evaluate_samples(samples: Path, ds: ImageDataset, cfg: EvalConfig, device="cpu",
@@ -250,6 +318,10 @@ def format_table(result: dict) -> str:
         if name in ("nll_images", "nll_k", "kid_std"):
             continue
         label = f"FD[{ev['id'].rsplit('-', 1)[0]}]" if name == "fd" else name
+        if name.startswith("nll") and "nll_k" in result["metrics"]:
+            label += f" (IWAE, k={result['metrics']['nll_k']})"
+        if name.endswith("_invalid"):
+            label += ": not a likelihood of the data"
         floor = result["floor"].get(name)
         higher = result["higher_is_better"].get(name)
         better = "" if higher is None else ("higher" if higher else "lower")
@@ -263,4 +335,7 @@ def format_table(result: dict) -> str:
     head = (f"{result['model'] or result['source']} on {result['data']}: {result['n']} samples vs "
             f"{result['test_images']} test images; evaluator {ev['id']} ({ev['kind']}, "
             f"accuracy {ev['accuracy']:.4f} on {ev['accuracy_of']})")
+    if (lk := result.get("likelihood")) is not None:
+        head += (f"\nlikelihood ({lk['likelihood']}): a probability of {lk['description']}; "
+                 f"ELBO and NLL on the first {result['metrics'].get('nll_images')} test images")
     return head + "\n" + "\n".join(lines)

@@ -12,7 +12,6 @@ interrupted and resumed ends with the same weights as one that was not.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import math
@@ -26,10 +25,13 @@ from typing import Any, Literal
 
 import torch
 
-from .checkpoint import load_state, save_state, within, write_json
+from .checkpoint import load_state, save_state, within
 from .config import replace
 from .data import ImageDataset, load_dataset, to_float, to_uint8
+from .data.base import hold_out_val, parse_val_split
+from .data.binarize import binarize_batch, binarize_static
 from .errors import BadInput, GanvaeError, Stopped
+from .files import write_json
 from .images import save_grid
 
 
@@ -42,6 +44,15 @@ class DataConfig:
     size: int | None = None
     channels: int | None = None
     seed: int = 0  # seed of random splits and procedural data
+    # Bernoulli likelihoods need binary pixels: "dynamic" draws every pixel afresh per batch
+    # (Burda et al. 2016), "static" fixes one draw by `seed`; "none" keeps the 8-bit values.
+    binarize: Literal["none", "dynamic", "static"] = "none"
+    # images held out of train as the validation split (model selection, never trained on),
+    # drawn by `seed`: "auto" (10%, at most 5,000), a fraction in (0, 1), a count, or 0 for none
+    val_split: int | float | str = "auto"
+
+    def validate(self) -> None:
+        parse_val_split(self.val_split)  # the count against the data's size: when it is loaded
 
 
 @dataclass
@@ -106,13 +117,11 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def autocast(device: torch.device, precision: str):
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    if precision == "fp16" and device.type != "cuda":
-        raise BadInput("--precision fp16 needs a CUDA device; use bf16 on the CPU")
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device.type, dtype=dtype)
+def check_precision(device: torch.device, precision: str) -> None:
+    """Refuse a precision the device cannot autocast to, before any work."""
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise BadInput(f"--precision bf16: {torch.cuda.get_device_name(device)} has no bfloat16; "
+                       "use fp16 (with loss scaling) or fp32")
 
 
 # ------------------------------------------------------------------------------- run dirs
@@ -171,7 +180,14 @@ class Trainer:
         n = len(data.train)
         if self.t.batch_size > n:
             raise BadInput(f"--batch-size {self.t.batch_size}: larger than the {n} training images of {data.name}")
-        self.steps_per_epoch = n // self.t.batch_size
+        # a step may consume several batches (a GAN's n_critic D updates): an epoch is measured
+        # in images, so every model sees the data the same number of times per epoch
+        self.per_step = model.batches_per_step
+        if self.t.batch_size * self.per_step > n:
+            raise BadInput(f"--batch-size {self.t.batch_size}: one step of {model.name} takes {self.per_step} "
+                           f"batches, more than the {n} training images of {data.name}")
+        self.steps_per_epoch = n // (self.t.batch_size * self.per_step)
+        check_precision(self.device, self.t.precision)
         self.max_steps = self._max_steps()
         self.budget = parse_budget(self.t.budget) if self.t.budget else None
         # the data order: one permutation per epoch from a generator we can save and restore
@@ -198,7 +214,10 @@ class Trainer:
                 "rng_cpu": torch.get_rng_state(), "data_gen": self.data_gen.get_state(),
                 "perm": self.perm.cpu() if self.perm is not None else None,
                 "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                "base_lrs": self.base_lrs,
             },
+            # fp16: the loss scale and its growth tracker, so a resumed run scales as this one
+            "scaler": self.model.scaler.state_dict() if self.model.scaler is not None else None,
         }
 
     def save_checkpoint(self) -> Path:
@@ -234,6 +253,10 @@ class Trainer:
             o.load_state_dict(state["optim"][k])
         tr = state["trainer"]
         self.step, self.images, self.elapsed = int(tr["step"]), int(tr["images"]), float(tr["elapsed"])
+        if tr.get("base_lrs"):
+            self.base_lrs = tr["base_lrs"]
+        if state.get("scaler") and self.model.scaler is not None:
+            self.model.scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(tr["rng_cpu"])
         self.data_gen.set_state(tr["data_gen"])
         self.perm = tr["perm"].to(self.device) if tr["perm"] is not None else None
@@ -253,7 +276,7 @@ class Trainer:
                     keep.append(line)
             except (json.JSONDecodeError, KeyError, TypeError):
                 continue  # a line cut short by a kill
-        from .checkpoint import atomic_write
+        from .files import atomic_write
         atomic_write(path, lambda p: p.write_text("".join(f"{line}\n" for line in keep)))
 
     # ---- the loop
@@ -261,8 +284,10 @@ class Trainer:
         pos = self.step % self.steps_per_epoch
         if pos == 0 or self.perm is None:
             self.perm = torch.randperm(len(x_train), generator=self.data_gen).to(self.device)
-        idx = self.perm[pos * self.t.batch_size:(pos + 1) * self.t.batch_size]
-        return to_float(x_train[idx])
+        size = self.t.batch_size * self.per_step
+        idx = self.perm[pos * size:(pos + 1) * size]
+        x = to_float(x_train[idx])
+        return binarize_batch(x) if self.cfg.data.binarize == "dynamic" else x
 
     def fraction_done(self) -> float:
         """How far through its stopping point the run is, in [0, 1]."""
@@ -283,12 +308,17 @@ class Trainer:
         from torch.utils.tensorboard import SummaryWriter
 
         model = self.model.to(self.device).train()
+        model.set_precision(self.t.precision, self.device.type)
         self.model.optimizers()
+        self._base_lrs()
         if self.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             (self.run_dir / "samples").mkdir(exist_ok=True)
         self._restore()
-        x_train = torch.from_numpy(self.data.train.x).to(self.device)  # uint8, stays there
+        x_np = self.data.train.x
+        if self.cfg.data.binarize == "static":   # one fixed draw, reproduced from the data seed
+            x_np = binarize_static(x_np, self.cfg.data.seed)
+        x_train = torch.from_numpy(x_np).to(self.device)  # uint8, stays there
         fixed_noise = torch.Generator().manual_seed(1234)
         fixed_state = fixed_noise.get_state()
         n_fixed = min(self.t.n_samples, len(self.data.test))
@@ -311,8 +341,9 @@ class Trainer:
                 if stop_signal:
                     raise self._stopped(stop_signal[0])
                 x = self._batch(x_train)
-                with autocast(self.device, self.t.precision):
-                    out = model.train_step(x, self.step)
+                # the model autocasts its own forwards (see models/base.py): its losses and
+                # optimizer steps stay in float32
+                out = model.train_step(x, self.step)
                 if not self._finite(out):  # rolled back to the last good checkpoint
                     sums, counts = {}, {}
                     if metrics is not None:  # metrics.jsonl was rewritten up to that step
@@ -363,6 +394,11 @@ class Trainer:
         return Stopped(f"{name} at step {self.step}: checkpoint saved. Continue with: "
                        f"ganvae train --resume {self.run_dir}", signum)
 
+    def _base_lrs(self) -> None:
+        """The learning rates the run started with, {optimizer: [lr per group]}: rollbacks halve
+        relative to these, never to a rate an earlier rollback already lowered."""
+        self.base_lrs = {k: [g["lr"] for g in o.param_groups] for k, o in self.model.optimizers().items()}
+
     def _finite(self, out: dict) -> bool:
         """Check this step's losses and the weights; on a NaN / Inf stop, or roll back.
 
@@ -382,14 +418,20 @@ class Trainer:
         where = f"training diverged at step {self.step + 1}: {'; '.join(bad)}"
         if self.t.on_nan == "rollback" and self.rollbacks < self.t.max_rollbacks and checkpoints(self.run_dir):
             self.rollbacks += 1
+            spent = self.elapsed    # the diverged steps took real time: it counts against --budget
             self._restore()
-            for opt in self.model.optimizers().values():
-                for group in opt.param_groups:
-                    group["lr"] *= 0.5 ** self.rollbacks
+            self.elapsed = max(self.elapsed, spent)
+            # Rollback r trains at 0.5^r of the original rates: the checkpoint's optimizer state
+            # may already hold a lowered rate (saved after an earlier rollback), so the rate is
+            # set from the originals, not multiplied into whatever was restored.
+            factor = 0.5 ** self.rollbacks
+            for name, opt in self.model.optimizers().items():
+                for group, lr in zip(opt.param_groups, self.base_lrs[name]):
+                    group["lr"] = lr * factor
             import warnings
 
-            warnings.warn(f"{where}; rolled back to step {self.step} with learning rates x{0.5 ** self.rollbacks:g} "
-                          f"(rollback {self.rollbacks} of {self.t.max_rollbacks})", stacklevel=2)
+            warnings.warn(f"{where}; rolled back to step {self.step} with learning rates x{factor:g} of the "
+                          f"original (rollback {self.rollbacks} of {self.t.max_rollbacks})", stacklevel=2)
             return False
         extra = f" after {self.rollbacks} rollbacks" if self.rollbacks else ""
         raise GanvaeError(f"{where}{extra}; lower the learning rate or try another loss / regularizer "
@@ -403,13 +445,18 @@ class Trainer:
         idx = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(self.t.seed))[:n]
         model.fit_prior(to_float(x_train[idx.to(self.device)]))
         summary = {"step": self.step, "images": self.images, "train_seconds": round(self.elapsed, 3),
-                   "images_per_second": round(self.images / max(self.elapsed, 1e-9), 1)}
+                   "images_per_second": round(self.images / max(self.elapsed, 1e-9), 1),
+                   "updates": self.updates()}
         if self.is_main:
             model.save_pretrained(self.run_dir / "model")
             fixed_noise.set_state(fixed_state)
             self._write_samples("final", fixed_noise, x_fixed)
             write_json(self.run_dir / "summary.json", summary)
         return summary
+
+    def updates(self) -> dict[str, int]:
+        """Optimizer updates so far, {optimizer name: count} (e.g. {"g": 1000, "d": 5000})."""
+        return {k: int(round(v * self.step)) for k, v in self.model.updates_per_step().items()}
 
     def _bar(self):
         if not (self.progress and self.is_main):
@@ -522,6 +569,7 @@ def train(preset: str, data: str = "shapes", run_dir: str | Path | None = None, 
             raise BadInput(f"--resume {run_dir}: no config.json there; is it a run directory?")
         saved = json.loads(cfg_path.read_text())
         preset = saved["preset"]
+        _legacy_val_split(saved)
         base = replace(RunConfig(preset=preset), {"data": saved["data"], "train": saved["train"]},
                        where=str(cfg_path))
         if {"steps", "epochs", "budget"} & set(t_over):  # a new stopping point replaces the old one
@@ -552,7 +600,17 @@ def train(preset: str, data: str = "shapes", run_dir: str | Path | None = None, 
 
 
 def _load_data(d: DataConfig) -> ImageDataset:
-    return load_dataset(d.spec, data_dir=d.data_dir, size=d.size, channels=d.channels, seed=d.seed)
+    """The dataset of a run: loaded, then its validation split held out (by d.seed), so that
+    training, `ganvae eval RUN`, resume and compare all see the same train / val / test."""
+    ds = load_dataset(d.spec, data_dir=d.data_dir, size=d.size, channels=d.channels, seed=d.seed)
+    return hold_out_val(ds, d.val_split, d.seed)
+
+
+def _legacy_val_split(saved: dict) -> None:
+    """A config.json written before validation splits trained on the whole train split: rebuild
+    it that way (val_split 0), not with today's default, or a resume would change its data."""
+    if isinstance(saved.get("data"), dict):
+        saved["data"].setdefault("val_split", 0)
 
 
 def load_run(run: str | Path, device: str = "cpu"):
@@ -578,6 +636,7 @@ def load_run(run: str | Path, device: str = "cpu"):
 def run_dataset(cfg: dict) -> ImageDataset:
     if not cfg:
         raise BadInput("this command needs the run's data; give a run directory, not a bare model directory")
+    _legacy_val_split(cfg)
     d = replace(DataConfig(), cfg["data"], where="config.json")
     return _load_data(d)
 

@@ -35,7 +35,17 @@ def slerp(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
 
 def lerp(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Straight line; z0, z1: (B, D); t: (T,) -> (B, T, D)."""
     return (1 - t[None, :, None]) * z0[:, None] + t[None, :, None] * z1[:, None]
+
+
+def latent_path(model, z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """The codes between z0 and z1 (B, D) at times t (T,) -> (B, T, D).
+
+    Spherical when the model's latents are N(0, I) (`gaussian_latent`: a straight line would cut
+    through the low-norm centre, where a Gaussian puts almost no mass), straight otherwise.
+    """
+    return slerp(z0, z1, t) if getattr(model, "gaussian_latent", True) else lerp(z0, z1, t)
 
 
 @torch.no_grad()
@@ -54,16 +64,21 @@ def interpolate(model, x: torch.Tensor | None, pairs: int, steps: int, generator
         z0 = torch.randn(pairs, latent, generator=generator).to(model.device)
         z1 = torch.randn(pairs, latent, generator=generator).to(model.device)
     t = torch.linspace(0, 1, steps, device=model.device)
-    path = slerp(z0, z1, t) if getattr(model, "gaussian_latent", True) else lerp(z0, z1, t)
+    path = latent_path(model, z0, z1, t)                 # (pairs, steps, latent)
     return model.decode(path.reshape(-1, latent))
 
 
 @torch.no_grad()
 def traverse(model, x: torch.Tensor, dims: int, steps: int, span: float = 3.0) -> tuple[torch.Tensor, list[int]]:
-    """One row per latent dimension: vary it over [-span, span] around the code of x[0].
+    """One row per latent dimension: vary it, the others held at a centre, over span units.
+
+    For models with a Gaussian posterior (VAE, VAE-GAN: `encode_dist`) the centre is the prior's,
+    0, and a unit is 1 (the prior's standard deviation); for the others (AE) the centre is the
+    mean code of x and a unit is that dimension's standard deviation over x. Row values run
+    from centre - span * unit to centre + span * unit.
 
     The dimensions shown are the most used ones: for a VAE those with the largest average KL
-    (the active units, Burda et al. 2016), otherwise those with the largest code variance.
+    over x (the active units, Burda et al. 2016), otherwise those with the largest code variance.
 
     Returns:
         images (rows*steps, C, H, W) and the dimension index of each row.
@@ -131,7 +146,7 @@ def plot_embedding(path, xy: np.ndarray, labels: np.ndarray | None, classes: lis
     ax.set_xticks([])
     ax.set_yticks([])
     fig.tight_layout()
-    from .checkpoint import atomic_write
+    from .files import atomic_write
 
     atomic_write(path, lambda p: fig.savefig(p, format="png"))
     plt.close(fig)

@@ -6,10 +6,14 @@ and four times that as float32. Batches become float in [-1, 1] only when used.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+
+from ..errors import BadInput
 
 # Limits that keep a malformed header or a hostile file from making us allocate absurd
 # amounts of memory. They are far above any image dataset this tool is meant for.
@@ -34,13 +38,16 @@ class Split:
 
 @dataclass
 class ImageDataset:
-    """A dataset with a train and a test split.
+    """A dataset with a train and a test split, and a validation split once one is held out.
 
     Attributes:
         name: the spec the user gave (`fashion-mnist`, `folder:PATH`, ...).
-        train, test: the splits.
+        train, test: the splits. After `hold_out_val`, `train` is what a model trains on.
         classes: class names when the data has labels, else None.
         source: where the data was read from, for messages and reports.
+        val: images held out of train (`hold_out_val`), never trained on; None until then.
+        full_train: the train split as loaded, before `val` was held out of it (None when
+            nothing was); see `as_loaded`.
     """
 
     name: str
@@ -49,6 +56,8 @@ class ImageDataset:
     classes: list[str] | None = None
     source: str = ""
     info: dict = field(default_factory=dict)
+    val: Split | None = None
+    full_train: Split | None = field(default=None, repr=False)
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -60,9 +69,123 @@ class ImageDataset:
         return len(self.classes) if self.classes else 0
 
     def split(self, name: str) -> Split:
-        if name not in ("train", "test"):
-            raise ValueError(f"split must be 'train' or 'test', not {name!r}")
-        return self.train if name == "train" else self.test
+        if name not in ("train", "val", "test"):
+            raise ValueError(f"split must be 'train', 'val' or 'test', not {name!r}")
+        if name == "val" and self.val is None:
+            raise BadInput(f"{self.name}: no validation split is held out (--val-split 0)")
+        return {"train": self.train, "val": self.val, "test": self.test}[name]
+
+    def as_loaded(self) -> "ImageDataset":
+        """The dataset before any validation split was held out: train and val together again.
+
+        What the evaluator is trained on and identified by, so that it (and every cached real
+        statistic) is the same whatever --val-split says, and the shipped Fashion-MNIST one
+        is still found.
+        """
+        if self.full_train is None:
+            return self
+        return dataclasses.replace(self, train=self.full_train, val=None, full_train=None)
+
+
+# ------------------------------------------------------------------------------- validation
+
+# "auto" holds out this share of the training images, at most AUTO_VAL_MAX of them: enough
+# for a stable quick FD (5,000 is the usual FID-5k size) without starving small datasets.
+AUTO_VAL_FRACTION = 0.1
+AUTO_VAL_MAX = 5000
+_VAL_STREAM = 0x76616C  # mixed into the data seed: the split's draws are not the data's own
+
+
+def parse_val_split(value) -> int | float | str:
+    """Check a `--val-split` value; returns it canonical: "auto", 0, a fraction or a count.
+
+    Args:
+        value: "auto", 0 (no validation split), a fraction in (0, 1) or a count >= 1, as a
+            number or as the string the command line gives.
+    """
+    hint = "give a fraction in (0, 1), a number of images, auto, or 0 for none"
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text == "auto":
+            return "auto"
+        try:
+            value = int(text.replace("_", ""))
+        except ValueError:
+            try:
+                value = float(text)
+            except ValueError:
+                raise BadInput(f"--val-split {value!r}: {hint}") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise BadInput(f"--val-split {value!r}: {hint}")
+    if value < 0:
+        raise BadInput(f"--val-split {value}: must not be negative; {hint}")
+    if value == 0:
+        return 0
+    if value < 1:
+        return float(value)
+    if value != int(value):
+        raise BadInput(f"--val-split {value}: a count of images must be whole; a fraction must be below 1")
+    return int(value)
+
+
+def val_size(value, n_train: int) -> int:
+    """How many of n_train training images `--val-split value` holds out (0: none)."""
+    value = parse_val_split(value)
+    if value == 0:
+        return 0
+    if value == "auto":
+        return min(math.floor(AUTO_VAL_FRACTION * n_train + 0.5), AUTO_VAL_MAX)
+    k = math.floor(value * n_train + 0.5) if isinstance(value, float) else value
+    if k < 1:
+        raise BadInput(f"--val-split {value}: holds out no image of the {n_train} training images; "
+                       "give a larger fraction or a count")
+    if k >= n_train:
+        raise BadInput(f"--val-split {value}: would hold out {k} of the {n_train} training images and leave "
+                       "none to train on; give a smaller fraction or count")
+    return k
+
+
+def val_indices(n: int, k: int, seed: int, y: np.ndarray | None = None) -> np.ndarray:
+    """Sorted indices of the k of n training images held out, fixed by `seed`.
+
+    With labels the draw is stratified: every class gives its share (within one image), so a
+    small validation split does not miss a rare class by chance. Without, it is the first k
+    of a seeded permutation.
+    """
+    perm = np.random.default_rng([seed % 2**63, _VAL_STREAM]).permutation(n)
+    if y is None:
+        return np.sort(perm[:k])
+    _, cls = np.unique(y[perm], return_inverse=True)   # class of each permuted image, 0..K-1
+    counts = np.bincount(cls)
+    first = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    rank = np.empty(n, dtype=np.int64)                # position of each image within its class
+    rank[np.argsort(cls, kind="stable")] = np.arange(n) - np.repeat(first, counts)
+    # taking the k smallest (rank + 1/2) / class size takes ~k * size / n of every class
+    quantile = (rank + 0.5) / counts[cls]
+    return np.sort(perm[np.argsort(quantile, kind="stable")[:k]])
+
+
+def hold_out_val(ds: ImageDataset, value, seed: int = 0) -> ImageDataset:
+    """`ds` with a validation split carved out of its train split by `--val-split value`.
+
+    The returned dataset's train split is what remains (in its original order) and `val` the
+    held-out images; the same (data, value, seed) always gives the same split. With value 0,
+    `ds` itself (no `val`).
+    """
+    if ds.full_train is not None:
+        raise ValueError(f"{ds.name}: a validation split is already held out")
+    k = val_size(value, len(ds.train))
+    if k == 0:
+        return ds
+    tr = ds.train
+    idx = val_indices(len(tr), k, seed, tr.y)
+    keep = np.ones(len(tr), dtype=bool)
+    keep[idx] = False
+
+    def part(ix):
+        return Split(tr.x[ix], None if tr.y is None else tr.y[ix])
+
+    return dataclasses.replace(ds, train=part(keep), val=part(idx), full_train=tr)
 
 
 def to_float(x: torch.Tensor) -> torch.Tensor:

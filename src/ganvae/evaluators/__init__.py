@@ -26,9 +26,9 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from ..checkpoint import atomic_write, write_json
 from ..data import ImageDataset, to_float
 from ..errors import GanvaeError
+from ..files import atomic_write, write_json
 from .net import EvalNet
 
 SHIPPED = Path(__file__).parent / "weights"
@@ -233,6 +233,10 @@ def train_evaluator(ds: ImageDataset, recipe: Recipe, device="cpu",
 def get_evaluator(ds: ImageDataset, device="cpu", log: Callable[[str], None] = print,
                   recipe: Recipe | None = None) -> Evaluator:
     """The evaluator for `ds`: shipped, cached, or trained now (and cached)."""
+    # On the training images as loaded (a held-out validation split included): the evaluator
+    # belongs to the dataset, not to a run's --val-split, so every split setting scores in the
+    # same features and the shipped Fashion-MNIST weights keep their id. It never sees test.
+    ds = ds.as_loaded()
     recipe = recipe or recipe_for(ds)
     eid = evaluator_id(ds, recipe)
     for d in (SHIPPED / eid, cache_root() / "evaluators" / eid):

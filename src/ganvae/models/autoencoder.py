@@ -244,6 +244,9 @@ class AE(GenerativeModel):
 
     Config = AEConfig
     has_encoder = True
+    # Its codes are wherever the encoder put them (the prior is fitted to them afterwards), not
+    # N(0, I): the norm-preserving great circle of slerp has no meaning there, so paths are lines.
+    gaussian_latent = False
 
     def __init__(self, config: AEConfig):
         config.validate()
@@ -285,12 +288,15 @@ class AE(GenerativeModel):
     def train_step(self, x: torch.Tensor, step: int) -> dict[str, float]:
         self.train()
         opt = self.optimizers()["ae"]
-        out = self.decoder(self.encoder(x))                # (B, C, H, W)
-        # Summed over pixels, averaged over the batch: the loss of one image, whatever the batch.
-        loss = self.recon_loss(out, x).mean()
+        with self.autocast():
+            out = self.decoder(self.encoder(x))            # (B, C, H, W)
+        # Summed over pixels, averaged over the batch: the loss of one image, whatever the batch;
+        # in float32 (a bf16 sum over 784 pixels would keep only ~3 significant digits).
+        loss = self.recon_loss(out.float(), x.float()).mean()
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        self.backward(loss)
+        self.step(opt)
+        self.end_step()
         return {"loss/recon": loss.detach()}
 
     # ---- inference (eval mode: batch norm on its running statistics)

@@ -11,10 +11,23 @@
 - Encoder models: `encode(x) -> z (B, latent)` and `reconstruct(x)`; VAEs `log_likelihood(x, k)`.
 - `save_pretrained(dir)` / `GenerativeModel.from_pretrained(dir)`: config.json (with the
   registry name) + model.safetensors; loading rebuilds the model without unpickling anything.
+- `updates_per_step()` -> {optimizer name: updates per train_step}, and `batches_per_step`: how
+  many batches one step consumes (a GAN with n_critic = 5 takes five: one per D update, as
+  StudioGAN and mimicry count a step as one generator update).
+
+Mixed precision is the model's business, because only the model knows which parts are network
+forwards and which are losses (the trainer calls `set_precision` once):
+- network forwards run inside `with self.autocast():` (bf16 / fp16 matmuls and convolutions);
+- losses, reductions and penalties are computed in float32 outside it (inputs cast `.float()`);
+- `self.backward(loss)` and `self.step(opt)` go through a GradScaler under fp16 (loss scaling,
+  so small gradients do not underflow to zero; a step whose gradients overflowed is skipped),
+  and `self.end_step()` updates the scale once per train_step; the optimizer step itself always
+  runs outside autocast, on float32 master weights.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 from pathlib import Path
@@ -24,9 +37,9 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ..checkpoint import atomic_write, write_json
 from ..config import from_dict
 from ..errors import BadInput, GanvaeError
+from ..files import atomic_write, write_json
 
 
 @dataclasses.dataclass
@@ -56,6 +69,65 @@ class GenerativeModel(nn.Module):
         super().__init__()
         self.config = config
         self._optimizers: dict[str, torch.optim.Optimizer] | None = None
+        self._amp_dtype: torch.dtype | None = None      # None: float32 throughout
+        self._amp_device = "cpu"
+        self.scaler: torch.amp.GradScaler | None = None  # fp16 only
+
+    # ---- precision (see the module docstring)
+    def set_precision(self, precision: str, device_type: str) -> None:
+        """fp32, bf16 or fp16 on a device type ("cpu", "cuda"); fp16 gets a GradScaler."""
+        self._amp_device = device_type
+        self._amp_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+        self.scaler = torch.amp.GradScaler(device_type) if precision == "fp16" else None
+
+    def autocast(self):
+        """The context for network forwards: autocast to the run's dtype, or nothing in fp32."""
+        if self._amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self._amp_device, dtype=self._amp_dtype)
+
+    def backward(self, loss: torch.Tensor, inputs: list[torch.Tensor] | None = None) -> None:
+        """loss.backward(), scaled under fp16; `inputs` restricts which leaves get gradients."""
+        if self.scaler is not None:
+            loss = self.scaler.scale(loss)
+        loss.backward(inputs=inputs)
+
+    def scale(self, loss: torch.Tensor) -> torch.Tensor:
+        """The loss times the fp16 loss scale (unchanged otherwise), for torch.autograd.grad."""
+        return self.scaler.scale(loss) if self.scaler is not None else loss
+
+    def grad_scale(self) -> float:
+        """The factor gradients are currently multiplied by (1 outside fp16)."""
+        return float(self.scaler.get_scale()) if self.scaler is not None else 1.0
+
+    def unscale(self, opt: torch.optim.Optimizer) -> None:
+        """Divide opt's gradients by the loss scale before anything reads them (e.g. clipping)."""
+        if self.scaler is not None:
+            self.scaler.unscale_(opt)
+
+    def step(self, opt: torch.optim.Optimizer) -> None:
+        """opt.step() outside autocast; under fp16 skipped when the gradients overflowed."""
+        with torch.autocast(self._amp_device, enabled=False):
+            if self.scaler is not None:
+                self.scaler.step(opt)
+            else:
+                opt.step()
+
+    def end_step(self) -> None:
+        """Once per train_step, after every optimizer step: adapt the fp16 loss scale."""
+        if self.scaler is not None:
+            self.scaler.update()
+
+    # ---- update accounting
+    @property
+    def batches_per_step(self) -> int:
+        """Batches one train_step consumes; the trainer hands it that many at once."""
+        return 1
+
+    def updates_per_step(self) -> dict[str, float]:
+        """{optimizer name: updates per train_step (on average)}: what a step costs, so that
+        budgets and reports can show unequal update counts."""
+        return {name: 1.0 for name in self.optimizers()}
 
     # ---- the contract
     def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:

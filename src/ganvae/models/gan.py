@@ -11,18 +11,24 @@ Losses (on discriminator logits l; sigma the logistic function):
 
 Regularizers (see regularizers.py): spectral (Miyato et al. 2018), clip (Arjovsky et al.
 2017), gp (Gulrajani et al. 2017), r1 (Mescheder et al. 2018), applied lazily every
-`r1_every` steps and scaled by `r1_every` (Karras et al. 2020, "Analyzing and Improving the
-Image Quality of StyleGAN", §B), and gradclip (global gradient-norm clipping of D).
+`r1_every` steps and scaled by `r1_every`, with D's Adam adjusted for the extra update
+(Karras et al. 2020, "Analyzing and Improving the Image Quality of StyleGAN", Appendix B),
+and gradclip (global gradient-norm clipping of D). gp and r1 need a discriminator without
+batch norm: they constrain each sample's gradient, which batch statistics make depend on the
+rest of the batch.
 
 One `train_step` is the phases of StyleGAN2-ADA's training loop (Karras et al. 2020,
-"Training GANs with Limited Data"): Dmain, Dreg, then Gmain every `n_critic` steps, then
-the EMA of the generator's weights (Karras et al. 2018 "Progressive Growing of GANs";
-Yazici et al. 2019 "The Unusual Effectiveness of Averaging in GAN Training").
+"Training GANs with Limited Data"): Dmain and Dreg on each of `n_critic` batches, then Gmain, then
+the EMA of the generator's weights and norm statistics (Karras et al. 2018 "Progressive
+Growing of GANs"; Yazici et al. 2019 "The Unusual Effectiveness of Averaging in GAN
+Training"), optionally started late (`ema_start`) and with its half-life ramped up
+(`ema_rampup`, as StyleGAN2-ADA's ema_rampup).
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass
 from typing import Callable, Literal
 
@@ -40,7 +46,7 @@ from .regularizers import add_spectral_norm, clip_weights_, gradient_penalty, r1
 class GANConfig(ModelConfig):
     loss: Literal["minimax", "ns", "hinge", "wasserstein", "ls"] = "minimax"
     reg: Literal["none", "spectral", "clip", "gp", "r1", "gradclip"] = "none"
-    d_norm: Literal["batch", "layer", "none"] = "batch"  # use layer/none with gp: BN mixes samples
+    d_norm: Literal["batch", "layer", "none"] = "batch"  # gp and r1 refuse batch: BN mixes samples
     g_norm: Literal["batch", "layer", "none"] = "batch"
     optimizer: Literal["adam", "rmsprop"] = "adam"
     lr_g: float = 2e-4
@@ -59,6 +65,14 @@ class GANConfig(ModelConfig):
     r1_every: int = 16           # reg=r1: lazy interval (StyleGAN2); 1 = every step
     grad_clip: float = 1.0       # reg=gradclip: max global L2 norm of D's gradients
     ema: float = 0.0             # decay of an EMA copy of G used by sample(); 0 = off
+    # The EMA copy is set equal to G for the first `ema_start` generator updates and averaged
+    # after: the early generators are far from the later ones, and with decay 0.999 their
+    # weights would linger in the average for thousands of updates.
+    ema_start: int = 0
+    # Warm-up of the decay: the EMA's half-life (in generator updates) is at most
+    # ema_rampup * (generator updates before this one), so the average covers at most that
+    # fraction of training so far (StyleGAN2-ADA's ema_rampup, 0.05 there); 0 = off.
+    ema_rampup: float = 0.0
 
     def validate(self) -> None:
         super().validate()
@@ -82,10 +96,19 @@ class GANConfig(ModelConfig):
             (self.r1_every >= 1, f"r1_every={self.r1_every}: must be at least 1"),
             (self.grad_clip > 0, f"grad_clip={self.grad_clip}: must be positive"),
             (0 <= self.ema < 1, f"ema={self.ema}: must be in [0, 1) (0 turns the EMA off)"),
+            (self.ema_start >= 0, f"ema_start={self.ema_start}: must be at least 0"),
+            (self.ema_rampup >= 0, f"ema_rampup={self.ema_rampup}: must be at least 0 (0 turns it off)"),
         ]
         for ok, message in checks:
             if not ok:
                 raise BadInput(message)
+        if self.reg in ("gp", "r1") and self.d_norm == "batch":
+            # Both penalize ||grad_x D(x)|| per sample, which presumes D(x) is a function of x
+            # alone; with batch statistics each logit depends on the whole batch (Gulrajani et
+            # al. 2017, §4 drop BN from the critic for this reason).
+            raise BadInput(f"reg={self.reg} with d_norm=batch: the per-sample gradient penalty is "
+                           "ill-defined when batch norm makes each sample's logit depend on the "
+                           "rest of the batch; set d_norm=layer or d_norm=none")
 
 
 REGS = ("none", "spectral", "clip", "gp", "r1", "gradclip")
@@ -201,78 +224,162 @@ class GAN(GenerativeModel):
     def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         c = self.config
         make = OPTIMIZERS[c.optimizer]
+        lr_d, d_cfg = c.lr_d, c
+        if c.reg == "r1" and c.r1_every > 1 and c.optimizer == "adam":
+            # Lazy R1 gives D k + 1 optimizer steps per k batches (k Dmain, one Dreg). StyleGAN2
+            # (Karras et al. 2020, Appendix B; `mb_ratio = reg_interval / (reg_interval + 1)` in
+            # their training loop) scales the learning rate by c = k / (k + 1) and raises Adam's
+            # betas to the power c: over k batches D's k + 1 steps then add up to k * lr and its
+            # moment estimates decay by beta ** k, as k steps would without the extra one.
+            ratio = c.r1_every / (c.r1_every + 1)
+            lr_d = c.lr_d * ratio
+            d_cfg = dataclasses.replace(c, beta1=c.beta1**ratio, beta2=c.beta2**ratio)
         return {"g": make(self.g.parameters(), c.lr_g, c, 0.0),            # no decay on G: see GANConfig
-                "d": make(self.d.parameters(), c.lr_d, c, c.weight_decay)}
+                "d": make(self.d.parameters(), lr_d, d_cfg, c.weight_decay)}
 
     def _z(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         # Drawn on the generator's own device, so a CPU generator gives the same z on any device.
         dev = generator.device if generator is not None else self.device
         return torch.randn(n, self.config.latent, generator=generator, device=dev).to(self.device)  # (n, latent)
 
-    def train_step(self, x: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
-        """All updates for one batch x (B, C, H, W) in [-1, 1].
+    @property
+    def batches_per_step(self) -> int:
+        """One step is one generator update and the n_critic discriminator updates before it,
+        each on its own batch: how StudioGAN and mimicry count a GAN's steps, so `--steps N`
+        means N generator updates for every loss and regulariser."""
+        return self.config.n_critic
 
-        Returns 0-d detached tensors (no host sync): loss/d, d/real, d/fake every step;
-        loss/g on generator steps; reg/gp or reg/r1 when computed.
+    def updates_per_step(self) -> dict[str, float]:
+        c = self.config
+        d = float(c.n_critic)
+        if c.reg == "r1":       # the lazy R1 phase is a separate D update every r1_every D steps
+            d += c.n_critic / c.r1_every
+        return {"g": 1.0, "d": d}
+
+    def train_step(self, x: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
+        """One generator update and the n_critic discriminator updates before it.
+
+        Args:
+            x: n_critic batches of real images stacked, (n_critic * B, C, H, W) in [-1, 1]:
+                each D update gets its own batch of B.
+            step: the generator updates done so far.
+        Returns 0-d detached float32 tensors (no host sync): loss/d, d/real, d/fake (averaged
+        over the D updates), loss/g, and reg/gp or reg/r1 when computed.
         """
         c = self.config
         opt = self.optimizers()
-        b = x.shape[0]
+        batches = x.chunk(c.n_critic)
+        b = batches[0].shape[0]
         out: dict[str, torch.Tensor] = {}
+        sums: dict[str, torch.Tensor] = {}
 
-        # (1) Dmain: one discriminator update on this batch against fresh fakes.
-        with torch.no_grad():
-            fake = self.g(self._z(b))                                    # (B, C, H, W)
-        logits_real = self.d(x)                                          # (B,)
-        logits_fake = self.d(fake)                                       # (B,)
-        loss_d = self.d_loss(logits_real, logits_fake)
-        total = loss_d
-        if c.reg == "gp":
-            gp = gradient_penalty(self.d, x, fake)
-            total = total + c.gp_weight * gp
-            out["reg/gp"] = gp.detach()
-        opt["d"].zero_grad(set_to_none=True)
-        total.backward()
-        if c.reg == "gradclip":
-            torch.nn.utils.clip_grad_norm_(self.d.parameters(), c.grad_clip)
-        opt["d"].step()
-        if c.reg == "clip":
-            # After the step, so that G (and the next D step) always see a clipped critic.
-            clip_weights_(self.d, c.clip_value)
-        out["loss/d"] = loss_d.detach()
-        out["d/real"] = logits_real.detach().mean()
-        out["d/fake"] = logits_fake.detach().mean()
-
-        # (2) Dreg: lazy R1, a separate update every r1_every steps, scaled by r1_every so the
-        # penalty's average strength matches applying it every step (StyleGAN2 §B).
-        if c.reg == "r1" and step % c.r1_every == 0:
-            r1 = r1_penalty(self.d, x)
+        for i, xb in enumerate(batches):
+            d_update = step * c.n_critic + i          # D updates done before this one
+            # (1) Dmain: one discriminator update on this batch against fresh fakes. Forwards
+            # under autocast; the losses on float32 logits.
+            with torch.no_grad(), self.autocast():
+                fake = self.g(self._z(b))                                # (B, C, H, W)
+            with self.autocast():
+                logits_real = self.d(xb)                                 # (B,)
+                logits_fake = self.d(fake)                               # (B,)
+            logits_real, logits_fake = logits_real.float(), logits_fake.float()
+            loss_d = self.d_loss(logits_real, logits_fake)
+            total = loss_d
+            if c.reg == "gp":
+                gp = gradient_penalty(self._critic, xb, fake.float())
+                total = total + c.gp_weight * gp
+                sums["reg/gp"] = sums.get("reg/gp", 0) + gp.detach()
             opt["d"].zero_grad(set_to_none=True)
-            (c.r1_gamma / 2 * r1 * c.r1_every).backward()
-            opt["d"].step()
-            out["reg/r1"] = r1.detach()
+            self.backward(total)
+            if c.reg == "gradclip":
+                self.unscale(opt["d"])                # clip the true gradients, not scaled ones
+                torch.nn.utils.clip_grad_norm_(self.d.parameters(), c.grad_clip)
+            self.step(opt["d"])
+            if c.reg == "clip":
+                # After the step, so that G (and the next D step) always see a clipped critic.
+                clip_weights_(self.d, c.clip_value)
+            sums["loss/d"] = sums.get("loss/d", 0) + loss_d.detach()
+            sums["d/real"] = sums.get("d/real", 0) + logits_real.detach().mean()
+            sums["d/fake"] = sums.get("d/fake", 0) + logits_fake.detach().mean()
 
-        # (3) Gmain: every n_critic-th step, so the trainer can feed one batch per step.
-        if (step + 1) % c.n_critic == 0:
+            # (2) Dreg: lazy R1, a separate update every r1_every D updates, scaled by r1_every
+            # so the penalty's average strength matches applying it every step (StyleGAN2 §B).
+            if c.reg == "r1" and d_update % c.r1_every == 0:
+                if self.scaler is not None:   # one scaler.step per optimizer between updates
+                    self.end_step()
+                r1 = r1_penalty(self._critic, xb)
+                opt["d"].zero_grad(set_to_none=True)
+                self.backward(c.r1_gamma / 2 * r1 * c.r1_every)
+                self.step(opt["d"])
+                out["reg/r1"] = r1.detach()
+            if self.scaler is not None and i < c.n_critic - 1:
+                self.end_step()
+        for k, v in sums.items():
+            out[k] = v / c.n_critic
+
+        # (3) Gmain: one generator update against the updated D.
+        if self.scaler is not None:
+            self.end_step()
+        with self.autocast():
             logits_fake = self.d(self.g(self._z(b)))                     # (B,)
-            loss_g = self.g_loss(logits_fake)
-            opt["g"].zero_grad(set_to_none=True)
-            # Only G's gradients: D's parameters are left untouched (and not computed).
-            loss_g.backward(inputs=list(self.g.parameters()))
-            opt["g"].step()
-            out["loss/g"] = loss_g.detach()
-            if c.ema > 0:
-                self._update_ema()
+        loss_g = self.g_loss(logits_fake.float())
+        opt["g"].zero_grad(set_to_none=True)
+        # Only G's gradients: D's parameters are left untouched (and not computed).
+        self.backward(loss_g, inputs=list(self.g.parameters()))
+        self.step(opt["g"])
+        self.end_step()
+        out["loss/g"] = loss_g.detach()
+        if c.ema > 0:
+            self._update_ema(step)
         return out
 
+    def _critic(self, x: torch.Tensor) -> torch.Tensor:
+        """D as the penalties differentiate it, with float32 logits. Under bf16 its forward is
+        autocast (bf16 has float32's range); under fp16 it runs in float32: the input gradient
+        of a loss-scaled critic overflows fp16's range (65504) within a few steps, and a
+        penalty of inf would stop training as diverged. The outer backward of the penalty
+        still goes through the scaler with the rest of D's loss."""
+        if self.scaler is not None:
+            return self.d(x).float()
+        with self.autocast():
+            return self.d(x).float()
+
+    def _ema_decay(self, n: int) -> float:
+        """The decay of the n-th EMA update (n = 1 for the first generator update): 0 (copy G)
+        while n <= ema_start, then `ema`, capped during the ramp-up so that the half-life is
+        at most ema_rampup * (n - 1) updates (StyleGAN2-ADA: beta = 0.5 ** (1 / half-life))."""
+        c = self.config
+        if n <= c.ema_start:
+            return 0.0
+        if c.ema_rampup > 0:
+            half_life = c.ema_rampup * (n - 1)
+            return 0.0 if half_life == 0 else min(c.ema, 0.5 ** (1 / half_life))
+        return c.ema
+
     @torch.no_grad()
-    def _update_ema(self) -> None:
-        beta = self.config.ema
+    def _update_ema(self, step: int) -> None:
+        # The generator update this is: a step is one G update, so step + 1; stateless, so a
+        # resumed run continues the same schedule.
+        beta = self._ema_decay(step + 1)
         for p_ema, p in zip(self.g_ema.parameters(), self.g.parameters()):
-            p_ema.lerp_(p, 1 - beta)
-        # Norm statistics are not averaged: the EMA copy uses G's current running statistics.
+            if beta == 0:
+                p_ema.copy_(p)
+            else:
+                p_ema.lerp_(p, 1 - beta)                                 # beta * p_ema + (1 - beta) * p
+        # BatchNorm's running_mean / running_var are themselves a short EMA (momentum 0.1) of
+        # the batch statistics of G's *current* activations. Copying them (as StyleGAN2-ADA does
+        # with its buffers; its G has no batch norm) pairs the averaged weights with the
+        # statistics of another network, the latest G, a mismatch largest exactly when
+        # averaging helps, while G oscillates. Averaging them with the weights' decay gives the
+        # averaged network the same average of the statistics, over the same span of training.
+        # (Exact statistics of g_ema would need a recalibration pass through it, as SWA's
+        # bn_update does: a forward pass per update, too costly here.) Integer buffers
+        # (num_batches_tracked) are counters, not statistics: copied.
         for b_ema, b in zip(self.g_ema.buffers(), self.g.buffers()):
-            b_ema.copy_(b)
+            if b.is_floating_point() and beta != 0:
+                b_ema.lerp_(b, 1 - beta)
+            else:
+                b_ema.copy_(b)
 
     @torch.no_grad()
     def decode(self, z: torch.Tensor) -> torch.Tensor:

@@ -49,6 +49,7 @@ def gradient_penalty(d: Critic, real: torch.Tensor, fake: torch.Tensor,
     # When the critic treats samples independently (layer norm or none, not batch norm), the
     # gradient of the sum is each output's gradient w.r.t. its own input.
     (grad,) = torch.autograd.grad(d(x_hat).sum(), x_hat, create_graph=True)        # (B, C, H, W)
+    grad = grad.float()
     # The Lipschitz constraint is on the whole input vector: norm over C, H and W together.
     norm = grad.flatten(1).norm(dim=1)                                   # (B,)
     return (norm - 1).square().mean()
@@ -65,6 +66,7 @@ def r1_penalty(d: Critic, real: torch.Tensor) -> torch.Tensor:
     """
     x = real.detach().requires_grad_(True)                               # (B, C, H, W)
     (grad,) = torch.autograd.grad(d(x).sum(), x, create_graph=True)      # (B, C, H, W)
+    grad = grad.float()
     return grad.square().flatten(1).sum(dim=1).mean()
 
 

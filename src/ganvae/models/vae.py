@@ -7,9 +7,19 @@ summed over pixels and latent dimensions, averaged over the batch.
 - β-VAE (Higgins et al. 2017) weights the KL by beta; it is this class with beta=4 (the
   `beta-vae` preset), not a subclass.
 - KL warm-up (Bowman et al. 2016; Sønderby et al. 2016) ramps that weight linearly from 0.
-- Likelihoods: Bernoulli on the intensities (x + 1) / 2 with decoder logits, or Gaussian on
-  x in [-1, 1] with a fixed sigma or one learned sigma shared by all pixels ("σ-VAE",
-  Rybkin et al. 2021, which balances reconstruction against KL without tuning beta).
+- Likelihoods p(x|z), and what their numbers mean:
+  - `discretized-logistic` (the default) and `discretized-gaussian`: a proper distribution over
+    the 256 values of each 8-bit pixel. Pixel value k maps to x = 2k/255 - 1, the centre of a
+    bin of width 2/255; its probability is the mass of a logistic (Salimans et al. 2017,
+    "PixelCNN++", §2.1) or Gaussian (Ho et al. 2020, "DDPM", eq. 13) with per-pixel mean and
+    scale from the decoder, on that bin, the two edge bins taking the open tails. Their
+    -log p(x) is a real NLL of the data: bits/dim lies in (0, 8], 8 being the uniform guess.
+  - `bernoulli` on the intensities (x + 1) / 2 with decoder logits: a likelihood of binary
+    data only (`data.binarize=dynamic|static`); on grey images it is a cross-entropy against
+    soft targets, not a normalised density, and evaluate.py labels it so.
+  - `gaussian`: a density on x in [-1, 1] with a fixed sigma or one learned sigma shared by all
+    pixels ("σ-VAE", Rybkin et al. 2021); a continuous density of 8-bit data is not a
+    probability of it (no discretisation), so its "NLL" can go negative and is labelled so.
 - `log_likelihood(x, k)` is the importance-weighted bound of the IWAE (Burda et al. 2016),
   log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x), which tightens towards log p(x) as k grows.
 
@@ -37,11 +47,20 @@ from .base import GenerativeModel, ModelConfig
 
 LOG_2PI = math.log(2 * math.pi)
 LOG_SIGMA_FLOOR = -6.0   # a learned sigma stays above ~0.0025 (see VAE.log_sigma)
+# The per-pixel log-scale of the discretized likelihoods is floored here (PixelCNN++ clamps at
+# -7): a bin is 2/255 ~ 0.0078 wide, so a scale of e^-7 ~ 0.0009 already puts ~all the mass in
+# one bin, and a smaller one only risks overflow in (x - mean) / scale.
+LOG_SCALE_FLOOR = -7.0
+HALF_BIN = 1.0 / 255.0   # pixel values are bin centres 2k/255 - 1; bins are 2/255 wide
+DISCRETIZED = ("discretized-logistic", "discretized-gaussian")
 
 
 @dataclass
 class VAEConfig(ModelConfig):
-    likelihood: Literal["bernoulli", "gaussian"] = "bernoulli"
+    # discretized-*: a probability of the 8-bit data (the default); bernoulli: of binary data;
+    # gaussian: a continuous density (see the module docstring)
+    likelihood: Literal["discretized-logistic", "discretized-gaussian", "bernoulli", "gaussian"] = \
+        "discretized-logistic"
     sigma: float = 0.1            # std of the Gaussian likelihood (initial value if learned)
     learn_sigma: bool = False     # one learned log-sigma shared by all pixels (σ-VAE)
     beta: float = 1.0             # weight of the KL term (β-VAE: 4)
@@ -75,13 +94,73 @@ def kl_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(1)
 
 
+def _log1mexp(t: torch.Tensor) -> torch.Tensor:
+    """log(1 - exp(t)) for t <= 0, accurate at both ends (Mächler 2012, "Accurately computing
+    log(1 - exp(-|a|))"): expm1 near 0, log1p for large |t|."""
+    # t = 0 happens only by rounding (two equal tail masses); keep it finite, and its gradient too
+    t = t.clamp(max=-1e-20)
+    near = t > -math.log(2)
+    # each branch sees only inputs where it is accurate: torch.where back-propagates through
+    # both, and log1p(-exp(t)) at t ~ 0 would turn the unused branch's inf into a NaN gradient
+    return torch.where(near, torch.log(-torch.expm1(torch.where(near, t, -1.0))),
+                       torch.log1p(-torch.exp(torch.where(near, -1.0, t))))
+
+
+def discretized_logistic_nll(mean: torch.Tensor, log_scale: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """-log P(x) (B,) for 8-bit images x (B, C, H, W) in [-1, 1], summed over pixels.
+
+    P(x) = sigma((x + 1/255 - mean) / s) - sigma((x - 1/255 - mean) / s), with the lowest bin
+    taking (-inf, -1 + 1/255] and the highest [1 - 1/255, inf) (Salimans et al. 2017, eq. 2).
+    The bin difference is taken in log space without cancellation:
+    sigma(p) - sigma(m) = sigma(p) (1 - sigma(m)) (1 - e^{-(p - m)}), and p - m = (2/255) / s > 0.
+    """
+    mean, log_scale, x = mean.float(), log_scale.float(), x.float()
+    inv_s = torch.exp(-log_scale)
+    plus = (x + HALF_BIN - mean) * inv_s                                # (B, C, H, W)
+    minus = (x - HALF_BIN - mean) * inv_s
+    log_cdf_plus = -F.softplus(-plus)                                   # log sigma(plus)
+    log_sf_minus = -F.softplus(minus)                                   # log (1 - sigma(minus))
+    log_mid = log_cdf_plus + log_sf_minus + _log1mexp(-(2 * HALF_BIN) * inv_s)
+    log_p = torch.where(x < -1 + HALF_BIN, log_cdf_plus, torch.where(x > 1 - HALF_BIN, log_sf_minus, log_mid))
+    return -log_p.flatten(1).sum(1)
+
+
+def discretized_gaussian_nll(mean: torch.Tensor, log_scale: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """-log P(x) (B,) for 8-bit images x in [-1, 1]: the mass of N(mean, s^2) on each pixel's bin
+    of width 2/255, the edge bins open (as in Ho et al. 2020, eq. 13), summed over pixels.
+
+    Phi(p) - Phi(m) is computed as Phi(p) (1 - Phi(m) / Phi(p)) with log_ndtr, on the side of the
+    mean where Phi is small (Phi(p) - Phi(m) = Phi(-m) - Phi(-p)), so neither tail cancels.
+    """
+    # float64: torch's float32 log_ndtr has an inaccurate, then NaN, gradient below about -1e4
+    # standard deviations, which a bad early decoder reaches (|x - mean| ~ 10 at scale e^-7);
+    # the elementwise cost is small next to the networks.
+    mean, log_scale, x = mean.double(), log_scale.double(), x.double()
+    inv_s = torch.exp(-log_scale)
+    plus = (x + HALF_BIN - mean) * inv_s
+    minus = (x - HALF_BIN - mean) * inv_s
+    upper = minus > 0                              # the bin lies above the mean: mirror it
+    hi = torch.where(upper, -minus, plus)          # Phi(hi) - Phi(lo), both in the lower tail
+    lo = torch.where(upper, -plus, minus)
+    log_hi, log_lo = torch.special.log_ndtr(hi), torch.special.log_ndtr(lo)
+    log_mid = log_hi + _log1mexp(log_lo - log_hi)
+    low, high = x < -1 + HALF_BIN, x > 1 - HALF_BIN
+    # the edge terms only where they are used (zeros elsewhere keep unused gradients finite)
+    log_low = torch.special.log_ndtr(torch.where(low, plus, 0.0))
+    log_high = torch.special.log_ndtr(torch.where(high, -minus, 0.0))
+    log_p = torch.where(low, log_low, torch.where(high, log_high, log_mid))
+    return -log_p.flatten(1).sum(1).float()
+
+
 def bernoulli_nll(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """-log p(x|z) (B,) for a Bernoulli on intensities (x + 1) / 2 in [0, 1], from logits."""
+    logits, x = logits.float(), x.float()
     return F.binary_cross_entropy_with_logits(logits, (x + 1) / 2, reduction="none").flatten(1).sum(1)
 
 
 def gaussian_nll(mean: torch.Tensor, x: torch.Tensor, log_sigma: torch.Tensor) -> torch.Tensor:
     """-log N(x | mean, sigma^2 I) (B,) summed over pixels; log_sigma is a scalar tensor."""
+    mean, x, log_sigma = mean.float(), x.float(), log_sigma.float()
     per_pixel = 0.5 * ((x - mean) * torch.exp(-log_sigma)).pow(2) + log_sigma + 0.5 * LOG_2PI
     return per_pixel.flatten(1).sum(1)
 
@@ -111,7 +190,8 @@ class GaussianEncoding:
 
 @register_model("vae", presets={"beta-vae": ({"beta": 4.0}, "β-VAE: the VAE with beta=4 (Higgins et al. 2017)")})
 class VAE(GaussianEncoding, GenerativeModel):
-    """Variational autoencoder: Gaussian posterior, N(0, I) prior, Bernoulli or Gaussian pixels."""
+    """Variational autoencoder: Gaussian posterior, N(0, I) prior, discretized, Bernoulli or
+    Gaussian pixels."""
 
     Config = VAEConfig
     has_encoder = True
@@ -122,8 +202,10 @@ class VAE(GaussianEncoding, GenerativeModel):
         super().__init__(config)
         c = config
         self.encoder = Encoder(c.channels, c.size, c.width, out_dim=2 * c.latent)   # -> (mu, logvar)
-        # Raw outputs: Bernoulli logits or Gaussian means; `decode` maps them into [-1, 1].
-        self.decoder = Decoder(c.latent, c.channels, c.size, c.width, out="none")
+        # Raw outputs: Bernoulli logits, Gaussian means, or for the discretized likelihoods a
+        # mean and a log-scale per pixel (2C channels); `decode` maps them into [-1, 1].
+        out_channels = 2 * c.channels if c.likelihood in DISCRETIZED else c.channels
+        self.decoder = Decoder(c.latent, out_channels, c.size, c.width, out="none")
         dcgan_init(self)
         if c.likelihood == "gaussian" and c.learn_sigma:
             # Stored before the soft floor of `log_sigma`, inverted so that sigma starts at c.sigma.
@@ -148,8 +230,14 @@ class VAE(GaussianEncoding, GenerativeModel):
         return self.encoder(x).chunk(2, dim=1)
 
     def nll(self, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """-log p(x|z) per image (B,) from the decoder's raw output for z."""
-        if self.config.likelihood == "bernoulli":
+        """-log p(x|z) per image (B,), in float32, from the decoder's raw output for z."""
+        kind = self.config.likelihood
+        if kind in DISCRETIZED:
+            mean, raw_scale = out.chunk(2, dim=1)                        # (B, C, H, W) each
+            log_scale = softclip(raw_scale.float(), LOG_SCALE_FLOOR)
+            fn = discretized_logistic_nll if kind == "discretized-logistic" else discretized_gaussian_nll
+            return fn(mean, log_scale, x)
+        if kind == "bernoulli":
             return bernoulli_nll(out, x)
         return gaussian_nll(out, x, self.log_sigma())
 
@@ -163,15 +251,20 @@ class VAE(GaussianEncoding, GenerativeModel):
     def train_step(self, x: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
         self.train()
         opt = self.optimizers()["vae"]
-        mu, logvar = self.posterior(x)                     # (B, latent) each
-        out = self.decoder(reparameterize(mu, logvar))     # (B, C, H, W) raw decoder output
-        recon = self.nll(out, x).mean()                    # nats per image
+        with self.autocast():
+            mu, logvar = self.posterior(x)                 # (B, latent) each
+        mu, logvar = mu.float(), logvar.float()            # the KL and the noise in float32
+        z = reparameterize(mu, logvar)
+        with self.autocast():
+            out = self.decoder(z)                          # (B, C, H, W) raw decoder output
+        recon = self.nll(out, x).mean()                    # nats per image; nll works in float32
         kl = kl_normal(mu, logvar).mean()
         beta = self.kl_weight(step)
         loss = recon + beta * kl
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        self.backward(loss)
+        self.step(opt)
+        self.end_step()
         # detached 0-d tensors: no device sync per step (the trainer averages them)
         recon, kl = recon.detach(), kl.detach()
         logs = {"loss/recon": recon, "loss/kl": kl, "loss/total": loss.detach(),
@@ -186,8 +279,13 @@ class VAE(GaussianEncoding, GenerativeModel):
         """(B, latent) -> the mean image of p(x|z), (B, C, H, W) in [-1, 1]."""
         with evaluating(self):
             out = self.decoder(z)
+        out = out.float()
         if self.config.likelihood == "bernoulli":
             return 2 * torch.sigmoid(out) - 1       # E[(x+1)/2] = sigmoid(logits), mapped back
+        if self.config.likelihood in DISCRETIZED:
+            # the location of each pixel's distribution (its median, and its mean but for the
+            # mass the open edge bins collect)
+            out = out.chunk(2, dim=1)[0]
         return out.clamp(-1, 1)
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:

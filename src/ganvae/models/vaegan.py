@@ -94,15 +94,20 @@ class VAEGAN(GaussianEncoding, GenerativeModel):
         """The three networks' losses on one batch, from one forward graph (no updates)."""
         c = self.config
         b = len(x)
-        mu, logvar = self.posterior(x)                                   # (B, latent) each
+        with self.autocast():
+            mu, logvar = self.posterior(x)                               # (B, latent) each
+        mu, logvar = mu.float(), logvar.float()
         z = reparameterize(mu, logvar)                                   # (B, latent)
         z_p = torch.randn_like(z)                                        # (B, latent), the prior
-        fake = self.decoder(torch.cat([z, z_p]))                         # (2B, C, H, W): x_tilde, x_p
-        # One discriminator pass over real, reconstructed and prior images, so that batch norm
-        # (if any) normalises all three with the same statistics and the features compare.
-        h = self.discriminator.body(torch.cat([x, fake]))                # (3B, F', b, b)
-        feats = h.flatten(1)                                             # (3B, F) = Dis_l
-        logits = self.discriminator.head(h).flatten()                    # (3B,)
+        with self.autocast():
+            fake = self.decoder(torch.cat([z, z_p]))                     # (2B, C, H, W): x_tilde, x_p
+            # One discriminator pass over real, reconstructed and prior images, so that batch
+            # norm (if any) normalises all three with the same statistics and the features compare.
+            h = self.discriminator.body(torch.cat([x, fake]))            # (3B, F', b, b)
+            logits = self.discriminator.head(h).flatten()                # (3B,)
+        # Features and logits in float32: L_feat sums thousands of squared differences per image.
+        feats = h.flatten(1).float()                                     # (3B, F) = Dis_l
+        logits = logits.float()
         f_real, f_rec, _ = feats.split(b)
         l_real, l_rec, l_p = logits.split(b)
 
@@ -134,12 +139,14 @@ class VAEGAN(GaussianEncoding, GenerativeModel):
         for name, net in groups.items():
             params = list(net.parameters())
             # retain_graph: the three losses share the graph; it is freed when `loss` goes.
-            grads[name] = torch.autograd.grad(loss[name], params, retain_graph=True)
+            # fp16: the loss is scaled here and the gradient unscaled by the scaler in step()
+            grads[name] = torch.autograd.grad(self.scale(loss[name]), params, retain_graph=True)
         for name, net in groups.items():
             opts[name].zero_grad(set_to_none=True)
             for p, g in zip(net.parameters(), grads[name]):
                 p.grad = g
-            opts[name].step()
+            self.step(opts[name])
+        self.end_step()
         return {"loss/kl": loss["kl"].detach(), "loss/feat": loss["feat"].detach(),
                 "loss/enc": loss["enc"].detach(), "loss/dec": loss["dec"].detach(),
                 "loss/d": loss["disc"].detach()}

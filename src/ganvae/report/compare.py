@@ -5,15 +5,22 @@ Layout of the output directory (the report reads only these files):
     compare.json                 the comparison's config (a re-run must match it to resume)
     floor.json                   the real-data floor and the evaluator used
     runs/<model>-seed<s>/        a normal run directory, plus
-        curve.jsonl              quick scores at a few points during training (FD vs compute)
+        curve.jsonl              quick FDs on the validation split during training (FD vs compute)
         best/                    the model at the best curve point (save_pretrained)
         figures/*.png            samples, reconstructions, interpolations, traversals, embedding
         result.json              final and best-checkpoint metrics, cost; written last
-    results.json, results.csv    one row per model and seed
+    results.json, results.csv    one row per model and seed; results.json's `splits` says which
+                                 split every number comes from
     report.html                  self-contained report
 
+Two phases keep the test split out of every choice. First every model trains, its curve is
+measured and its best checkpoint chosen on the validation split (held out of train by
+--val-split; the models never train on it). Only then is the test split touched: the real-data
+floor and the final and best models' scores. A test score that picked the checkpoint it reports
+would be optimistic.
+
 Models run one after another; a re-run of the same command skips finished runs (result.json
-present) and resumes an interrupted one from its last checkpoint.
+present), resumes an interrupted one from its last checkpoint, and scores trained ones.
 """
 
 from __future__ import annotations
@@ -30,11 +37,13 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..checkpoint import atomic_write, write_json
-from ..data import ImageDataset, load_dataset, to_float, to_uint8
+from ..data import ImageDataset, to_float, to_uint8
+from ..data.base import AUTO_VAL_MAX, parse_val_split
 from ..errors import BadInput, GanvaeError
-from ..evaluate import EvalConfig, directions, encoder_metrics, generate, real_features, score
+from ..evaluate import (EvalConfig, directions, encoder_metrics, generate, likelihood_info, real_class_hist,
+                        real_features, score)
 from ..evaluators import Evaluator, get_evaluator
+from ..files import atomic_write, write_json
 from ..images import save_grid
 from ..metrics import fd_from_features
 from ..nets import count_params
@@ -60,8 +69,10 @@ class CompareConfig:
     data_dir: str | None = None
     size: int | None = None
     channels: int | None = None
+    val_split: int | float | str = "auto"  # held out of train for curves and best-checkpoint choice
 
     def validate(self) -> None:
+        parse_val_split(self.val_split)
         if not self.models:
             raise BadInput("--models: name at least one model")
         for m in self.models:
@@ -81,17 +92,27 @@ class CompareConfig:
         if self.budget:
             return f"wall-clock training time of {self.budget} per model"
         if self.steps:
-            return f"{self.steps} optimizer steps of {self.batch_size} images per model"
+            return (f"{self.steps} steps per model (a step is one update of each network, and for a GAN one "
+                    f"generator update after its n_critic discriminator updates, each on a batch of "
+                    f"{self.batch_size})")
         return f"{self.epochs} epochs (passes over the training split) per model"
 
 
 class CurveRecorder:
-    """A trainer callback: quick scores at evenly spaced points of the budget; keeps the best."""
+    """A trainer callback: quick scores at evenly spaced points of the budget; keeps the best.
 
-    def __init__(self, run_dir: Path, ds: ImageDataset, ev: Evaluator, real_feats: np.ndarray,
-                 points: int, n: int, seed: int = 0):
+    Args:
+        real_feats: evaluator features of the real images the quick FD is measured against:
+            the validation split's (never the test split's: the best point is chosen on them).
+        split: the name of those images' split, written into every curve row.
+        select: keep the best point's model in run_dir/best; False: only record the curve.
+    """
+
+    def __init__(self, run_dir: Path, ds: ImageDataset, ev: Evaluator, real_feats: np.ndarray | None,
+                 points: int, n: int, seed: int = 0, split: str = "val", select: bool = True):
         self.run_dir, self.ds, self.ev, self.real_feats = run_dir, ds, ev, real_feats
         self.points, self.n, self.seed = points, n, seed
+        self.split, self.select = split, select
         self.path = run_dir / "curve.jsonl"
         self.rows = self._read()
         self.x_prior = None
@@ -133,10 +154,10 @@ class CurveRecorder:
         fake = generate(model, self.n, self.seed, 500)
         feats, _ = self.ev.features_and_probs(fake)
         row = {"step": trainer.step, "images": trainer.images, "time": round(trainer.elapsed, 3),
-               "fd": fd_from_features(self.real_feats, feats)}
+               "fd": fd_from_features(self.real_feats, feats), "split": self.split}
         row["eval_seconds"] = round(time.perf_counter() - t0, 2)
         best = min((r["fd"] for r in self.rows), default=math.inf)
-        if row["fd"] < best and math.isfinite(row["fd"]):
+        if self.select and row["fd"] < best and math.isfinite(row["fd"]):
             model.save_pretrained(self.run_dir / "best")
             write_json(self.run_dir / "best" / "point.json", row)
         self.rows.append(row)
@@ -144,29 +165,56 @@ class CurveRecorder:
             f.write(json.dumps(row) + "\n")
 
 
+def _selection_split(ds: ImageDataset, ev: Evaluator, data_seed: int, log) -> tuple[dict, np.ndarray]:
+    """Which real images the curves and the best-checkpoint choice are measured against, and
+    their features; returns (results.json's `splits` entry, features).
+
+    The validation split when there is one. With --val-split 0 there is no honest held-out
+    set: the curves are measured against a fixed slice of the training images (labelled
+    "train"), and no best checkpoint is picked at all, because a checkpoint chosen by its FD to
+    the very images it was fitted to favours memorising them, and one chosen on the test split
+    makes its test score optimistic. Only the final model is scored then.
+    """
+    splits = {"curve": "val", "best_selection": "val", "final": "test", "best": "test",
+              "val_images": 0, "test_images": len(ds.test), "train_images": len(ds.train),
+              "data_seed": data_seed}
+    if ds.val is not None:
+        splits["val_images"] = splits["curve_images"] = len(ds.val)
+        feats, _ = real_features(ev, ds.val.x, "val", log)
+        return splits, feats
+    n = min(len(ds.train), AUTO_VAL_MAX)
+    idx = np.sort(np.random.default_rng(data_seed).permutation(len(ds.train))[:n])
+    splits.update(curve="train", best_selection=None, best=None, curve_images=n)
+    feats, _ = real_features(ev, ds.train.x[idx], "train-curve", log)
+    return splits, feats
+
+
 def _run_name(model: str, seed: int) -> str:
     return f"{model}-seed{seed}"
 
 
 def _train_one(cfg: CompareConfig, out: Path, preset: str, seed: int, ds: ImageDataset, ev: Evaluator,
-               real_curve_feats: np.ndarray, progress: bool, log) -> Path:
+               real_curve_feats: np.ndarray, splits: dict, progress: bool, log, device="cpu") -> Path:
     from ..trainer import checkpoints, train
 
     run_dir = out / "runs" / _run_name(preset, seed)
-    recorder = CurveRecorder(run_dir, ds, ev, real_curve_feats, cfg.curve_points, cfg.curve_n, seed)
+    recorder = CurveRecorder(run_dir, ds, ev, real_curve_feats, cfg.curve_points, cfg.curve_n, seed,
+                             split=splits["curve"], select=splits["best_selection"] is not None)
     options = dict(steps=cfg.steps, epochs=cfg.epochs, budget=cfg.budget, batch_size=cfg.batch_size, seed=seed,
-                   precision=cfg.precision, sample_every=10**9, checkpoint_every=500, log_every=25)
+                   precision=cfg.precision, sample_every=10**9, checkpoint_every=500, log_every=25,
+                   device=str(device))
     resuming = bool(checkpoints(run_dir))
     if resuming:
         log(f"{_run_name(preset, seed)}: resuming from its last checkpoint")
         train("", run_dir=run_dir, resume=True, progress=progress, callbacks=[recorder], dataset=ds,
-              **{k: v for k, v in options.items() if k in ("steps", "epochs", "budget")})
+              **{k: v for k, v in options.items() if k in ("steps", "epochs", "budget", "device")})
     else:
         if run_dir.exists():  # a run killed before its first checkpoint: start it again
             import shutil
 
             shutil.rmtree(run_dir)
-        data_opts = {f"data_{k}": getattr(cfg, k) for k in ("data_dir", "size", "channels")}
+        # the run's config.json records the split, so `ganvae eval RUN` rebuilds the same data
+        data_opts = {f"data_{k}": getattr(cfg, k) for k in ("data_dir", "size", "channels", "val_split")}
         train(preset, cfg.data, run_dir, overrides=cfg.overrides, progress=progress, callbacks=[recorder],
               dataset=ds, **options, **{k: v for k, v in data_opts.items() if v is not None})
     return run_dir
@@ -204,34 +252,38 @@ def _figures(model, run_dir: Path, ds: ImageDataset, seed: int) -> dict[str, str
     return out
 
 
-def _score_model(model, ds, ev, cfg: CompareConfig, seed: int, log) -> dict:
+def _score_model(model, ds, ev, cfg: CompareConfig, seed: int, log, binarize: str = "none") -> dict:
     ecfg = EvalConfig(n=cfg.eval_n, nll_k=cfg.nll_k, nll_images=cfg.nll_images, seed=seed)
     fake = generate(model, cfg.eval_n, seed, 500)
     res = score(fake, ds, ev, ecfg, log, with_floor=False)
-    res["metrics"].update(encoder_metrics(model, ds, ecfg, log=lambda m: None))
+    res["metrics"].update(encoder_metrics(model, ds, ecfg, log=lambda m: None, binarize=binarize))
+    res["likelihood"] = likelihood_info(model, ecfg, binarize)
     return res
 
 
-def _finish_one(cfg: CompareConfig, run_dir: Path, preset: str, seed: int, ds, ev, log) -> dict:
+def _finish_one(cfg: CompareConfig, run_dir: Path, preset: str, seed: int, ds, ev, log, device="cpu") -> dict:
     from ..models.base import GenerativeModel
 
-    model = GenerativeModel.from_pretrained(run_dir / "model")
+    model = GenerativeModel.from_pretrained(run_dir / "model", device=device)
     summary = json.loads((run_dir / "summary.json").read_text())
-    final = _score_model(model, ds, ev, cfg, seed, log)
+    binarize = json.loads((run_dir / "config.json").read_text()).get("data", {}).get("binarize", "none")
+    final = _score_model(model, ds, ev, cfg, seed, log, binarize)
     figures = _figures(model, run_dir, ds, seed)
     row = {"model": preset, "seed": seed, "family": model.name, "params": count_params(model),
            "steps": summary["step"], "images_seen": summary["images"], "train_seconds": summary["train_seconds"],
            "images_per_second": summary["images_per_second"], "final": final["metrics"],
+           # optimizer updates by network: a WGAN's step is 1 G and 5 D updates on 5 batches
+           "updates": summary.get("updates", {}), "likelihood": final["likelihood"],
            "class_hist": final.get("class_hist"), "figures": figures, "status": "ok"}
     best_dir = run_dir / "best"
     if (best_dir / "point.json").exists():
         point = json.loads((best_dir / "point.json").read_text())
-        curve_last = CurveRecorder(run_dir, ds, ev, None, 1, 1)._read()
+        curve_last = CurveRecorder(run_dir, ds, ev, None, 1, 1, select=False)._read()
         if curve_last and point["step"] == curve_last[-1]["step"]:
             row["best"] = dict(final["metrics"])  # the last point is the best: same model
         else:
-            best = GenerativeModel.from_pretrained(best_dir)
-            row["best"] = _score_model(best, ds, ev, cfg, seed, log)["metrics"]
+            best = GenerativeModel.from_pretrained(best_dir, device=device)
+            row["best"] = _score_model(best, ds, ev, cfg, seed, log, binarize)["metrics"]
         row["best_step"] = point["step"]
     write_json(run_dir / "result.json", row)
     return row
@@ -240,9 +292,18 @@ def _finish_one(cfg: CompareConfig, run_dir: Path, preset: str, seed: int, ds, e
 def compare(cfg: CompareConfig, out: Path, progress: bool = True, device="cpu",
             log: Callable[[str], None] = print) -> dict:
     """Train and score every model x seed; write results.json, results.csv and report.html."""
+    from ..trainer import DataConfig, _load_data
     from .html import write_report
 
     cfg.validate()
+    cfg = dataclasses.replace(cfg, val_split=parse_val_split(cfg.val_split))  # one spelling in compare.json
+    # the very loading of a run's config.json (data seed 0), so `ganvae eval RUN` agrees with us;
+    # before anything is written, so that a bad --data or --val-split leaves no --out behind
+    data_cfg = DataConfig(spec=cfg.data, data_dir=cfg.data_dir, size=cfg.size, channels=cfg.channels,
+                          val_split=cfg.val_split)
+    ds = _load_data(data_cfg)
+    if ds.val is not None and len(ds.val) < 2:
+        raise BadInput(f"--val-split {cfg.val_split}: holds out {len(ds.val)} image; the quick FD needs at least 2")
     out = Path(out)
     saved = out / "compare.json"
     mine = dataclasses.asdict(cfg)
@@ -253,41 +314,58 @@ def compare(cfg: CompareConfig, out: Path, progress: bool = True, device="cpu",
                            "(or the same command to resume it)")
     else:
         write_json(saved, mine)
-    ds = load_dataset(cfg.data, data_dir=cfg.data_dir, size=cfg.size, channels=cfg.channels)
-    ev = get_evaluator(ds, device=device, log=log)
-    real_f, _ = real_features(ev, ds.test.x, "test", log)
+    ev = get_evaluator(ds, device=device, log=log)  # trained on train + val as loaded: see get_evaluator
+    splits, curve_feats = _selection_split(ds, ev, data_cfg.seed, log)
+    if splits["best_selection"] is None:
+        log("--val-split 0: curves on a slice of the training images; no best checkpoint is picked")
+    else:
+        log(f"curves and best-checkpoint selection on the validation split ({splits['val_images']} images "
+            f"held out of train, seed {data_cfg.seed}); scores on the test split ({len(ds.test)} images)")
+    runs = [(preset, seed) for seed in range(cfg.seeds) for preset in cfg.models]
+    # phase 1: train, record curves and pick best checkpoints; the test split is not touched
+    for preset, seed in runs:
+        name, run_dir = _run_name(preset, seed), out / "runs" / _run_name(preset, seed)
+        if (run_dir / "result.json").exists():
+            log(f"{name}: finished earlier; skipping")
+            continue
+        if (run_dir / "summary.json").exists() and (run_dir / "model" / "config.json").exists():
+            log(f"{name}: trained earlier; scoring it")
+            continue
+        log(f"{name}: training ({cfg.budget_kind})")
+        try:
+            _train_one(cfg, out, preset, seed, ds, ev, curve_feats, splits, progress, log, device)
+        except GanvaeError as e:
+            if "diverged" not in str(e):
+                raise
+            log(f"{name}: {e}")
+            write_json(run_dir / "result.json", {"model": preset, "seed": seed, "status": "diverged", "error": str(e)})
+    # phase 2: every choice is made; now the test split: the floor, then each final and best model
     floor_path = out / "floor.json"
     if not floor_path.exists():
         n = min(cfg.eval_n, len(ds.train))
         floor = score(ds.train.x[np.random.default_rng(0).permutation(len(ds.train))[:n]], ds, ev,
                       EvalConfig(n=n), log, with_floor=False)
-        real_hist = (np.bincount(ds.test.y, minlength=ds.num_classes) / len(ds.test.y)).tolist() \
+        # the test images' classes as the evaluator reads them (what the models' samples are
+        # measured against, so its errors cancel) and as labelled
+        real_hist = real_class_hist(real_features(ev, ds.test.x, "test", log)[1])
+        labels_hist = (np.bincount(ds.test.y, minlength=ds.num_classes) / len(ds.test.y)).tolist() \
             if ds.test.y is not None else None
-        write_json(floor_path, {"metrics": floor["metrics"], "n": n, "class_hist": real_hist,
+        write_json(floor_path, {"metrics": floor["metrics"], "n": n,
+                                "class_hist": None if real_hist is None else real_hist.tolist(),
+                                "class_hist_labels": labels_hist,
                                 "evaluator": {k: ev.meta[k] for k in ("id", "kind", "accuracy", "accuracy_of")},
                                 "data": ds.name, "classes": ds.classes, "shape": list(ds.shape),
-                                "train_images": len(ds.train), "test_images": len(ds.test)})
+                                "train_images": len(ds.train), "test_images": len(ds.test),
+                                "val_images": splits["val_images"]})
     rows = []
-    for seed in range(cfg.seeds):
-        for preset in cfg.models:
-            run_dir = out / "runs" / _run_name(preset, seed)
-            if (run_dir / "result.json").exists():
-                log(f"{_run_name(preset, seed)}: finished earlier; skipping")
-                rows.append(json.loads((run_dir / "result.json").read_text()))
-                continue
-            log(f"{_run_name(preset, seed)}: training ({cfg.budget_kind})")
-            try:
-                _train_one(cfg, out, preset, seed, ds, ev, real_f, progress, log)
-                rows.append(_finish_one(cfg, run_dir, preset, seed, ds, ev, log))
-            except GanvaeError as e:
-                if "diverged" not in str(e):
-                    raise
-                log(f"{_run_name(preset, seed)}: {e}")
-                row = {"model": preset, "seed": seed, "status": "diverged", "error": str(e)}
-                write_json(run_dir / "result.json", row)
-                rows.append(row)
+    for preset, seed in runs:
+        run_dir = out / "runs" / _run_name(preset, seed)
+        if (run_dir / "result.json").exists():
+            rows.append(json.loads((run_dir / "result.json").read_text()))
+        else:
+            rows.append(_finish_one(cfg, run_dir, preset, seed, ds, ev, log, device))
     results = {"config": mine, "budget_kind": cfg.budget_kind, "floor": json.loads(floor_path.read_text()),
-               "directions": directions(), "rows": rows}
+               "splits": splits, "directions": directions(), "rows": rows}
     write_json(out / "results.json", results)
     write_csv(out / "results.csv", rows)
     write_report(out)
@@ -297,11 +375,13 @@ def compare(cfg: CompareConfig, out: Path, progress: bool = True, device="cpu",
 def write_csv(path: Path, rows: list[dict]) -> None:
     """One line per model and seed: cost columns, then every final metric, then best_*."""
     metric_names = sorted({k for r in rows for k in r.get("final", {})})
-    cols = ["model", "seed", "status", "params", "steps", "images_seen", "train_seconds", "images_per_second"]
+    cols = ["model", "seed", "status", "params", "steps", "images_seen", "train_seconds", "images_per_second",
+            "updates"]
     cols += metric_names + [f"best_{m}" for m in metric_names] + ["best_step"]
 
     def line(r):
         d = {c: r.get(c, "") for c in cols[:8]}
+        d["updates"] = " ".join(f"{k}={v}" for k, v in r.get("updates", {}).items())
         d.update({m: r.get("final", {}).get(m, "") for m in metric_names})
         d.update({f"best_{m}": r.get("best", {}).get(m, "") for m in metric_names})
         d["best_step"] = r.get("best_step", "")

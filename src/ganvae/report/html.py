@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..checkpoint import atomic_write, within
+from ..checkpoint import within
+from ..files import atomic_write
 from ..errors import BadInput
 
 # The ranking table's columns: (metric, label). Those no row has are left out.
@@ -21,7 +22,9 @@ COLUMNS = [
     ("fd", "FD"), ("kid", "KID"), ("precision", "precision"), ("recall", "recall"),
     ("density", "density"), ("coverage", "coverage"), ("classifier_score", "class. score"),
     ("mode_coverage", "modes"), ("mode_reverse_kl", "KL(real‖modes)"), ("recon_mse", "recon MSE"),
-    ("psnr", "PSNR dB"), ("nll", "NLL nats"), ("nll_bpd", "NLL bits/dim"), ("sharpness", "sharpness"),
+    ("psnr", "PSNR dB"), ("nll", "NLL nats, 8-bit"), ("nll_bpd", "bits/dim, 8-bit"),
+    ("nll_binary", "NLL nats, binarized"), ("nll_binary_bpd", "bits/dim, binarized"),
+    ("nll_invalid", "“NLL”, not a likelihood"), ("sharpness", "sharpness"),
 ]
 
 
@@ -59,6 +62,29 @@ def _fmt(v: float | None, name: str = "") -> str:
     return f"{v:.3g}" if a < 1000 else f"{v:,.0f}"
 
 
+def split_notes(results: dict) -> dict[str, str]:
+    """Which split each number of the report comes from, in words: {"table": ..., "curve": ...}.
+
+    Stated next to the numbers because a score is only as honest as the split it is measured
+    on: curves and the best checkpoint are chosen on the validation split, every score in the
+    tables is on the test split.
+    """
+    sp = results.get("splits")
+    test = f"test split ({sp['test_images'] if sp else results['floor']['test_images']:,} images)"
+    if not sp:  # written before compare held out a validation split
+        return {"table": f"Every score in this table: {test}. This comparison predates validation splits: its curves "
+                         "and best checkpoints were measured on the test split too, so its best-checkpoint scores "
+                         "are optimistic.", "curve": "test", "best": "the test split"}
+    seed = sp.get("data_seed", 0)
+    if sp["best_selection"] is None:
+        return {"table": f"Curves: a fixed slice of {sp['curve_images']:,} training images (no validation split: "
+                         f"--val-split 0, so no best checkpoint is picked); every score in this table: {test}.",
+                "curve": "train slice", "best": "none"}
+    return {"table": f"Curves and best-checkpoint selection: validation split ({sp['val_images']:,} images held out "
+                     f"of train, seed {seed}); every score in this table: {test}.",
+            "curve": "val", "best": f"the validation split ({sp['val_images']:,} images)"}
+
+
 def aggregate(rows: list[dict], key: str = "final") -> dict[str, dict[str, tuple[float, float, int]]]:
     """{model: {metric: (mean, std, seeds)}} over the seeds that finished."""
     out: dict[str, dict] = {}
@@ -79,12 +105,38 @@ def _cost(rows: list[dict]) -> dict[str, dict[str, float]]:
     for r in rows:
         if r.get("status") != "ok":
             continue
-        c = out.setdefault(r["model"], {"params": r["params"], "img_s": [], "secs": [], "images": []})
+        c = out.setdefault(r["model"], {"params": r["params"], "img_s": [], "secs": [], "images": [], "updates": []})
         c["img_s"].append(r["images_per_second"])
         c["secs"].append(r["train_seconds"])
         c["images"].append(r["images_seen"])
+        c["updates"].append(r.get("updates") or {})
     return {m: {"params": c["params"], "img_s": float(np.mean(c["img_s"])), "secs": float(np.mean(c["secs"])),
-                "images": float(np.mean(c["images"]))} for m, c in out.items()}
+                "images": float(np.mean(c["images"])), "updates": _updates_text(c["updates"])}
+            for m, c in out.items()}
+
+
+def _updates_text(updates: list[dict]) -> str:
+    """Mean optimizer updates per network over seeds, e.g. "g 1,000 · d 5,000"."""
+    names = [k for k in (updates[0] if updates else {})]
+    return " · ".join(f"{k} {np.mean([u.get(k, 0) for u in updates]):,.0f}" for k in names)
+
+
+def likelihood_notes(rows: list[dict], config: dict) -> list[str]:
+    """One sentence per data space the table's likelihoods are in, so no number is read as a
+    probability of data it is not one of."""
+    spaces: dict[str, list[str]] = {}
+    for r in rows:
+        info = r.get("likelihood")
+        if r.get("status") == "ok" and info and r["model"] not in spaces.get(info["space"], []):
+            spaces.setdefault(info["space"], []).append(r["model"])
+    what = {"8-bit": "−log P of the 8-bit test images (each pixel a distribution over its 256 values)",
+            "binary": "−log P of one fixed binarization of the test images (a different data space: "
+                      "not comparable with 8-bit numbers)",
+            "invalid": "not a likelihood of the data (a Bernoulli on grey levels or a continuous density); "
+                       "shown, never ranked"}
+    k, n = config.get("nll_k"), config.get("nll_images")
+    return [f"{', '.join(models)}: NLL (IWAE, k={k}) on the first {n} test images, {what[space]}."
+            for space, models in spaces.items()]
 
 
 def findings(results: dict, agg: dict, curves: dict[str, list[dict]]) -> list[str]:
@@ -140,8 +192,10 @@ def findings(results: dict, agg: dict, curves: dict[str, list[dict]]) -> list[st
         fds = [r["fd"] for r in curve if math.isfinite(r["fd"])]
         if len(fds) >= 2 and fds[-1] > 1.5 * min(fds):
             i = int(np.argmin(fds))
-            out.append(f"<b>{m}</b> got worse late in training: FD {fds[i]:.3g} at step {curve[i]['step']}, "
-                       f"{fds[-1]:.3g} at the end. The best checkpoint is reported beside the last.")
+            best = (" The best checkpoint is reported beside the last."
+                    if (results.get("splits") or {}).get("best_selection", "test") else "")
+            out.append(f"<b>{m}</b> got worse late in training: FD ({split_notes(results)['curve']}) {fds[i]:.3g} "
+                       f"at step {curve[i]['step']}, {fds[-1]:.3g} at the end.{best}")
     for r in results["rows"]:
         if r.get("status") == "diverged":
             out.append(f"<b>{r['model']}</b> (seed {r['seed']}) diverged: {r['error']}")
@@ -172,9 +226,9 @@ def _plots(results: dict, run_dirs: dict[str, list[Path]], curves: dict[str, lis
         axes[1].plot([r["images"] for r in curve], [r["fd"] for r in curve], "o-", color=colours[m], label=m)
     floor = results["floor"]["metrics"]["fd"]
     for ax, xl in zip(axes, ("training seconds", "images seen")):
-        ax.axhline(floor, color="grey", ls="--", lw=1, label="real-data floor")
+        ax.axhline(floor, color="grey", ls="--", lw=1, label="real-data floor (test)")
         ax.set_xlabel(xl)
-        ax.set_ylabel("FD (quick, %d samples)" % results["config"]["curve_n"])
+        ax.set_ylabel(f"FD ({split_notes(results)['curve']}), {results['config']['curve_n']} samples")
         ax.set_yscale("log")
         ax.grid(alpha=0.3)
     axes[1].legend(fontsize=8)
@@ -210,7 +264,7 @@ def _plots(results: dict, run_dirs: dict[str, list[Path]], curves: dict[str, lis
         fig, ax = plt.subplots(figsize=(10, 3.4))
         width = 0.8 / (len(hists) + 1)
         xs = np.arange(len(real))
-        ax.bar(xs, real, width, color="lightgrey", edgecolor="grey", label="real (test)")
+        ax.bar(xs, real, width, color="lightgrey", edgecolor="grey", label="real test, as the evaluator reads it")
         for i, (m, h) in enumerate(hists.items(), start=1):
             ax.bar(xs + i * width, h, width, color=colours.get(m), label=m)
         ax.set_xticks(xs + 0.4 - width / 2, classes, rotation=20, fontsize=8)
@@ -285,7 +339,16 @@ def build_context(out: Path) -> dict:
         "best_last": best_last, "sections": sections, "findings": findings(results, agg, curves),
         "plots": _plots(results, run_dirs, curves), "seeds": results["config"]["seeds"],
         "evaluator": results["floor"]["evaluator"], "budget_kind": results["budget_kind"],
+        "split_notes": split_notes(results),
+        "likelihood_notes": likelihood_notes(rows, results["config"]),
+        "column_dirs": [_dir_text(k, higher) for k, _, higher in columns],
     }
+
+
+def _dir_text(key: str, higher: bool | None) -> str:
+    if higher is None:
+        return "1 = real" if key == "sharpness" else "not ranked"
+    return "↑" if higher else "↓"
 
 
 def write_report(out: Path) -> Path:

@@ -1,0 +1,44 @@
+"""Atomic file writing: the ground floor that models, evaluators, the report and the CLI share.
+
+It lives apart from checkpoint.py (which needs torch and safetensors for nested training state)
+so that a model saving its weights does not pull in the checkpoint machinery, and nothing that
+only writes a file depends on anything above it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+
+def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
+    """Call write(tmp_path), fsync it, then rename onto `path`: readers see old or new, never half.
+
+    Args:
+        path: the file to create or replace; its directory is created if missing.
+        write: writes the whole content to the temporary path it is given. If it raises, the
+            temporary file is removed and `path` is left as it was.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    # mkstemp makes the file private (0600); give it the usual mode of a new file instead
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    try:
+        write(Path(tmp))
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write `data` as indented JSON, atomically."""
+    atomic_write(Path(path), lambda p: p.write_text(json.dumps(data, indent=2) + "\n"))

@@ -1,0 +1,152 @@
+"""How the package is laid out: what imports what, shared helpers, documents that match the code,
+and the few cross-cutting facts (parameter counts, latent paths) the layout decides."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from ganvae.config import replace
+from ganvae.registry import resolve
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = {"width": 8, "latent": 4, "channels": 1, "size": 28}
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def build(preset: str, **overrides):
+    cls, cfg = resolve(preset)
+    torch.manual_seed(0)
+    return cls(replace(cfg, {**TINY, **overrides}))
+
+
+# ---------------------------------------------------------------------------------------------
+# Dependencies point down: a model saves its weights without the trainer's machinery
+
+def test_models_import_neither_the_checkpoint_module_nor_the_trainer():
+    # A fresh interpreter: in this one, other tests have imported everything already.
+    code = ("import json, sys, ganvae.models.base; "
+            "print(json.dumps(sorted(m for m in sys.modules if m.startswith('ganvae'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    loaded = set(json.loads(out.stdout))
+    assert "ganvae.models.base" in loaded
+    assert not loaded & {"ganvae.checkpoint", "ganvae.trainer"}, sorted(loaded)
+
+
+def test_atomic_write_leaves_the_old_file_when_the_writer_fails(tmp_path):
+    from ganvae.files import atomic_write
+
+    target = tmp_path / "result.json"
+    target.write_text("old")
+
+    def half_then_fail(p: Path) -> None:
+        p.write_text("new but incomplete")
+        raise RuntimeError("disk gone")
+
+    with pytest.raises(RuntimeError, match="disk gone"):
+        atomic_write(target, half_then_fail)
+    assert target.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["result.json"]  # no temporary left behind
+
+    atomic_write(target, lambda p: p.write_text("new"))
+    assert target.read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["result.json"]
+
+
+def test_write_json_round_trips_and_old_imports_still_work(tmp_path):
+    import ganvae.checkpoint
+    import ganvae.files
+
+    data = {"a": [1, 2.5, None], "b": "ü"}
+    ganvae.files.write_json(tmp_path / "d" / "x.json", data)   # creates the missing directory
+    assert json.loads((tmp_path / "d" / "x.json").read_text()) == data
+    assert ganvae.checkpoint.atomic_write is ganvae.files.atomic_write
+    assert ganvae.checkpoint.write_json is ganvae.files.write_json
+
+
+# ---------------------------------------------------------------------------------------------
+# Parameter counts (the report's `params` column) count what is trained
+
+def test_gan_parameter_count_leaves_out_the_frozen_ema_generator():
+    from ganvae.nets import count_params
+
+    plain, with_ema = build("dcgan", ema=0.0), build("dcgan", ema=0.999)
+    assert sum(p.numel() for p in with_ema.g_ema.parameters()) > 0  # the copy exists and is not empty
+    trained = sum(p.numel() for net in (with_ema.g, with_ema.d) for p in net.parameters())
+    assert count_params(with_ema) == trained
+    assert count_params(plain) == count_params(with_ema)
+
+
+# ---------------------------------------------------------------------------------------------
+# Latent paths: straight for codes that are not N(0, I), great circles for those that are
+
+class _RecordDecode:
+    """Wraps a model's decode to keep every batch of codes it is given."""
+
+    def __init__(self, model):
+        self.codes: list[torch.Tensor] = []
+        self._decode = model.decode
+        model.decode = self
+
+    def __call__(self, z):
+        self.codes.append(z.detach().clone())
+        return self._decode(z)
+
+
+def test_autoencoder_interpolates_along_a_straight_line():
+    from ganvae.visualize import interpolate
+
+    model = build("ae")
+    assert type(model).gaussian_latent is False  # a class fact, the same for every AE
+    x = torch.rand(2, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    # Codes far apart in angle, so a great circle and a line between them differ visibly (an
+    # untrained encoder gives nearly parallel codes, where the two nearly agree).
+    z0, z1 = torch.tensor([3.0, 0.0, 1.0, 0.0]), torch.tensor([0.0, 2.0, 1.0, 0.0])
+    model.encode = lambda images: torch.stack([z0, z1])       # interpolate encodes x[0] and x[1]
+    rec = _RecordDecode(model)
+    interpolate(model, x, pairs=1, steps=5, generator=torch.Generator().manual_seed(0))
+    (path,) = rec.codes
+    t = torch.tensor([0.0, 0.25, 0.5, 0.75, 1.0])[:, None]
+    torch.testing.assert_close(path, z0 + t * (z1 - z0))
+    torch.testing.assert_close(path[2], (z0 + z1) / 2)
+
+
+@pytest.mark.parametrize("preset", ["vae", "dcgan"])
+def test_gaussian_latents_interpolate_along_a_great_circle(preset):
+    # Endpoints of equal norm: every point of the great circle between them keeps that norm,
+    # while the chord's midpoint is shorter (by cos(angle / 2)).
+    from ganvae.visualize import latent_path
+
+    model = build(preset)
+    z0 = torch.tensor([[3.0, 0.0, 0.0, 0.0]])
+    z1 = torch.tensor([[0.0, 3.0, 0.0, 0.0]])
+    path = latent_path(model, z0, z1, torch.linspace(0, 1, 5))[0]   # (5, 4)
+    torch.testing.assert_close(path.norm(dim=1), torch.full((5,), 3.0))
+    torch.testing.assert_close(path[[0, -1]], torch.cat([z0, z1]))
+    torch.testing.assert_close(path[2], torch.tensor([3.0, 3.0, 0, 0]) / 2**0.5)
+
+
+# ---------------------------------------------------------------------------------------------
+# The documents a newcomer reads describe files that exist
+
+def test_architecture_names_only_files_that_exist():
+    text = (ROOT / "ARCHITECTURE.md").read_text()
+    paths = set(re.findall(r"src/ganvae/[\w./-]*[\w/]", text))
+    # placeholders of things a contributor adds (src/ganvae/tasks/<name>.py) are cut at the `<`
+    planned = {p for p in paths if re.search(re.escape(p) + r"<", text)}
+    assert len(paths - planned) >= 10, sorted(paths)   # the document does name the layout
+    missing = [p for p in sorted(paths - planned) if not (ROOT / p).exists()]
+    assert missing == []
+    assert "DESIGN.md" not in text   # a document outside the repository is no reference for a clone
+
+
+def test_readme_points_to_the_architecture_document():
+    readme = (ROOT / "README.md").read_text()
+    assert "shared/DESIGN.md" not in readme
+    assert "ARCHITECTURE.md" in readme

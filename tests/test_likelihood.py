@@ -1,0 +1,215 @@
+"""Likelihoods that are probabilities of the data: discretized decoders, binarization, the
+IWAE bound against the ELBO, bits per dimension, and the labels that keep invalid numbers
+out of any ranking."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch.distributions import Normal
+
+from ganvae.config import replace
+from ganvae.data import load_dataset, to_float
+from ganvae.data.binarize import binarize_batch, binarize_static
+from ganvae.evaluate import EvalConfig, encoder_metrics, likelihood_space
+from ganvae.models.vae import discretized_gaussian_nll, discretized_logistic_nll
+from ganvae.registry import resolve
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+DISCRETIZED = {"discretized-logistic": discretized_logistic_nll, "discretized-gaussian": discretized_gaussian_nll}
+VALUES = torch.arange(256, dtype=torch.float64) * 2 / 255 - 1          # the 256 pixel values in [-1, 1]
+
+
+def build(preset="vae", **overrides):
+    cls, cfg = resolve(preset)
+    return cls(replace(cfg, {"width": 8, "latent": 4, **overrides}))
+
+
+# ---------------------------------------------------------------------------------------------
+# the discretized distributions, in closed form
+
+@pytest.mark.parametrize("name", DISCRETIZED)
+@pytest.mark.parametrize("mean,log_scale", [(0.3, -2.0), (-0.97, -6.5), (1.4, 0.3), (0.0, 2.5), (-3.0, -4.0)])
+def test_the_256_values_of_a_pixel_sum_to_one(name, mean, log_scale):
+    """A 1x1 image: P(k) over the 256 values of its pixel is a distribution."""
+    x = VALUES.float().view(256, 1, 1, 1)
+    m, s = torch.full_like(x, mean), torch.full_like(x, log_scale)
+    p = torch.exp(-DISCRETIZED[name](m, s, x).double())                 # (256,)
+    assert float(p.sum()) == pytest.approx(1.0, abs=2e-6)
+    assert bool((p >= 0).all())
+
+
+def _reference_cdf(name: str, t: torch.Tensor, mean: float, log_scale: float) -> torch.Tensor:
+    """float64 CDFs from their textbook forms (torch.distributions / the logistic function)."""
+    s = math.exp(log_scale)
+    if name == "discretized-logistic":
+        return torch.sigmoid((t - mean) / s)
+    return Normal(torch.tensor(mean, dtype=torch.float64), s).cdf(t)
+
+
+@pytest.mark.parametrize("name", DISCRETIZED)
+def test_bin_masses_match_the_cdf(name):
+    """Every bin's probability is the CDF difference over [x - 1/255, x + 1/255]; the edge bins
+    take the open tails. Checked in float64 where nothing cancels (a wide scale)."""
+    mean, log_scale = 0.2, -1.0
+    x = VALUES.float().view(256, 1, 1, 1)
+    ours = torch.exp(-DISCRETIZED[name](torch.full_like(x, mean), torch.full_like(x, log_scale), x).double())
+    upper = _reference_cdf(name, VALUES + 1 / 255, mean, log_scale)
+    lower = _reference_cdf(name, VALUES - 1 / 255, mean, log_scale)
+    want = upper - lower
+    want[0], want[-1] = upper[0], 1 - lower[-1]
+    torch.testing.assert_close(ours, want, rtol=2e-5, atol=1e-9)
+
+
+@pytest.mark.parametrize("name", DISCRETIZED)
+def test_far_tails_stay_finite_with_finite_gradients(name):
+    """A wild early decoder (means far outside [-1, 1], scales at the floor or huge) gives a large
+    but finite NLL and finite gradients: no NaN reaches the weights."""
+    from ganvae.models.vae import LOG_SCALE_FLOOR, softclip
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (32, 1, 6, 6), generator=g).float() * 2 / 255 - 1
+    mean = (torch.randn(x.shape, generator=g) * 50).requires_grad_()
+    raw = (torch.randn(x.shape, generator=g) * 15).requires_grad_()
+    nll = DISCRETIZED[name](mean, softclip(raw, LOG_SCALE_FLOOR), x)
+    nll.sum().backward()
+    assert bool(torch.isfinite(nll).all()) and bool((nll > 0).all())
+    assert bool(torch.isfinite(mean.grad).all()) and bool(torch.isfinite(raw.grad).all())
+
+
+def test_vae_and_beta_vae_default_to_a_valid_likelihood():
+    for preset in ("vae", "beta-vae"):
+        _, cfg = resolve(preset)
+        assert cfg.likelihood == "discretized-logistic"
+        assert likelihood_space(build(preset)) == "8-bit"
+
+
+def test_the_model_uses_the_discretized_term():
+    """model.nll splits the decoder's 2C channels into mean and (floored) log-scale."""
+    from ganvae.models.vae import LOG_SCALE_FLOOR, softclip
+
+    model = build(likelihood="discretized-gaussian")
+    g = torch.Generator().manual_seed(3)
+    x = torch.randint(0, 256, (4, 1, 28, 28), generator=g).float() * 2 / 255 - 1
+    out = torch.randn(4, 2, 28, 28, generator=g)
+    want = discretized_gaussian_nll(out[:, :1], softclip(out[:, 1:], LOG_SCALE_FLOOR), x)
+    torch.testing.assert_close(model.nll(out, x), want)
+    assert model.decoder(torch.zeros(1, 4)).shape == (1, 2, 28, 28)
+
+
+# ---------------------------------------------------------------------------------------------
+# bounds and bits per dimension
+
+@pytest.fixture(scope="module")
+def shapes():
+    return load_dataset("shapes:n=512,n_test=64")
+
+
+@pytest.fixture(scope="module")
+def trained(shapes):
+    torch.manual_seed(0)
+    model = build(latent=8)
+    x = to_float(torch.from_numpy(shapes.train.x))
+    g = torch.Generator().manual_seed(0)
+    for step in range(200):
+        model.train_step(x[torch.randint(len(x), (32,), generator=g)], step)
+    return model.eval()
+
+
+def test_uniform_decoder_scores_exactly_8_bits_per_dim(shapes):
+    """q(z|x) = p(z) (encoder head zeroed) and P(x|z) = 256^-D: log p(x) = -D ln 256, i.e. 8 bits
+    per dimension, through the whole evaluation path (ELBO, IWAE bound, conversion)."""
+    model = build().eval()
+    with torch.no_grad():
+        model.encoder.head.weight.zero_()
+        model.encoder.head.bias.zero_()
+    dims = math.prod(shapes.shape)
+    model.nll = lambda out, x: torch.full((len(x),), dims * math.log(256))
+    m = encoder_metrics(model, shapes, EvalConfig(nll_k=7, nll_images=16), log=lambda s: None)
+    assert m["nll_bpd"] == pytest.approx(8.0, rel=1e-6)   # float32 sums of ~4,000 nats
+    assert m["elbo"] == pytest.approx(-dims * math.log(256), rel=1e-6)
+
+
+def test_iwae_is_above_the_elbo_and_rises_with_k(trained, shapes):
+    x = to_float(torch.from_numpy(shapes.test.x[:48]))
+    gen = lambda: torch.Generator().manual_seed(1)  # noqa: E731
+    elbo = float(trained.elbo(x, generator=gen()).mean())
+    bounds = [float(trained.log_likelihood(x, k=k, generator=gen()).mean()) for k in (1, 10, 100)]
+    assert bounds[1] > elbo and bounds[2] > bounds[1] > bounds[0]
+    # k=1 is a one-sample ELBO: the same quantity as elbo(x) up to Monte Carlo noise
+    assert abs(bounds[0] - elbo) < 0.05 * abs(elbo)
+
+
+def test_trained_model_bits_per_dim_in_range(trained, shapes):
+    m = encoder_metrics(trained, shapes, EvalConfig(nll_k=50, nll_images=32), log=lambda s: None)
+    assert 0 < m["nll_bpd"] <= 8
+    assert m["nll"] <= -m["elbo"] + 1e-6          # IWAE (k=50) at least as tight as the ELBO
+    assert m["nll_images"] == 32 and "nll_invalid" not in m
+
+
+# ---------------------------------------------------------------------------------------------
+# binary data and invalid likelihoods
+
+def test_static_binarization_is_one_seeded_draw():
+    x = np.random.default_rng(0).integers(0, 256, (400, 1, 8, 8)).astype(np.uint8)
+    a, b, c = binarize_static(x, 0), binarize_static(x, 0), binarize_static(x, 1)
+    assert set(np.unique(a)) <= {0, 255} and np.array_equal(a, b) and not np.array_equal(a, c)
+    # pixel k is white with probability k / 255: the binary images keep the grey means
+    assert abs(a.mean() / 255 - x.mean() / 255) < 0.01
+    assert np.array_equal(binarize_static(np.full((2, 1, 3, 3), 255, np.uint8), 5), np.full((2, 1, 3, 3), 255))
+    assert not binarize_static(np.zeros((2, 1, 3, 3), np.uint8), 5).any()
+
+
+def test_dynamic_binarization_draws_afresh():
+    torch.manual_seed(0)
+    x = torch.full((64, 1, 8, 8), 0.0)                  # grey 127.5: white with probability 1/2
+    a, b = binarize_batch(x.clone()), binarize_batch(x.clone())
+    assert set(a.unique().tolist()) == {-1.0, 1.0} and not torch.equal(a, b)
+    assert abs(float((a > 0).float().mean()) - 0.5) < 0.03
+
+
+def test_bernoulli_on_grey_is_labelled_and_never_ranked(shapes):
+    from ganvae.evaluate import directions
+
+    model = build(likelihood="bernoulli").eval()
+    assert likelihood_space(model, "none") == "invalid"
+    m = encoder_metrics(model, shapes, EvalConfig(nll_k=3, nll_images=8), log=lambda s: None)
+    assert "nll_invalid" in m and "nll" not in m and "nll_bpd" not in m and "nll_invalid_bpd" not in m
+    assert directions()["nll_invalid"] is None and directions()["elbo_invalid"] is None
+    b = encoder_metrics(model, shapes, EvalConfig(nll_k=3, nll_images=8), log=lambda s: None, binarize="static")
+    assert "nll_binary" in b and 0 < b["nll_binary_bpd"]
+    assert likelihood_space(build(likelihood="gaussian"), "static") == "invalid"
+
+
+def test_binarized_run_end_to_end(tmp_path, run_cli):
+    """`--set data.binarize=dynamic` trains on binary batches; eval scores binary test images and
+    says which data space its NLL is in."""
+    run = tmp_path / "bin"
+    code, _, err = run_cli("train", "vae", "--data", "shapes:n=256,n_test=64", "--steps", "30", "--run-dir", run,
+                           "--set", "likelihood=bernoulli", "--set", "data.binarize=dynamic", "--set", "width=8",
+                           "--set", "latent=4", "--batch-size", "16", "--quiet")
+    assert code == 0, err
+    assert json.loads((run / "config.json").read_text())["data"]["binarize"] == "dynamic"
+    code, out, err = run_cli("eval", run, "-n", "200", "--nll-k", "5", "--nll-images", "16")
+    assert code == 0, err
+    result = json.loads((run / "eval.json").read_text())
+    assert result["likelihood"]["space"] == "binary" and result["likelihood"]["valid"]
+    # binary pixels: 1 bit/dim is the uniform guess, and the mostly black shapes are far below it
+    assert 0 < result["metrics"]["nll_binary_bpd"] < 1.0
+    assert "nll_binary (IWAE, k=5)" in out and "binarized pixels" in out
+
+
+def test_grey_bernoulli_run_says_not_a_likelihood(tmp_path, run_cli):
+    run = tmp_path / "grey"
+    code, _, err = run_cli("train", "vae", "--data", "shapes:n=256,n_test=64", "--steps", "5", "--run-dir", run,
+                           "--set", "likelihood=bernoulli", "--set", "width=8", "--set", "latent=4",
+                           "--batch-size", "16", "--quiet")
+    assert code == 0, err
+    code, out, err = run_cli("eval", run, "-n", "200", "--nll-k", "3", "--nll-images", "8")
+    assert code == 0, err
+    assert "not a likelihood of the data" in out
+    assert json.loads((run / "eval.json").read_text())["likelihood"]["valid"] is False
