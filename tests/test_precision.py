@@ -114,3 +114,21 @@ def test_fp16_scale_is_checkpointed(tmp_path, run_cli):
     assert code == 0, err
     state = load_state(checkpoints(tmp_path / "a")[-1])
     assert state["scaler"] is not None and state["scaler"]["scale"] > 0
+
+
+def test_the_trainer_hands_the_precision_to_the_model(tmp_path, run_cli):
+    """`--precision bf16` through the CLI changes the computed losses (it reached the forwards)
+    while keeping them within the bf16 tolerance of the fp32 run's."""
+    import json
+
+    losses = {}
+    for precision in ("fp32", "bf16"):
+        run = tmp_path / precision
+        code, _, err = run_cli("train", "vae", "--data", "shapes:n=128,n_test=16", "--steps", "4", "--log-every", "1",
+                               "--set", "width=8", "--set", "latent=4", "--batch-size", "16", "--quiet",
+                               "--precision", precision, "--run-dir", run)
+        assert code == 0, err
+        losses[precision] = torch.tensor([json.loads(line)["loss/total"]
+                                          for line in (run / "metrics.jsonl").read_text().splitlines()])
+    a, b = losses["fp32"], losses["bf16"]
+    assert not torch.equal(a, b) and ((a - b).abs() <= 0.05 * a.abs()).all(), (a, b)

@@ -25,12 +25,14 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
-    # mkstemp makes the file private (0600); give it the usual mode of a new file instead
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
     try:
         write(Path(tmp))
+        # mkstemp makes the file private (0600), and so does a writer that renames its own
+        # temporary onto `tmp` (safetensors' save_file does): give the result the usual mode of
+        # a new file, after the write, so that nothing the writer does can undo it.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
