@@ -55,6 +55,8 @@ def test_unlabelled_data_gets_a_rotation_evaluator_and_cache(isolated_cache):
     ev = get_evaluator(ds, log=logs.append, recipe=Recipe(epochs=2, batch_size=32))
     assert ev.meta["kind"] == "rotation" and ev.meta["outputs"] == 4 and 0 <= ev.meta["accuracy"] <= 1
     assert "rotations" in ev.meta["accuracy_of"]
+    # what an exact rebuild depends on is recorded with it
+    assert ev.meta["threads"] == torch.get_num_threads() and ev.meta["cpu"] and ev.meta["machine"]
     f, p = ev.features_and_probs(ds.test.x)
     assert f.shape == (60, 128) and p is None
     logs2 = []

@@ -16,6 +16,7 @@ import hashlib
 import json
 import math
 import os
+import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -225,9 +226,23 @@ def train_evaluator(ds: ImageDataset, recipe: Recipe, device="cpu",
         "accuracy": round(acc, 5), "accuracy_of": "test-set classes" if labelled else "test-set rotations (4-way)",
         "recipe": dataclasses.asdict(recipe), "train_images": n,
         "train_seconds": round(time.perf_counter() - t0, 1), "torch": torch.__version__,
+        # bf16 training repeats bit for bit only on the same kind of CPU with the same thread
+        # count: recorded so a rebuild can say whether it should match exactly
+        "threads": torch.get_num_threads(), "machine": platform.machine(), "cpu": _cpu_name(),
     }
     log(f"evaluator {meta['id']}: {kind}, test accuracy {acc:.4f}")
     return Evaluator(net.eval(), meta, device)
+
+
+def _cpu_name() -> str:
+    """The processor's model name (Linux /proc/cpuinfo), or the platform's word for it."""
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
 
 
 def get_evaluator(ds: ImageDataset, device="cpu", log: Callable[[str], None] = print,
