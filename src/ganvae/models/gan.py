@@ -277,8 +277,13 @@ class GAN(GenerativeModel):
             d_update = step * c.n_critic + i          # D updates done before this one
             # (1) Dmain: one discriminator update on this batch against fresh fakes. Forwards
             # under autocast; the losses on float32 logits.
-            with torch.no_grad(), self.autocast():
-                fake = self.g(self._z(b))                                # (B, C, H, W)
+            last = i == c.n_critic - 1
+            # The last D update's fakes are kept with G's graph and reused by Gmain (as the
+            # DCGAN reference loops do): G has not changed since they were drawn, so Gmain's
+            # loss is the same function of G's weights, and one G forward per step is saved.
+            with torch.set_grad_enabled(last), self.autocast():
+                fake_g = self.g(self._z(b))                              # (B, C, H, W)
+            fake = fake_g.detach()
             with self.autocast():
                 logits_real = self.d(xb)                                 # (B,)
                 logits_fake = self.d(fake)                               # (B,)
@@ -321,7 +326,7 @@ class GAN(GenerativeModel):
         if self.scaler is not None:
             self.end_step()
         with self.autocast():
-            logits_fake = self.d(self.g(self._z(b)))                     # (B,)
+            logits_fake = self.d(fake_g)                                 # (B,) against the updated D
         loss_g = self.g_loss(logits_fake.float())
         opt["g"].zero_grad(set_to_none=True)
         # Only G's gradients: D's parameters are left untouched (and not computed).

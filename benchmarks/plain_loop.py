@@ -1,0 +1,155 @@
+"""The yardstick for ganvae's training speed: a plain PyTorch loop written the way a typical
+user writes one (TensorDataset + DataLoader, autocast around the whole step), on the same
+DCGAN-28 nets and batch, measured side by side with `ganvae train` in one run.
+
+    .venv/bin/python benchmarks/plain_loop.py [--models dcgan,vae] [--precision fp32,bf16]
+        [--steps 150] [--batch-size 128] [--repeats 2]
+
+Both take their nets from ganvae.nets (so only the loop differs) and train on Fashion-MNIST.
+Each (model, precision) runs the plain loop and ganvae alternately, `--repeats` times each, and
+the table gives the best img/s of each (the machine's noise only ever slows a run down).
+ganvae's rate is its trainer's own (summary.json: training time, without checkpoints or logs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import tempfile
+import time
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, TensorDataset
+
+WARMUP = 10
+
+
+def fashion_mnist_tensor() -> torch.Tensor:
+    """Training images as float32 in [-1, 1], (60000, 1, 28, 28): what a user's loader holds."""
+    from ganvae.data import load_dataset
+
+    x = torch.from_numpy(load_dataset("fashion-mnist").train.x).float()
+    return x / 127.5 - 1
+
+
+def _autocast(precision: str):
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def plain_dcgan(x: torch.Tensor, precision: str, steps: int, batch: int) -> float:
+    from ganvae.nets import Decoder, Discriminator, dcgan_init
+
+    torch.manual_seed(0)
+    g, d = Decoder(64, 1, 28, 64, out="tanh"), Discriminator(1, 28, 64)
+    dcgan_init(g)
+    dcgan_init(d)
+    opt_g = torch.optim.Adam(g.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(d.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    loader = DataLoader(TensorDataset(x), batch_size=batch, shuffle=True, drop_last=True)
+    done, t0 = 0, None
+    while done < steps + WARMUP:
+        for (real,) in loader:
+            if done == WARMUP:
+                t0 = time.perf_counter()
+            with _autocast(precision):
+                z = torch.randn(batch, 64)
+                fake = g(z)
+                loss_d = F.binary_cross_entropy_with_logits(d(real), torch.ones(batch)) + \
+                    F.binary_cross_entropy_with_logits(d(fake.detach()), torch.zeros(batch))
+            opt_d.zero_grad()
+            loss_d.backward()
+            opt_d.step()
+            with _autocast(precision):
+                loss_g = F.binary_cross_entropy_with_logits(d(fake), torch.ones(batch))
+            opt_g.zero_grad()
+            loss_g.backward()
+            opt_g.step()
+            print(f"\r{done} d={loss_d.item():.3f} g={loss_g.item():.3f}", end="", flush=True, file=sys.stderr)  # the usual .item()
+            done += 1
+            if done >= steps + WARMUP:
+                break
+    print("\r", end="", file=sys.stderr)
+    return steps * batch / (time.perf_counter() - t0)
+
+
+def plain_vae(x: torch.Tensor, precision: str, steps: int, batch: int) -> float:
+    """A VAE with ganvae's default likelihood (discretized logistic) written inline."""
+    from ganvae.models.vae import discretized_logistic_nll
+    from ganvae.nets import Decoder, Encoder, dcgan_init
+
+    torch.manual_seed(0)
+    enc, dec = Encoder(1, 28, 64, out_dim=128), Decoder(64, 2, 28, 64, out="none")
+    dcgan_init(enc)
+    dcgan_init(dec)
+    opt = torch.optim.Adam([*enc.parameters(), *dec.parameters()], lr=1e-3)
+    loader = DataLoader(TensorDataset(x), batch_size=batch, shuffle=True, drop_last=True)
+    done, t0 = 0, None
+    while done < steps + WARMUP:
+        for (real,) in loader:
+            if done == WARMUP:
+                t0 = time.perf_counter()
+            with _autocast(precision):
+                mu, logvar = enc(real).chunk(2, 1)
+                z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+                mean, log_scale = dec(z).chunk(2, 1)
+                recon = discretized_logistic_nll(mean, log_scale.clamp(min=-7), real).mean()
+                kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(1).mean()
+                loss = recon + kl
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            print(f"\r{done} loss={loss.item():.1f}", end="", flush=True, file=sys.stderr)
+            done += 1
+            if done >= steps + WARMUP:
+                break
+    print("\r", end="", file=sys.stderr)
+    return steps * batch / (time.perf_counter() - t0)
+
+
+def ganvae_rate(model: str, precision: str, steps: int, batch: int) -> float:
+    import json
+    from pathlib import Path
+
+    import ganvae
+
+    with tempfile.TemporaryDirectory() as tmp:
+        # the warm-up steps are inside ganvae's count too: its rate covers every step it ran
+        run, summary = ganvae.train(model, "fashion-mnist", Path(tmp) / "run", steps=steps + WARMUP,
+                                    batch_size=batch, precision=precision, progress=False, device="cpu",
+                                    log_every=50, sample_every=10**9, checkpoint_every=10**9,
+                                    prior_images=100)
+        return json.loads((run / "summary.json").read_text())["images_per_second"]
+
+
+PLAIN = {"dcgan": plain_dcgan, "vae": plain_vae}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--models", default="dcgan,vae")
+    p.add_argument("--precision", default="fp32,bf16")
+    p.add_argument("--steps", type=int, default=150)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--repeats", type=int, default=2)
+    a = p.parse_args()
+    x = fashion_mnist_tensor()
+    rows = []
+    for model in a.models.split(","):
+        for prec in a.precision.split(","):
+            plain, ours = [], []
+            for _ in range(a.repeats):
+                plain.append(PLAIN[model](x, prec, a.steps, a.batch_size))
+                ours.append(ganvae_rate(model, prec, a.steps, a.batch_size))
+            rows.append((model, prec, max(plain), max(ours)))
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.machine()}, "
+          f"batch {a.batch_size}, {a.steps} steps after {WARMUP} warm-up, best of {a.repeats}")
+    print("| model | precision | plain loop img/s | ganvae img/s | ganvae / plain |")
+    print("|---|---|---|---|---|")
+    for model, prec, pl, ou in rows:
+        print(f"| {model} | {prec} | {pl:.0f} | {ou:.0f} | {ou / pl:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
