@@ -38,6 +38,23 @@ def _autocast(precision: str):
     return torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
+def _run(x: torch.Tensor, step, steps: int, batch: int) -> float:
+    """Epochs of a shuffling DataLoader through `step(real) -> progress text`; img/s after the
+    warm-up steps, with a progress line as a user's loop prints one."""
+    loader = DataLoader(TensorDataset(x), batch_size=batch, shuffle=True, drop_last=True)
+    done, t0 = 0, None
+    while done < steps + WARMUP:
+        for (real,) in loader:
+            if done == WARMUP:
+                t0 = time.perf_counter()
+            print(f"\r{done} {step(real)}", end="", flush=True, file=sys.stderr)
+            done += 1
+            if done >= steps + WARMUP:
+                break
+    print("\r", end="", file=sys.stderr)
+    return steps * batch / (time.perf_counter() - t0)
+
+
 def plain_dcgan(x: torch.Tensor, precision: str, steps: int, batch: int) -> float:
     from ganvae.nets import Decoder, Discriminator, dcgan_init
 
@@ -47,31 +64,24 @@ def plain_dcgan(x: torch.Tensor, precision: str, steps: int, batch: int) -> floa
     dcgan_init(d)
     opt_g = torch.optim.Adam(g.parameters(), lr=2e-4, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(d.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    loader = DataLoader(TensorDataset(x), batch_size=batch, shuffle=True, drop_last=True)
-    done, t0 = 0, None
-    while done < steps + WARMUP:
-        for (real,) in loader:
-            if done == WARMUP:
-                t0 = time.perf_counter()
-            with _autocast(precision):
-                z = torch.randn(batch, 64)
-                fake = g(z)
-                loss_d = F.binary_cross_entropy_with_logits(d(real), torch.ones(batch)) + \
-                    F.binary_cross_entropy_with_logits(d(fake.detach()), torch.zeros(batch))
-            opt_d.zero_grad()
-            loss_d.backward()
-            opt_d.step()
-            with _autocast(precision):
-                loss_g = F.binary_cross_entropy_with_logits(d(fake), torch.ones(batch))
-            opt_g.zero_grad()
-            loss_g.backward()
-            opt_g.step()
-            print(f"\r{done} d={loss_d.item():.3f} g={loss_g.item():.3f}", end="", flush=True, file=sys.stderr)  # the usual .item()
-            done += 1
-            if done >= steps + WARMUP:
-                break
-    print("\r", end="", file=sys.stderr)
-    return steps * batch / (time.perf_counter() - t0)
+
+    def step(real: torch.Tensor) -> str:
+        with _autocast(precision):
+            z = torch.randn(batch, 64)
+            fake = g(z)
+            loss_d = F.binary_cross_entropy_with_logits(d(real), torch.ones(batch)) + \
+                F.binary_cross_entropy_with_logits(d(fake.detach()), torch.zeros(batch))
+        opt_d.zero_grad()
+        loss_d.backward()
+        opt_d.step()
+        with _autocast(precision):
+            loss_g = F.binary_cross_entropy_with_logits(d(fake), torch.ones(batch))
+        opt_g.zero_grad()
+        loss_g.backward()
+        opt_g.step()
+        return f"d={loss_d.item():.3f} g={loss_g.item():.3f}"      # the usual .item() every step
+
+    return _run(x, step, steps, batch)
 
 
 def plain_vae(x: torch.Tensor, precision: str, steps: int, batch: int) -> float:
@@ -84,28 +94,21 @@ def plain_vae(x: torch.Tensor, precision: str, steps: int, batch: int) -> float:
     dcgan_init(enc)
     dcgan_init(dec)
     opt = torch.optim.Adam([*enc.parameters(), *dec.parameters()], lr=1e-3)
-    loader = DataLoader(TensorDataset(x), batch_size=batch, shuffle=True, drop_last=True)
-    done, t0 = 0, None
-    while done < steps + WARMUP:
-        for (real,) in loader:
-            if done == WARMUP:
-                t0 = time.perf_counter()
-            with _autocast(precision):
-                mu, logvar = enc(real).chunk(2, 1)
-                z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
-                mean, log_scale = dec(z).chunk(2, 1)
-                recon = discretized_logistic_nll(mean, log_scale.clamp(min=-7), real).mean()
-                kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(1).mean()
-                loss = recon + kl
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            print(f"\r{done} loss={loss.item():.1f}", end="", flush=True, file=sys.stderr)
-            done += 1
-            if done >= steps + WARMUP:
-                break
-    print("\r", end="", file=sys.stderr)
-    return steps * batch / (time.perf_counter() - t0)
+
+    def step(real: torch.Tensor) -> str:
+        with _autocast(precision):
+            mu, logvar = enc(real).chunk(2, 1)
+            z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+            mean, log_scale = dec(z).chunk(2, 1)
+            recon = discretized_logistic_nll(mean, log_scale.clamp(min=-7), real).mean()
+            kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(1).mean()
+            loss = recon + kl
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return f"loss={loss.item():.1f}"
+
+    return _run(x, step, steps, batch)
 
 
 def ganvae_rate(model: str, precision: str, steps: int, batch: int) -> float:
