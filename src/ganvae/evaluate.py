@@ -27,6 +27,7 @@ from .evaluators import Evaluator, cache_root, get_evaluator
 from .files import atomic_write
 from .metrics import directions as sample_directions
 from .metrics import sample_metrics
+from .models.vae import DISCRETIZED
 
 
 @dataclass
@@ -77,7 +78,7 @@ def likelihood_space(model, binarize: str = "none") -> str:
     """The data space a likelihood model's numbers are probabilities in: 8-bit, binary, or
     invalid (what it computes is not a probability of the data it is scored on)."""
     kind = getattr(model.config, "likelihood", None)
-    if kind in ("discretized-logistic", "discretized-gaussian"):
+    if kind in DISCRETIZED:
         return "8-bit"
     if kind == "bernoulli" and binarize != "none":
         return "binary"

@@ -88,17 +88,11 @@ class GenerativeModel(nn.Module):
 
     def backward(self, loss: torch.Tensor, inputs: list[torch.Tensor] | None = None) -> None:
         """loss.backward(), scaled under fp16; `inputs` restricts which leaves get gradients."""
-        if self.scaler is not None:
-            loss = self.scaler.scale(loss)
-        loss.backward(inputs=inputs)
+        self.scale(loss).backward(inputs=inputs)
 
     def scale(self, loss: torch.Tensor) -> torch.Tensor:
         """The loss times the fp16 loss scale (unchanged otherwise), for torch.autograd.grad."""
         return self.scaler.scale(loss) if self.scaler is not None else loss
-
-    def grad_scale(self) -> float:
-        """The factor gradients are currently multiplied by (1 outside fp16)."""
-        return float(self.scaler.get_scale()) if self.scaler is not None else 1.0
 
     def unscale(self, opt: torch.optim.Optimizer) -> None:
         """Divide opt's gradients by the loss scale before anything reads them (e.g. clipping)."""

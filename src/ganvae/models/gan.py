@@ -300,6 +300,9 @@ class GAN(GenerativeModel):
                 self.unscale(opt["d"])                # clip the true gradients, not scaled ones
                 torch.nn.utils.clip_grad_norm_(self.d.parameters(), c.grad_clip)
             self.step(opt["d"])
+            # Each update is followed by end_step: fp16's GradScaler allows one step per
+            # optimizer between two scale updates, and D steps up to 2 * n_critic times here.
+            self.end_step()
             if c.reg == "clip":
                 # After the step, so that G (and the next D step) always see a clipped critic.
                 clip_weights_(self.d, c.clip_value)
@@ -310,21 +313,16 @@ class GAN(GenerativeModel):
             # (2) Dreg: lazy R1, a separate update every r1_every D updates, scaled by r1_every
             # so the penalty's average strength matches applying it every step (StyleGAN2 §B).
             if c.reg == "r1" and d_update % c.r1_every == 0:
-                if self.scaler is not None:   # one scaler.step per optimizer between updates
-                    self.end_step()
                 r1 = r1_penalty(self._critic, xb)
                 opt["d"].zero_grad(set_to_none=True)
                 self.backward(c.r1_gamma / 2 * r1 * c.r1_every)
                 self.step(opt["d"])
-                out["reg/r1"] = r1.detach()
-            if self.scaler is not None and i < c.n_critic - 1:
                 self.end_step()
+                out["reg/r1"] = r1.detach()
         for k, v in sums.items():
             out[k] = v / c.n_critic
 
         # (3) Gmain: one generator update against the updated D.
-        if self.scaler is not None:
-            self.end_step()
         with self.autocast():
             logits_fake = self.d(fake_g)                                 # (B,) against the updated D
         loss_g = self.g_loss(logits_fake.float())
