@@ -16,7 +16,10 @@ from ganvae.config import replace
 from ganvae.data import load_dataset, to_float
 from ganvae.data.binarize import binarize_batch, binarize_static
 from ganvae.evaluate import EvalConfig, encoder_metrics, likelihood_space
+from ganvae.errors import BadInput
+from ganvae.models.autoencoder import normal
 from ganvae.models.vae import discretized_gaussian_nll, discretized_logistic_nll
+from ganvae.nets import Decoder, dcgan_init, inference_decoder
 from ganvae.registry import resolve
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -142,6 +145,57 @@ def test_iwae_is_above_the_elbo_and_rises_with_k(trained, shapes):
     assert bounds[1] > elbo and bounds[2] > bounds[1] > bounds[0]
     # k=1 is a one-sample ELBO: the same quantity as elbo(x) up to Monte Carlo noise
     assert abs(bounds[0] - elbo) < 0.05 * abs(elbo)
+
+
+@pytest.mark.parametrize("norm", ["batch", "layer", "none"])
+@pytest.mark.parametrize("size,channels", [(28, 2), (32, 3)])
+def test_inference_decoder_computes_the_eval_decoder(norm, size, channels):
+    """Batch norm folded, the first layer as a matrix product, channels-last: the same function."""
+    torch.manual_seed(0)
+    dec = Decoder(6, channels, size, 8, norm=norm, out="none")
+    dcgan_init(dec)
+    with torch.no_grad():
+        dec.train()(torch.randn(64, 6) * 3)        # running statistics far from (0, 1)
+        for m in dec.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.bias.normal_()
+    dec.eval()
+    z = torch.randn(16, 6)
+    fast = inference_decoder(dec)
+    with torch.no_grad():
+        want = dec(z)
+        got = fast(z)
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+    assert not any(p.requires_grad for p in fast.parameters())
+
+
+def test_iwae_equals_a_per_image_reference(trained, shapes):
+    """The batched bound against a direct transcription of Burda et al.'s estimator, image by
+    image, with torch.distributions densities and the model's own decoder, on the same samples."""
+    x = to_float(torch.from_numpy(shapes.test.x[:6]))
+    k, latent = 40, trained.config.latent
+    got = trained.log_likelihood(x, k=k, batch_size=6 * k, generator=torch.Generator().manual_seed(3))
+    eps = normal((k, 6, latent), torch.Generator().manual_seed(3), x.device)      # the same draw
+    want = []
+    with torch.no_grad():
+        mu, logvar = trained.posterior(x)
+        for j in range(6):
+            q = Normal(mu[j], torch.exp(0.5 * logvar[j]))
+            z = q.loc + q.scale * eps[:, j]                                          # (k, D)
+            log_px = -trained.nll(trained.decoder(z), x[j:j + 1].expand(k, *x.shape[1:]))
+            log_w = log_px + Normal(0.0, 1.0).log_prob(z).sum(1) - q.log_prob(z).sum(1)
+            want.append(torch.logsumexp(log_w.double(), 0) - math.log(k))
+    torch.testing.assert_close(got.double(), torch.stack(want), rtol=1e-5, atol=1e-3)
+
+
+def test_iwae_with_a_bf16_decoder_stays_within_a_tenth_of_a_nat(trained, shapes):
+    x = to_float(torch.from_numpy(shapes.test.x[:32]))
+    runs = {p: trained.log_likelihood(x, k=200, generator=torch.Generator().manual_seed(5), precision=p)
+            for p in ("fp32", "bf16")}
+    assert runs["fp32"].dtype == runs["bf16"].dtype == torch.float32
+    assert abs(float(runs["bf16"].mean() - runs["fp32"].mean())) < 0.1
+    with pytest.raises(BadInput, match="precision"):
+        trained.log_likelihood(x, k=2, precision="fp16")
 
 
 def test_trained_model_bits_per_dim_in_range(trained, shapes):

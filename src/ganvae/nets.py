@@ -146,6 +146,86 @@ class Decoder(nn.Module):
         return self.net(z[:, :, None, None])
 
 
+class _BaseProjection(nn.Module):
+    """The decoder's first layer for inference: a transposed convolution of a 1x1 input with a
+    b x b kernel is a matrix product, z (B, L) @ W (L, b*b*C) -> (B, C, b, b). Its columns are
+    ordered (b, b, C) so the result is channels-last in memory without a copy."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor):
+        super().__init__()
+        latent, c, b, _ = weight.shape                                   # (L, C, b, b)
+        self.shape = (b, b, c)
+        self.register_buffer("weight", weight.permute(0, 2, 3, 1).reshape(latent, -1).contiguous())
+        self.register_buffer("bias", bias.expand(b, b, c).reshape(-1).contiguous())
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:                  # z: (B, L, 1, 1)
+        h = torch.addmm(self.bias.to(z.dtype), z.flatten(1), self.weight.to(z.dtype))
+        return h.view(len(z), *self.shape).permute(0, 3, 1, 2)          # (B, C, b, b), NHWC memory
+
+
+def _folded(conv: nn.ConvTranspose2d, norm: nn.Module | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """A transposed convolution's (weight, bias) with an eval-mode BatchNorm after it folded in:
+    BN(y) = y * s + (beta - mean * s), s = gamma / sqrt(var + eps), per output channel."""
+    w = conv.weight.detach().float()                                     # (Cin, Cout, k, k)
+    b = conv.bias.detach().float() if conv.bias is not None else w.new_zeros(w.shape[1])
+    if isinstance(norm, nn.BatchNorm2d):
+        s = norm.weight.detach().float() / torch.sqrt(norm.running_var.float() + norm.eps)
+        w = w * s[None, :, None, None]
+        b = (b - norm.running_mean.float()) * s + norm.bias.detach().float()
+    return w, b
+
+
+@torch.no_grad()
+def inference_decoder(decoder: Decoder) -> nn.Module:
+    """A frozen copy of `decoder` that computes its eval-mode output, faster on CPU.
+
+    Three changes, none to the function (outputs agree to float rounding, tested): batch norm
+    folded into the transposed convolution before it (one pass over each activation fewer);
+    the first layer as a matrix product (oneDNN runs a 1x1-input, 7x7-kernel transposed
+    convolution at a few GFLOP/s); channels-last activations, which oneDNN's transposed
+    convolutions run ~1.5x faster than NCHW here. Worth it where the decoder runs on many
+    thousands of latents with fixed weights: the IWAE bound (k decoder passes per image).
+    """
+    layers = list(decoder.net)
+    out: list[nn.Module] = []
+    i = 0
+    while i < len(layers):
+        layer = layers[i]
+        if isinstance(layer, nn.ConvTranspose2d):
+            nxt = layers[i + 1] if i + 1 < len(layers) else None
+            norm = nxt if isinstance(nxt, nn.BatchNorm2d) else None
+            w, b = _folded(layer, norm)
+            if not out:   # the first layer maps the (B, L, 1, 1) latent to the base grid
+                out.append(_BaseProjection(w, b))
+            else:
+                conv = nn.ConvTranspose2d(layer.in_channels, layer.out_channels, layer.kernel_size,
+                                          layer.stride, layer.padding, bias=True)
+                conv.weight.copy_(w)
+                conv.bias.copy_(b)
+                out.append(conv.to(memory_format=torch.channels_last))
+            i += 2 if norm is not None else 1
+        elif isinstance(layer, nn.GroupNorm):   # per-sample statistics: nothing to fold
+            out.append(layer)
+            i += 1
+        else:
+            out.append(layer)
+            i += 1
+    net = nn.Sequential(*out).to(decoder.net[0].weight.device).eval()
+    net.requires_grad_(False)
+    return _Lifted(net)
+
+
+class _Lifted(nn.Module):
+    """(B, L) -> the net's input (B, L, 1, 1), as Decoder.forward does."""
+
+    def __init__(self, net: nn.Sequential):
+        super().__init__()
+        self.net = net
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z[:, :, None, None])
+
+
 def dcgan_init(module: nn.Module) -> None:
     """N(0, 0.02) conv weights, N(1, 0.02) norm scales, zero biases (Radford et al. 2016, §4)."""
     for m in module.modules():

@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import BadInput
-from ..nets import Decoder, Encoder, dcgan_init
+from ..nets import Decoder, Encoder, dcgan_init, inference_decoder
 from ..registry import register_model
 from .autoencoder import check_adam, evaluating, normal
 from .base import GenerativeModel, ModelConfig
@@ -304,22 +304,33 @@ class VAE(GaussianEncoding, GenerativeModel):
             return -(self.nll(self.decoder(z), x) + kl_normal(mu, logvar))
 
     @torch.no_grad()
-    def log_likelihood(self, x: torch.Tensor, k: int = 1000, batch_size: int = 1024,
-                       generator: torch.Generator | None = None) -> torch.Tensor:
+    def log_likelihood(self, x: torch.Tensor, k: int = 1000, batch_size: int = 4096,
+                       generator: torch.Generator | None = None,
+                       precision: Literal["fp32", "bf16"] = "fp32") -> torch.Tensor:
         """The importance-weighted bound on log p(x) per image (B,), in nats (Burda et al. 2016).
 
         log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x), z_i ~ q(z|x). k=1 is an unbiased one-sample
         ELBO; the bound is non-decreasing in k (in expectation) and tends to log p(x).
 
+        Its cost is k decoder passes per image, so the decoder runs as `inference_decoder` (batch
+        norm folded, channels-last) on batches that mix images and samples. `precision="bf16"`
+        runs only those decoder passes in bfloat16; the likelihood, log q, log p and the
+        log-sum-exp stay in float32 (the bound moves by well under 0.1 nats, tested).
+
         Args:
             x: images (B, C, H, W) in [-1, 1].
             k: importance samples per image.
-            batch_size: the most images decoded at once (images x samples), bounding memory.
+            batch_size: the most latents decoded at once (images x samples), bounding memory.
             generator: seeds the samples.
+            precision: of the decoder passes.
         """
         if k < 1 or batch_size < 1:
             raise BadInput(f"log_likelihood: k={k}, batch_size={batch_size}; both must be at least 1")
+        if precision not in ("fp32", "bf16"):
+            raise BadInput(f"log_likelihood: precision {precision!r}; choose fp32 or bf16")
         d = self.config.latent
+        decoder = inference_decoder(self.decoder)
+        autocast = torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
         out = []
         with evaluating(self):
             for xb in x.split(batch_size):
@@ -335,10 +346,11 @@ class VAE(GaussianEncoding, GenerativeModel):
                     # log q(z|x) from eps directly: (z - mu) / std = eps, without the division.
                     log_q = -0.5 * (eps.pow(2) + logvar + LOG_2PI).sum(-1)      # (s, b)
                     log_p = -0.5 * (z.pow(2) + LOG_2PI).sum(-1)                 # (s, b)
-                    dec = self.decoder(z.reshape(s * b, d))                     # (s*b, C, H, W)
+                    with autocast:
+                        dec = decoder(z.reshape(s * b, d))                      # (s*b, C', H, W)
                     # Sample-major order: row i*b + j is sample i of image j, as in z.reshape.
                     target = xb.expand(s, *xb.shape).reshape(s * b, *xb.shape[1:])
-                    log_px = -self.nll(dec, target).view(s, b)                  # (s, b)
+                    log_px = -self.nll(dec, target).view(s, b)                  # (s, b), float32
                     log_w.append(log_px + log_p - log_q)
                 # log-mean-exp over the k samples, stably.
                 out.append(torch.logsumexp(torch.cat(log_w), dim=0) - math.log(k))   # (b,)
