@@ -10,7 +10,8 @@ import torch
 from ganvae.data import load_dataset
 from ganvae.data.base import ImageDataset, Split
 from ganvae.evaluate import EvalConfig, directions, evaluate_samples, score
-from ganvae.evaluators import SHIPPED, Evaluator, Recipe, accuracy, get_evaluator, train_evaluator
+from ganvae.evaluators import (SHIPPED, Evaluator, Recipe, _holdout_accuracy, _one_rotation, accuracy, evaluator_id,
+                               get_evaluator, recipe_for, train_evaluator)
 from ganvae.registry import preset_names
 
 
@@ -74,6 +75,59 @@ def test_damaged_cached_evaluator_is_retrained(isolated_cache):
     ev2 = get_evaluator(ds, log=logs.append, recipe=r)
     assert any("damaged evaluator" in m for m in logs)
     assert ev2.id == ev.id
+
+
+def test_new_data_recipe_is_sized_to_the_data_and_old_ids_stand():
+    """Fields added to Recipe after an evaluator was built must not change its id (the shipped
+    weights are found by it); new data gets the fast recipe, pooled to ~32 pixels."""
+    fm = load_dataset("fashion-mnist")
+    assert recipe_for(fm.as_loaded()) == Recipe(epochs=15, flip=True)
+    assert evaluator_id(fm.as_loaded(), Recipe(epochs=15, flip=True)) in {p.name for p in SHIPPED.iterdir()}
+    small = load_dataset("shapes:n=200,n_test=20")
+    big = load_dataset("shapes:n=200,n_test=20", size=64, channels=3)
+    r28, r64 = recipe_for(small), recipe_for(big)
+    assert (r28.input_pool, r64.input_pool) == (1, 2) and r28.precision == "fp32" and r28.holdout > 0
+    assert r64.budget_images < r28.budget_images            # 32x32 pooled inputs cost more than 28x28
+    assert r28.passes(100) == r28.epochs and r28.passes(10**6) == 1
+    # a later field at its default is left out of the identity; set, it changes it
+    assert evaluator_id(small, Recipe()) != evaluator_id(small, Recipe(holdout=0.1))
+
+
+def test_one_rotation_labels_are_the_rotations():
+    x = torch.randn(64, 3, 8, 8)
+    xs, ys = _one_rotation(x, torch.Generator().manual_seed(0))
+    assert set(ys.tolist()) == {0, 1, 2, 3}
+    for i in range(64):
+        assert torch.equal(xs[i], torch.rot90(x[i], int(ys[i]), dims=(1, 2)))
+
+
+def test_early_stopping_keeps_the_best_held_out_pass(capfd, tmp_path):
+    ds = load_dataset("shapes:n=400,n_test=80,classes=4", size=32, channels=3)
+    # shapes are easy: held-out accuracy tops out (a tie is no improvement) long before 30 passes
+    recipe = Recipe(epochs=30, batch_size=32, holdout=0.2, patience=2, precision="fp32",
+                    input_pool=2, channels_last=True)
+    logs = []
+    ev = train_evaluator(ds, recipe, log=logs.append, progress=True)
+    passes = [m for m in logs if m.startswith("evaluator pass")]
+    assert len(passes) < 30 and any("keeping pass" in m for m in logs)
+    accs = [float(m.split("held-out accuracy ")[1].split()[0]) for m in passes]
+    assert ev.meta["holdout_accuracy"] == pytest.approx(max(accs), abs=1e-4)
+    assert ev.meta["best_pass"] == accs.index(max(accs)) + 1 and ev.meta["holdout_images"] == 80
+    assert ev.meta["train_images"] == 320
+    # the kept weights are the best pass's: scoring them again gives its held-out accuracy
+    x = torch.from_numpy(ds.train.x)
+    order = np.random.default_rng(recipe.seed).permutation(400)
+    hold = np.sort(order[:80])
+    pooled = ev.net.pool(((x[hold].float() / 127.5) - 1))
+    got = _holdout_accuracy(ev.net, pooled, torch.from_numpy(ds.train.y[hold]), recipe.seed)
+    assert got == pytest.approx(max(accs), abs=1e-4)
+    assert "evaluator" in capfd.readouterr().err          # the progress bar
+    # saved and loaded with its input pooling: the same features
+    ev.save(tmp_path / "ev")
+    back = Evaluator.load(tmp_path / "ev")
+    assert isinstance(back.net.pool, torch.nn.AvgPool2d)
+    torch.testing.assert_close(torch.from_numpy(back.features_and_probs(ds.test.x)[0]),
+                               torch.from_numpy(ev.features_and_probs(ds.test.x)[0]))
 
 
 # ------------------------------------------------------------------ metrics on real data
