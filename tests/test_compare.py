@@ -47,6 +47,30 @@ def test_results_files(compared):
     assert fds[0] != fds[1]
 
 
+def test_time_split_adds_up(compared):
+    """Each run's wall clock comes apart into training and what the comparison spent around it;
+    the report shows the split and the share of the budget."""
+    res = json.loads((compared / "results.json").read_text())
+    for r in res["rows"]:
+        t = r["timing"]
+        assert t["train"] == pytest.approx(r["train_seconds"], abs=0.01)
+        assert all(t[k] >= 0 for k in ("curve", "train_other", "final_scoring", "best_scoring", "figures"))
+        assert t["curve"] > 0 and t["final_scoring"] > 0 and t["figures"] > 0
+        run = compared / "runs" / f"{r['model']}-seed{r['seed']}"
+        curve = [json.loads(x) for x in (run / "curve.jsonl").read_text().splitlines()]
+        assert t["curve"] == pytest.approx(sum(p["eval_seconds"] for p in curve), abs=0.02)
+        wall = json.loads((run / "phase1_seconds.json").read_text())["seconds"]
+        assert t["train"] + t["curve"] + t["train_other"] == pytest.approx(wall, abs=0.05)
+        # the best checkpoint is scored separately only where it is not the last one
+        assert (t["best_scoring"] == 0) == (r["best_step"] == r["steps"])
+    shared = res["timing"]
+    assert shared["train"] == pytest.approx(sum(r["train_seconds"] for r in res["rows"]), abs=0.1)
+    assert shared["wall"] > shared["train"] and shared["outside_training"] == pytest.approx(
+        shared["wall"] - shared["train"], abs=0.02)
+    html = (compared / "report.html").read_text()
+    assert 'id="time-split"' in html and "Where the time went" in html and "around" in html
+
+
 def test_report_content(compared):
     html = (compared / "report.html").read_text()
     assert "real-data floor" in html and "±" in html  # two seeds: mean ± std

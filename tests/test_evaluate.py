@@ -39,6 +39,18 @@ def test_shipped_evaluator_accuracy(fmnist, fm_evaluator):
     assert acc == pytest.approx(meta["accuracy"], abs=1e-4)  # the recorded figure is the real one
 
 
+def test_scoring_path_computes_the_evaluator_features(fmnist, fm_evaluator):
+    """Batch norm folded and channels-last for speed: the same features and probabilities."""
+    x = fmnist.test.x[:300]
+    f, p = fm_evaluator.features_and_probs(x, batch=128)
+    with torch.no_grad():
+        xf = torch.from_numpy(x).float() / 127.5 - 1
+        want = fm_evaluator.net.features(xf)
+        want_p = torch.softmax(fm_evaluator.net.head(want), 1)
+    np.testing.assert_allclose(f, want.numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(p, want_p.numpy(), atol=1e-5)
+
+
 def test_evaluator_training_is_deterministic():
     ds = load_dataset("shapes:n=300,n_test=100,classes=4")
     recipe = Recipe(epochs=2, batch_size=32)

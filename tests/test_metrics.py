@@ -127,7 +127,29 @@ def test_prdc_blocks_do_not_change_the_result(monkeypatch):
     real, fake = rng.normal(size=(300, 8)), rng.normal(size=(250, 8)) + 0.3
     whole = prdc(real, fake, k=5)
     monkeypatch.setattr(prdc_module, "BLOCK_BYTES", 8 * 300 * 7)   # 7-row blocks
+    monkeypatch.setattr(prdc_module, "_RADII", type(prdc_module._RADII)())  # no cached real radii
     assert prdc(real, fake, k=5) == whole
+
+
+def test_prdc_reuses_real_radii_only_for_the_same_real_features(monkeypatch):
+    reference = pytest.importorskip("prdc")
+    prdc_module = importlib.import_module("ganvae.metrics.prdc")
+    monkeypatch.setattr(prdc_module, "_RADII", type(prdc_module._RADII)())
+    calls = []
+    real_knn = prdc_module.knn_radii
+    monkeypatch.setattr(prdc_module, "knn_radii", lambda x, *a: calls.append(len(x)) or real_knn(x, *a))
+    rng = np.random.default_rng(8)
+    real = rng.normal(size=(400, 8)).astype(np.float32)
+    for shift in (0.0, 0.7):                                   # two models against one real set
+        fake = (rng.normal(size=(300, 8)) + shift).astype(np.float32)
+        ours = prdc(real, fake, k=5)
+        ref = reference.compute_prdc(real_features=real, fake_features=fake, nearest_k=5)
+        for name in ours:
+            np.testing.assert_allclose(ours[name], ref[name], rtol=1e-6, err_msg=name)
+    assert calls == [400, 300, 300]                            # real radii once, fake radii each time
+    real[0] += 1.0                                             # new content: computed afresh
+    prdc(real, fake, k=5)
+    assert calls[3:] == [400, 300]
 
 
 def test_prdc_identical_sets():

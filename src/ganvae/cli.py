@@ -408,7 +408,7 @@ def eval_cmd(run, samples, data, data_dir, size, channels, data_seed, n, k, nll_
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Config override for every model.")
 @click.option("--eval-n", type=int, default=10_000, show_default=True, help="Samples scored per model.")
 @click.option("--curve-points", type=int, default=5, show_default=True, help="Quick FDs during training.")
-@click.option("--curve-n", type=int, default=2000, show_default=True, help="Samples per quick FD.")
+@click.option("--curve-n", type=int, default=1000, show_default=True, help="Samples per quick FD.")
 @click.option("--nll-k", type=int, default=100, show_default=True,
               help="Importance samples of the likelihood models' NLL bound (ganvae eval uses 1000).")
 @click.option("--nll-images", type=int, default=200, show_default=True,

@@ -25,6 +25,8 @@ from typing import Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 from safetensors.torch import load_file, save_file
 
 from ..data import ImageDataset, to_float
@@ -132,6 +134,25 @@ class Evaluator:
         self.net = net.to(device).eval()
         self.meta = meta
         self.device = torch.device(device)
+        self._fast: nn.Module | None = None
+
+    def _features_net(self) -> nn.Module:
+        """`net.features` for scoring, ~1.4x faster on CPU and the same function to float
+        rounding (tested): each batch norm folded into the convolution before it, channels-last
+        activations (oneDNN's max-pooling and convolutions both run faster in NHWC)."""
+        if self._fast is None:
+            layers, body = [], list(self.net.body)
+            i = 0
+            while i < len(body):
+                if isinstance(body[i], nn.Conv2d) and i + 1 < len(body) and isinstance(body[i + 1], nn.BatchNorm2d):
+                    layers.append(fuse_conv_bn_eval(body[i], body[i + 1]))
+                    i += 2
+                else:
+                    layers.append(body[i])
+                    i += 1
+            fast = nn.Sequential(self.net.pool, *layers).to(memory_format=torch.channels_last).eval()
+            self._fast = fast.requires_grad_(False)
+        return self._fast
 
     @property
     def id(self) -> str:
@@ -158,8 +179,8 @@ class Evaluator:
         feats, probs = [], []
         x = torch.as_tensor(x)
         for i in range(0, len(x), batch):
-            xb = to_float(x[i:i + batch].to(self.device))
-            f = self.net.features(xb)
+            xb = to_float(x[i:i + batch].to(self.device)).contiguous(memory_format=torch.channels_last)
+            f = self._features_net()(xb)
             feats.append(f.float().cpu())
             if self.is_classifier:
                 probs.append(F.softmax(self.net.head(f).float(), dim=1).cpu())

@@ -22,10 +22,16 @@ at k-NN radii), then rounded to the features' precision (float32 features give f
 distances, exactly as sklearn's pairwise_distances inside `prdc` does, so ties break alike)
 and reduced at once; a block holds about BLOCK_BYTES of float64 distances (128 MB), so
 10,000 x 10,000 needs ~1,600 rows per block and ~250 MB at peak, not an 800 MB matrix.
+
+The real set's radii are the largest single cost (N^2 distances) and do not depend on the
+fakes: the last few are kept, keyed by a hash of the real features, so a comparison that
+scores many models against one test set computes them once.
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from typing import Iterator
 
 import numpy as np
@@ -35,6 +41,8 @@ from ..errors import BadInput
 from ._checks import as_features, same_width
 
 BLOCK_BYTES = 1 << 27  # float64 distances per block: 128 MB
+_RADII: OrderedDict[tuple, torch.Tensor] = OrderedDict()   # real radii by (features hash, k, dtype)
+_RADII_KEEP = 4
 
 
 def _distance_blocks(x: torch.Tensor, y: torch.Tensor, out_dtype: torch.dtype,
@@ -68,6 +76,17 @@ def knn_radii(x: torch.Tensor, k: int, out_dtype: torch.dtype) -> torch.Tensor:
     return radii
 
 
+def _cached_radii(real: np.ndarray, x: torch.Tensor, k: int, out_dtype: torch.dtype) -> torch.Tensor:
+    key = (hashlib.sha256(np.ascontiguousarray(real).tobytes()).hexdigest(), real.shape, k, out_dtype)
+    if key in _RADII:
+        _RADII.move_to_end(key)
+        return _RADII[key]
+    radii = _RADII[key] = knn_radii(x, k, out_dtype)
+    while len(_RADII) > _RADII_KEEP:
+        _RADII.popitem(last=False)
+    return radii
+
+
 def prdc(real, fake, k: int = 5) -> dict[str, float]:
     """Precision, recall, density, coverage of fake (M, D) against real (N, D) features.
 
@@ -87,7 +106,7 @@ def prdc(real, fake, k: int = 5) -> dict[str, float]:
     out_dtype = torch.float32 if np.result_type(real.dtype, fake.dtype) == np.float32 else torch.float64
     x = torch.from_numpy(real).to(torch.float64)              # (N, D)
     y = torch.from_numpy(fake).to(torch.float64)              # (M, D)
-    r_real = knn_radii(x, k, out_dtype)                       # (N,)
+    r_real = _cached_radii(real, x, k, out_dtype)             # (N,)
     r_fake = knn_radii(y, k, out_dtype)                       # (M,)
 
     in_real_balls = torch.zeros(len(fake), dtype=torch.int64)  # (M,) real balls holding fake j

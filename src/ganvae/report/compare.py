@@ -63,7 +63,9 @@ class CompareConfig:
     overrides: dict = field(default_factory=dict)
     eval_n: int = 10_000        # samples for the final and best-checkpoint metrics
     curve_points: int = 5       # quick evaluations during training (the last at the end)
-    curve_n: int = 2_000        # samples per quick evaluation
+    # samples per quick evaluation: the curve and the best-checkpoint choice compare points of
+    # one model with each other, so the FD's bias at small n (the same at every point) cancels
+    curve_n: int = 1_000
     nll_k: int = 100            # importance samples of the VAE NLL bound (eval uses 1000)
     nll_images: int = 200
     data_dir: str | None = None
@@ -204,6 +206,7 @@ def _train_one(cfg: CompareConfig, out: Path, preset: str, seed: int, ds: ImageD
                    precision=cfg.precision, sample_every=10**9, checkpoint_every=500, log_every=25,
                    device=str(device))
     resuming = bool(checkpoints(run_dir))
+    t0 = time.perf_counter()
     if resuming:
         log(f"{_run_name(preset, seed)}: resuming from its last checkpoint")
         train("", run_dir=run_dir, resume=True, progress=progress, callbacks=[recorder], dataset=ds,
@@ -217,7 +220,25 @@ def _train_one(cfg: CompareConfig, out: Path, preset: str, seed: int, ds: ImageD
         data_opts = {f"data_{k}": getattr(cfg, k) for k in ("data_dir", "size", "channels", "val_split")}
         train(preset, cfg.data, run_dir, overrides=cfg.overrides, progress=progress, callbacks=[recorder],
               dataset=ds, **options, **{k: v for k, v in data_opts.items() if v is not None})
+    # wall-clock seconds of this phase, summed over resumes: training, curve points, and the rest
+    # (start-up, checkpoints, logs) come apart in _timing
+    path = run_dir / "phase1_seconds.json"
+    before = json.loads(path.read_text())["seconds"] if resuming and path.exists() else 0.0
+    write_json(path, {"seconds": round(before + time.perf_counter() - t0, 3)})
     return run_dir
+
+
+def _timing(run_dir: Path, summary: dict, scoring: float, best_scoring: float, figures: float) -> dict:
+    """Where one model's wall-clock time went, in seconds: `train` is the budgeted training
+    time itself; everything else is what the comparison spent around it."""
+    curve = sum(r.get("eval_seconds", 0.0) for r in CurveRecorder(run_dir, None, None, None, 1, 1, select=False)._read())
+    phase1 = run_dir / "phase1_seconds.json"
+    wall = json.loads(phase1.read_text())["seconds"] if phase1.exists() else None
+    train = summary["train_seconds"]
+    other = max(0.0, wall - train - curve) if wall is not None else None
+    return {"train": round(train, 2), "curve": round(curve, 2),
+            "train_other": None if other is None else round(other, 2),
+            "final_scoring": round(scoring, 2), "best_scoring": round(best_scoring, 2), "figures": round(figures, 2)}
 
 
 def _figures(model, run_dir: Path, ds: ImageDataset, seed: int) -> dict[str, str]:
@@ -267,8 +288,11 @@ def _finish_one(cfg: CompareConfig, run_dir: Path, preset: str, seed: int, ds, e
     model = GenerativeModel.from_pretrained(run_dir / "model", device=device)
     summary = json.loads((run_dir / "summary.json").read_text())
     binarize = json.loads((run_dir / "config.json").read_text()).get("data", {}).get("binarize", "none")
+    t0 = time.perf_counter()
     final = _score_model(model, ds, ev, cfg, seed, log, binarize)
+    t1 = time.perf_counter()
     figures = _figures(model, run_dir, ds, seed)
+    t2 = time.perf_counter()
     row = {"model": preset, "seed": seed, "family": model.name, "params": count_params(model),
            "steps": summary["step"], "images_seen": summary["images"], "train_seconds": summary["train_seconds"],
            "images_per_second": summary["images_per_second"], "final": final["metrics"],
@@ -285,6 +309,7 @@ def _finish_one(cfg: CompareConfig, run_dir: Path, preset: str, seed: int, ds, e
             best = GenerativeModel.from_pretrained(best_dir, device=device)
             row["best"] = _score_model(best, ds, ev, cfg, seed, log, binarize)["metrics"]
         row["best_step"] = point["step"]
+    row["timing"] = _timing(run_dir, summary, t1 - t0, time.perf_counter() - t2, t2 - t1)
     write_json(run_dir / "result.json", row)
     return row
 
@@ -295,6 +320,7 @@ def compare(cfg: CompareConfig, out: Path, progress: bool = True, device="cpu",
     from ..trainer import DataConfig, _load_data
     from .html import write_report
 
+    t_start = time.perf_counter()
     cfg.validate()
     cfg = dataclasses.replace(cfg, val_split=parse_val_split(cfg.val_split))  # one spelling in compare.json
     # the very loading of a run's config.json (data seed 0), so `ganvae eval RUN` agrees with us;
@@ -321,6 +347,7 @@ def compare(cfg: CompareConfig, out: Path, progress: bool = True, device="cpu",
     else:
         log(f"curves and best-checkpoint selection on the validation split ({splits['val_images']} images "
             f"held out of train, seed {data_cfg.seed}); scores on the test split ({len(ds.test)} images)")
+    t_setup = time.perf_counter() - t_start
     runs = [(preset, seed) for seed in range(cfg.seeds) for preset in cfg.models]
     # phase 1: train, record curves and pick best checkpoints; the test split is not touched
     for preset, seed in runs:
@@ -341,6 +368,7 @@ def compare(cfg: CompareConfig, out: Path, progress: bool = True, device="cpu",
             write_json(run_dir / "result.json", {"model": preset, "seed": seed, "status": "diverged", "error": str(e)})
     # phase 2: every choice is made; now the test split: the floor, then each final and best model
     floor_path = out / "floor.json"
+    t_floor = time.perf_counter()
     if not floor_path.exists():
         n = min(cfg.eval_n, len(ds.train))
         floor = score(ds.train.x[np.random.default_rng(0).permutation(len(ds.train))[:n]], ds, ev,
@@ -357,6 +385,7 @@ def compare(cfg: CompareConfig, out: Path, progress: bool = True, device="cpu",
                                 "data": ds.name, "classes": ds.classes, "shape": list(ds.shape),
                                 "train_images": len(ds.train), "test_images": len(ds.test),
                                 "val_images": splits["val_images"]})
+    t_floor = time.perf_counter() - t_floor
     rows = []
     for preset, seed in runs:
         run_dir = out / "runs" / _run_name(preset, seed)
@@ -364,11 +393,19 @@ def compare(cfg: CompareConfig, out: Path, progress: bool = True, device="cpu",
             rows.append(json.loads((run_dir / "result.json").read_text()))
         else:
             rows.append(_finish_one(cfg, run_dir, preset, seed, ds, ev, log, device))
+    # this invocation's wall clock (a resumed comparison counts only what it did itself)
+    wall = time.perf_counter() - t_start
+    trained = sum(r.get("timing", {}).get("train", 0.0) for r in rows)
+    timing = {"setup": round(t_setup, 2), "floor": round(t_floor, 2), "wall": round(wall, 2),
+              "train": round(trained, 2), "outside_training": round(wall - trained, 2)}
     results = {"config": mine, "budget_kind": cfg.budget_kind, "floor": json.loads(floor_path.read_text()),
-               "splits": splits, "directions": directions(), "rows": rows}
+               "splits": splits, "directions": directions(), "rows": rows, "timing": timing}
     write_json(out / "results.json", results)
     write_csv(out / "results.csv", rows)
+    t_report = time.perf_counter()
     write_report(out)
+    log(f"time: {trained:.0f}s training, {wall - trained + time.perf_counter() - t_report:.0f}s around it "
+        f"(set-up {t_setup:.0f}s, real-data floor {t_floor:.0f}s, report {time.perf_counter() - t_report:.0f}s)")
     return results
 
 

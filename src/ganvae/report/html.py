@@ -115,6 +115,33 @@ def _cost(rows: list[dict]) -> dict[str, dict[str, float]]:
             for m, c in out.items()}
 
 
+TIME_PARTS = (("train", "training"), ("curve", "curve points"), ("train_other", "start-up, checkpoints, logs"),
+              ("final_scoring", "final scoring"), ("best_scoring", "best-checkpoint scoring"), ("figures", "figures"))
+
+
+def time_split(results: dict) -> dict | None:
+    """Seconds per part of each run (mean over seeds), and what the comparison spent around the
+    training budget; None for results written before the split was recorded."""
+    rows = [r for r in results["rows"] if r.get("status") == "ok" and r.get("timing")]
+    if not rows:
+        return None
+    models: dict[str, list[dict]] = {}
+    for r in rows:
+        models.setdefault(r["model"], []).append(r["timing"])
+    table = []
+    for m, ts in models.items():
+        parts = {k: float(np.mean([t.get(k) or 0.0 for t in ts])) for k, _ in TIME_PARTS}
+        around = sum(v for k, v in parts.items() if k != "train")
+        table.append({"model": m, "parts": [parts[k] for k, _ in TIME_PARTS], "around": around,
+                      "share": around / max(parts["train"], 1e-9)})
+    shared = results.get("timing", {})
+    trained = sum(t.get("train", 0.0) for r in rows for t in [r["timing"]])
+    around = sum(t["around"] * len(models[t["model"]]) for t in table) + shared.get("setup", 0) + shared.get("floor", 0)
+    return {"labels": [label for _, label in TIME_PARTS], "rows": table, "setup": shared.get("setup"),
+            "floor": shared.get("floor"), "train": trained, "around": around,
+            "share": around / max(trained, 1e-9)}
+
+
 def _updates_text(updates: list[dict]) -> str:
     """Mean optimizer updates per network over seeds, e.g. "g 1,000 · d 5,000"."""
     names = [k for k in (updates[0] if updates else {})]
@@ -339,7 +366,7 @@ def build_context(out: Path) -> dict:
         "best_last": best_last, "sections": sections, "findings": findings(results, agg, curves),
         "plots": _plots(results, run_dirs, curves), "seeds": results["config"]["seeds"],
         "evaluator": results["floor"]["evaluator"], "budget_kind": results["budget_kind"],
-        "split_notes": split_notes(results),
+        "split_notes": split_notes(results), "time_split": time_split(results),
         "likelihood_notes": likelihood_notes(rows, results["config"]),
         "column_dirs": [_dir_text(k, higher) for k, _, higher in columns],
     }
