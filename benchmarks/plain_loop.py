@@ -14,7 +14,6 @@ ganvae's rate is its trainer's own (summary.json: training time, without checkpo
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 import tempfile
 import time
@@ -129,6 +128,21 @@ def ganvae_rate(model: str, precision: str, steps: int, batch: int) -> float:
 PLAIN = {"dcgan": plain_dcgan, "vae": plain_vae}
 
 
+def flops_per_image(model: str, batch: int) -> float:
+    """FLOPs of one ganvae training step per image (forward and backward convolutions and matrix
+    products, as FlopCounterMode counts them); the plain loop runs the same nets and passes."""
+    from ganvae.data import load_dataset, to_float
+    from ganvae.hardware import count_flops
+    from ganvae.trainer import build
+
+    ds = load_dataset("fashion-mnist")
+    net, _ = build(model, ds)
+    net.train()
+    net.optimizers()
+    x = to_float(torch.from_numpy(ds.train.x[:batch * net.batches_per_step]))
+    return count_flops(lambda: net.train_step(x, 0)) / len(x)
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--models", default="dcgan,vae")
@@ -146,12 +160,20 @@ def main() -> None:
                 plain.append(PLAIN[model](x, prec, a.steps, a.batch_size))
                 ours.append(ganvae_rate(model, prec, a.steps, a.batch_size))
             rows.append((model, prec, max(plain), max(ours)))
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.machine()}, "
-          f"batch {a.batch_size}, {a.steps} steps after {WARMUP} warm-up, best of {a.repeats}")
-    print("| model | precision | plain loop img/s | ganvae img/s | ganvae / plain |")
-    print("|---|---|---|---|---|")
+    from ganvae.hardware import conv_peak_gflops, machine_line
+
+    peak = {"fp32": conv_peak_gflops(torch.float32), "bf16": conv_peak_gflops(torch.bfloat16)}
+    flops = {m: flops_per_image(m, a.batch_size) for m in a.models.split(",")}
+    print(f"{machine_line()}, batch {a.batch_size}, {a.steps} steps after {WARMUP} warm-up, best of {a.repeats}")
+    print(f"conv peak here: {peak['fp32']:.0f} GFLOP/s fp32, {peak['bf16']:.0f} bf16 (ganvae.hardware.conv_peak_gflops)")
+    print("| model | precision | plain loop img/s | ganvae img/s | ganvae / plain | MFLOP / image "
+          "| ganvae GFLOP/s | of peak |")
+    print("|---|---|---|---|---|---|---|---|")
     for model, prec, pl, ou in rows:
-        print(f"| {model} | {prec} | {pl:.0f} | {ou:.0f} | {ou / pl:.2f}x |")
+        gf = flops[model] * ou / 1e9
+        pk = peak.get(prec, peak["fp32"])
+        print(f"| {model} | {prec} | {pl:.0f} | {ou:.0f} | {ou / pl:.2f}x | {flops[model] / 1e6:.0f} "
+              f"| {gf:.0f} | {gf / pk:.0%} |")
 
 
 if __name__ == "__main__":

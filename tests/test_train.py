@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from safetensors.numpy import load_file
 
 from ganvae.registry import preset_names
@@ -188,3 +189,26 @@ def test_cuda_requested_without_one(tmp_path, run_cli):
     code, _, err = run_cli("train", "ae", "--data", DATA, "--steps", 1, "--device", "cuda", "--run-dir", tmp_path / "r",
                            *TINY)
     assert code == 2 and "CUDA is not available" in err
+
+
+def test_memory_format_is_a_speed_choice_not_a_model_change(tmp_path, run_cli):
+    """channels-last (the CPU default) and NCHW train the same function: equal losses step by
+    step up to float rounding, and weights saved in the ordinary layout either way."""
+    from ganvae.trainer import TrainConfig
+
+    assert TrainConfig().torch_memory_format("cpu") == torch.channels_last
+    assert TrainConfig().torch_memory_format("cuda") == torch.contiguous_format          # fp32 on a GPU
+    assert TrainConfig(precision="bf16").torch_memory_format("cuda") == torch.channels_last
+    losses = {}
+    for fmt in ("channels_last", "contiguous"):
+        code, out, err = run_cli("train", "vae", "--data", DATA, "--steps", 6, "--run-dir", tmp_path / fmt,
+                                 "--set", "train.log_every=1", "--set", f"train.memory_format={fmt}", *TINY)
+        assert code == 0, err
+        rows = [json.loads(x) for x in (tmp_path / fmt / "metrics.jsonl").read_text().splitlines()]
+        losses[fmt] = [r["loss/total"] for r in rows if "loss/total" in r]
+        assert all(t.flags["C_CONTIGUOUS"] for t in _weights(tmp_path / fmt).values())
+    assert len(losses["contiguous"]) == 6
+    np.testing.assert_allclose(losses["channels_last"], losses["contiguous"], rtol=1e-4)
+    code, out, err = run_cli("train", "vae", "--data", DATA, "--steps", 1, "--run-dir", tmp_path / "bad",
+                             "--set", "train.memory_format=nhwc", *TINY)
+    assert code == 2 and "memory_format" in err and "Traceback" not in err

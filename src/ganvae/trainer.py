@@ -72,6 +72,16 @@ class TrainConfig:
     prior_images: int = 10_000       # training images given to model.fit_prior at the end
     on_nan: Literal["stop", "rollback"] = "stop"   # a non-finite loss or weight: stop, or go back
     max_rollbacks: int = 3           # to the last checkpoint with halved learning rates, this often
+    # Activations and conv weights in NHWC order: oneDNN's convolutions run ~1.1x faster so on
+    # this project's CPU (BENCHMARKS.md), as do tensor-core convolutions under autocast on a GPU;
+    # "auto" picks it there and keeps NCHW for fp32 on a GPU. The function is the same either way.
+    memory_format: Literal["auto", "channels_last", "contiguous"] = "auto"
+
+    def torch_memory_format(self, device_type: str) -> torch.memory_format:
+        fmt = self.memory_format
+        if fmt == "auto":
+            fmt = "channels_last" if device_type == "cpu" or self.precision != "fp32" else "contiguous"
+        return torch.channels_last if fmt == "channels_last" else torch.contiguous_format
 
     def validate(self) -> None:
         for name in ("steps", "epochs"):
@@ -86,6 +96,8 @@ class TrainConfig:
                      "n_samples"):
             if getattr(self, name) < 1:
                 raise BadInput(f"--{name.replace('_', '-')} {getattr(self, name)}: must be at least 1")
+        if self.memory_format not in ("auto", "channels_last", "contiguous"):
+            raise BadInput(f"memory_format={self.memory_format}: choose auto, channels_last or contiguous")
         if self.device not in ("auto", "cpu") and not re.fullmatch(r"cuda(:\d+)?", self.device):
             raise BadInput(f"--device {self.device}: choose auto, cpu, cuda or cuda:N")
 
@@ -286,7 +298,7 @@ class Trainer:
             self.perm = torch.randperm(len(x_train), generator=self.data_gen).to(self.device)
         size = self.t.batch_size * self.per_step
         idx = self.perm[pos * size:(pos + 1) * size]
-        x = to_float(x_train[idx])
+        x = to_float(x_train[idx]).contiguous(memory_format=self.memory_format)
         return binarize_batch(x) if self.cfg.data.binarize == "dynamic" else x
 
     def fraction_done(self) -> float:
@@ -307,7 +319,8 @@ class Trainer:
         """Train until the stopping point; returns a summary dict (also in summary.json)."""
         from torch.utils.tensorboard import SummaryWriter
 
-        model = self.model.to(self.device).train()
+        self.memory_format = self.t.torch_memory_format(self.device.type)
+        model = self.model.to(self.device, memory_format=self.memory_format).train()
         model.set_precision(self.t.precision, self.device.type)
         self.model.optimizers()
         self._base_lrs()
