@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup data browser test test-all demo bench clean
+.PHONY: setup data browser test test-all demo bench-peers clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,11 @@ demo: $(STAMP)
 	rm -rf runs/demo
 	$(BIN)/ganvae compare --data fashion-mnist --models ae,vae,dcgan,vaegan --budget 45s --precision bf16 \
 	  --set width=32 --eval-n 5000 --curve-points 4 --out runs/demo
+
+# ganvae's VAE against pythae's on the same nets and wall-clock budget (benchmarks/pythae_peer.py).
+bench-peers: $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[bench]'
+	$(BIN)/python benchmarks/pythae_peer.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -3,25 +3,28 @@
     .venv/bin/python benchmarks/throughput.py [--presets dcgan,vae] [--steps 60] [--precision fp32,bf16]
 
 Times `model.train_step` on real Fashion-MNIST batches after a warm-up, the same call the
-trainer makes, and prints a Markdown table for BENCHMARKS.md.
+trainer makes in the trainer's memory format (`train.memory_format=auto`: channels-last on a
+CPU), and prints a Markdown table for BENCHMARKS.md.
 """
 
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 
 import torch
 
 from ganvae.data import load_dataset, to_float
 from ganvae.registry import preset_names
-from ganvae.trainer import build
+from ganvae.hardware import machine_line
+from ganvae.trainer import TrainConfig, build
 
 
 def bench(preset: str, precision: str, steps: int, batch: int, x_all: torch.Tensor, ds) -> float:
     torch.manual_seed(0)
     model, _ = build(preset, ds)
+    fmt = TrainConfig(precision=precision).torch_memory_format("cpu")
+    model = model.to(memory_format=fmt)
     model.train()
     model.set_precision(precision, "cpu")   # the model autocasts its own forwards
     model.optimizers()
@@ -31,7 +34,7 @@ def bench(preset: str, precision: str, steps: int, batch: int, x_all: torch.Tens
         if step == warm:
             t0 = time.perf_counter()
         idx = torch.randint(0, len(x_all), (batch * k,))
-        out = model.train_step(to_float(x_all[idx]), step)
+        out = model.train_step(to_float(x_all[idx]).contiguous(memory_format=fmt), step)
         float(next(iter(out.values())))  # wait for the step to finish
     return steps * batch * k / (time.perf_counter() - t0)
 
@@ -46,7 +49,7 @@ def main() -> None:
     ds = load_dataset("fashion-mnist")
     x_all = torch.from_numpy(ds.train.x)
     precisions = a.precision.split(",")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}")
+    print(f"{machine_line()}, batch {a.batch_size}, {a.steps} steps after 5 warm-up")
     print("| model | " + " | ".join(f"img/s {p}" for p in precisions) + " |")
     print("|---|" + "---|" * len(precisions))
     for preset in a.presets.split(","):
