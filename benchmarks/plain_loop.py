@@ -3,7 +3,10 @@ user writes one (TensorDataset + DataLoader, autocast around the whole step), on
 DCGAN-28 nets and batch, measured side by side with `ganvae train` in one run.
 
     .venv/bin/python benchmarks/plain_loop.py [--models dcgan,vae] [--precision fp32,bf16]
-        [--steps 150] [--batch-size 128] [--repeats 2]
+        [--steps 150] [--batch-size 128] [--repeats 2] [--no-pythae]
+
+With the `bench` extra installed (`make bench-peers`) the vae rows also time pythae's VAE on
+the same nets and batch, in the same run.
 
 Both take their nets from ganvae.nets (so only the loop differs) and train on Fashion-MNIST.
 Each (model, precision) runs the plain loop and ganvae alternately, `--repeats` times each, and
@@ -128,6 +131,27 @@ def ganvae_rate(model: str, precision: str, steps: int, batch: int) -> float:
 PLAIN = {"dcgan": plain_dcgan, "vae": plain_vae}
 
 
+def pythae_rate(precision: str, steps: int, batch: int) -> float | None:
+    """pythae's VAE (the `bench` extra) on the same nets and batch, trained by its own pipeline
+    for about as long as the other loops run; None where pythae is not installed. Its rate
+    includes its trainer's per-batch work, as the others' include theirs."""
+    import argparse as _argparse
+    import importlib.util
+    from pathlib import Path
+
+    if importlib.util.find_spec("pythae") is None:
+        return None
+    sys.path.insert(0, str(Path(__file__).parent))
+    from pythae_peer import run_pythae, training_images
+
+    from ganvae.models.vae import VAEConfig
+
+    a = _argparse.Namespace(budget=steps * batch / 800.0, width=64, latent=VAEConfig.latent, batch_size=batch,
+                            samples=100, loss="mse", lr=VAEConfig.lr, precision=precision, seed=0)
+    with tempfile.TemporaryDirectory() as tmp:
+        return run_pythae(a, training_images(), Path(tmp))["images_per_second"]
+
+
 def flops_per_image(model: str, batch: int) -> float:
     """FLOPs of one ganvae training step per image (forward and backward convolutions and matrix
     products, as FlopCounterMode counts them); the plain loop runs the same nets and passes."""
@@ -150,6 +174,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=150)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--no-pythae", action="store_true", help="skip the pythae column even if it is installed")
     a = p.parse_args()
     x = fashion_mnist_tensor()
     rows = []
@@ -159,21 +184,25 @@ def main() -> None:
             for _ in range(a.repeats):
                 plain.append(PLAIN[model](x, prec, a.steps, a.batch_size))
                 ours.append(ganvae_rate(model, prec, a.steps, a.batch_size))
-            rows.append((model, prec, max(plain), max(ours)))
+            peer = None
+            if model == "vae" and not a.no_pythae:   # pythae has VAEs, no DCGAN
+                rates = [pythae_rate(prec, a.steps, a.batch_size) for _ in range(a.repeats)]
+                peer = max(rates) if None not in rates else None
+            rows.append((model, prec, max(plain), max(ours), peer))
     from ganvae.hardware import conv_peak_gflops, machine_line
 
     peak = {"fp32": conv_peak_gflops(torch.float32), "bf16": conv_peak_gflops(torch.bfloat16)}
     flops = {m: flops_per_image(m, a.batch_size) for m in a.models.split(",")}
     print(f"{machine_line()}, batch {a.batch_size}, {a.steps} steps after {WARMUP} warm-up, best of {a.repeats}")
     print(f"conv peak here: {peak['fp32']:.0f} GFLOP/s fp32, {peak['bf16']:.0f} bf16 (ganvae.hardware.conv_peak_gflops)")
-    print("| model | precision | plain loop img/s | ganvae img/s | ganvae / plain | MFLOP / image "
+    print("| model | precision | plain loop img/s | pythae img/s | ganvae img/s | ganvae / plain | MFLOP / image "
           "| ganvae GFLOP/s | of peak |")
-    print("|---|---|---|---|---|---|---|---|")
-    for model, prec, pl, ou in rows:
+    print("|---|---|---|---|---|---|---|---|---|")
+    for model, prec, pl, ou, peer in rows:
         gf = flops[model] * ou / 1e9
         pk = peak.get(prec, peak["fp32"])
-        print(f"| {model} | {prec} | {pl:.0f} | {ou:.0f} | {ou / pl:.2f}x | {flops[model] / 1e6:.0f} "
-              f"| {gf:.0f} | {gf / pk:.0%} |")
+        print(f"| {model} | {prec} | {pl:.0f} | {'–' if peer is None else f'{peer:.0f}'} | {ou:.0f} | "
+              f"{ou / pl:.2f}x | {flops[model] / 1e6:.0f} | {gf:.0f} | {gf / pk:.0%} |")
 
 
 if __name__ == "__main__":

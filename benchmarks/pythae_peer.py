@@ -42,7 +42,6 @@ import argparse
 import importlib.util
 import json
 import math
-import platform
 import shutil
 import subprocess
 import sys
@@ -231,17 +230,8 @@ def _version(dist: str) -> str:
     return version(dist)
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def main() -> None:
+    from ganvae.hardware import cpu_name
     from ganvae.models.vae import VAEConfig as GanvaeVAEConfig
 
     vae_defaults = GanvaeVAEConfig()     # the latent size and lr `ganvae train vae` runs with
@@ -282,7 +272,7 @@ def main() -> None:
             shutil.rmtree(work, ignore_errors=True)
 
     command = " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
-    machine = (f"{cpu_model()}, torch {torch.__version__} with {torch.get_num_threads()} threads, "
+    machine = (f"{cpu_name()}, torch {torch.__version__} with {torch.get_num_threads()} threads, "
                f"pythae {_version('pythae')}, ganvae {_version('ganvae')}")
     scoring = " ".join(["ganvae", *(s.format(npz="SAMPLES.npz", json="EVAL.json") for s in EVAL)])
     print(f"command: {command}")
