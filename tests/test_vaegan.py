@@ -66,10 +66,18 @@ def algorithm_1(model, x: torch.Tensor, seed: int) -> tuple[dict, dict]:
     z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)              # (B, latent), eps ~ N(0, I)
     z_p = torch.randn_like(mu)                                           # (B, latent), the prior
 
-    def d_parts(body, head, images):
-        h = body(images)                                                 # (3B, F', b, b)
-        feats, logits = h.flatten(1).split(b), head(h).flatten().split(b)
-        return feats, logits                                             # Dis_l and logits of x, x_tilde, x_p
+    def d_parts(const, images):
+        # Dis_l: the body's activations named by feat_layers, flattened and joined; with
+        # const, D's parameters are constants (the other networks' losses)
+        wrap = constant if const else (lambda m: m)
+        acts, h = [], images
+        for layer in dis.body.net:
+            h = wrap(layer)(h)
+            if isinstance(layer, nn.LeakyReLU):
+                acts.append(h)                                           # (3B, F'_j, s_j, s_j)
+        chosen = {"last": acts[-1:], "first": acts[:1], "all": acts}[c.feat_layers]
+        feats = torch.cat([a.flatten(1) for a in chosen], 1).split(b)
+        return feats, wrap(dis.head)(h).flatten().split(b)                         # Dis_l and logits of x, x_tilde, x_p
 
     def l_feat(feats):
         # -log N(Dis_l(x) | Dis_l(x_tilde), I) up to a constant, summed over features, per image.
@@ -82,19 +90,25 @@ def algorithm_1(model, x: torch.Tensor, seed: int) -> tuple[dict, dict]:
 
     # Encoder: beta * L_prior + L_llike; the decoder and D are fixed maps here.
     kl = (0.5 * (mu.square() + logvar.exp() - 1 - logvar).sum(1)).mean()
-    feats, _ = d_parts(constant(dis.body), constant(dis.head), torch.cat([x, constant(dec)(torch.cat([z, z_p]))]))
+    feats, _ = d_parts(True, torch.cat([x, constant(dec)(torch.cat([z, z_p]))]))
     feat = l_feat(feats)
     loss_enc = c.beta * kl + feat
 
     # Decoder: gamma * L_llike - L_GAN (non-saturating); z is the encoder's, a constant here,
     # and D's parameters are constants.
     fake = dec(torch.cat([z.detach(), z_p]))                             # (2B, C, H, W): x_tilde, x_p
-    feats, (_, l_rec, l_p) = d_parts(constant(dis.body), constant(dis.head), torch.cat([x, fake]))
-    gan_g = -F.logsigmoid(l_rec).mean() - F.logsigmoid(l_p).mean()      # -log D(x_tilde) - log D(x_p)
+    feats, (_, l_rec, l_p) = d_parts(True, torch.cat([x, fake]))
+    gan_rec, gan_prior = -F.logsigmoid(l_rec).mean(), -F.logsigmoid(l_p).mean()   # -log D(x_tilde), -log D(x_p)
+    gan_g = gan_rec + gan_prior
     loss_dec = c.gamma * l_feat(feats) + gan_g
+    # the decoder's gradient norm from each of its terms (the model's diagnostics at step 0)
+    diag = {}
+    for key, term in (("dec_gan_rec", gan_rec), ("dec_gan_prior", gan_prior), ("dec_feat", c.gamma * l_feat(feats))):
+        g = torch.autograd.grad(term, list(dec.parameters()), retain_graph=True)
+        diag[f"grad/{key}"] = torch.sqrt(sum(t.square().sum() for t in g))
 
     # Discriminator: the GAN loss on real vs x_tilde, x_p, both fixed inputs.
-    _, (l_real, l_rec, l_p) = d_parts(dis.body, dis.head, torch.cat([x, fake.detach()]))
+    _, (l_real, l_rec, l_p) = d_parts(False, torch.cat([x, fake.detach()]))
     # log(1 - sigmoid(l)) = logsigmoid(-l)
     loss_dis = -F.logsigmoid(l_real).mean() - F.logsigmoid(-l_rec).mean() - F.logsigmoid(-l_p).mean()
 
@@ -102,12 +116,19 @@ def algorithm_1(model, x: torch.Tensor, seed: int) -> tuple[dict, dict]:
     (loss_enc + loss_dec + loss_dis).backward()
     grads = {name: [p.grad for p in getattr(model, name).parameters()] for name in NETS}
     logs = {"loss/kl": kl, "loss/feat": feat, "loss/enc": loss_enc, "loss/dec": loss_dec, "loss/d": loss_dis}
+    # D's accuracy on each kind of image, and the batch's aggregate posterior against N(0, I)
+    # per dimension: sum_d KL(N(m_d, v_d) || N(0, 1)), v_d the unbiased variance of z_d
+    m, v = z.detach().mean(0), z.detach().var(0)
+    logs.update({"diag/d_acc_real": (l_real > 0).float().mean(), "diag/d_acc_rec": (l_rec < 0).float().mean(),
+                 "diag/d_acc_prior": (l_p < 0).float().mean(),
+                 "diag/agg_kl": 0.5 * (v + m.square() - 1 - v.log()).sum(), **diag})
     return grads, {k: v.detach() for k, v in logs.items()}
 
 
-@pytest.mark.parametrize("d_norm,gamma,beta", [("batch", 0.01, 1.0), ("layer", 0.3, 0.7), ("none", 1.0, 4.0)])
-def test_vaegan_gradients_match_algorithm_1(d_norm, gamma, beta):
-    model = build(d_norm=d_norm, gamma=gamma, beta=beta)
+@pytest.mark.parametrize("d_norm,gamma,beta,feat_layers", [("batch", 0.01, 1.0, "last"), ("layer", 0.3, 0.7, "first"),
+                                                         ("none", 1.0, 4.0, "all")])
+def test_vaegan_gradients_match_algorithm_1(d_norm, gamma, beta, feat_layers):
+    model = build(d_norm=d_norm, gamma=gamma, beta=beta, feat_layers=feat_layers)
     reference = copy.deepcopy(model).train()                             # same weights, same buffers
     x = fixed_batch()
 
@@ -155,3 +176,45 @@ def test_vaegan_keeps_training_finite():
     model = build()
     for step in range(3):
         assert all(math.isfinite(float(v)) for v in model.train_step(fixed_batch(seed=step), step).values())
+
+
+@pytest.mark.parametrize("err_real,err_fake,want", [
+    (0.70, 0.65, (True, True)),      # near equilibrium: both train
+    (0.20, 0.70, (False, True)),     # D too sure of the real images: D rests
+    (0.70, 0.10, (False, True)),     # D too sure of the decoded ones: D rests
+    (1.20, 0.70, (True, False)),     # D lost on real images: the decoder's GAN term rests
+    (0.70, 1.50, (True, False)),
+    (0.10, 1.50, (True, True)),      # both would rest: both train
+])
+def test_equilibrium_rule_truth_table(err_real, err_fake, want):
+    from ganvae.models.vaegan import equilibrium_rule
+
+    assert equilibrium_rule(err_real, err_fake, 0.68, 0.35) == want
+
+
+def test_equilibrium_rule_rests_the_right_network(monkeypatch):
+    import ganvae.models.vaegan as vaegan
+
+    x = fixed_batch()
+    # D rests: its weights stay; the encoder and decoder move
+    model = build(equilibrium=0.68)
+    before = copy.deepcopy(model.state_dict())
+    monkeypatch.setattr(vaegan, "equilibrium_rule", lambda *a: (False, True))
+    logs = model.train_step(x, 1)
+    after = model.state_dict()
+    assert float(logs["diag/train_d"]) == 0.0
+    for k, v in before.items():
+        if k.startswith("discriminator.") and v.is_floating_point() and "running" not in k:
+            assert torch.equal(v, after[k]), k
+    assert not torch.equal(before["decoder.net.0.weight"], after["decoder.net.0.weight"])
+    # the GAN term rests: the decoder's gradient is gamma * dL_feat alone
+    model = build(equilibrium=0.68)
+    monkeypatch.setattr(vaegan, "equilibrium_rule", lambda *a: (True, False))
+    torch.manual_seed(3)
+    loss = model.losses(x)
+    assert float(loss["gan_on"]) == 0.0
+    params = list(model.decoder.parameters())
+    got = torch.autograd.grad(loss["dec"], params, retain_graph=True)
+    want = torch.autograd.grad(model.config.gamma * loss["feat"], params)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w)

@@ -53,6 +53,21 @@ class VAEGANConfig(ModelConfig):
     # images, reconstructions and prior samples in one batch, so with "batch" all three are
     # normalised by the same statistics.
     d_norm: Literal["batch", "layer", "none"] = "batch"
+    # Which discriminator activations are Dis_l, the space reconstructions are compared in:
+    # "last" (the body's output, base x base), "first" (after the first stride-2 layer, S/2 x
+    # S/2: finer, as the paper's third-of-four layer is) or "all" (every body activation).
+    feat_layers: Literal["last", "first", "all"] = "last"
+    # The equilibrium rule of the paper's code (Larsen et al.'s released implementation): with
+    # D's cross-entropy on real images and on decoded ones (reconstructions and prior samples),
+    # skip D's update while either is below equilibrium - margin (D wins too clearly), and drop
+    # the decoder's GAN term while either is above equilibrium + margin (D is lost, its gradient
+    # is noise); if both would be skipped, both train. 0 = off; their values: 0.68 and 0.35.
+    equilibrium: float = 0.0
+    margin: float = 0.35
+    # Every this many steps, log the decoder's gradient norm from each of its loss terms
+    # (grad/dec_gan_rec, grad/dec_gan_prior, grad/dec_feat): which signal drives the decoder.
+    # Three extra backward passes through the decoder when due; 0 = never.
+    diag_every: int = 50
 
     def validate(self) -> None:
         super().validate()
@@ -60,7 +75,23 @@ class VAEGANConfig(ModelConfig):
             raise BadInput(f"gamma={self.gamma}: must be at least 0")
         if self.beta < 0:
             raise BadInput(f"beta={self.beta}: must be at least 0")
+        if self.equilibrium < 0 or self.margin < 0:
+            raise BadInput(f"equilibrium={self.equilibrium}, margin={self.margin}: must be at least 0")
+        if self.diag_every < 0:
+            raise BadInput(f"diag_every={self.diag_every}: must be at least 0 (0 = off)")
         check_adam(self.lr, self.adam_beta1, self.adam_beta2)
+
+
+def equilibrium_rule(err_real: float, err_fake: float, equilibrium: float, margin: float) -> tuple[bool, bool]:
+    """(train D, keep the decoder's GAN term) from D's mean cross-entropies on real and on
+    decoded images, as in Larsen et al.'s released code: D rests while it wins too clearly
+    (either error below equilibrium - margin), the decoder's GAN term rests while D is lost
+    (either error above equilibrium + margin), and if both would rest, both train."""
+    train_d = not (err_real < equilibrium - margin or err_fake < equilibrium - margin)
+    gan_on = not (err_real > equilibrium + margin or err_fake > equilibrium + margin)
+    if not (train_d or gan_on):
+        return True, True
+    return train_d, gan_on
 
 
 @register_model("vaegan")
@@ -103,10 +134,16 @@ class VAEGAN(GaussianEncoding, GenerativeModel):
             fake = self.decoder(torch.cat([z, z_p]))                     # (2B, C, H, W): x_tilde, x_p
             # One discriminator pass over real, reconstructed and prior images, so that batch
             # norm (if any) normalises all three with the same statistics and the features compare.
-            h = self.discriminator.body(torch.cat([x, fake]))            # (3B, F', b, b)
+            h = torch.cat([x, fake])
+            acts = []                                                    # each body activation
+            for layer in self.discriminator.body.net:
+                h = layer(h)
+                if isinstance(layer, torch.nn.LeakyReLU):
+                    acts.append(h)
             logits = self.discriminator.head(h).flatten()                # (3B,)
         # Features and logits in float32: L_feat sums thousands of squared differences per image.
-        feats = h.flatten(1).float()                                     # (3B, F) = Dis_l
+        chosen = {"last": acts[-1:], "first": acts[:1], "all": acts}[c.feat_layers]
+        feats = torch.cat([a.flatten(1) for a in chosen], 1).float()     # (3B, F) = Dis_l
         logits = logits.float()
         f_real, f_rec, _ = feats.split(b)
         l_real, l_rec, l_p = logits.split(b)
@@ -115,13 +152,30 @@ class VAEGAN(GaussianEncoding, GenerativeModel):
         # The real features are the fixed target of the reconstruction (a Gaussian mean).
         feat = 0.5 * (f_rec - f_real.detach()).pow(2).sum(1).mean()
         # Non-saturating generator loss: -log D(x_tilde) - log D(x_p); softplus(-l) = -log sigmoid(l).
-        gan_g = F.softplus(-l_rec).mean() + F.softplus(-l_p).mean()
+        gan_rec, gan_prior = F.softplus(-l_rec).mean(), F.softplus(-l_p).mean()
         # Discriminator: -log D(x) - log(1 - D(x_tilde)) - log(1 - D(x_p)).
         gan_d = F.softplus(-l_real).mean() + F.softplus(l_rec).mean() + F.softplus(l_p).mean()
-        return {"kl": kl, "feat": feat,
+        with torch.no_grad():
+            # Diagnostics, no gradient: how often D is right on each kind of image, and how far
+            # the aggregate posterior's per-dimension marginals are from N(0, 1) (a diagonal
+            # Gaussian fitted to this batch's z: sum_d KL(N(m_d, v_d) || N(0, 1))).
+            zd = z.detach()
+            m, v = zd.mean(0), zd.var(0).clamp_min(1e-6)
+            diag = {"d_acc_real": (l_real > 0).float().mean(), "d_acc_rec": (l_rec < 0).float().mean(),
+                    "d_acc_prior": (l_p < 0).float().mean(),
+                    "agg_kl": 0.5 * (v + m.pow(2) - 1 - v.log()).sum()}
+        train_d, gan_on = True, True
+        if c.equilibrium > 0:
+            with torch.no_grad():
+                err_real = float(F.softplus(-l_real).mean())                       # -log D(x)
+                err_fake = float(0.5 * (F.softplus(l_rec).mean() + F.softplus(l_p).mean()))   # -log(1 - D(.))
+            train_d, gan_on = equilibrium_rule(err_real, err_fake, c.equilibrium, c.margin)
+        diag["train_d"] = torch.tensor(float(train_d))
+        diag["gan_on"] = torch.tensor(float(gan_on))
+        return {"kl": kl, "feat": feat, "gan_rec": gan_rec, "gan_prior": gan_prior,
                 "enc": c.beta * kl + feat,
-                "dec": c.gamma * feat + gan_g,
-                "disc": gan_d}
+                "dec": c.gamma * feat + (gan_rec + gan_prior if gan_on else 0.0),
+                "disc": gan_d, **diag}
 
     def train_step(self, x: torch.Tensor, step: int) -> dict[str, float]:
         self.train()
@@ -135,6 +189,17 @@ class VAEGAN(GaussianEncoding, GenerativeModel):
         # (as if detached). All three gradients are taken at the same parameters before any
         # update, then each optimizer steps: a simultaneous update, as in Algorithm 1.
         groups = {"enc": self.encoder, "dec": self.decoder, "disc": self.discriminator}
+        logs = {}
+        if self.config.diag_every and step % self.config.diag_every == 0:
+            # The decoder's gradient from each of its terms, at these weights (no update):
+            # a collapsing VAE-GAN shows the prior-sample GAN term dwarfing the others.
+            params = list(self.decoder.parameters())
+            for key, term in (("dec_gan_rec", loss["gan_rec"]), ("dec_gan_prior", loss["gan_prior"]),
+                              ("dec_feat", self.config.gamma * loss["feat"])):
+                g = torch.autograd.grad(term, params, retain_graph=True)
+                logs[f"grad/{key}"] = torch.linalg.vector_norm(torch.stack([t.norm() for t in g]))
+        if not bool(loss["train_d"]):   # the equilibrium rule: D rests this step
+            groups.pop("disc")
         grads = {}
         for name, net in groups.items():
             params = list(net.parameters())
@@ -149,7 +214,11 @@ class VAEGAN(GaussianEncoding, GenerativeModel):
         self.end_step()
         return {"loss/kl": loss["kl"].detach(), "loss/feat": loss["feat"].detach(),
                 "loss/enc": loss["enc"].detach(), "loss/dec": loss["dec"].detach(),
-                "loss/d": loss["disc"].detach()}
+                "loss/d": loss["disc"].detach(),
+                **{f"diag/{k}": loss[k] for k in ("d_acc_real", "d_acc_rec", "d_acc_prior", "agg_kl")},
+                **({"diag/train_d": loss["train_d"], "diag/gan_on": loss["gan_on"]}
+                   if self.config.equilibrium > 0 else {}),
+                **logs}
 
     # ---- inference, as the VAE (eval mode); encode_dist / encode come from GaussianEncoding
     def decode(self, z: torch.Tensor) -> torch.Tensor:
