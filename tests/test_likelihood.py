@@ -159,9 +159,10 @@ def test_inference_decoder_computes_the_eval_decoder(norm, size, channels):
         for m in dec.modules():
             if isinstance(m, torch.nn.BatchNorm2d):
                 m.bias.normal_()
-    dec.eval()
     z = torch.randn(16, 6)
-    fast = inference_decoder(dec)
+    fast = inference_decoder(dec)                   # from train mode: still the eval-mode function
+    assert dec.training
+    dec.eval()
     with torch.no_grad():
         want = dec(z)
         got = fast(z)

@@ -44,3 +44,17 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
 def write_json(path: Path, data: Any) -> None:
     """Write `data` as indented JSON, atomically."""
     atomic_write(Path(path), lambda p: p.write_text(json.dumps(data, indent=2) + "\n"))
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """The rows of a JSON-lines file; [] if it is missing. A line that does not parse (the tail
+    of a write a kill cut short) is skipped, not fatal."""
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .errors import BadInput
 
@@ -192,18 +193,6 @@ class _SubPixelConv(nn.Module):
         return F.pixel_shuffle(F.conv2d(h, self.weight.to(h.dtype), self.bias.to(h.dtype), padding=1), 2)
 
 
-def _folded(conv: nn.ConvTranspose2d, norm: nn.Module | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """A transposed convolution's (weight, bias) with an eval-mode BatchNorm after it folded in:
-    BN(y) = y * s + (beta - mean * s), s = gamma / sqrt(var + eps), per output channel."""
-    w = conv.weight.detach().float()                                     # (Cin, Cout, k, k)
-    b = conv.bias.detach().float() if conv.bias is not None else w.new_zeros(w.shape[1])
-    if isinstance(norm, nn.BatchNorm2d):
-        s = norm.weight.detach().float() / torch.sqrt(norm.running_var.float() + norm.eps)
-        w = w * s[None, :, None, None]
-        b = (b - norm.running_mean.float()) * s + norm.bias.detach().float()
-    return w, b
-
-
 @torch.no_grad()
 def inference_decoder(decoder: Decoder) -> nn.Module:
     """A frozen copy of `decoder` that computes its eval-mode output, faster on CPU.
@@ -212,9 +201,20 @@ def inference_decoder(decoder: Decoder) -> nn.Module:
     folded into the transposed convolution before it (one pass over each activation fewer);
     the first layer as a matrix product (oneDNN runs a 1x1-input, 7x7-kernel transposed
     convolution at a few GFLOP/s); the image layer as a sub-pixel convolution; channels-last
-    activations, which oneDNN's transposed convolutions run ~1.5x faster than NCHW here. Worth it where the decoder runs on many
-    thousands of latents with fixed weights: the IWAE bound (k decoder passes per image).
+    activations, which oneDNN's transposed convolutions run ~1.5x faster than NCHW here. Worth
+    it where the decoder runs on many thousands of latents with fixed weights: the IWAE bound
+    (k decoder passes per image). The copy is of the eval-mode function whatever mode
+    `decoder` is in (batch norm on its running statistics), and `decoder` is left as it was.
     """
+    was_training = decoder.training
+    decoder.eval()          # torch's fusion folds only eval-mode batch norm
+    try:
+        return _inference_copy(decoder)
+    finally:
+        decoder.train(was_training)
+
+
+def _inference_copy(decoder: Decoder) -> nn.Module:
     layers = list(decoder.net)
     out: list[nn.Module] = []
     i = 0
@@ -223,7 +223,10 @@ def inference_decoder(decoder: Decoder) -> nn.Module:
         if isinstance(layer, nn.ConvTranspose2d):
             nxt = layers[i + 1] if i + 1 < len(layers) else None
             norm = nxt if isinstance(nxt, nn.BatchNorm2d) else None
-            w, b = _folded(layer, norm)
+            # batch norm folded into the transposed convolution (torch's own fusion)
+            fused = fuse_conv_bn_eval(layer, norm, transpose=True) if norm is not None else layer
+            w = fused.weight.detach().float()                            # (Cin, Cout, k, k)
+            b = fused.bias.detach().float() if fused.bias is not None else w.new_zeros(w.shape[1])
             if not out:   # the first layer maps the (B, L, 1, 1) latent to the base grid
                 out.append(_BaseProjection(w, b))
             elif layer.out_channels <= 8 and layer.kernel_size == (4, 4) and layer.stride == (2, 2) \

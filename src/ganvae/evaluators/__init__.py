@@ -339,7 +339,8 @@ def train_evaluator(ds: ImageDataset, recipe: Recipe, device="cpu",
             else:
                 xb, yb = _rotations(xb)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=recipe.precision == "bf16"):
-                logits = net.head(net.dropout(net.body(xb))) if recipe.input_pool > 1 else net(xb)
+                # x_all is already pooled (net.pool is the identity when there is no pooling)
+                logits = net.head(net.dropout(net.body(xb)))
                 loss = F.cross_entropy(logits.float(), yb)
             opt.zero_grad(set_to_none=True)
             loss.backward()

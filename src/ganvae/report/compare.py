@@ -43,7 +43,7 @@ from ..errors import BadInput, GanvaeError
 from ..evaluate import (EvalConfig, directions, encoder_metrics, generate, likelihood_info, real_class_hist,
                         real_features, score)
 from ..evaluators import Evaluator, get_evaluator
-from ..files import atomic_write, write_json
+from ..files import atomic_write, read_jsonl, write_json
 from ..images import save_grid
 from ..metrics import fd_from_features
 from ..nets import count_params
@@ -116,19 +116,8 @@ class CurveRecorder:
         self.points, self.n, self.seed = points, n, seed
         self.split, self.select = split, select
         self.path = run_dir / "curve.jsonl"
-        self.rows = self._read()
+        self.rows = read_jsonl(self.path)
         self.x_prior = None
-
-    def _read(self) -> list[dict]:
-        if not self.path.exists():
-            return []
-        rows = []
-        for line in self.path.read_text().splitlines():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-        return rows
 
     def truncate(self, step: int) -> None:
         """Forget points past `step` (a resumed run redoes them)."""
@@ -231,7 +220,7 @@ def _train_one(cfg: CompareConfig, out: Path, preset: str, seed: int, ds: ImageD
 def _timing(run_dir: Path, summary: dict, scoring: float, best_scoring: float, figures: float) -> dict:
     """Where one model's wall-clock time went, in seconds: `train` is the budgeted training
     time itself; everything else is what the comparison spent around it."""
-    curve = sum(r.get("eval_seconds", 0.0) for r in CurveRecorder(run_dir, None, None, None, 1, 1, select=False)._read())
+    curve = sum(r.get("eval_seconds", 0.0) for r in read_jsonl(run_dir / "curve.jsonl"))
     phase1 = run_dir / "phase1_seconds.json"
     wall = json.loads(phase1.read_text())["seconds"] if phase1.exists() else None
     train = summary["train_seconds"]
@@ -302,7 +291,7 @@ def _finish_one(cfg: CompareConfig, run_dir: Path, preset: str, seed: int, ds, e
     best_dir = run_dir / "best"
     if (best_dir / "point.json").exists():
         point = json.loads((best_dir / "point.json").read_text())
-        curve_last = CurveRecorder(run_dir, ds, ev, None, 1, 1, select=False)._read()
+        curve_last = read_jsonl(run_dir / "curve.jsonl")
         if curve_last and point["step"] == curve_last[-1]["step"]:
             row["best"] = dict(final["metrics"])  # the last point is the best: same model
         else:

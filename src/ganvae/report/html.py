@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..checkpoint import within
-from ..files import atomic_write
+from ..files import atomic_write, read_jsonl
 from ..errors import BadInput
 
 # The ranking table's columns: (metric, label). Those no row has are left out.
@@ -26,18 +26,6 @@ COLUMNS = [
     ("nll_binary", "NLL nats, binarized"), ("nll_binary_bpd", "bits/dim, binarized"),
     ("nll_invalid", "“NLL”, not a likelihood"), ("sharpness", "sharpness"),
 ]
-
-
-def _read_jsonl(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return rows
 
 
 def _png_data(path: Path) -> str:
@@ -266,7 +254,7 @@ def _plots(results: dict, run_dirs: dict[str, list[Path]], curves: dict[str, lis
     cols = min(3, n)
     fig, axes = plt.subplots(math.ceil(n / cols), cols, figsize=(4.2 * cols, 2.8 * math.ceil(n / cols)), squeeze=False)
     for ax, (m, dirs) in zip(axes.flat, run_dirs.items()):
-        rows = _read_jsonl(dirs[0] / "metrics.jsonl")
+        rows = read_jsonl(dirs[0] / "metrics.jsonl")
         keys = sorted({k for r in rows for k in r if k.startswith("loss/")})
         for k in keys:
             pts = [(r["step"], r[k]) for r in rows if k in r]
@@ -313,7 +301,7 @@ def build_context(out: Path) -> dict:
     run_dirs: dict[str, list[Path]] = {}
     for r in rows:
         run_dirs.setdefault(r["model"], []).append(out / "runs" / f"{r['model']}-seed{r['seed']}")
-    curves = {m: _read_jsonl(dirs[0] / "curve.jsonl") for m, dirs in run_dirs.items()}
+    curves = {m: read_jsonl(dirs[0] / "curve.jsonl") for m, dirs in run_dirs.items()}
     results["_hist"] = {r["model"]: r["class_hist"] for r in rows
                         if r.get("status") == "ok" and r.get("class_hist") and r["seed"] == 0}
     d = results["directions"]
