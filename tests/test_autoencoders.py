@@ -273,7 +273,8 @@ def test_ae_prior_round_trip(prior, shapes, tmp_path):
 
 MODELS = [("ae", {}), ("ae", {"loss": "bce", "prior": "gmm", "gmm_components": 2}),
           ("vae", {}), ("vae", {"likelihood": "gaussian", "learn_sigma": True}), ("beta-vae", {}),
-          ("vaegan", {})]
+          ("vaegan", {}), ("vaegan", {"prior": "gmm", "gmm_components": 2}), ("aae", {}),
+          ("aae", {"encoder": "gaussian", "recon": "bce"}), ("bigan", {}), ("ali", {})]
 
 
 @pytest.mark.parametrize("preset,overrides", MODELS, ids=[f"{p}{'+' if o else ''}{'-'.join(map(str, o.values()))}"

@@ -15,7 +15,8 @@ from ganvae.registry import resolve
 pytestmark = pytest.mark.usefixtures("one_thread")
 TINY = {"width": 8, "latent": 8}
 # (preset, extra overrides, the logged loss to follow)
-CASES = [("vae", {}, "loss/total"), ("dcgan", {}, "loss/d"), ("wgan-gp", {}, "loss/d"), ("vaegan", {}, "loss/enc")]
+CASES = [("vae", {}, "loss/total"), ("dcgan", {}, "loss/d"), ("wgan-gp", {}, "loss/d"), ("vaegan", {}, "loss/enc"),
+         ("aae", {}, "loss/recon"), ("bigan", {}, "loss/d")]
 
 
 def build(preset, **overrides):

@@ -16,7 +16,7 @@ PRESETS = preset_names()
 
 
 def test_registry_has_every_preset():
-    assert set(PRESETS) >= {"ae", "vae", "beta-vae", "gan", "dcgan", "wgan", "wgan-gp", "sngan", "vaegan"}
+    assert set(PRESETS) >= {"ae", "vae", "beta-vae", "gan", "dcgan", "wgan", "wgan-gp", "sngan", "vaegan", "aae", "bigan", "ali"}
 
 
 @pytest.mark.parametrize("preset", PRESETS)

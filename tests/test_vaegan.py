@@ -90,20 +90,28 @@ def algorithm_1(model, x: torch.Tensor, seed: int) -> tuple[dict, dict]:
 
     # Encoder: beta * L_prior + L_llike; the decoder and D are fixed maps here.
     kl = (0.5 * (mu.square() + logvar.exp() - 1 - logvar).sum(1)).mean()
-    feats, _ = d_parts(True, torch.cat([x, constant(dec)(torch.cat([z, z_p]))]))
+    fake_c = constant(dec)(torch.cat([z, z_p]))                          # (2B, C, H, W)
+    feats, _ = d_parts(True, torch.cat([x, fake_c]))
     feat = l_feat(feats)
-    loss_enc = c.beta * kl + feat
+
+    def l_pixel(x_tilde):
+        # the pixel term: a Gaussian likelihood of variance 1 / pixel, per image, up to a constant
+        return (c.pixel * 0.5 * (x_tilde - x).square().sum((1, 2, 3))).mean()
+
+    pixel = l_pixel(fake_c[:b])
+    loss_enc = c.beta * kl + feat + pixel
 
     # Decoder: gamma * L_llike - L_GAN (non-saturating); z is the encoder's, a constant here,
     # and D's parameters are constants.
     fake = dec(torch.cat([z.detach(), z_p]))                             # (2B, C, H, W): x_tilde, x_p
     feats, (_, l_rec, l_p) = d_parts(True, torch.cat([x, fake]))
     gan_rec, gan_prior = -F.logsigmoid(l_rec).mean(), -F.logsigmoid(l_p).mean()   # -log D(x_tilde), -log D(x_p)
-    gan_g = gan_rec + gan_prior
-    loss_dec = c.gamma * l_feat(feats) + gan_g
+    gan_g = gan_rec + c.prior_weight * gan_prior
+    loss_dec = c.gamma * l_feat(feats) + l_pixel(fake[:b]) + gan_g
     # the decoder's gradient norm from each of its terms (the model's diagnostics at step 0)
     diag = {}
-    for key, term in (("dec_gan_rec", gan_rec), ("dec_gan_prior", gan_prior), ("dec_feat", c.gamma * l_feat(feats))):
+    terms = [("dec_gan_rec", gan_rec), ("dec_gan_prior", gan_prior), ("dec_feat", c.gamma * l_feat(feats))]
+    for key, term in terms + ([("dec_pixel", l_pixel(fake[:b]))] if c.pixel > 0 else []):
         g = torch.autograd.grad(term, list(dec.parameters()), retain_graph=True)
         diag[f"grad/{key}"] = torch.sqrt(sum(t.square().sum() for t in g))
 
@@ -115,7 +123,8 @@ def algorithm_1(model, x: torch.Tensor, seed: int) -> tuple[dict, dict]:
     model.zero_grad(set_to_none=True)
     (loss_enc + loss_dec + loss_dis).backward()
     grads = {name: [p.grad for p in getattr(model, name).parameters()] for name in NETS}
-    logs = {"loss/kl": kl, "loss/feat": feat, "loss/enc": loss_enc, "loss/dec": loss_dec, "loss/d": loss_dis}
+    logs = {"loss/kl": kl, "loss/feat": feat, "loss/enc": loss_enc, "loss/dec": loss_dec, "loss/d": loss_dis,
+            **({"loss/pixel": pixel} if c.pixel > 0 else {})}
     # D's accuracy on each kind of image, and the batch's aggregate posterior against N(0, I)
     # per dimension: sum_d KL(N(m_d, v_d) || N(0, 1)), v_d the unbiased variance of z_d
     m, v = z.detach().mean(0), z.detach().var(0)
@@ -125,10 +134,12 @@ def algorithm_1(model, x: torch.Tensor, seed: int) -> tuple[dict, dict]:
     return grads, {k: v.detach() for k, v in logs.items()}
 
 
-@pytest.mark.parametrize("d_norm,gamma,beta,feat_layers", [("batch", 0.01, 1.0, "last"), ("layer", 0.3, 0.7, "first"),
-                                                         ("none", 1.0, 4.0, "all")])
-def test_vaegan_gradients_match_algorithm_1(d_norm, gamma, beta, feat_layers):
-    model = build(d_norm=d_norm, gamma=gamma, beta=beta, feat_layers=feat_layers)
+@pytest.mark.parametrize("d_norm,gamma,beta,feat_layers,pixel,prior_weight", [
+    ("batch", 0.01, 1.0, "last", 0.0, 1.0), ("layer", 0.3, 0.7, "first", 0.0, 1.0), ("none", 1.0, 4.0, "all", 0.0, 1.0),
+    ("batch", 0.01, 1.0, "first", 2.0, 0.25), ("layer", 0.1, 1.0, "last", 0.5, 0.0)])
+def test_vaegan_gradients_match_algorithm_1(d_norm, gamma, beta, feat_layers, pixel, prior_weight):
+    model = build(d_norm=d_norm, gamma=gamma, beta=beta, feat_layers=feat_layers, pixel=pixel,
+                  prior_weight=prior_weight)
     reference = copy.deepcopy(model).train()                             # same weights, same buffers
     x = fixed_batch()
 
@@ -218,3 +229,69 @@ def test_equilibrium_rule_rests_the_right_network(monkeypatch):
     want = torch.autograd.grad(model.config.gamma * loss["feat"], params)
     for g, w in zip(got, want):
         torch.testing.assert_close(g, w)
+
+
+def test_vaegan_d_learning_rate_and_prior_weight_are_applied():
+    model = build(lr=3e-4, lr_d=5e-5)
+    assert model.optimizers()["disc"].param_groups[0]["lr"] == 5e-5
+    assert model.optimizers()["dec"].param_groups[0]["lr"] == 3e-4
+    assert build().optimizers()["disc"].param_groups[0]["lr"] == build().config.lr   # 0 = lr
+    # prior_weight scales only the prior-sample GAN term of the decoder's loss
+    x = fixed_batch()
+    losses = []
+    for w in (1.0, 0.25):
+        m = build(prior_weight=w)
+        torch.manual_seed(2)
+        losses.append(m.losses(x))
+    a, b = losses
+    torch.testing.assert_close(a["dec"] - b["dec"], 0.75 * a["gan_prior"])
+    torch.testing.assert_close(a["enc"], b["enc"])
+
+
+def test_vaegan_pixel_term_is_the_gaussian_likelihood():
+    model = build(pixel=3.0)
+    x = fixed_batch()
+    torch.manual_seed(4)
+    loss = model.losses(x)
+    # the same draws again, to rebuild x_tilde = Dec(mu + sigma * eps) by hand
+    torch.manual_seed(4)
+    mu, logvar = model.posterior(x)
+    z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+    x_tilde = model.decoder(torch.cat([z, torch.randn_like(z)]))[: len(x)]
+    want = 3.0 * 0.5 * ((x_tilde - x) ** 2).flatten(1).sum(1).mean()
+    torch.testing.assert_close(loss["pixel"], want)
+    torch.testing.assert_close(loss["enc"], model.config.beta * loss["kl"] + loss["feat"] + want)
+    assert float(build().losses(x)["pixel"]) == 0.0                      # off by default (the paper)
+
+
+def test_vaegan_samples_from_the_fitted_prior(tmp_path):
+    x = fixed_batch(64)
+    normal_model = build()
+    assert not any(k.startswith(("prior_", "gmm_")) for k in normal_model.state_dict())
+    before = normal_model.sample(8, torch.Generator().manual_seed(1))
+    normal_model.fit_prior(x)                                            # "normal": nothing to fit
+    torch.testing.assert_close(normal_model.sample(8, torch.Generator().manual_seed(1)), before, rtol=0, atol=0)
+    for kind in ("gaussian", "gmm"):
+        model = build(prior=kind, gmm_components=2)
+        before = model.sample(8, torch.Generator().manual_seed(1))
+        model.fit_prior(x)
+        assert bool(model.prior_fitted)
+        after = model.sample(8, torch.Generator().manual_seed(1))
+        assert not torch.allclose(before, after)
+        # samples are decoded draws of the fitted density, whose mean is the codes' mean
+        torch.testing.assert_close(after, model.decode(model.sample_prior(8, torch.Generator().manual_seed(1))))
+        z = model.sample_prior(4000, torch.Generator().manual_seed(0))
+        codes = model.encode(x)
+        assert (z.mean(0) - codes.mean(0)).abs().max() < 0.1 + 0.1 * codes.std(0).max()
+        model.save_pretrained(tmp_path / kind)
+        loaded = GenerativeModel.from_pretrained(tmp_path / kind)
+        torch.testing.assert_close(loaded.sample(8, torch.Generator().manual_seed(1)), after, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("field,value", [("pixel", -1.0), ("prior_weight", -0.5), ("lr_d", -1e-4),
+                                         ("prior", "uniform"), ("gmm_components", 0)])
+def test_vaegan_rejects_bad_config(field, value):
+    from ganvae.errors import BadInput
+
+    with pytest.raises(BadInput, match=field):
+        build(**{field: value})

@@ -238,8 +238,69 @@ def fit_gmm(z: torch.Tensor, k: int, iters: int = 100, tol: float = 1e-5, seed: 
 
 # ---------------------------------------------------------------------------------------------
 
+class FittedPrior:
+    """A latent density fitted to the codes of training images after training, for models
+    whose codes are not (or not well) matched to N(0, I): sampling decodes its draws.
+
+    Ex-post density estimation (Ghosh et al. 2020, "From Variational to Deterministic
+    Autoencoders", §4): a full-covariance Gaussian ("gaussian") or a mixture of them ("gmm")
+    fitted to the posterior means. "normal" keeps N(0, I) and fits nothing. The fitted
+    parameters are buffers, so they are saved and loaded with the weights; only the chosen
+    density's buffers exist, so a saved file holds nothing unused. The model calls
+    `init_prior` in its constructor and provides `encode`, `config.latent` and `device`.
+    """
+
+    def init_prior(self, kind: str, latent: int, components: int) -> None:
+        self._prior_kind = kind
+        d, k = latent, components
+        # identity / zero until fit_prior
+        if kind == "gaussian":
+            self.register_buffer("prior_mean", torch.zeros(d))                  # (D,)
+            self.register_buffer("prior_chol", torch.eye(d))                    # (D, D)
+        elif kind == "gmm":
+            self.register_buffer("gmm_weights", torch.full((k,), 1.0 / k))       # (K,)
+            self.register_buffer("gmm_means", torch.zeros(k, d))                 # (K, D)
+            self.register_buffer("gmm_chols", torch.eye(d).repeat(k, 1, 1))      # (K, D, D)
+        if kind != "normal":
+            self.register_buffer("prior_fitted", torch.zeros((), dtype=torch.bool))
+
+    @torch.no_grad()
+    def fit_prior(self, x: torch.Tensor) -> None:
+        """Encode x (N, C, H, W) in [-1, 1] and fit the configured density to the codes."""
+        if self._prior_kind == "normal":
+            return
+        z = encode_in_batches(self.encode, x)              # (N, latent)
+        if self._prior_kind == "gaussian":
+            mean, chol = fit_gaussian(z)
+            self.prior_mean.copy_(mean)
+            self.prior_chol.copy_(chol)
+        else:
+            weights, means, chols = fit_gmm(z, self.config.gmm_components)
+            self.gmm_weights.copy_(weights)
+            self.gmm_means.copy_(means)
+            self.gmm_chols.copy_(chols)
+        self.prior_fitted.fill_(True)
+
+    @torch.no_grad()
+    def sample_prior(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n codes (n, latent) from the fitted prior; standard normal before fit_prior (or "normal")."""
+        d = self.config.latent
+        if self._prior_kind == "normal" or not bool(self.prior_fitted):
+            return normal((n, d), generator, self.device)
+        # Draw on the generator's device (see `normal`), then move.
+        dev = generator.device if generator is not None else self.device
+        if self._prior_kind == "gaussian":
+            eps = normal((n, d), generator, dev)                                  # (n, D)
+            z = self.prior_mean.to(dev) + eps @ self.prior_chol.to(dev).T
+        else:
+            comp = torch.multinomial(self.gmm_weights.to(dev), n, replacement=True, generator=generator)  # (n,)
+            eps = normal((n, d, 1), generator, dev)                               # (n, D, 1)
+            z = self.gmm_means.to(dev)[comp] + (self.gmm_chols.to(dev)[comp] @ eps).squeeze(-1)
+        return z.to(self.device)
+
+
 @register_model("ae")
-class AE(GenerativeModel):
+class AE(FittedPrior, GenerativeModel):
     """Autoencoder: deterministic encoder and decoder; samples through a fitted latent prior."""
 
     Config = AEConfig
@@ -256,17 +317,7 @@ class AE(GenerativeModel):
         # bce: raw logits (the loss applies the sigmoid stably); mse: tanh images in [-1, 1].
         self.decoder = Decoder(c.latent, c.channels, c.size, c.width, out="none" if c.loss == "bce" else "tanh")
         dcgan_init(self)   # the same initialisation as the GAN nets, so families compare fairly
-        d, k = c.latent, c.gmm_components
-        # The prior, identity/zero until fit_prior; only the chosen prior's buffers exist, so a
-        # saved file holds nothing that is not used.
-        if c.prior == "gaussian":
-            self.register_buffer("prior_mean", torch.zeros(d))                  # (D,)
-            self.register_buffer("prior_chol", torch.eye(d))                    # (D, D)
-        else:
-            self.register_buffer("gmm_weights", torch.full((k,), 1.0 / k))       # (K,)
-            self.register_buffer("gmm_means", torch.zeros(k, d))                 # (K, D)
-            self.register_buffer("gmm_chols", torch.eye(d).repeat(k, 1, 1))      # (K, D, D)
-        self.register_buffer("prior_fitted", torch.zeros((), dtype=torch.bool))
+        self.init_prior(c.prior, c.latent, c.gmm_components)
 
     def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         c = self.config
@@ -313,39 +364,6 @@ class AE(GenerativeModel):
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(x))
-
-    # ---- the prior
-    @torch.no_grad()
-    def fit_prior(self, x: torch.Tensor) -> None:
-        """Encode x (N, C, H, W) in [-1, 1] and fit the configured density to the codes."""
-        z = encode_in_batches(self.encode, x)              # (N, latent)
-        if self.config.prior == "gaussian":
-            mean, chol = fit_gaussian(z)
-            self.prior_mean.copy_(mean)
-            self.prior_chol.copy_(chol)
-        else:
-            weights, means, chols = fit_gmm(z, self.config.gmm_components)
-            self.gmm_weights.copy_(weights)
-            self.gmm_means.copy_(means)
-            self.gmm_chols.copy_(chols)
-        self.prior_fitted.fill_(True)
-
-    @torch.no_grad()
-    def sample_prior(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """n codes (n, latent) from the fitted prior; standard normal before fit_prior."""
-        d = self.config.latent
-        if not bool(self.prior_fitted):
-            return normal((n, d), generator, self.device)
-        # Draw on the generator's device (see `normal`), then move.
-        dev = generator.device if generator is not None else self.device
-        if self.config.prior == "gaussian":
-            eps = normal((n, d), generator, dev)                                  # (n, D)
-            z = self.prior_mean.to(dev) + eps @ self.prior_chol.to(dev).T
-        else:
-            comp = torch.multinomial(self.gmm_weights.to(dev), n, replacement=True, generator=generator)  # (n,)
-            eps = normal((n, d, 1), generator, dev)                               # (n, D, 1)
-            z = self.gmm_means.to(dev)[comp] + (self.gmm_chols.to(dev)[comp] @ eps).squeeze(-1)
-        return z.to(self.device)
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:

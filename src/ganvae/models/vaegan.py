@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from ..errors import BadInput
 from ..nets import Decoder, Discriminator, Encoder, dcgan_init
 from ..registry import register_model
-from .autoencoder import check_adam, evaluating, normal
+from .autoencoder import FittedPrior, check_adam, evaluating
 from .base import GenerativeModel, ModelConfig
 from .vae import GaussianEncoding, kl_normal, reparameterize
 
@@ -45,7 +45,21 @@ class VAEGANConfig(ModelConfig):
     # weight, as in the paper.
     gamma: float = 0.01
     beta: float = 1.0           # weight of the KL in the encoder's loss
+    # Weight of a pixel-space reconstruction term, pixel * 0.5 * |x - x_tilde|^2 per image (a
+    # Gaussian likelihood with variance 1/pixel), added to the encoder's and the decoder's
+    # losses beside L_feat. 0 = the paper's model, where reconstructions are judged only in
+    # D's feature space. D's features are trained to discriminate, not to keep the image, so
+    # early in training a feature match need not be a pixel match: measured at the demo's
+    # settings, the paper's model reconstructs test images worse than a blank image would.
+    pixel: float = 0.0
     lr: float = 3e-4
+    # The discriminator's own learning rate (0 = lr): a D that wins too clearly passes the
+    # decoder a saturated, uninformative gradient (two-timescale updates, Heusel et al. 2017,
+    # use the opposite ratio for a D that must keep up).
+    lr_d: float = 0.0
+    # Weight of the decoder's GAN loss on prior samples x_p (the paper: 1). Only this term
+    # shapes what the decoder does with latents the encoder never produces; see BENCHMARKS.md.
+    prior_weight: float = 1.0
     # DCGAN's momentum for the adversarial game, used by all three optimizers.
     adam_beta1: float = 0.5
     adam_beta2: float = 0.999
@@ -68,6 +82,15 @@ class VAEGANConfig(ModelConfig):
     # (grad/dec_gan_rec, grad/dec_gan_prior, grad/dec_feat): which signal drives the decoder.
     # Three extra backward passes through the decoder when due; 0 = never.
     diag_every: int = 50
+    # The density samples are drawn from (see autoencoder.FittedPrior): "normal" = N(0, I), the
+    # paper's; "gaussian" / "gmm" = fitted to the posterior means after training (ex-post
+    # density estimation, Ghosh et al. 2020). The KL pulls each q(z|x) towards N(0, I), but
+    # their mixture keeps correlations and holes that N(0, I) draws fall into; the decoder's
+    # only training on such draws is the GAN term, which collapses to a few classes. The GAN
+    # term still trains on N(0, I) draws whatever this is: it is how the paper makes the
+    # decoder generate, and a fitted density does not exist until training ends.
+    prior: Literal["normal", "gaussian", "gmm"] = "normal"
+    gmm_components: int = 10    # K, for prior="gmm"
 
     def validate(self) -> None:
         super().validate()
@@ -75,10 +98,20 @@ class VAEGANConfig(ModelConfig):
             raise BadInput(f"gamma={self.gamma}: must be at least 0")
         if self.beta < 0:
             raise BadInput(f"beta={self.beta}: must be at least 0")
+        if self.pixel < 0:
+            raise BadInput(f"pixel={self.pixel}: must be at least 0 (0 = the paper's feature loss alone)")
         if self.equilibrium < 0 or self.margin < 0:
             raise BadInput(f"equilibrium={self.equilibrium}, margin={self.margin}: must be at least 0")
         if self.diag_every < 0:
             raise BadInput(f"diag_every={self.diag_every}: must be at least 0 (0 = off)")
+        if self.prior not in ("normal", "gaussian", "gmm"):
+            raise BadInput(f"prior={self.prior!r}: choose normal, gaussian or gmm")
+        if self.gmm_components < 1:
+            raise BadInput(f"gmm_components={self.gmm_components}: must be at least 1")
+        if self.prior_weight < 0:
+            raise BadInput(f"prior_weight={self.prior_weight}: must be at least 0")
+        if self.lr_d < 0:
+            raise BadInput(f"lr_d={self.lr_d}: must be at least 0 (0 = the same as lr)")
         check_adam(self.lr, self.adam_beta1, self.adam_beta2)
 
 
@@ -95,7 +128,7 @@ def equilibrium_rule(err_real: float, err_fake: float, equilibrium: float, margi
 
 
 @register_model("vaegan")
-class VAEGAN(GaussianEncoding, GenerativeModel):
+class VAEGAN(FittedPrior, GaussianEncoding, GenerativeModel):
     """VAE-GAN: a VAE with a discriminator-feature reconstruction loss and an adversarial decoder."""
 
     Config = VAEGANConfig
@@ -109,13 +142,14 @@ class VAEGAN(GaussianEncoding, GenerativeModel):
         self.decoder = Decoder(c.latent, c.channels, c.size, c.width, out="tanh")
         self.discriminator = Discriminator(c.channels, c.size, c.width, norm=c.d_norm)
         dcgan_init(self)
+        self.init_prior(c.prior, c.latent, c.gmm_components)
 
     def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         c = self.config
         betas = (c.adam_beta1, c.adam_beta2)
         return {"enc": torch.optim.Adam(self.encoder.parameters(), lr=c.lr, betas=betas),
                 "dec": torch.optim.Adam(self.decoder.parameters(), lr=c.lr, betas=betas),
-                "disc": torch.optim.Adam(self.discriminator.parameters(), lr=c.lr, betas=betas)}
+                "disc": torch.optim.Adam(self.discriminator.parameters(), lr=c.lr_d or c.lr, betas=betas)}
 
     def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(mu, logvar), each (B, latent), in the current train/eval mode."""
@@ -151,6 +185,8 @@ class VAEGAN(GaussianEncoding, GenerativeModel):
         kl = kl_normal(mu, logvar).mean()                                # nats per image
         # The real features are the fixed target of the reconstruction (a Gaussian mean).
         feat = 0.5 * (f_rec - f_real.detach()).pow(2).sum(1).mean()
+        x_rec = fake[:b].float()                                         # (B, C, H, W)
+        pix = (0.5 * c.pixel) * (x_rec - x).pow(2).flatten(1).sum(1).mean() if c.pixel > 0 else feat.new_zeros(())
         # Non-saturating generator loss: -log D(x_tilde) - log D(x_p); softplus(-l) = -log sigmoid(l).
         gan_rec, gan_prior = F.softplus(-l_rec).mean(), F.softplus(-l_p).mean()
         # Discriminator: -log D(x) - log(1 - D(x_tilde)) - log(1 - D(x_p)).
@@ -172,9 +208,9 @@ class VAEGAN(GaussianEncoding, GenerativeModel):
             train_d, gan_on = equilibrium_rule(err_real, err_fake, c.equilibrium, c.margin)
         diag["train_d"] = torch.tensor(float(train_d))
         diag["gan_on"] = torch.tensor(float(gan_on))
-        return {"kl": kl, "feat": feat, "gan_rec": gan_rec, "gan_prior": gan_prior,
-                "enc": c.beta * kl + feat,
-                "dec": c.gamma * feat + (gan_rec + gan_prior if gan_on else 0.0),
+        return {"kl": kl, "feat": feat, "pixel": pix, "gan_rec": gan_rec, "gan_prior": gan_prior,
+                "enc": c.beta * kl + feat + pix,
+                "dec": c.gamma * feat + pix + (gan_rec + c.prior_weight * gan_prior if gan_on else 0.0),
                 "disc": gan_d, **diag}
 
     def train_step(self, x: torch.Tensor, step: int) -> dict[str, float]:
@@ -195,7 +231,8 @@ class VAEGAN(GaussianEncoding, GenerativeModel):
             # a collapsing VAE-GAN shows the prior-sample GAN term dwarfing the others.
             params = list(self.decoder.parameters())
             for key, term in (("dec_gan_rec", loss["gan_rec"]), ("dec_gan_prior", loss["gan_prior"]),
-                              ("dec_feat", self.config.gamma * loss["feat"])):
+                              ("dec_feat", self.config.gamma * loss["feat"]),
+                              *((("dec_pixel", loss["pixel"]),) if self.config.pixel > 0 else ())):
                 g = torch.autograd.grad(term, params, retain_graph=True)
                 logs[f"grad/{key}"] = torch.linalg.vector_norm(torch.stack([t.norm() for t in g]))
         if not bool(loss["train_d"]):   # the equilibrium rule: D rests this step
@@ -213,6 +250,7 @@ class VAEGAN(GaussianEncoding, GenerativeModel):
             self.step(opts[name])
         self.end_step()
         return {"loss/kl": loss["kl"].detach(), "loss/feat": loss["feat"].detach(),
+                **({"loss/pixel": loss["pixel"].detach()} if self.config.pixel > 0 else {}),
                 "loss/enc": loss["enc"].detach(), "loss/dec": loss["dec"].detach(),
                 "loss/d": loss["disc"].detach(),
                 **{f"diag/{k}": loss[k] for k in ("d_acc_real", "d_acc_rec", "d_acc_prior", "agg_kl")},
@@ -231,4 +269,4 @@ class VAEGAN(GaussianEncoding, GenerativeModel):
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        return self.decode(normal((n, self.config.latent), generator, self.device))
+        return self.decode(self.sample_prior(n, generator))
