@@ -273,7 +273,9 @@ def test_ae_prior_round_trip(prior, shapes, tmp_path):
 
 MODELS = [("ae", {}), ("ae", {"loss": "bce", "prior": "gmm", "gmm_components": 2}),
           ("vae", {}), ("vae", {"likelihood": "gaussian", "learn_sigma": True}), ("beta-vae", {}),
-          ("vaegan", {}), ("vaegan", {"prior": "gmm", "gmm_components": 2}), ("aae", {}),
+          ("vae", {"prior": "gmm", "gmm_components": 2}),
+          ("vaegan", {}), ("vaegan", {"prior": "normal", "pixel": 0.0, "feat_layers": "last"}),
+          ("vaegan", {"spectral": True, "ema": 0.9, "d_norm": "none"}), ("aae", {}),
           ("aae", {"encoder": "gaussian", "recon": "bce"}), ("bigan", {}), ("ali", {})]
 
 
@@ -291,7 +293,7 @@ def test_contract(preset, overrides, tmp_path):
     r = model.reconstruct(x)
     assert r.shape == x.shape and r.min() >= -1 and r.max() <= 1
     assert model.encode(x).shape == (16, model.config.latent)
-    model.fit_prior(x)                                   # a no-op for all but the AE
+    model.fit_prior(x)                                   # a no-op where the prior is N(0, I)
     model.save_pretrained(tmp_path)
     loaded = GenerativeModel.from_pretrained(tmp_path)
     assert type(loaded) is type(model) and loaded.config == model.config

@@ -36,6 +36,8 @@ def test_results_files(compared):
     vae = next(r for r in res["rows"] if r["model"] == "vae")
     assert {"recon_mse", "psnr", "elbo", "nll"} <= set(vae["final"])
     assert set(vae["figures"]) == {"samples", "reconstructions", "interpolations", "traversals", "embedding"}
+    ae = next(r for r in res["rows"] if r["model"] == "ae")      # traversed in its codes' own units
+    assert set(ae["figures"]) == set(vae["figures"])
     dcgan = next(r for r in res["rows"] if r["model"] == "dcgan")
     assert set(dcgan["figures"]) == {"samples", "interpolations"}
     assert res["floor"]["metrics"]["fd"] < min(r["final"]["fd"] for r in res["rows"])
@@ -181,3 +183,19 @@ def test_report_never_wider_than_the_window(compared, tmp_path, width):
     assert {t["id"] for t in result["tables"]} >= {"ranking"}
     for t in result["tables"]:
         assert t["reachable"], t
+
+
+def test_hybrid_findings_set_a_hybrid_beside_its_parents():
+    from ganvae.report.html import hybrid_findings
+
+    agg = {"vae": {"fd": (22.9, 1.0), "sharpness": (0.13, 0.0)},
+           "dcgan": {"fd": (23.5, 1.0), "sharpness": (0.87, 0.0)},
+           "vaegan": {"fd": (12.0, 1.0), "sharpness": (0.25, 0.0)},
+           "aae": {"fd": (30.0, 1.0)}}                      # its parent ae is absent; dcgan is here
+    lines = hybrid_findings(agg)
+    assert lines == [
+        "<b>vaegan</b> (a hybrid of vae and dcgan) beats vae and dcgan on FD (12 against 22.9 for vae); "
+        "sharpness 0.25 against 0.13 (vae), 0.87 (dcgan).",
+        "<b>aae</b> (a hybrid of ae and dcgan) does not beat dcgan on FD (30 against 23.5 for dcgan)."]
+    assert hybrid_findings({"vae": agg["vae"], "dcgan": agg["dcgan"]}) == []   # no hybrid, no line
+    assert hybrid_findings({"vaegan": agg["vaegan"]}) == []                    # no parent to compare with

@@ -16,7 +16,7 @@ from .errors import BadInput
 def needs_encoder(model, what: str) -> None:
     if not getattr(model, "has_encoder", False):
         raise BadInput(f"{what} needs a model with an encoder; '{model.name}' has none "
-                       "(try ae, vae, beta-vae or vaegan)")
+                       "(try ae, vae, beta-vae, vaegan, aae or bigan)")
 
 
 def slerp(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -73,9 +73,9 @@ def traverse(model, x: torch.Tensor, dims: int, steps: int, span: float = 3.0) -
     """One row per latent dimension: vary it, the others held at a centre, over span units.
 
     For models with a Gaussian posterior (VAE, VAE-GAN: `encode_dist`) the centre is the prior's,
-    0, and a unit is 1 (the prior's standard deviation); for the others (AE) the centre is the
-    mean code of x and a unit is that dimension's standard deviation over x. Row values run
-    from centre - span * unit to centre + span * unit.
+    0, and a unit is 1 (the prior's standard deviation); for the others (AE, AAE, BiGAN) the
+    centre is the mean code of x and a unit is that dimension's standard deviation over x. Row
+    values run from centre - span * unit to centre + span * unit.
 
     The dimensions shown are the most used ones: for a VAE those with the largest average KL
     over x (the active units, Burda et al. 2016), otherwise those with the largest code variance.

@@ -161,6 +161,7 @@ class AAE(GenerativeModel):
 
     Config = AAEConfig
     has_encoder = True
+    parents = ("ae", "dcgan")
 
     def __init__(self, config: AAEConfig):
         config.validate()

@@ -64,6 +64,9 @@ class GenerativeModel(nn.Module):
     has_encoder: ClassVar[bool] = False
     has_likelihood: ClassVar[bool] = False
     gaussian_latent: ClassVar[bool] = True   # prior N(0, I): interpolate along great circles
+    # For a hybrid of the two families, the registry names of its parents (one autoencoder, one
+    # GAN): the report sets the hybrid's scores beside theirs when they are in the same comparison.
+    parents: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config):
         super().__init__()

@@ -155,6 +155,7 @@ class BiGAN(GenerativeModel):
 
     Config = BiGANConfig
     has_encoder = True
+    parents = ("ae", "dcgan")
 
     def __init__(self, config: BiGANConfig):
         config.validate()

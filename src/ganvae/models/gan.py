@@ -34,6 +34,7 @@ from typing import Callable, Literal
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from ..errors import BadInput
 from ..nets import Decoder, Discriminator, dcgan_init
@@ -198,6 +199,31 @@ PRESETS = {
 }
 
 
+@torch.no_grad()
+def update_ema_(ema: nn.Module, net: nn.Module, beta: float) -> None:
+    """ema <- beta * ema + (1 - beta) * net, parameters and floating-point buffers alike
+    (beta = 0 copies). Used for G's EMA here and for the VAE-GAN decoder's."""
+    for p_ema, p in zip(ema.parameters(), net.parameters()):
+        if beta == 0:
+            p_ema.copy_(p)
+        else:
+            p_ema.lerp_(p, 1 - beta)                                     # beta * p_ema + (1 - beta) * p
+    # BatchNorm's running_mean / running_var are themselves a short EMA (momentum 0.1) of
+    # the batch statistics of the *current* network's activations. Copying them (as StyleGAN2-ADA
+    # does with its buffers; its G has no batch norm) pairs the averaged weights with the
+    # statistics of another network, the latest one, a mismatch largest exactly when
+    # averaging helps, while G oscillates. Averaging them with the weights' decay gives the
+    # averaged network the same average of the statistics, over the same span of training.
+    # (Exact statistics would need a recalibration pass through the average, as SWA's
+    # bn_update does: a forward pass per update, too costly here.) Integer buffers
+    # (num_batches_tracked) are counters, not statistics: copied.
+    for b_ema, b in zip(ema.buffers(), net.buffers()):
+        if b.is_floating_point() and beta != 0:
+            b_ema.lerp_(b, 1 - beta)
+        else:
+            b_ema.copy_(b)
+
+
 @register_model("gan", presets=PRESETS)
 class GAN(GenerativeModel):
     """GAN (Goodfellow et al. 2014): the original minimax game on the DCGAN nets."""
@@ -359,30 +385,10 @@ class GAN(GenerativeModel):
             return 0.0 if half_life == 0 else min(c.ema, 0.5 ** (1 / half_life))
         return c.ema
 
-    @torch.no_grad()
     def _update_ema(self, step: int) -> None:
         # The generator update this is: a step is one G update, so step + 1; stateless, so a
         # resumed run continues the same schedule.
-        beta = self._ema_decay(step + 1)
-        for p_ema, p in zip(self.g_ema.parameters(), self.g.parameters()):
-            if beta == 0:
-                p_ema.copy_(p)
-            else:
-                p_ema.lerp_(p, 1 - beta)                                 # beta * p_ema + (1 - beta) * p
-        # BatchNorm's running_mean / running_var are themselves a short EMA (momentum 0.1) of
-        # the batch statistics of G's *current* activations. Copying them (as StyleGAN2-ADA does
-        # with its buffers; its G has no batch norm) pairs the averaged weights with the
-        # statistics of another network, the latest G, a mismatch largest exactly when
-        # averaging helps, while G oscillates. Averaging them with the weights' decay gives the
-        # averaged network the same average of the statistics, over the same span of training.
-        # (Exact statistics of g_ema would need a recalibration pass through it, as SWA's
-        # bn_update does: a forward pass per update, too costly here.) Integer buffers
-        # (num_batches_tracked) are counters, not statistics: copied.
-        for b_ema, b in zip(self.g_ema.buffers(), self.g.buffers()):
-            if b.is_floating_point() and beta != 0:
-                b_ema.lerp_(b, 1 - beta)
-            else:
-                b_ema.copy_(b)
+        update_ema_(self.g_ema, self.g, self._ema_decay(step + 1))
 
     @torch.no_grad()
     def decode(self, z: torch.Tensor) -> torch.Tensor:

@@ -250,7 +250,9 @@ def _figures(model, run_dir: Path, ds: ImageDataset, seed: int) -> dict[str, str
                        torch.Generator().manual_seed(seed))
     save_grid(fig / "interpolations.png", to_uint8(imgs).cpu().numpy(), nrow=10)
     out["interpolations"] = "interpolations.png"
-    if hasattr(model, "encode_dist"):
+    if getattr(model, "has_encoder", False):
+        # every model with an encoder (ae, aae, bigan too): `traverse` measures units in the
+        # posterior's prior where there is one, else in the codes' own spread over x
         imgs, _ = traverse(model, x[:1000], min(8, model.config.latent), 11)
         save_grid(fig / "traversals.png", to_uint8(imgs).cpu().numpy(), nrow=11)
         out["traversals"] = "traversals.png"

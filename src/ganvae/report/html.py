@@ -203,6 +203,7 @@ def findings(results: dict, agg: dict, curves: dict[str, list[dict]]) -> list[st
                 and a["precision"][0] > 0.5 * floor["precision"]:
             out.append(f"<b>{m}</b> has good precision ({a['precision'][0]:.2f}) but low recall "
                        f"({a['recall'][0]:.2f}): realistic samples from a narrow part of the data.")
+    out += hybrid_findings(agg)
     for m, curve in curves.items():
         fds = [r["fd"] for r in curve if math.isfinite(r["fd"])]
         if len(fds) >= 2 and fds[-1] > 1.5 * min(fds):
@@ -221,6 +222,34 @@ def findings(results: dict, agg: dict, curves: dict[str, list[dict]]) -> list[st
         out.append(f"Training speed ranged from {cost[slow]['img_s']:.0f} img/s ({slow}) to "
                    f"{cost[fast]['img_s']:.0f} img/s ({fast}); under a time budget the faster model saw "
                    f"{cost[fast]['images'] / max(cost[slow]['images'], 1):.1f}x as many images.")
+    return out
+
+
+def hybrid_findings(agg: dict) -> list[str]:
+    """For each hybrid in the comparison whose parents (the model's `parents`) are in it too:
+    does it beat both on FD, and is it sharper? The question a hybrid has to answer."""
+    from ..errors import BadInput
+    from ..registry import resolve
+
+    out = []
+    for m in agg:
+        try:
+            family = resolve(m)[0].parents
+        except BadInput:        # a results file from a model this version does not know
+            continue
+        parents = [p for p in family if p in agg and "fd" in agg[p]]
+        if not parents or "fd" not in agg[m]:
+            continue
+        best = min(parents, key=lambda p: agg[p]["fd"][0])
+        fd, fd_p = agg[m]["fd"][0], agg[best]["fd"][0]
+        verdict = "beats" if all(fd < agg[p]["fd"][0] for p in parents) else "does not beat"
+        text = (f"<b>{m}</b> (a hybrid of {' and '.join(family)}) {verdict} {' and '.join(parents)} on FD "
+                f"({fd:.3g} against {fd_p:.3g} for {best})")
+        sharp = {k: agg[k]["sharpness"][0] for k in (m, *parents) if "sharpness" in agg[k]}
+        if m in sharp and len(sharp) > 1:
+            text += (f"; sharpness {sharp[m]:.2f} against "
+                     + ", ".join(f"{sharp[k]:.2f} ({k})" for k in sharp if k != m))
+        out.append(text + ".")
     return out
 
 
