@@ -16,7 +16,6 @@ from ganvae.config import replace
 from ganvae.data import load_dataset, to_float
 from ganvae.errors import BadInput
 from ganvae.models.aae import AAE, AAEConfig, aggregate_kl, d_loss, g_loss, reconstruction_loss
-from ganvae.models.base import GenerativeModel
 from ganvae.registry import resolve
 
 TINY = {"width": 8, "latent": 4, "d_hidden": 32}
@@ -210,31 +209,18 @@ KINDS = [{"encoder": "deterministic", "recon": "mse"}, {"encoder": "gaussian", "
 
 
 @pytest.mark.parametrize("overrides", KINDS, ids=lambda o: f"{o['encoder']}-{o['recon']}")
-def test_contract(overrides, tmp_path):
+def test_aae_encoding(overrides):
+    """What is particular to the AAE; sampling, reconstruction and save/load for both encoders
+    are in test_autoencoders.test_contract."""
     model = build(**overrides)
     assert model.has_encoder and model.gaussian_latent and type(model).name == "aae"
     x = fixed_batch()
-    assert all(math.isfinite(float(v)) for v in model.train_step(x, 0).values())
-    assert model.training
-    s = model.sample(4, torch.Generator().manual_seed(0))
-    assert s.shape == (4, 1, 28, 28) and s.min() >= -1 and s.max() <= 1
-    assert model.training                                # sample restores train mode
-    r = model.reconstruct(x)
-    assert r.shape == x.shape and r.min() >= -1 and r.max() <= 1
+    model.train_step(x, 0)
     z = model.encode(x)
     assert z.shape == (16, 4) and model.training
-    torch.testing.assert_close(model.decode(z), r)       # reconstruct = decode(encode(x))
+    torch.testing.assert_close(model.decode(z), model.reconstruct(x))   # reconstruct = decode(encode(x))
     if overrides["encoder"] == "gaussian":               # encode is the posterior mean, no noise
         torch.testing.assert_close(model.encode(x), z, rtol=0, atol=0)
-    model.fit_prior(x)                                   # a no-op: the prior is N(0, I)
-    model.save_pretrained(tmp_path)
-    loaded = GenerativeModel.from_pretrained(tmp_path)
-    assert type(loaded) is AAE and loaded.config == model.config
-    for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
-        assert torch.equal(a, b), name
-    torch.testing.assert_close(loaded.sample(4, torch.Generator().manual_seed(3)),
-                               model.sample(4, torch.Generator().manual_seed(3)), rtol=0, atol=0)
-    torch.testing.assert_close(loaded.reconstruct(x), model.reconstruct(x), rtol=0, atol=0)
 
 
 def test_mixed_precision_paths():

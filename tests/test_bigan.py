@@ -267,24 +267,10 @@ def test_contract(preset, overrides, tmp_path):
                and math.isfinite(float(v)) for v in logs.values())
     assert 0 <= float(logs["diag/d_acc_real"]) <= 1 and 0 <= float(logs["diag/recon_mse"]) <= 1
     assert "diag/recon_mse" not in model.train_step(x, 1)                # every diag_every steps
-    assert model.training
-    s = model.sample(4, torch.Generator().manual_seed(0))
-    assert s.shape == (4, 1, 28, 28) and s.min() >= -1 and s.max() <= 1
-    assert model.training                                                # sample restores train mode
-    r = model.reconstruct(x)
-    assert r.shape == x.shape and r.min() >= -1 and r.max() <= 1
-    assert model.training
+    # sampling, reconstruction and save/load: test_autoencoders.test_contract
     z = model.encode(x)
     assert z.shape == (16, model.config.latent) and torch.equal(z, model.encode(x))   # the mean, no noise
-    torch.testing.assert_close(r, model.decode(z), rtol=0, atol=0)
-    model.fit_prior(x)                                                   # the base no-op
-    model.save_pretrained(tmp_path)
-    loaded = GenerativeModel.from_pretrained(tmp_path)
-    assert type(loaded) is type(model) and loaded.config == model.config and loaded.name == "bigan"
-    torch.testing.assert_close(loaded.sample(4, torch.Generator().manual_seed(3)),
-                               model.sample(4, torch.Generator().manual_seed(3)), rtol=0, atol=0)
-    torch.testing.assert_close(loaded.reconstruct(x), model.reconstruct(x), rtol=0, atol=0)
-    torch.testing.assert_close(loaded.encode(x), model.encode(x), rtol=0, atol=0)
+    torch.testing.assert_close(model.reconstruct(x), model.decode(z), rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
