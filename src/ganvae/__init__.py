@@ -4,6 +4,7 @@
     run_dir, summary = ganvae.train("vae", "shapes", steps=500)
     model = ganvae.load(run_dir)            # a GenerativeModel, from safetensors, no pickle
     x = model.sample(16)                    # (16, C, H, W) in [-1, 1]
+    done = ganvae.complete(model, x, mask)  # mask (16, 1, H, W), 1 = known pixel
 """
 
 __version__ = "0.1.0"
@@ -28,3 +29,10 @@ def load_dataset(*args, **kwargs):
     from .data import load_dataset as _load
 
     return _load(*args, **kwargs)
+
+
+def complete(model, x, mask, method: str = "auto", **kwargs):
+    """Fill the holes (mask 0) of images x with a trained model; see ganvae.tasks.complete.complete."""
+    from .tasks.complete import complete as _complete
+
+    return _complete(model, x, mask, method=method, **kwargs)

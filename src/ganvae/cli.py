@@ -345,7 +345,122 @@ def embed_cmd(run, n, method, output, seed, device) -> None:
     click.echo(f"wrote {output} ({len(x)} test latents, {method})")
 
 
+@cli.command("complete", context_settings=CONTEXT)
+@click.argument("run", type=click.Path(path_type=Path))
+@click.option("--mask", "mask_spec", default="center", show_default=True,
+              help="center, half[:left|right|top|bottom], random-blocks[:COUNT], random-pixels[:FRACTION] "
+                   "(the share missing, 0.6 by default) or PATH.png (white = known).")
+@click.option("--method", type=click.Choice(["auto", "latent-opt", "encoder", "gibbs"]), default="auto",
+              show_default=True, help="latent-opt: search z (every model); encoder: one encode-decode; gibbs: "
+                                      "repeated encode-decode (encoder models).")
+@click.option("-n", "--n", "n", type=click.IntRange(1, 100_000), default=64, show_default=True,
+              help="Test images (the first N of the test split).")
+@click.option("--steps", type=click.IntRange(1), default=None, help="latent-opt: Adam steps on z [100].")
+@click.option("--restarts", type=click.IntRange(1), default=None, help="latent-opt: codes searched per image [4].")
+@click.option("--batch", type=click.IntRange(1), default=256, show_default=True, help="Images completed at once.")
+@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
+              help="Network forwards in bfloat16 (faster on CPUs with AVX-512 bf16 and on GPUs).")
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+              help="A .png grid (masked | completion | original rows) or an .npz (x, mask, original).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of random masks and starting codes.")
+@click.option("--device", default="cpu", show_default=True, help="auto, cpu, cuda.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def complete_cmd(run, mask_spec, method, n, steps, restarts, batch, precision, output, seed, device, quiet) -> None:
+    """Fill in the masked part of test images with RUN's model; the masks are saved beside the output."""
+    import time
+
+    import numpy as np
+    import torch
+
+    from .data import to_float, to_uint8
+    from .files import atomic_write
+    from .images import save_grid
+    from .metrics.inpainting import hole_mse, hole_psnr
+    from .tasks.complete import (CompleteConfig, complete, make_masks, mean_fill, parse_mask, resolve_method,
+                                 triplet_grid)
+
+    suffix = output.suffix.lower()
+    if suffix not in (".png", ".npz"):
+        raise BadInput(f"-o {output}: write a .png grid or an .npz array file")
+    spec = parse_mask(mask_spec)
+    changes = {k: v for k, v in (("steps", steps), ("restarts", restarts)) if v is not None}
+    cfg = CompleteConfig(method=method, batch=batch, seed=seed, precision=precision, **changes)
+    cfg.validate()
+    model, run_cfg = _load(run, device)
+    name = resolve_method(model, method)
+    x, _, ds = _test_images(run_cfg, n, model.device)
+    original = ds.test.x[:len(x)]
+    mask = make_masks(spec, len(x), ds.shape[1:], seed)                             # (N, 1, H, W), 1 = known
+    mean_image = np.round(ds.train.x.astype(np.float64).mean(0)).astype(np.uint8)
+    fill = to_float(torch.from_numpy(mean_image)).to(model.device)
+    t0 = time.perf_counter()
+    done = complete(model, x, torch.from_numpy(mask).to(model.device), name, cfg, fill,
+                    torch.Generator().manual_seed(seed), progress=not quiet)
+    seconds = time.perf_counter() - t0
+    done8 = to_uint8(done).cpu().numpy()
+    mask_png = output.with_name(output.stem + "-masks.png")
+    if suffix == ".npz":
+        atomic_write(output, lambda p: np.savez_compressed(open(p, "wb"), x=done8, mask=mask.astype(np.uint8),
+                                                           original=original))
+    else:
+        grid, row = triplet_grid(original, done8, original, mask)
+        save_grid(output, grid, nrow=row)
+    save_grid(mask_png, (mask * 255).astype(np.uint8))
+    base = mean_fill(original, mask, mean_image)
+    click.echo(f"wrote {output} ({len(x)} test images, mask {spec.label}, {name}: "
+               f"{1000 * seconds / len(x):.1f} ms per image) and its masks {mask_png}")
+    click.echo(f"hole MSE {hole_mse(done8, original, mask):.4f} (PSNR {hole_psnr(done8, original, mask):.1f} dB) "
+               f"against the originals; mean-image fill: {hole_mse(base, original, mask):.4f} "
+               f"({hole_psnr(base, original, mask):.1f} dB)")
+
+
 # ---------------------------------------------------------------------------- evaluation
+
+def _task_options(f):
+    """--tasks and the completion task's options, shared by eval and compare."""
+    f = click.option("--complete-method", type=click.Choice(["auto", "latent-opt", "encoder", "gibbs"]),
+                     default="auto", show_default=True, help="Completion method (--tasks complete).")(f)
+    f = click.option("--complete-n", type=click.IntRange(1), default=500, show_default=True,
+                     help="Test images completed per mask kind (--tasks complete).")(f)
+    f = click.option("--masks", default="center,half,random-blocks,random-pixels", show_default=True,
+                     help="Mask kinds scored by --tasks complete (see ganvae complete --help).")(f)
+    f = click.option("--tasks", default="generate", show_default=True,
+                     help="What to score: generate (samples), complete (inpainting), comma-separated.")(f)
+    return f
+
+
+def _merge_eval(path: Path, new: dict) -> dict:
+    """RUN/eval.json after this evaluation: what was scored now replaces its earlier values, and
+    what was not (the samples' scores when only a task ran, other tasks) is kept."""
+    import json
+
+    try:
+        old = json.loads(path.read_text()) if path.exists() else {}
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        old = {}                                             # a damaged file is replaced
+    if not isinstance(old, dict):
+        old = {}
+    merged = {**old, **new} if "metrics" in new else {**new, **{k: v for k, v in old.items() if k != "tasks"}}
+    tasks = {**(old.get("tasks") or {}), **(new.get("tasks") or {})}
+    if tasks:
+        merged["tasks"] = tasks
+    return merged
+
+
+def _parse_task_options(tasks, masks, complete_n, complete_method, seed):
+    """(task names, {task: config}) from the shared options, every value checked."""
+    from .tasks import parse_tasks
+    from .tasks.complete import CompleteConfig
+
+    names = parse_tasks(tasks)
+    configs = {}
+    if "complete" in names:
+        cfg = CompleteConfig(method=complete_method, n=complete_n, seed=seed,
+                             masks=tuple(m.strip() for m in masks.split(",") if m.strip()))
+        cfg.validate()
+        configs["complete"] = cfg
+    return names, configs
+
 
 @cli.command("eval", context_settings=CONTEXT)
 @click.argument("run", type=click.Path(path_type=Path), required=False)
@@ -361,9 +476,11 @@ def embed_cmd(run, n, method, output, seed, device) -> None:
               help="Test images the NLL bound averages (each costs --nll-k decodes).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Also write the result here.")
+@_task_options
 @click.option("--device", default="auto", show_default=True)
+@click.option("--quiet", is_flag=True, help="No progress bars.")
 def eval_cmd(run, samples, data, data_dir, size, channels, data_seed, n, k, nll_k, nll_images, seed, json_out,
-             device) -> None:
+             tasks, masks, complete_n, complete_method, device, quiet) -> None:
     """Score RUN's final model (writes RUN/eval.json), or --samples from anywhere against --data."""
     from .files import write_json
     from .config import replace
@@ -373,6 +490,7 @@ def eval_cmd(run, samples, data, data_dir, size, channels, data_seed, n, k, nll_
 
     cfg = replace(EvalConfig(), {"n": n, "k": k, "nll_k": nll_k, "nll_images": nll_images, "seed": seed},
                   where="ganvae eval")
+    task_names, task_configs = _parse_task_options(tasks, masks, complete_n, complete_method, seed)
     dev = resolve_device(device)
     log = lambda m: click.echo(m, err=True)  # noqa: E731
     if samples is not None:
@@ -380,13 +498,21 @@ def eval_cmd(run, samples, data, data_dir, size, channels, data_seed, n, k, nll_
             raise BadInput("give either RUN or --samples, not both")
         if not data:
             raise BadInput("--samples needs --data: the dataset the samples are compared with")
+        if task_names != ("generate",):
+            raise BadInput(f"--tasks {','.join(task_names)}: --samples are scored as generated images only; "
+                           "give a RUN for other tasks")
         ds = load_dataset(data, data_dir=data_dir, size=size, channels=channels, seed=data_seed)
         result = evaluate_samples(samples, ds, cfg, dev, log)
     else:
         if run is None:
             raise BadInput("give a RUN directory, or --samples FILE --data DATA")
-        result = evaluate_run(run, cfg, dev, log)
-        write_json(Path(run) / "eval.json", result)
+        from .tasks import evaluate_tasks
+
+        result = evaluate_run(run, cfg, dev, log) if "generate" in task_names else {"source": str(run)}
+        if set(task_names) - {"generate"}:
+            done = evaluate_tasks(run, task_names, task_configs, dev, log, progress=not quiet)
+            result = {**done, **result, "tasks": done["tasks"]}
+        write_json(Path(run) / "eval.json", _merge_eval(Path(run) / "eval.json", result))
     if json_out:
         write_json(json_out, result)
     click.echo(format_table(result))
@@ -416,11 +542,13 @@ def eval_cmd(run, samples, data, data_dir, size, channels, data_seed, n, k, nll_
 @click.option("--val-split", default="auto", show_default=True,
               help=VAL_SPLIT_HELP + " Curves and the best checkpoint are judged on it; with 0 no best checkpoint "
                    "is picked.")
+@_task_options
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output directory.")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def compare_cmd(data, data_dir, size, channels, models, budget, steps, epochs, seeds, batch_size, precision, sets,
-                eval_n, curve_points, curve_n, nll_k, nll_images, val_split, out, device, quiet) -> None:
+                eval_n, curve_points, curve_n, nll_k, nll_images, val_split, tasks, masks, complete_n,
+                complete_method, out, device, quiet) -> None:
     """Train MODELS on --data under one budget, score them all, and write report.html.
 
     Re-running the same command resumes: finished models are skipped.
@@ -430,8 +558,15 @@ def compare_cmd(data, data_dir, size, channels, models, budget, steps, epochs, s
     from .report.compare import CompareConfig, compare
     from .trainer import resolve_device
 
+    import dataclasses
+
     overrides = C.parse_set(sets)
-    cfg = CompareConfig(data=data, models=tuple(m.strip() for m in models.split(",") if m.strip()), budget=budget,
+    task_names, task_configs = _parse_task_options(tasks, masks, complete_n, complete_method, 0)
+    if "complete" in task_configs and precision == "bf16":   # complete as the models trained
+        task_configs["complete"].precision = "bf16"
+    task_names = tuple(dict.fromkeys(("generate", *task_names)))   # a comparison always scores samples
+    cfg = CompareConfig(tasks=task_names, task_configs={k: dataclasses.asdict(v) for k, v in task_configs.items()},
+                        data=data, models=tuple(m.strip() for m in models.split(",") if m.strip()), budget=budget,
                         steps=steps, epochs=epochs, seeds=seeds, batch_size=batch_size, precision=precision,
                         overrides=overrides, eval_n=eval_n, curve_points=curve_points, curve_n=curve_n,
                         nll_k=nll_k, nll_images=nll_images,

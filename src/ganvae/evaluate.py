@@ -266,6 +266,10 @@ def evaluate_run(run: Path, cfg: EvalConfig, device="cpu", log: Callable[[str], 
     return out
 
 
+def _evaluator_info(ev: Evaluator) -> dict:
+    return {"id": ev.id, "kind": ev.meta["kind"], "accuracy": ev.meta["accuracy"], "accuracy_of": ev.meta["accuracy_of"]}
+
+
 def evaluate_samples(samples: Path, ds: ImageDataset, cfg: EvalConfig, device="cpu",
                      log: Callable[[str], None] = print) -> dict:
     """Score images from anywhere: an .npz with `x` uint8 (N, C, H, W) or a folder of images."""
@@ -307,16 +311,37 @@ def load_samples(path: Path, ds: ImageDataset) -> np.ndarray:
 def _result(res: dict, ev: Evaluator, ds: ImageDataset, cfg: EvalConfig, source: str, model) -> dict:
     return {
         "source": source, "model": model, "data": ds.name, "n": res["n"], "test_images": len(ds.test),
-        "evaluator": {"id": ev.id, "kind": ev.meta["kind"], "accuracy": ev.meta["accuracy"],
-                      "accuracy_of": ev.meta["accuracy_of"]},
+        "evaluator": _evaluator_info(ev),
         "metrics": res["metrics"], "floor": res.get("floor", {}), "floor_images": res.get("floor_images"),
         "higher_is_better": {k: v for k, v in directions().items() if k in res["metrics"]},
         "seconds": res["seconds"],
     }
 
 
+def format_task_table(table: dict) -> str:
+    """One task table (see ganvae.tasks) as aligned text: a row per model, baseline and floor."""
+    cols = [(k, label) for k, label, _ in table["columns"] if any(r.get(k) is not None for r in table["rows"])]
+    rows = [["", *[label for _, label in cols]]]
+    for r in table["rows"]:
+        name = r["name"] + (f" ({r['method']})" if r.get("method") else "") + \
+            {"baseline": " [baseline]", "floor": " [floor]"}.get(r["kind"], "")
+        rows.append([name, *("" if r.get(k) is None else f"{r[k]:.4g}" for k, _ in cols)])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(r[i].ljust(widths[i]) for i in range(len(r))).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return f"{table['title']} ({table.get('n', '?')} test images)\n" + "\n".join(lines)
+
+
 def format_table(result: dict) -> str:
-    """metric | value | real-data floor | better, for the terminal."""
+    """metric | value | real-data floor | better, for the terminal; then each task's tables."""
+    parts = [_format_generate(result)] if "metrics" in result else \
+        [f"{result['model']} on {result['data']}: evaluator {result['evaluator']['id']}"]
+    for name, task in result.get("tasks", {}).items():
+        parts += [format_task_table(t) for t in task["tables"]]
+    return "\n\n".join(parts)
+
+
+def _format_generate(result: dict) -> str:
     ev = result["evaluator"]
     rows = [("metric", "value", "floor", "better")]
     for name, value in result["metrics"].items():

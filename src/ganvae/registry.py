@@ -1,4 +1,5 @@
-"""Registries of models (and, later, metrics): names -> classes, no if/elif chains.
+"""Registries of models and tasks: names -> classes, no if/elif chains (metrics keep theirs in
+ganvae.metrics).
 
 A model family registers its class once; presets are names for a family plus config
 overrides (`beta-vae` = `vae` with beta=4), because a variant that differs by a number is
@@ -15,6 +16,7 @@ from .errors import BadInput
 MODELS: dict[str, type] = {}            # family name -> model class
 PRESETS: dict[str, tuple[str, dict]] = {}  # preset name -> (family, config overrides)
 PRESET_HELP: dict[str, str] = {}
+TASKS: dict[str, type] = {}             # task name -> task class (ganvae.tasks)
 
 
 def register_model(name: str, presets: dict[str, tuple[dict, str]] | None = None):
@@ -36,6 +38,12 @@ def register_model(name: str, presets: dict[str, tuple[dict, str]] | None = None
         return cls
 
     return deco
+
+
+def register_task(cls):
+    """Class decorator: register a task (ganvae.tasks) under its `name`."""
+    TASKS[cls.name] = cls
+    return cls
 
 
 def _ensure_loaded() -> None:

@@ -281,6 +281,18 @@ class FittedPrior:
             self.gmm_chols.copy_(chols)
         self.prior_fitted.fill_(True)
 
+    def latent_nll(self, z: torch.Tensor) -> torch.Tensor:
+        """-log p(z) per code (B,) under the fitted density (N(0, I)'s ||z||^2 / 2 before
+        fit_prior or for "normal"); differentiable, so completion can use it as its prior term."""
+        z = z.float()
+        if self._prior_kind == "normal" or not bool(self.prior_fitted):
+            return 0.5 * z.pow(2).sum(1)
+        if self._prior_kind == "gaussian":
+            white = torch.linalg.solve_triangular(self.prior_chol.float(), (z - self.prior_mean).T, upper=False)
+            return 0.5 * white.pow(2).sum(0)                             # (B,), constant dropped
+        log_joint = gmm_log_prob(z, self.gmm_weights.float(), self.gmm_means.float(), self.gmm_chols.float())
+        return -torch.logsumexp(log_joint, dim=1)                        # (B,)
+
     @torch.no_grad()
     def sample_prior(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """n codes (n, latent) from the fitted prior; standard normal before fit_prior (or "normal")."""

@@ -8,6 +8,12 @@
   detached tensors, so the trainer can average them without a device sync every step.
 - `sample(n, generator) -> (n, C, H, W)` in [-1, 1]; `decode(z)` maps latents (n, latent)
   to images the same way (the generator / decoder), for interpolations and traversals.
+  `decode` is differentiable in z (callers that need no gradient use torch.no_grad), so tasks
+  can search the latent space: completion optimises z against the known pixels.
+- `latent_nll(z) -> (B,)`: -log p(z) under the model's latent prior, up to a constant
+  (||z||^2 / 2 for N(0, I), the fitted density's for a fitted prior); differentiable.
+- Models with an image discriminator also have `realism(x, z) -> (B,)`: its logit that x is
+  real (z is used by joint discriminators, as BiGAN's), in eval mode, differentiable in x.
 - Encoder models: `encode(x) -> z (B, latent)` and `reconstruct(x)`; VAEs `log_likelihood(x, k)`.
 - `save_pretrained(dir)` / `GenerativeModel.from_pretrained(dir)`: config.json (with the
   registry name) + model.safetensors; loading rebuilds the model without unpickling anything.
@@ -139,9 +145,12 @@ class GenerativeModel(nn.Module):
     def train_step(self, x: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
-    @torch.no_grad()
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    def latent_nll(self, z: torch.Tensor) -> torch.Tensor:
+        """-log N(z; 0, I) per code (B,), without its constant: ||z||^2 / 2."""
+        return 0.5 * z.float().pow(2).sum(1)
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -260,11 +260,15 @@ class BiGAN(GenerativeModel):
         with evaluating(self):
             return self._codes(self.encoder(x), sample=False)
 
-    @torch.no_grad()
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Codes (B, latent) -> images (B, C, H, W) in [-1, 1]: G(z)."""
         with evaluating(self):
             return self.generator(z.to(self.device))
+
+    def realism(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """D's logit that the pair (x, z) is a real image with its code, (B,), in eval mode."""
+        with evaluating(self):
+            return self.discriminator(x, z).float()
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:

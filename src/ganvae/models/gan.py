@@ -390,7 +390,6 @@ class GAN(GenerativeModel):
         # resumed run continues the same schedule.
         update_ema_(self.g_ema, self.g, self._ema_decay(step + 1))
 
-    @torch.no_grad()
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Latents (n, latent) -> images (n, C, H, W) in [-1, 1] from the EMA generator if
         enabled, else G, in eval mode."""
@@ -401,6 +400,15 @@ class GAN(GenerativeModel):
             return net(z.to(self.device))                                # (n, C, H, W)
         finally:
             net.train(was_training)
+
+    def realism(self, x: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+        """D's logit that images x (B, C, H, W) are real, (B,) in float32, in eval mode."""
+        was_training = self.d.training
+        self.d.eval()
+        try:
+            return self.d(x).float()
+        finally:
+            self.d.train(was_training)
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -300,6 +300,11 @@ class VAEGAN(FittedPrior, GaussianEncoding, GenerativeModel):
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(x))
 
+    def realism(self, x: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+        """Dis_l's logit that images x (B, C, H, W) are real, (B,) in float32, in eval mode."""
+        with evaluating(self):
+            return self.discriminator(x).float()
+
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         return self.decode(self.sample_prior(n, generator))

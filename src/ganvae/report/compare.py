@@ -72,9 +72,18 @@ class CompareConfig:
     size: int | None = None
     channels: int | None = None
     val_split: int | float | str = "auto"  # held out of train for curves and best-checkpoint choice
+    # generate (always) and the registered tasks (ganvae.tasks) every model is scored on, with
+    # {task: its Config as a dict}; adding a task to a finished comparison runs only that task
+    tasks: tuple[str, ...] = ("generate",)
+    task_configs: dict = field(default_factory=dict)
 
     def validate(self) -> None:
+        from ..tasks import get_task, parse_tasks
+
         parse_val_split(self.val_split)
+        parse_tasks(self.tasks)
+        for name, tc in self.task_configs.items():
+            task_config(get_task(name), tc).validate()
         if not self.models:
             raise BadInput("--models: name at least one model")
         for m in self.models:
@@ -324,13 +333,15 @@ def compare(cfg: CompareConfig, out: Path, progress: bool = True, device="cpu",
     out = Path(out)
     saved = out / "compare.json"
     mine = dataclasses.asdict(cfg)
+    # Tasks may be added to (or dropped from) a finished comparison: only the training settings
+    # must match for its runs to be reused.
+    training = lambda d: {k: v for k, v in d.items() if k not in ("tasks", "task_configs")}  # noqa: E731
     if saved.exists():
         theirs = json.loads(saved.read_text())
-        if theirs != json.loads(json.dumps(mine)):
+        if training(theirs) != training(json.loads(json.dumps(mine))):
             raise BadInput(f"--out {out}: holds a comparison with other settings; use another --out "
                            "(or the same command to resume it)")
-    else:
-        write_json(saved, mine)
+    write_json(saved, mine)
     ev = get_evaluator(ds, device=device, log=log)  # trained on train + val as loaded: see get_evaluator
     splits, curve_feats = _selection_split(ds, ev, data_cfg.seed, log)
     if splits["best_selection"] is None:
@@ -341,6 +352,7 @@ def compare(cfg: CompareConfig, out: Path, progress: bool = True, device="cpu",
     t_setup = time.perf_counter() - t_start
     runs = [(preset, seed) for seed in range(cfg.seeds) for preset in cfg.models]
     # phase 1: train, record curves and pick best checkpoints; the test split is not touched
+    trained_here = set()              # the runs this invocation trains (a re-run reuses the others)
     for preset, seed in runs:
         name, run_dir = _run_name(preset, seed), out / "runs" / _run_name(preset, seed)
         if (run_dir / "result.json").exists():
@@ -350,6 +362,7 @@ def compare(cfg: CompareConfig, out: Path, progress: bool = True, device="cpu",
             log(f"{name}: trained earlier; scoring it")
             continue
         log(f"{name}: training ({cfg.budget_kind})")
+        trained_here.add(name)
         try:
             _train_one(cfg, out, preset, seed, ds, ev, curve_feats, splits, progress, log, device)
         except GanvaeError as e:
@@ -384,20 +397,88 @@ def compare(cfg: CompareConfig, out: Path, progress: bool = True, device="cpu",
             rows.append(json.loads((run_dir / "result.json").read_text()))
         else:
             rows.append(_finish_one(cfg, run_dir, preset, seed, ds, ev, log, device))
-    # this invocation's wall clock (a resumed comparison counts only what it did itself)
+    t_tasks = time.perf_counter()
+    task_results = _run_tasks(cfg, out, runs, rows, ds, ev, log, progress, device)
+    t_tasks = time.perf_counter() - t_tasks
+    # this invocation's wall clock, and the training it did itself (a re-run reuses finished runs)
     wall = time.perf_counter() - t_start
-    trained = sum(r.get("timing", {}).get("train", 0.0) for r in rows)
+    trained = sum(r.get("timing", {}).get("train", 0.0) for r in rows
+                  if _run_name(r["model"], r["seed"]) in trained_here)
     timing = {"setup": round(t_setup, 2), "floor": round(t_floor, 2), "wall": round(wall, 2),
-              "train": round(trained, 2), "outside_training": round(wall - trained, 2)}
+              "train": round(trained, 2), "outside_training": round(wall - trained, 2),
+              "tasks": round(t_tasks, 2)}
     results = {"config": mine, "budget_kind": cfg.budget_kind, "floor": json.loads(floor_path.read_text()),
-               "splits": splits, "directions": directions(), "rows": rows, "timing": timing}
+               "splits": splits, "directions": directions(), "rows": rows, "timing": timing,
+               "tasks": task_results}
     write_json(out / "results.json", results)
     write_csv(out / "results.csv", rows)
     t_report = time.perf_counter()
     write_report(out)
+    tasks_text = f", tasks {t_tasks:.0f}s" if cfg.tasks != ("generate",) else ""
     log(f"time: {trained:.0f}s training, {wall - trained + time.perf_counter() - t_report:.0f}s around it "
-        f"(set-up {t_setup:.0f}s, real-data floor {t_floor:.0f}s, report {time.perf_counter() - t_report:.0f}s)")
+        f"(set-up {t_setup:.0f}s, real-data floor {t_floor:.0f}s{tasks_text}, report "
+        f"{time.perf_counter() - t_report:.0f}s)")
     return results
+
+
+def task_config(task, values: dict):
+    """A task's Config from a dict (compare.json's task_configs), type-checked."""
+    from ..config import from_dict
+
+    return from_dict(task.Config, values, where=f"task {task.name}")
+
+
+def _run_tasks(cfg: CompareConfig, out: Path, runs: list[tuple[str, int]], rows: list[dict], ds: ImageDataset,
+               ev: Evaluator, log, progress: bool, device) -> dict:
+    """Every task of cfg.tasks on every finished run, after all training and generation scoring.
+
+    A run's result is kept in runs/<run>/tasks/<task>.json with the task's config, and reused
+    while the config is the same; what is common to all models (masks, baselines, reference
+    scores) in tasks/<task>.json. Returns {task: {"title", "summary", "results": {model: [per
+    seed]}, "tables", "findings", "figures": {model: file of seed 0}}}.
+    """
+    from ..models.base import GenerativeModel
+    from ..tasks import get_task, task_summary
+
+    done = {}
+    for name in cfg.tasks:
+        if name == "generate":
+            continue
+        task = get_task(name)
+        tcfg = task_config(task, cfg.task_configs.get(name, {}))
+        tcfg.validate()
+        key = json.loads(json.dumps(dataclasses.asdict(tcfg)))
+        prepared = None
+        summary_path = out / "tasks" / f"{name}.json"
+        summary = json.loads(summary_path.read_text()) if summary_path.exists() else None
+        if summary is None or summary.get("config") != key:
+            prepared = task.prepare(ds, ev, tcfg, log)
+            summary = task_summary(prepared)
+            write_json(summary_path, summary)
+        per_model: dict[str, list[dict]] = {}
+        figures: dict[str, str] = {}
+        for (preset, seed), row in zip(runs, rows):
+            if row.get("status") != "ok":
+                continue
+            run_dir = out / "runs" / _run_name(preset, seed)
+            path = run_dir / "tasks" / f"{name}.json"
+            res = json.loads(path.read_text()) if path.exists() else None
+            if res is None or res.get("config") != key:
+                if prepared is None:
+                    prepared = task.prepare(ds, ev, tcfg, log)
+                log(f"{_run_name(preset, seed)}: {name}")
+                model = GenerativeModel.from_pretrained(run_dir / "model", device=device)
+                t0 = time.perf_counter()
+                res = task.run(model, ds, ev, tcfg, prepared, run_dir / "figures", log, progress)
+                res = {"config": key, **res, "seconds": round(time.perf_counter() - t0, 2)}
+                write_json(path, res)
+            per_model.setdefault(preset, []).append(res)
+            if seed == 0 and res.get("figure"):
+                figures[preset] = res["figure"]
+        done[name] = {"title": task.title, "summary": summary, "results": per_model,
+                      "tables": task.tables(summary, per_model), "findings": task.findings(summary, per_model),
+                      "figures": figures}
+    return done
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:

@@ -386,7 +386,56 @@ def build_context(out: Path) -> dict:
         "split_notes": split_notes(results), "time_split": time_split(results),
         "likelihood_notes": likelihood_notes(rows, results["config"]),
         "column_dirs": [_dir_text(k, higher) for k, _, higher in columns],
+        "tasks": task_sections(results, run_dirs),
     }
+
+
+def task_sections(results: dict, run_dirs: dict[str, list[Path]]) -> list[dict]:
+    """One report section per task of the comparison (ganvae.tasks): its findings, its tables
+    with the best value of each column in bold (among models and baselines; the floor row is the
+    originals' own score), and each model's figure (seed 0)."""
+    from ..tasks import get_task
+
+    sections = []
+    for name, task in (results.get("tasks") or {}).items():
+        try:   # tables and findings from the numbers, by this version's task (as a rebuilt report should)
+            impl = get_task(name)
+            task = {**task, "tables": impl.tables(task["summary"], task["results"]),
+                    "findings": impl.findings(task["summary"], task["results"])}
+        except (BadInput, KeyError):
+            pass   # a task this version does not know: what the file says
+        tables = []
+        for t in task["tables"]:
+            cols = [(k, label, higher) for k, label, higher in t["columns"]
+                    if any(r.get(k) is not None for r in t["rows"])]
+            ranked = [r for r in t["rows"] if r["kind"] != "floor"]
+            best = {}
+            for k, _, higher in cols:
+                have = [r for r in ranked if r.get(k) is not None]
+                if have and higher is not None:
+                    best[k] = (max if higher else min)(have, key=lambda r: r[k])["name"]
+            rows = []
+            for r in t["rows"]:
+                cells = []
+                for k, _, _ in cols:
+                    v = r.get(k)
+                    text = _fmt(v, k) + (f" ± {_fmt(r[k + '_std'], k)}" if r.get(k + "_std") is not None else "")
+                    cells.append({"text": text, "best": r["kind"] != "floor" and best.get(k) == r["name"]})
+                label = r["name"] + (f" ({r['method']})" if r.get("method") else "")
+                rows.append({"name": label, "kind": r["kind"], "cells": cells})
+            tables.append({"title": t["title"], "n": t.get("n"), "rows": rows,
+                           "columns": [(label, "" if h is None else "↑" if h else "↓") for _, label, h in cols]})
+        figures = []
+        for model, file in task.get("figures", {}).items():
+            fig_dir = run_dirs.get(model, [None])[0]
+            if fig_dir is None:
+                continue
+            fig_dir = fig_dir / "figures"
+            if isinstance(file, str) and Path(file).name == file and (fig_dir / file).is_file():
+                figures.append({"model": model, "src": _png_data(fig_dir / file)})
+        sections.append({"name": name, "title": task["title"], "findings": task.get("findings", []),
+                         "tables": tables, "figures": figures, "summary": task.get("summary", {})})
+    return sections
 
 
 def _dir_text(key: str, higher: bool | None) -> str:

@@ -1,0 +1,91 @@
+"""Jobs on a trained model beside generation, one file each, registered by name so that
+`ganvae eval --tasks` and `ganvae compare --tasks` find them and the report shows them.
+
+A task uses models only through their contract (models/base.py) and never trains them. Its
+class provides:
+
+    name, title                  registry key, and the report section's heading
+    Config                       dataclass of its settings (saved in what it writes)
+    applies(model) -> bool       whether it can run on this model
+    prepare(ds, ev, cfg, log)    what is the same for every model of a comparison, computed once
+                                 (inputs, masks, baselines, reference features): a JSON-able dict
+    run(model, ds, ev, cfg, prepared, figures_dir, log, progress) -> dict
+                                 one model's results (JSON-able); figures written to figures_dir
+    tables(prepared, results) -> [table]   what the report and the terminal show: each table
+                                 {"title", "columns": [(key, label, higher is better)],
+                                  "rows": [{"name", "kind": model|baseline|floor, key: value}]}
+    findings(prepared, results) -> [str]   one-line conclusions for the report
+
+`generate` (sample quality, the default) is not a registered task: every comparison scores it.
+The registry (TASKS, register_task) lives in ganvae.registry beside the models'.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import BadInput
+from ..registry import TASKS, register_task  # noqa: F401  (register_task: for the task modules)
+
+BUILT_IN = ("generate",)
+
+
+def _ensure_loaded() -> None:
+    from . import complete  # noqa: F401
+
+
+def get_task(name: str):
+    _ensure_loaded()
+    if name not in TASKS:
+        raise BadInput(f"--tasks {name}: unknown task; choose from {', '.join(BUILT_IN + tuple(TASKS))}")
+    return TASKS[name]
+
+
+def parse_tasks(spec: str | tuple | list) -> tuple[str, ...]:
+    """'generate,complete' -> ('generate', 'complete'), every name checked, in the order given."""
+    _ensure_loaded()
+    names = [n.strip() for n in (spec.split(",") if isinstance(spec, str) else spec) if n.strip()]
+    for n in names:
+        if n not in BUILT_IN:
+            get_task(n)
+    if len(set(names)) != len(names):
+        raise BadInput(f"--tasks {','.join(names)}: a task is named twice")
+    if not names:
+        raise BadInput("--tasks: name at least one task (generate, complete)")
+    return tuple(names)
+
+
+def task_summary(prepared: dict) -> dict:
+    """The JSON-able part of a task's prepare() (arrays left out, masks by label)."""
+    return {k: v for k, v in prepared.items() if not isinstance(v, np.ndarray) and k != "masks"} | \
+        {"masks": list(prepared.get("masks", {}))}
+
+
+def evaluate_tasks(run: str | Path, names: tuple[str, ...], configs: dict | None = None, device="cpu",
+                   log=print, progress: bool = False) -> dict:
+    """`ganvae eval RUN --tasks ...`: each registered task on a run's final model, test split.
+
+    Returns {"model", "data", "evaluator", "tasks": {task: {"config", "result", "tables"}}}
+    (generate is evaluate_run's business).
+    """
+    from ..evaluators import get_evaluator
+    from ..trainer import load_run, run_dataset
+
+    model, run_cfg = load_run(run, device=device)
+    ds = run_dataset(run_cfg)
+    ev = get_evaluator(ds, device=device, log=log)
+    name = run_cfg.get("preset", model.name)
+    out = {}
+    for task_name in names:
+        if task_name in BUILT_IN:
+            continue
+        task = get_task(task_name)
+        cfg = (configs or {}).get(task_name) or task.Config()
+        prepared = task.prepare(ds, ev, cfg, log)
+        result = task.run(model, ds, ev, cfg, prepared, None, log, progress)
+        summary = task_summary(prepared)
+        out[task_name] = {"config": summary["config"], "result": result,
+                          "tables": task.tables(summary, {name: [result]})}
+    return {"model": name, "data": ds.name, "evaluator": {"id": ev.id, "kind": ev.meta["kind"]}, "tasks": out}
