@@ -88,22 +88,19 @@ def parse_mask(spec: str) -> MaskSpec:
         if side not in HALVES:
             raise BadInput(f"--mask {spec}: the missing half is one of {', '.join(HALVES)}")
         return MaskSpec("half", side)
-    if kind == "random-blocks":
+    # kind -> (parse its argument, default, valid, what to say when it is not)
+    numeric = {"random-blocks": (int, 4, lambda v: v >= 1, "COUNT of random-blocks:COUNT must be a whole number >= 1"),
+               "random-pixels": (float, 0.6, lambda v: 0 < v < 1,
+                                 "FRACTION of random-pixels:FRACTION (the share missing) must be in (0, 1)")}
+    if kind in numeric:
+        cast, default, valid, why = numeric[kind]
         try:
-            count = int(arg) if arg else 4
+            value = cast(arg) if arg else default
         except ValueError:
-            count = 0
-        if count < 1:
-            raise BadInput(f"--mask {spec}: COUNT of random-blocks:COUNT must be a whole number >= 1")
-        return MaskSpec("random-blocks", count)
-    if kind == "random-pixels":
-        try:
-            frac = float(arg) if arg else 0.6
-        except ValueError:
-            frac = -1.0
-        if not 0 < frac < 1:
-            raise BadInput(f"--mask {spec}: FRACTION of random-pixels:FRACTION (the share missing) must be in (0, 1)")
-        return MaskSpec("random-pixels", frac)
+            value = None
+        if value is None or not valid(value):
+            raise BadInput(f"--mask {spec}: {why}")
+        return MaskSpec(kind, value)
     raise BadInput(f"--mask {spec}: choose {MASK_HELP}")
 
 
