@@ -1,0 +1,90 @@
+"""Built-in image-to-image translation domains, made offline from any image dataset (issue 13).
+
+Each maker turns uint8 images (N, C, H, W) of a dataset (domain B, the target) into their
+counterparts in domain A (the input), pixel-aligned and of the same size, so a translation
+model has ground truth to be scored against even when it trains unpaired:
+
+    edges      Sobel gradient magnitude of the grey image, thresholded: white edges on black
+               (the edges2shoes / edges2handbags setting of Isola et al. 2017, made here)
+    lowres     box-averaged down by `factor` (28 -> 14 or 7) and blown up again by repetition:
+               the input a super-resolution model sees, at the target's size
+    inverted   255 - x
+    colorized  the other way round: B is the grey image tinted with a colour per class (RGB),
+               A the grey image; the tint of each class is fixed by a seed
+
+The next slice wires them into `--data task:NAME` (TRANSLATION_TASKS names them).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from ..errors import BadInput
+
+
+def _grey(x: np.ndarray) -> np.ndarray:
+    """(N, C, H, W) uint8 -> (N, H, W) float64 in [0, 1] (ITU-R 601 luma for RGB)."""
+    x = x.astype(np.float64) / 255.0
+    if x.shape[1] == 3:
+        return 0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]
+    return x[:, 0]
+
+
+def sobel_edges(x: np.ndarray, threshold: float = 0.2) -> np.ndarray:
+    """White edges on black, (N, 1, H, W) uint8: where the Sobel gradient magnitude of the
+    grey image exceeds `threshold` times its largest value in that image."""
+    g = _grey(x)                                                          # (N, H, W)
+    # The two 3x3 Sobel kernels as separable 1-D passes over the image axes only (ndimage.sobel
+    # on the stack would also smooth across images, along the batch axis).
+    def sobel(along: int, across: int) -> np.ndarray:
+        d = ndimage.correlate1d(g, [-1.0, 0.0, 1.0], axis=along, mode="nearest")
+        return ndimage.correlate1d(d, [1.0, 2.0, 1.0], axis=across, mode="nearest")
+
+    gx, gy = sobel(2, 1), sobel(1, 2)
+    mag = np.hypot(gx, gy)                                                # (N, H, W)
+    peak = mag.reshape(len(mag), -1).max(1)[:, None, None]
+    edges = (mag > threshold * np.maximum(peak, 1e-12)) & (peak > 0)        # a flat image: no edges
+    return (edges * 255).astype(np.uint8)[:, None]
+
+
+def lowres(x: np.ndarray, factor: int) -> np.ndarray:
+    """Box-average down by `factor`, then repeat each pixel factor x factor times: the same
+    (N, C, H, W) uint8 shape, blocky. H and W must be multiples of factor."""
+    n, c, h, w = x.shape
+    if factor < 1 or h % factor or w % factor:
+        raise BadInput(f"lowres: {h}x{w} images do not divide into {factor}x{factor} blocks")
+    small = x.astype(np.float64).reshape(n, c, h // factor, factor, w // factor, factor).mean((3, 5))
+    big = small.repeat(factor, axis=2).repeat(factor, axis=3)
+    return np.round(big).astype(np.uint8)
+
+
+def inverted(x: np.ndarray) -> np.ndarray:
+    return (255 - x).astype(np.uint8)
+
+
+def class_tints(num_classes: int, seed: int = 0) -> np.ndarray:
+    """(K, 3) float colours in [0.25, 1] per channel, one per class, fixed by the seed (never
+    so dark that the image vanishes)."""
+    return np.random.default_rng(seed).uniform(0.25, 1.0, size=(num_classes, 3))
+
+
+def colorized(x: np.ndarray, y: np.ndarray, num_classes: int, seed: int = 0) -> np.ndarray:
+    """The grey image times its class's tint: (N, 3, H, W) uint8."""
+    if y is None:
+        raise BadInput("colorized needs class labels: the tint is per class")
+    tint = class_tints(num_classes, seed)[y]                             # (N, 3)
+    return np.round(_grey(x)[:, None] * 255 * tint[:, :, None, None]).astype(np.uint8)
+
+
+# name -> (source dataset, A maker (x, y, num_classes) -> A, B maker, one line)
+TRANSLATION_TASKS = {
+    "edges2fashion": ("fashion-mnist", lambda x, y, k: sobel_edges(x), lambda x, y, k: x,
+                      "Sobel edges -> Fashion-MNIST image"),
+    "lowres2fashion": ("fashion-mnist", lambda x, y, k: lowres(x, 4), lambda x, y, k: x,
+                       "7x7 (blown up to 28x28) -> Fashion-MNIST image"),
+    "inverted": ("fashion-mnist", lambda x, y, k: x, lambda x, y, k: inverted(x),
+                 "Fashion-MNIST image -> its negative"),
+    "colorized": ("fashion-mnist", lambda x, y, k: x, lambda x, y, k: colorized(x, y, k),
+                  "grey Fashion-MNIST image -> tinted by class (RGB)"),
+}

@@ -1,0 +1,60 @@
+"""The built-in translation domains (data/tasks.py) against what they must be by construction."""
+
+import numpy as np
+import pytest
+
+from ganvae.data.tasks import TRANSLATION_TASKS, class_tints, colorized, inverted, lowres, sobel_edges
+from ganvae.errors import BadInput
+
+
+def test_sobel_edges_outline_a_square():
+    x = np.zeros((2, 1, 16, 16), np.uint8)
+    x[0, 0, 4:12, 4:12] = 200                                   # a bright square; image 1 is flat
+    e = sobel_edges(x)
+    assert e.shape == (2, 1, 16, 16) and e.dtype == np.uint8 and set(np.unique(e)) <= {0, 255}
+    on = e[0, 0] == 255
+    assert on[4, 6] and on[11, 6] and on[6, 4] and on[6, 11]    # the square's four sides
+    assert not on[7:9, 7:9].any() and not on[0, :].any()        # not its flat inside, not far away
+    assert not e[1].any()                                       # a flat image has no edges
+
+
+def test_lowres_is_the_block_mean_repeated():
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (3, 1, 28, 28), dtype=np.uint8)
+    for f in (2, 4):
+        lo = lowres(x, f)
+        assert lo.shape == x.shape and lo.dtype == np.uint8
+        blocks = lo.reshape(3, 1, 28 // f, f, 28 // f, f)
+        assert (blocks == blocks[:, :, :, :1, :, :1]).all()     # constant within each block
+        means = x.reshape(3, 1, 28 // f, f, 28 // f, f).astype(float).mean((3, 5))
+        assert np.abs(blocks[:, :, :, 0, :, 0] - means).max() <= 0.5
+    assert (lowres(x, 1) == x).all()
+    with pytest.raises(BadInput, match="do not divide"):
+        lowres(x, 3)
+
+
+def test_inverted_and_colorized():
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 256, (6, 1, 8, 8), dtype=np.uint8)
+    assert (inverted(inverted(x)) == x).all() and (inverted(x).astype(int) + x == 255).all()
+    y = np.array([0, 1, 2, 0, 1, 2])
+    c = colorized(x, y, 3, seed=5)
+    assert c.shape == (6, 3, 8, 8)
+    tint = class_tints(3, seed=5)
+    assert ((tint >= 0.25) & (tint <= 1)).all()
+    # every pixel is the grey value times its class's colour, to rounding
+    expect = x[:, :1].astype(float) * tint[y][:, :, None, None]
+    assert np.abs(c - expect).max() <= 0.5
+    assert not np.array_equal(class_tints(3, seed=5), class_tints(3, seed=6))
+    with pytest.raises(BadInput, match="needs class labels"):
+        colorized(x, None, 3)
+
+
+def test_every_task_pairs_aligned_images():
+    rng = np.random.default_rng(2)
+    x = rng.integers(0, 256, (4, 1, 28, 28), dtype=np.uint8)
+    y = np.arange(4) % 10
+    for name, (source, make_a, make_b, text) in TRANSLATION_TASKS.items():
+        a, b = make_a(x, y, 10), make_b(x, y, 10)
+        assert a.dtype == b.dtype == np.uint8 and len(a) == len(b) == 4, name
+        assert a.shape[2:] == b.shape[2:] == (28, 28) and source == "fashion-mnist" and text
