@@ -58,3 +58,29 @@ def test_every_task_pairs_aligned_images():
         a, b = make_a(x, y, 10), make_b(x, y, 10)
         assert a.dtype == b.dtype == np.uint8 and len(a) == len(b) == 4, name
         assert a.shape[2:] == b.shape[2:] == (28, 28) and source == "fashion-mnist" and text
+
+
+def test_task_data_pairs_every_split(run_cli):
+    """--data task:NAME: the source's images are the targets, each with its input image; the
+    pairs survive the validation hold-out, and `ganvae datasets` lists the tasks."""
+    from ganvae.data import load_dataset
+    from ganvae.data.base import hold_out_val
+
+    ds = load_dataset("task:lowres2fashion")
+    fm = load_dataset("fashion-mnist")
+    assert ds.name == "task:lowres2fashion" and ds.classes == fm.classes
+    assert (ds.train.x == fm.train.x).all() and (ds.test.a == lowres(fm.test.x, 4)).all()
+    assert ds.info["translation"]["a_shape"] == [1, 28, 28] and ds.info["translation"]["paired"]
+    held = hold_out_val(ds, 1000, seed=0)
+    assert len(held.val) == 1000 and held.val.a is not None
+    assert (held.val.a == lowres(held.val.x, 4)).all() and (held.train.a == lowres(held.train.x, 4)).all()
+    col = load_dataset("task:colorized")
+    assert col.train.x.shape[1:] == (3, 28, 28) and col.train.a.shape[1:] == (1, 28, 28)
+    small = load_dataset("task:edges2fashion", size=16)
+    assert small.train.a.shape[1:] == small.train.x.shape[1:] == (1, 16, 16)
+    with pytest.raises(BadInput, match="unknown translation task"):
+        load_dataset("task:nope")
+    with pytest.raises(BadInput, match="give a task name"):
+        load_dataset("task:")
+    code, out, _ = run_cli("datasets")
+    assert code == 0 and "task:edges2fashion" in out and "task:colorized" in out

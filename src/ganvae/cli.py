@@ -55,7 +55,7 @@ def data_options(f):
 def datasets(ctx: click.Context, data_dir: Path | None) -> None:
     """List the named datasets: where each is found (or how to get it) and its shape.
 
-    Other forms of --data: shapes[:classes=K,n=N,n_test=M,seed=S], folder:PATH, npz:PATH.
+    Other forms of --data: shapes[:classes=K,n=N,n_test=M,seed=S], folder:PATH, npz:PATH, task:NAME.
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -75,6 +75,10 @@ def datasets(ctx: click.Context, data_dir: Path | None) -> None:
                  "procedural, made in memory (shapes:classes=K,n=N,...; --size, --channels)"))
     rows.append(("folder:PATH", "", "", "", "", "images below PATH; sub-folders are classes"))
     rows.append(("npz:PATH", "", "", "", "", "arrays x (N,[C,]H,W) uint8 and optional y"))
+    from .data.tasks import TRANSLATION_TASKS
+
+    for name, (source, _, _, text) in TRANSLATION_TASKS.items():
+        rows.append((f"task:{name}", "", "", "", "", f"translation pairs made from {source}: {text}"))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     for r in rows:
         click.echo("  ".join(r[i].ljust(widths[i]) for i in range(5)) + "  " + r[5])

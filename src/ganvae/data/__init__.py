@@ -4,6 +4,8 @@
     shapes[:opts]            procedural shapes with known modes (shapes.py)
     folder:PATH              an image folder (folder.py)
     npz:PATH                 a NumPy archive (npz.py)
+    task:NAME                a built-in translation task: target images with their input-domain
+                             counterparts in Split.a (tasks.py)
 """
 
 from __future__ import annotations
@@ -38,8 +40,16 @@ FORMS: dict[str, Callable[..., ImageDataset]] = {
     "shapes": lambda arg, data_dir=None, size=None, channels=None, seed=0: load_shapes(arg, size, channels, seed),
     "folder": lambda arg, data_dir=None, size=None, channels=None, seed=0: load_folder(arg, size, channels, seed),
     "npz": lambda arg, data_dir=None, size=None, channels=None, seed=0: load_npz(arg, size, channels, seed),
+    "task": lambda arg, data_dir=None, size=None, channels=None, seed=0: _load_task(arg, data_dir, size, channels,
+                                                                                      seed),
 }
-NEEDS_ARG = {"folder", "npz"}
+NEEDS_ARG = {"folder", "npz", "task"}
+
+
+def _load_task(arg, data_dir, size, channels, seed):
+    from .tasks import load_task
+
+    return load_task(arg, data_dir, size, channels, seed)
 
 
 def load_dataset(spec: str, data_dir: str | Path | None = None, size: int | None = None,
@@ -57,9 +67,9 @@ def load_dataset(spec: str, data_dir: str | Path | None = None, size: int | None
     kind, _, arg = spec.partition(":")
     if kind not in FORMS:
         raise BadInput(f"--data {spec!r}: unknown dataset; use one of "
-                       f"{', '.join(NAMED)}, shapes, folder:PATH, npz:PATH")
+                       f"{', '.join(NAMED)}, shapes, folder:PATH, npz:PATH, task:NAME")
     if kind in NEEDS_ARG and not arg:
-        raise BadInput(f"--data {spec!r}: give a path, as in {kind}:PATH")
+        raise BadInput(f"--data {spec!r}: give {'a task name, as in task:NAME' if kind == 'task' else f'a path, as in {kind}:PATH'}")
     if kind in NAMED and arg:
         raise BadInput(f"--data {spec!r}: '{kind}' takes no argument; use --data-dir to say where it is")
     return FORMS[kind](arg, data_dir=data_dir, size=size, channels=channels, seed=seed)

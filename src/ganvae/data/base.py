@@ -22,15 +22,20 @@ MAX_SIDE = 4096
 
 @dataclass
 class Split:
-    """One split: `x` uint8 (N, C, H, W), `y` int64 (N,) or None."""
+    """One split: `x` uint8 (N, C, H, W), `y` int64 (N,) or None; for translation data also
+    `a` uint8 (N, C', H, W), the input-domain image of each x (x is the target domain, B)."""
 
     x: np.ndarray
     y: np.ndarray | None = None
+    a: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         assert self.x.dtype == np.uint8 and self.x.ndim == 4, (self.x.dtype, self.x.shape)
         if self.y is not None:
             assert self.y.shape == (len(self.x),), (self.y.shape, self.x.shape)
+        if self.a is not None:
+            assert self.a.dtype == np.uint8 and self.a.ndim == 4 and len(self.a) == len(self.x) \
+                and self.a.shape[2:] == self.x.shape[2:], (self.a.shape, self.x.shape)
 
     def __len__(self) -> int:
         return len(self.x)
@@ -182,8 +187,8 @@ def hold_out_val(ds: ImageDataset, value, seed: int = 0) -> ImageDataset:
     keep = np.ones(len(tr), dtype=bool)
     keep[idx] = False
 
-    def part(ix):
-        return Split(tr.x[ix], None if tr.y is None else tr.y[ix])
+    def part(ix):   # pairs stay pairs: the input-domain images are split with their targets
+        return Split(tr.x[ix], None if tr.y is None else tr.y[ix], None if tr.a is None else tr.a[ix])
 
     return dataclasses.replace(ds, train=part(keep), val=part(idx), full_train=tr)
 

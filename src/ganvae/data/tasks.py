@@ -12,7 +12,9 @@ model has ground truth to be scored against even when it trains unpaired:
     colorized  the other way round: B is the grey image tinted with a colour per class (RGB),
                A the grey image; the tint of each class is fixed by a seed
 
-The next slice wires them into `--data task:NAME` (TRANSLATION_TASKS names them).
+`--data task:NAME` loads one (`load_task`): the source dataset's images are the target domain
+(`Split.x`, so every generative model trains on them as usual) and each split carries the
+input-domain images, pixel-aligned, in `Split.a`.
 """
 
 from __future__ import annotations
@@ -88,3 +90,26 @@ TRANSLATION_TASKS = {
     "colorized": ("fashion-mnist", lambda x, y, k: x, lambda x, y, k: colorized(x, y, k),
                   "grey Fashion-MNIST image -> tinted by class (RGB)"),
 }
+
+
+def load_task(name: str, data_dir=None, size=None, channels=None, seed: int = 0):
+    """`--data task:NAME`: the source dataset with each split's input domain in `Split.a`.
+
+    `--size` and `--channels` apply to the source images before the domains are made.
+    """
+    from . import FORMS
+    from .base import ImageDataset, Split
+
+    if name not in TRANSLATION_TASKS:
+        raise BadInput(f"--data task:{name}: unknown translation task; choose one of {', '.join(TRANSLATION_TASKS)}")
+    source, make_a, make_b, text = TRANSLATION_TASKS[name]
+    src = FORMS[source]("", data_dir=data_dir, size=size, channels=channels, seed=seed)
+    k = src.num_classes
+
+    def split(sp):
+        return Split(make_b(sp.x, sp.y, k), sp.y, make_a(sp.x, sp.y, k))
+
+    train, test = split(src.train), split(src.test)
+    info = {**src.info, "translation": {"task": name, "paired": True, "source": source, "description": text,
+                                        "a_shape": list(train.a.shape[1:]), "b_shape": list(train.x.shape[1:])}}
+    return ImageDataset(f"task:{name}", train, test, classes=src.classes, source=src.source, info=info)
