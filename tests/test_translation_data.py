@@ -84,3 +84,43 @@ def test_task_data_pairs_every_split(run_cli):
         load_dataset("task:")
     code, out, _ = run_cli("datasets")
     assert code == 0 and "task:edges2fashion" in out and "task:colorized" in out
+
+
+def _pair_dir(tmp_path, n=6, size=(12, 12)):
+    from PIL import Image
+
+    rng = np.random.default_rng(3)
+    for side in ("A", "B"):
+        (tmp_path / "p" / side).mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        img = rng.integers(0, 256, size[::-1], dtype=np.uint8)
+        Image.fromarray(img).save(tmp_path / "p" / "A" / f"{i:03d}.png")
+        Image.fromarray(255 - img).save(tmp_path / "p" / "B" / f"{i:03d}.png")
+    return tmp_path / "p"
+
+
+def test_pairs_folder_keeps_partners_aligned(tmp_path):
+    from ganvae.data import load_dataset
+
+    d = _pair_dir(tmp_path)
+    (d / "A" / "broken.png").write_bytes(b"not an image")
+    (d / "B" / "broken.png").write_bytes(b"not an image either")
+    with pytest.warns(UserWarning, match="skipped 2 file"):
+        ds = load_dataset(f"pairs:{d}")
+    assert len(ds.train) + len(ds.test) == 6 and len(ds.test) == 1
+    for sp in (ds.train, ds.test):                       # B was made as 255 - A: still so, pair by pair
+        assert sp.a.shape == sp.x.shape and (sp.x.astype(int) + sp.a == 255).all()
+
+
+@pytest.mark.parametrize("damage,msg", [
+    (lambda d: (d / "B" / "003.png").unlink(), "A/003 has no partner in B/"),
+    (lambda d: (d / "A" / "001.png").unlink(), "B/001 has no partner in A/"),
+    (lambda d: __import__("PIL.Image").Image.fromarray(np.zeros((8, 8), np.uint8)).save(d / "B" / "002.png"),
+     "is 12x12 but its partner B/002.png is 8x8"),
+    (lambda d: __import__("shutil").rmtree(d / "B"), "needs the folders"),
+])
+def test_bad_pairs_are_one_line_errors(damage, msg, tmp_path, run_cli):
+    d = _pair_dir(tmp_path)
+    damage(d)
+    code, _, err = run_cli("datasets", "show", f"pairs:{d}", "-o", tmp_path / "x.png")
+    assert code == 2 and msg in err and "Traceback" not in err and err.count("\n") == 1

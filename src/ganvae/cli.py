@@ -55,7 +55,7 @@ def data_options(f):
 def datasets(ctx: click.Context, data_dir: Path | None) -> None:
     """List the named datasets: where each is found (or how to get it) and its shape.
 
-    Other forms of --data: shapes[:classes=K,n=N,n_test=M,seed=S], folder:PATH, npz:PATH, task:NAME.
+    Other forms of --data: shapes[:classes=K,n=N,n_test=M,seed=S], folder:PATH, npz:PATH, pairs:DIR, task:NAME.
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -75,6 +75,7 @@ def datasets(ctx: click.Context, data_dir: Path | None) -> None:
                  "procedural, made in memory (shapes:classes=K,n=N,...; --size, --channels)"))
     rows.append(("folder:PATH", "", "", "", "", "images below PATH; sub-folders are classes"))
     rows.append(("npz:PATH", "", "", "", "", "arrays x (N,[C,]H,W) uint8 and optional y"))
+    rows.append(("pairs:DIR", "", "", "", "", "translation pairs: DIR/A/<name> (input) -> DIR/B/<name> (target)"))
     from .data.tasks import TRANSLATION_TASKS
 
     for name, (source, _, _, text) in TRANSLATION_TASKS.items():
