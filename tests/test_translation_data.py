@@ -124,3 +124,27 @@ def test_bad_pairs_are_one_line_errors(damage, msg, tmp_path, run_cli):
     damage(d)
     code, _, err = run_cli("datasets", "show", f"pairs:{d}", "-o", tmp_path / "x.png")
     assert code == 2 and msg in err and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_unpaired_folders(tmp_path):
+    """unpaired:A,B: B the targets, A a set of its own scaled to B's size; a validation hold-out
+    takes the same share of each, and a bad spec is a one-line error."""
+    from PIL import Image
+
+    from ganvae.data import load_dataset
+    from ganvae.data.base import hold_out_val
+
+    rng = np.random.default_rng(4)
+    for side, n, size in (("a", 30, 20), ("b", 50, 16)):
+        (tmp_path / side).mkdir()
+        for i in range(n):
+            Image.fromarray(rng.integers(0, 256, (size, size), dtype=np.uint8)).save(tmp_path / side / f"{i}.png")
+    ds = load_dataset(f"unpaired:{tmp_path / 'a'},{tmp_path / 'b'}")
+    assert ds.train.x.shape[1:] == ds.train.a.shape[1:] == (1, 16, 16)
+    assert len(ds.train) + len(ds.test) == 50 and len(ds.train.a) + len(ds.test.a) == 30
+    assert not ds.train.paired and not ds.info["translation"]["paired"]
+    held = hold_out_val(ds, 0.2, seed=0)
+    assert len(held.val) == 9 and len(held.val.a) == 5 and len(held.train.a) == 22
+    assert not set(map(bytes, held.val.a)) & set(map(bytes, held.train.a))    # disjoint
+    with pytest.raises(BadInput, match="give two folders"):
+        load_dataset(f"unpaired:{tmp_path / 'a'}")

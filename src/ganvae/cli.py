@@ -55,7 +55,8 @@ def data_options(f):
 def datasets(ctx: click.Context, data_dir: Path | None) -> None:
     """List the named datasets: where each is found (or how to get it) and its shape.
 
-    Other forms of --data: shapes[:classes=K,n=N,n_test=M,seed=S], folder:PATH, npz:PATH, pairs:DIR, task:NAME.
+    Other forms of --data: shapes[:classes=K,n=N,n_test=M,seed=S], folder:PATH, npz:PATH, pairs:DIR, unpaired:DIR_A,DIR_B,
+    task:NAME.
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -76,6 +77,7 @@ def datasets(ctx: click.Context, data_dir: Path | None) -> None:
     rows.append(("folder:PATH", "", "", "", "", "images below PATH; sub-folders are classes"))
     rows.append(("npz:PATH", "", "", "", "", "arrays x (N,[C,]H,W) uint8 and optional y"))
     rows.append(("pairs:DIR", "", "", "", "", "translation pairs: DIR/A/<name> (input) -> DIR/B/<name> (target)"))
+    rows.append(("unpaired:A,B", "", "", "", "", "two image folders for unpaired translation (A input, B target)"))
     from .data.tasks import TRANSLATION_TASKS
 
     for name, (source, _, _, text) in TRANSLATION_TASKS.items():

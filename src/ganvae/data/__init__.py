@@ -5,6 +5,7 @@
     folder:PATH              an image folder (folder.py)
     npz:PATH                 a NumPy archive (npz.py)
     pairs:DIR                paired translation data: DIR/A/<name> -> DIR/B/<name> (pairs.py)
+    unpaired:DIR_A,DIR_B     two image folders, no pairing (pairs.py)
     task:NAME                a built-in translation task: target images with their input-domain
                              counterparts in Split.a (tasks.py)
 """
@@ -19,7 +20,7 @@ from .base import ImageDataset, Split, to_float, to_uint8
 from .folder import load_folder
 from .named import NAMED, load_named
 from .npz import load_npz
-from .pairs import load_pairs
+from .pairs import load_pairs, load_unpaired
 from .shapes import load_shapes
 from .transform import check_channels, check_size, conform
 
@@ -46,7 +47,9 @@ FORMS: dict[str, Callable[..., ImageDataset]] = {
                                                                                       seed),
 }
 FORMS["pairs"] = lambda arg, data_dir=None, size=None, channels=None, seed=0: load_pairs(arg, size, channels, seed)
-NEEDS_ARG = {"folder", "npz", "task", "pairs"}
+FORMS["unpaired"] = lambda arg, data_dir=None, size=None, channels=None, seed=0: load_unpaired(arg, size, channels,
+                                                                                             seed)
+NEEDS_ARG = {"folder", "npz", "task", "pairs", "unpaired"}
 
 
 def _load_task(arg, data_dir, size, channels, seed):
@@ -70,7 +73,7 @@ def load_dataset(spec: str, data_dir: str | Path | None = None, size: int | None
     kind, _, arg = spec.partition(":")
     if kind not in FORMS:
         raise BadInput(f"--data {spec!r}: unknown dataset; use one of "
-                       f"{', '.join(NAMED)}, shapes, folder:PATH, npz:PATH, pairs:DIR, task:NAME")
+                       f"{', '.join(NAMED)}, shapes, folder:PATH, npz:PATH, pairs:DIR, unpaired:DIR_A,DIR_B, task:NAME")
     if kind in NEEDS_ARG and not arg:
         raise BadInput(f"--data {spec!r}: give {'a task name, as in task:NAME' if kind == 'task' else f'a path, as in {kind}:PATH'}")
     if kind in NAMED and arg:

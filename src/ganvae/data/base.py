@@ -23,19 +23,21 @@ MAX_SIDE = 4096
 @dataclass
 class Split:
     """One split: `x` uint8 (N, C, H, W), `y` int64 (N,) or None; for translation data also
-    `a` uint8 (N, C', H, W), the input-domain image of each x (x is the target domain, B)."""
+    `a` uint8 (M, C', H, W), input-domain images (x is the target domain, B): the input of each
+    x when `paired` (M = N), else a set of its own (unpaired data)."""
 
     x: np.ndarray
     y: np.ndarray | None = None
     a: np.ndarray | None = None
+    paired: bool = True
 
     def __post_init__(self) -> None:
         assert self.x.dtype == np.uint8 and self.x.ndim == 4, (self.x.dtype, self.x.shape)
         if self.y is not None:
             assert self.y.shape == (len(self.x),), (self.y.shape, self.x.shape)
         if self.a is not None:
-            assert self.a.dtype == np.uint8 and self.a.ndim == 4 and len(self.a) == len(self.x) \
-                and self.a.shape[2:] == self.x.shape[2:], (self.a.shape, self.x.shape)
+            assert self.a.dtype == np.uint8 and self.a.ndim == 4 and self.a.shape[2:] == self.x.shape[2:] \
+                and (len(self.a) == len(self.x) or not self.paired), (self.a.shape, self.x.shape)
 
     def __len__(self) -> int:
         return len(self.x)
@@ -187,10 +189,20 @@ def hold_out_val(ds: ImageDataset, value, seed: int = 0) -> ImageDataset:
     keep = np.ones(len(tr), dtype=bool)
     keep[idx] = False
 
-    def part(ix):   # pairs stay pairs: the input-domain images are split with their targets
-        return Split(tr.x[ix], None if tr.y is None else tr.y[ix], None if tr.a is None else tr.a[ix])
+    # Pairs stay pairs: paired input-domain images are split with their targets. Unpaired ones
+    # give the same share of their own, drawn from the seed as well.
+    a_keep = a_idx = None
+    if tr.a is not None and not tr.paired:
+        k_a = min(max(1, round(k * len(tr.a) / len(tr))), len(tr.a) - 1)
+        a_idx = val_indices(len(tr.a), k_a, seed + 1)
+        a_keep = np.ones(len(tr.a), dtype=bool)
+        a_keep[a_idx] = False
 
-    return dataclasses.replace(ds, train=part(keep), val=part(idx), full_train=tr)
+    def part(ix, a_ix):
+        a = None if tr.a is None else tr.a[ix if tr.paired else a_ix]
+        return Split(tr.x[ix], None if tr.y is None else tr.y[ix], a, tr.paired)
+
+    return dataclasses.replace(ds, train=part(keep, a_keep), val=part(idx, a_idx), full_train=tr)
 
 
 def to_float(x: torch.Tensor) -> torch.Tensor:

@@ -81,3 +81,24 @@ def load_pairs(path: str | Path, size: int | None = None, channels: int | None =
                                                      "a_shape": list(a.shape[1:]), "b_shape": list(b.shape[1:])}}
     return ImageDataset(f"pairs:{root}", Split(b[tr], a=a[tr]), Split(b[te], a=a[te]), None, source=str(root),
                         info=info)
+
+
+def load_unpaired(arg: str, size: int | None = None, channels: int | None = None, seed: int = 0) -> ImageDataset:
+    """`unpaired:DIR_A,DIR_B`: two image folders with no pairing (CycleGAN, UNIT).
+
+    Each is read as `folder:` (its own train/test split, skipped files, bombs refused); B is the
+    target domain (`Split.x`, with its labels if it has class sub-folders) and A the input domain
+    (`Split.a`, `paired=False`), scaled to B's size.
+    """
+    from .folder import load_folder
+
+    parts = [p.strip() for p in arg.split(",")]
+    if len(parts) != 2 or not all(parts):
+        raise BadInput(f"unpaired:{arg}: give two folders, as in unpaired:photos_a,photos_b")
+    b = load_folder(parts[1], size, channels, seed)
+    a = load_folder(parts[0], b.shape[1], None, seed)
+    info = {"skipped": a.info.get("skipped", 0) + b.info.get("skipped", 0),
+            "translation": {"task": None, "paired": False, "source": arg,
+                            "a_shape": list(a.shape), "b_shape": list(b.shape)}}
+    return ImageDataset(f"unpaired:{arg}", Split(b.train.x, b.train.y, a.train.x, paired=False),
+                        Split(b.test.x, b.test.y, a.test.x, paired=False), b.classes, source=arg, info=info)
