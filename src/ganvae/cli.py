@@ -383,8 +383,8 @@ def complete_cmd(run, mask_spec, method, n, steps, restarts, batch, precision, o
     from .files import atomic_write
     from .images import save_grid
     from .metrics.inpainting import hole_mse, hole_psnr
-    from .tasks.complete import (CompleteConfig, complete, make_masks, mean_fill, parse_mask, resolve_method,
-                                 triplet_grid)
+    from .tasks.complete import (CompleteConfig, complete, make_masks, mean_fill, mean_image, parse_mask,
+                                 resolve_method, triplet_grid)
 
     suffix = output.suffix.lower()
     if suffix not in (".png", ".npz"):
@@ -398,8 +398,8 @@ def complete_cmd(run, mask_spec, method, n, steps, restarts, batch, precision, o
     x, _, ds = _test_images(run_cfg, n, model.device)
     original = ds.test.x[:len(x)]
     mask = make_masks(spec, len(x), ds.shape[1:], seed)                             # (N, 1, H, W), 1 = known
-    mean_image = np.round(ds.train.x.astype(np.float64).mean(0)).astype(np.uint8)
-    fill = to_float(torch.from_numpy(mean_image)).to(model.device)
+    mean = mean_image(ds)
+    fill = to_float(torch.from_numpy(mean)).to(model.device)
     t0 = time.perf_counter()
     done = complete(model, x, torch.from_numpy(mask).to(model.device), name, cfg, fill,
                     torch.Generator().manual_seed(seed), progress=not quiet)
@@ -410,10 +410,9 @@ def complete_cmd(run, mask_spec, method, n, steps, restarts, batch, precision, o
         atomic_write(output, lambda p: np.savez_compressed(open(p, "wb"), x=done8, mask=mask.astype(np.uint8),
                                                            original=original))
     else:
-        grid, row = triplet_grid(original, done8, original, mask)
-        save_grid(output, grid, nrow=row)
+        save_grid(output, triplet_grid(done8, original, mask), nrow=8)
     save_grid(mask_png, (mask * 255).astype(np.uint8))
-    base = mean_fill(original, mask, mean_image)
+    base = mean_fill(original, mask, mean)
     click.echo(f"wrote {output} ({len(x)} test images, mask {spec.label}, {name}: "
                f"{1000 * seconds / len(x):.1f} ms per image) and its masks {mask_png}")
     click.echo(f"hole MSE {hole_mse(done8, original, mask):.4f} (PSNR {hole_psnr(done8, original, mask):.1f} dB) "

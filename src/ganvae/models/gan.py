@@ -39,6 +39,7 @@ from torch import nn
 from ..errors import BadInput
 from ..nets import Decoder, Discriminator, dcgan_init
 from ..registry import register_model
+from .autoencoder import evaluating
 from .base import GenerativeModel, ModelConfig
 from .regularizers import add_spectral_norm, clip_weights_, gradient_penalty, r1_penalty
 
@@ -403,12 +404,8 @@ class GAN(GenerativeModel):
 
     def realism(self, x: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
         """D's logit that images x (B, C, H, W) are real, (B,) in float32, in eval mode."""
-        was_training = self.d.training
-        self.d.eval()
-        try:
+        with evaluating(self.d):
             return self.d(x).float()
-        finally:
-            self.d.train(was_training)
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:

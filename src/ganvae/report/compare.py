@@ -438,11 +438,11 @@ def _run_tasks(cfg: CompareConfig, out: Path, runs: list[tuple[str, int]], rows:
     seed]}, "tables", "findings", "figures": {model: file of seed 0}}}.
     """
     from ..models.base import GenerativeModel
-    from ..tasks import get_task, task_summary
+    from ..tasks import BUILT_IN, get_task, task_summary
 
     done = {}
     for name in cfg.tasks:
-        if name == "generate":
+        if name in BUILT_IN:
             continue
         task = get_task(name)
         tcfg = task_config(task, cfg.task_configs.get(name, {}))
@@ -468,6 +468,9 @@ def _run_tasks(cfg: CompareConfig, out: Path, runs: list[tuple[str, int]], rows:
                     prepared = task.prepare(ds, ev, tcfg, log)
                 log(f"{_run_name(preset, seed)}: {name}")
                 model = GenerativeModel.from_pretrained(run_dir / "model", device=device)
+                if not task.applies(model):
+                    log(f"{_run_name(preset, seed)}: {name} does not apply; skipped")
+                    continue
                 t0 = time.perf_counter()
                 res = task.run(model, ds, ev, tcfg, prepared, run_dir / "figures", log, progress)
                 res = {"config": key, **res, "seconds": round(time.perf_counter() - t0, 2)}

@@ -27,13 +27,13 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BadInput
-from ..registry import TASKS, register_task  # noqa: F401  (register_task: for the task modules)
+from ..registry import TASKS
 
 BUILT_IN = ("generate",)
 
 
 def _ensure_loaded() -> None:
-    from . import complete  # noqa: F401
+    from . import complete  # noqa: F401  (registers itself)
 
 
 def get_task(name: str):
@@ -83,6 +83,8 @@ def evaluate_tasks(run: str | Path, names: tuple[str, ...], configs: dict | None
             continue
         task = get_task(task_name)
         cfg = (configs or {}).get(task_name) or task.Config()
+        if not task.applies(model):
+            raise BadInput(f"--tasks {task_name}: does not apply to {name}")
         prepared = task.prepare(ds, ev, cfg, log)
         result = task.run(model, ds, ev, cfg, prepared, None, log, progress)
         summary = task_summary(prepared)

@@ -31,7 +31,6 @@ the hole is ever the model's. Three methods, by what the model has:
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -317,14 +316,10 @@ METHODS: dict[str, tuple[Callable, Callable, str, Callable]] = {
 
 
 def auto_method(model) -> str:
-    """The method `auto` picks: latent-opt for models without an encoder (the only one that
-    applies); for encoder models the one measured best on hole MSE (BENCHMARKS.md)."""
-    if not getattr(model, "has_encoder", False):
-        return "latent-opt"
-    return AUTO_ENCODER
-
-
-AUTO_ENCODER = "latent-opt"
+    """The method `auto` picks: latent-opt, the only one that applies to models without an
+    encoder and the one measured best on every model and mask kind (BENCHMARKS.md: encoder and
+    gibbs are 50-500x cheaper and 2-8x worse on hole MSE)."""
+    return "latent-opt"
 
 
 def resolve_method(model, method: str) -> str:
@@ -405,10 +400,10 @@ def image_metrics(completed: np.ndarray, original: np.ndarray, mask: np.ndarray,
     return out
 
 
-def mean_fill(original: np.ndarray, mask: np.ndarray, mean_image: np.ndarray) -> np.ndarray:
+def mean_fill(original: np.ndarray, mask: np.ndarray, mean: np.ndarray) -> np.ndarray:
     """Baseline: the hole holds the training split's mean image (uint8 (N, C, H, W))."""
     known = mask.astype(bool)
-    return np.where(known, original, np.broadcast_to(mean_image, original.shape)).astype(np.uint8)
+    return np.where(known, original, np.broadcast_to(mean, original.shape)).astype(np.uint8)
 
 
 def nearest_fill(original: np.ndarray, mask: np.ndarray, train: np.ndarray, batch: int = 256) -> np.ndarray:
@@ -432,12 +427,6 @@ def nearest_fill(original: np.ndarray, mask: np.ndarray, train: np.ndarray, batc
     return out
 
 
-BASELINES = {
-    "mean image": "the hole filled with the training split's mean image",
-    "nearest neighbour": "the hole filled from the training image nearest on the known pixels",
-}
-
-
 def masked_view(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """uint8 (N, C, H, W) -> (N, 3, H, W) RGB with the hole painted a flat pink, for figures."""
     rgb = np.repeat(x, 3, axis=1) if x.shape[1] == 1 else x.copy()
@@ -451,13 +440,19 @@ def rgb(x: np.ndarray) -> np.ndarray:
     return np.repeat(x, 3, axis=1) if x.shape[1] == 1 else x
 
 
-def triplet_grid(masked: np.ndarray, completed: np.ndarray, original: np.ndarray, mask: np.ndarray,
-                 row: int = 8) -> tuple[np.ndarray, int]:
-    """Rows of `row` images: masked input, completion, original, repeated; (N', 3, H, W), nrow."""
+def triplet_grid(completed: np.ndarray, original: np.ndarray, mask: np.ndarray, row: int = 8) -> np.ndarray:
+    """Rows of `row` images: masked input, completion, original, repeated; (N', 3, H, W)."""
     parts = []
     for i in range(0, len(completed), row):
-        parts += [masked_view(masked[i:i + row], mask[i:i + row]), rgb(completed[i:i + row]), rgb(original[i:i + row])]
-    return np.concatenate(parts), row
+        parts += [masked_view(original[i:i + row], mask[i:i + row]), rgb(completed[i:i + row]),
+                  rgb(original[i:i + row])]
+    return np.concatenate(parts)
+
+
+def mean_image(ds) -> np.ndarray:
+    """The training split's mean image, uint8 (C, H, W): the mean-image baseline, and what the
+    commands put in the hole before an encoder sees it."""
+    return np.round(ds.train.x.astype(np.float64).mean(0)).astype(np.uint8)
 
 
 @register_task
@@ -483,7 +478,7 @@ class CompletionTask:
         original = ds.test.x[:n]
         labels = ds.test.y[:n] if ds.test.y is not None else None
         real_f, _ = real_features(ev, ds.test.x, "test", log)
-        mean_image = np.round(ds.train.x.astype(np.float64).mean(0)).astype(np.uint8)   # (C, H, W)
+        mean = mean_image(ds)                                                            # (C, H, W)
         masks, baselines = {}, {}
         floor = image_metrics(original, original, np.zeros((n, 1, *ds.shape[1:]), np.float32), ev, real_f, labels)
         floor = {k: v for k, v in floor.items() if k in ("ssim", "fd", "accuracy")}
@@ -492,7 +487,7 @@ class CompletionTask:
             m = make_masks(spec, n, ds.shape[1:], cfg.seed)
             masks[spec.label] = m
             rows = {}
-            for name, fn in (("mean image", lambda: mean_fill(original, m, mean_image)),
+            for name, fn in (("mean image", lambda: mean_fill(original, m, mean)),
                              ("nearest neighbour", lambda: nearest_fill(original, m, ds.train.x))):
                 t = time.perf_counter()
                 filled = fn()
@@ -500,7 +495,7 @@ class CompletionTask:
                 rows[name] = {**image_metrics(filled, original, m, ev, real_f, labels),
                               "ms_per_image": 1000 * seconds / n}
             baselines[spec.label] = rows
-        return {"n": n, "masks": masks, "baselines": baselines, "floor": floor, "mean_image": mean_image,
+        return {"n": n, "masks": masks, "baselines": baselines, "floor": floor, "mean_image": mean,
                 "real_feats": real_f, "labels": labels, "config": dataclasses.asdict(cfg)}
 
     @staticmethod
