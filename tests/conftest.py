@@ -35,7 +35,16 @@ def one_thread():
 
 
 DATA = "shapes:n=256,n_test=64"
+# translation models: the same images as targets, their 7x7 blow-ups as inputs (one evaluator)
+TDATA = "task:lowres@" + DATA
 TINY = ["--set", "width=8", "--set", "latent=8", "--batch-size", "16", "--quiet"]
+
+
+def data_for(preset: str) -> str:
+    """The tiny data a preset's tests train on: DATA, or TDATA for translation models."""
+    from ganvae.registry import resolve
+
+    return TDATA if resolve(preset)[0].translation else DATA
 
 
 @pytest.fixture(scope="session")
@@ -47,7 +56,7 @@ def runs(tmp_path_factory):
     out = {}
     for preset in preset_names():
         run = root / preset
-        code = main(["train", preset, "--data", DATA, "--steps", "4", "--run-dir", str(run),
+        code = main(["train", preset, "--data", data_for(preset), "--steps", "4", "--run-dir", str(run),
                      "--log-every", "2", "--sample-every", "2", "--checkpoint-every", "2", *TINY])
         assert code == 0, preset
         out[preset] = run

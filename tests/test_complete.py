@@ -14,7 +14,7 @@ from ganvae.tasks.complete import (CompleteConfig, complete, context_weights, ma
                                    parse_mask)
 
 _ensure_loaded()
-FAMILIES = sorted(MODELS)
+FAMILIES = sorted(k for k, cls in MODELS.items() if not cls.translation)   # translators have no latent space
 
 
 def tiny(family, **kw):
@@ -306,9 +306,9 @@ def test_compare_adds_the_completion_task_to_a_finished_comparison(runs, run_cli
 
 
 def _presets():
-    from ganvae.registry import preset_names
+    from ganvae.registry import preset_names, resolve
 
-    return preset_names()
+    return [p for p in preset_names() if not resolve(p)[0].translation]   # they have no latent space
 
 
 @pytest.mark.parametrize("preset", _presets())
@@ -368,3 +368,12 @@ def test_eval_tasks_keep_what_eval_json_held(runs, run_cli, tmp_path):
     assert code == 0, err
     res = json.loads((run / "eval.json").read_text())
     assert res["metrics"]["fd"] != fd and "complete" in res["tasks"]
+
+
+def test_translation_models_are_refused_in_one_line(runs, run_cli, tmp_path):
+    from ganvae.tasks import get_task
+
+    code, _, err = run_cli("complete", runs["pix2pix"], "-n", 4, "-o", tmp_path / "c.png")
+    assert code == 2 and "no latent space to complete from" in err and "Traceback" not in err
+    assert not (tmp_path / "c.png").exists()
+    assert not get_task("complete").applies(__import__("ganvae").load(runs["pix2pix"]))

@@ -10,7 +10,7 @@ from safetensors.numpy import load_file
 
 from ganvae.registry import preset_names
 
-from tests.conftest import DATA, TINY
+from tests.conftest import DATA, TINY, data_for
 
 PRESETS = preset_names()
 
@@ -44,6 +44,13 @@ def test_run_directory(runs, preset):
 
 @pytest.mark.parametrize("preset", PRESETS)
 def test_sample_png_and_npz(runs, preset, run_cli, tmp_path):
+    from ganvae.registry import resolve
+
+    if resolve(preset)[0].translation:  # nothing to sample from: a one-line pointer to translate
+        code, out, err = run_cli("sample", runs[preset], "-n", 10, "-o", tmp_path / "s.npz")
+        assert code == 2 and "ganvae translate" in err and "Traceback" not in err
+        assert not (tmp_path / "s.npz").exists()
+        return
     code, out, err = run_cli("sample", runs[preset], "-n", 10, "-o", tmp_path / "s.npz", "--seed", 3)
     assert code == 0, err
     x = np.load(tmp_path / "s.npz")["x"]
@@ -61,7 +68,10 @@ def test_latent_commands(runs, preset, command, run_cli, tmp_path):
 
     cls, _ = resolve(preset)
     code, out, err = run_cli(command, runs[preset], "-o", tmp_path / "o.png")
-    if command != "interpolate" and not cls.has_encoder:
+    if cls.translation:
+        assert code == 2 and "Traceback" not in err and not (tmp_path / "o.png").exists()
+        assert "ganvae translate" in err or "needs a model with an encoder" in err
+    elif command != "interpolate" and not cls.has_encoder:
         assert code == 2 and "needs a model with an encoder" in err and "Traceback" not in err
         assert not (tmp_path / "o.png").exists()
     else:
@@ -89,9 +99,10 @@ def _weights(run):
     return load_file(Path(run) / "model" / "model.safetensors")
 
 
-@pytest.mark.parametrize("preset", ["dcgan", "vae"])
+# translation models too: their unpaired draws and CycleGAN's replay buffer resume exactly
+@pytest.mark.parametrize("preset", ["dcgan", "vae", "pix2pix", "cyclegan", "unit"])
 def test_resume_is_bit_identical(tmp_path, run_cli, preset):
-    common = ["--data", DATA, "--log-every", 1, "--checkpoint-every", 100, *TINY]
+    common = ["--data", data_for(preset), "--log-every", 1, "--checkpoint-every", 100, *TINY]
     assert run_cli("train", preset, "--steps", 6, "--run-dir", tmp_path / "a", *common)[0] == 0
     assert run_cli("train", preset, "--steps", 3, "--run-dir", tmp_path / "b", *common)[0] == 0
     code, _, err = run_cli("train", "--resume", tmp_path / "b", "--steps", 6, "--quiet")
@@ -154,12 +165,15 @@ def test_python_api(tmp_path):
 
 @pytest.mark.parametrize("preset", PRESETS)
 def test_every_preset_trains_on_fashion_mnist(preset, tmp_path, run_cli):
-    code, out, err = run_cli("train", preset, "--data", "fashion-mnist", "--steps", 2, "--run-dir", tmp_path / "r",
+    from ganvae.registry import resolve
+
+    data = "task:edges2fashion" if resolve(preset)[0].translation else "fashion-mnist"
+    code, out, err = run_cli("train", preset, "--data", data, "--steps", 2, "--run-dir", tmp_path / "r",
                              "--log-every", 1, *TINY)
     assert code == 0, err
     lines = [json.loads(x) for x in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in lines] == [1, 2]
-    assert json.loads((tmp_path / "r" / "config.json").read_text())["data"]["spec"] == "fashion-mnist"
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["data"]["spec"] == data
 
 
 def test_embed_tsne_and_pca_differ(runs, run_cli, tmp_path):

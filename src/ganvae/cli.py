@@ -420,6 +420,82 @@ def complete_cmd(run, mask_spec, method, n, steps, restarts, batch, precision, o
                f"({hole_psnr(base, original, mask):.1f} dB)")
 
 
+@cli.command("translate", context_settings=CONTEXT)
+@click.argument("run", type=click.Path(path_type=Path))
+@click.argument("inputs", type=click.Path(path_type=Path), required=False)
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+              help="A folder (one PNG per input, under the input's name), an .npz (x: uint8 (N, C, H, W)) or "
+                   "a .png grid (input | translation rows, and the true targets where the run's data has them).")
+@click.option("--direction", type=click.Choice(["a2b", "b2a"]), default="a2b", show_default=True,
+              help="a2b: input domain to target domain; b2a: back (cyclegan, unit).")
+@click.option("-n", "--n", "n", type=click.IntRange(1), default=None,
+              help="At most N inputs [all of INPUTS; 64 of the run's test split without INPUTS].")
+@click.option("--batch", type=click.IntRange(1), default=256, show_default=True, help="Images translated at once.")
+@click.option("--device", default="cpu", show_default=True, help="auto, cpu, cuda.")
+def translate_cmd(run, inputs, output, direction, n, batch, device) -> None:
+    """Translate images with RUN's translation model (pix2pix, unet-l1, cyclegan, unit).
+
+    INPUTS is a folder of images or an .npz with an array x; they are scaled to the model's size
+    and channels. Without INPUTS, the run's own test inputs are translated and, where the data is
+    paired, scored against their true targets.
+    """
+    import numpy as np
+    import torch
+
+    from .data import to_float, to_uint8
+    from .files import atomic_write
+    from .images import save_grid, save_png, translation_grid
+
+    suffix = output.suffix.lower()
+    if suffix not in (".png", ".npz") and output.exists() and not output.is_dir():
+        raise BadInput(f"-o {output}: exists and is not a folder; give a folder, an .npz or a .png")
+    model, run_cfg = _load(run, device)
+    if not model.translation:
+        raise BadInput(f"{run}: its model ({run_cfg.get('preset', model.name)}) does not translate; "
+                       "translation models: pix2pix, unet-l1, cyclegan, unit")
+    if direction not in model.directions:
+        raise BadInput(f"--direction {direction}: {model.name} translates {' and '.join(model.directions)} only")
+    c = model.config
+    c_in, c_out = (c.channels_a, c.channels) if direction == "a2b" else (c.channels, c.channels_a)
+    targets = None
+    if inputs is None:
+        _, _, ds = _test_images(run_cfg, 1, model.device)
+        src, dst = (ds.test.a, ds.test.x) if direction == "a2b" else (ds.test.x, ds.test.a)
+        x = src[:n or 64]
+        names = [f"{i:05d}" for i in range(len(x))]
+        targets = dst[:len(x)] if ds.test.paired else None
+    else:
+        from .data.folder import read_images
+
+        x, names = read_images(inputs, c.size, c_in)
+        x, names = x[:n] if n else x, names[:n] if n else names
+    if suffix not in (".png", ".npz") and output.is_dir():
+        clash = [m for m in names if (output / f"{m}.png").exists()]
+        if clash:
+            raise BadInput(f"-o {output}: already holds {clash[0]}.png; choose another folder (nothing was written)")
+    parts = []
+    with torch.no_grad():
+        for i in range(0, len(x), batch):
+            xb = to_float(torch.from_numpy(x[i:i + batch])).to(model.device)
+            parts.append(to_uint8(model.translate(xb, direction)).cpu().numpy())
+    y = np.concatenate(parts)                                                   # (N, c_out, S, S)
+    if suffix == ".npz":
+        atomic_write(output, lambda p: np.savez_compressed(open(p, "wb"), x=y))
+    elif suffix == ".png":
+        save_grid(output, translation_grid(x, y, targets), nrow=8)
+    else:
+        output.mkdir(parents=True, exist_ok=True)
+        for name, img in zip(names, y):
+            (output / name).parent.mkdir(parents=True, exist_ok=True)
+            save_png(output / f"{name}.png", img.transpose(1, 2, 0))
+    click.echo(f"wrote {output} ({len(y)} images translated {direction}, {c_in} -> {c_out} channels)")
+    if targets is not None:
+        l1 = np.abs(y.astype(np.float64) - targets).mean() / 127.5
+        ident = np.abs(x.astype(np.float64) - targets).mean() / 127.5 if c_in == c_out else None
+        click.echo(f"L1 {l1:.4f} on [-1, 1] against the true targets"
+                   + (f"; the identity map: {ident:.4f}" if ident is not None else ""))
+
+
 # ---------------------------------------------------------------------------- evaluation
 
 def _task_options(f):
@@ -431,7 +507,8 @@ def _task_options(f):
     f = click.option("--masks", default="center,half,random-blocks,random-pixels", show_default=True,
                      help="Mask kinds scored by --tasks complete (see ganvae complete --help).")(f)
     f = click.option("--tasks", default="generate", show_default=True,
-                     help="What to score: generate (samples), complete (inpainting), comma-separated.")(f)
+                     help="What to score: generate (samples; a translator's outputs), complete (inpainting), "
+                          "translate (translation against ground truth), comma-separated.")(f)
     return f
 
 

@@ -193,7 +193,20 @@ def real_class_hist(probs: np.ndarray | None) -> np.ndarray | None:
 
 
 @torch.no_grad()
-def generate(model, n: int, seed: int, batch: int) -> np.ndarray:
+def generate(model, n: int, seed: int, batch: int, inputs: np.ndarray | None = None) -> np.ndarray:
+    """n images from the model as uint8 (n, C, H, W): samples; for a translation model, the
+    translations (a2b) of the first n of `inputs`, held-out input-domain images (fewer when
+    there are fewer): what it generates is conditioned on them, and scoring them against real
+    target-domain images measures its outputs as sample metrics measure samples."""
+    if model.translation:
+        if inputs is None:
+            raise BadInput(f"{model.name} translates images: scoring it needs input-domain images")
+        was = model.training
+        model.eval()
+        out = np.concatenate([to_uint8(model.translate(to_float(torch.from_numpy(inputs[i:i + batch])).to(model.device)))
+                              .cpu().numpy() for i in range(0, min(n, len(inputs)), batch)])
+        model.train(was)
+        return out[:n]
     gen = torch.Generator().manual_seed(seed)
     return np.concatenate([to_uint8(model.sample(min(batch, n - i), generator=gen)).cpu().numpy()
                            for i in range(0, n, batch)])
@@ -254,7 +267,7 @@ def evaluate_run(run: Path, cfg: EvalConfig, device="cpu", log: Callable[[str], 
     ds = run_dataset(run_cfg)
     ev = get_evaluator(ds, device=device, log=log)
     t0 = time.perf_counter()
-    fake = generate(model, cfg.n, cfg.seed, cfg.batch)
+    fake = generate(model, cfg.n, cfg.seed, cfg.batch, inputs=ds.test.a)
     t_gen = time.perf_counter() - t0
     res = score(fake, ds, ev, cfg, log)
     binarize = run_cfg.get("data", {}).get("binarize", "none")

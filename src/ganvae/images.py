@@ -45,3 +45,21 @@ def save_png(path: str | Path, image: np.ndarray) -> Path:
 def save_grid(path: str | Path, x: np.ndarray, nrow: int | None = None) -> Path:
     """Tile uint8 (N, C, H, W) images and write them as one PNG."""
     return save_png(path, make_grid(x, nrow))
+
+
+def rgb(x: np.ndarray) -> np.ndarray:
+    """uint8 (N, 1 or 3, H, W) -> (N, 3, H, W): grey repeated, so grey and colour images tile together."""
+    return np.repeat(x, 3, axis=1) if x.shape[1] == 1 else x
+
+
+def translation_grid(inputs: np.ndarray, outputs: np.ndarray, targets: np.ndarray | None = None,
+                     row: int = 8) -> np.ndarray:
+    """Rows of `row` images: inputs, their translations, and (when known) the true targets,
+    repeated; uint8 (N', C, H, W), RGB when the domains' channels differ."""
+    groups = [inputs, outputs] + ([targets] if targets is not None else [])
+    if len({g.shape[1] for g in groups}) > 1:
+        groups = [rgb(g) for g in groups]
+    parts = []
+    for i in range(0, len(inputs), row):
+        parts += [g[i:i + row] for g in groups]
+    return np.concatenate(parts)

@@ -59,9 +59,11 @@ def _norm(kind: str, channels: int) -> nn.Module:
         return nn.BatchNorm2d(channels)
     if kind == "layer":  # per-sample normalisation: safe with per-sample gradient penalties
         return nn.GroupNorm(1, channels)
+    if kind == "instance":  # per image and channel, no affine (CycleGAN's choice; Ulyanov et al. 2016)
+        return nn.InstanceNorm2d(channels)
     if kind == "none":
         return nn.Identity()
-    raise BadInput(f"norm {kind!r}: choose batch, layer or none")
+    raise BadInput(f"norm {kind!r}: choose batch, instance, layer or none")
 
 
 class ConvBody(nn.Module):

@@ -205,6 +205,11 @@ class Trainer:
         # the data order: one permutation per epoch from a generator we can save and restore
         self.data_gen = torch.Generator().manual_seed(self.t.seed)
         self.perm = None
+        self.perm_a = None   # unpaired translation data: the input domain's own order
+        if model.translation:
+            check_translation_data(type(model), data)
+        # paired models see aligned pairs; unpaired ones independent draws even from paired data
+        self._aligned = model.translation == "paired"
 
     def _max_steps(self) -> int | None:
         limits = []
@@ -225,6 +230,7 @@ class Trainer:
                 "step": self.step, "images": self.images, "elapsed": self.elapsed,
                 "rng_cpu": torch.get_rng_state(), "data_gen": self.data_gen.get_state(),
                 "perm": self.perm.cpu() if self.perm is not None else None,
+                "perm_a": self.perm_a.cpu() if self.perm_a is not None else None,
                 "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
                 "base_lrs": self.base_lrs,
             },
@@ -272,6 +278,7 @@ class Trainer:
         torch.set_rng_state(tr["rng_cpu"])
         self.data_gen.set_state(tr["data_gen"])
         self.perm = tr["perm"].to(self.device) if tr["perm"] is not None else None
+        self.perm_a = tr["perm_a"].to(self.device) if tr.get("perm_a") is not None else None
         if tr["rng_cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(tr["rng_cuda"])
         self._truncate_metrics()
@@ -292,14 +299,24 @@ class Trainer:
         atomic_write(path, lambda p: p.write_text("".join(f"{line}\n" for line in keep)))
 
     # ---- the loop
-    def _batch(self, x_train: torch.Tensor) -> torch.Tensor:
+    def _batch(self, x_train: torch.Tensor, a_train: torch.Tensor | None = None):
+        """The step's batch: target images x (B, C, H, W), or for a translation model the pair
+        (a, x): a's aligned with x on paired data; on unpaired data (or for an unpaired model)
+        a's drawn by a permutation of its own, so the two domains are independent draws."""
         pos = self.step % self.steps_per_epoch
         if pos == 0 or self.perm is None:
             self.perm = torch.randperm(len(x_train), generator=self.data_gen).to(self.device)
+            if a_train is not None and not self._aligned:
+                self.perm_a = torch.randperm(len(a_train), generator=self.data_gen).to(self.device)
         size = self.t.batch_size * self.per_step
         idx = self.perm[pos * size:(pos + 1) * size]
         x = to_float(x_train[idx]).contiguous(memory_format=self.memory_format)
-        return binarize_batch(x) if self.cfg.data.binarize == "dynamic" else x
+        x = binarize_batch(x) if self.cfg.data.binarize == "dynamic" else x
+        if a_train is None:
+            return x
+        if not self._aligned:  # A may hold another number of images: wrap around its permutation
+            idx = self.perm_a[(pos * size + torch.arange(size, device=self.device)) % len(a_train)]
+        return to_float(a_train[idx]).contiguous(memory_format=self.memory_format), x
 
     def fraction_done(self) -> float:
         """How far through its stopping point the run is, in [0, 1]."""
@@ -332,10 +349,14 @@ class Trainer:
         if self.cfg.data.binarize == "static":   # one fixed draw, reproduced from the data seed
             x_np = binarize_static(x_np, self.cfg.data.seed)
         x_train = torch.from_numpy(x_np).to(self.device)  # uint8, stays there
+        a_train = torch.from_numpy(self.data.train.a).to(self.device) if model.translation else None
         fixed_noise = torch.Generator().manual_seed(1234)
         fixed_state = fixed_noise.get_state()
         n_fixed = min(self.t.n_samples, len(self.data.test))
         x_fixed = to_float(torch.from_numpy(self.data.test.x[:n_fixed]).to(self.device))
+        if model.translation:  # the fixed inputs and their targets, for the sample grids
+            n_fixed = min(n_fixed, len(self.data.test.a))
+            x_fixed = (to_float(torch.from_numpy(self.data.test.a[:n_fixed]).to(self.device)), x_fixed[:n_fixed])
         writer = SummaryWriter(str(self.run_dir / "tb")) if self.is_main else None
         metrics = open(self.run_dir / "metrics.jsonl", "a") if self.is_main else None
         bar = self._bar()
@@ -353,7 +374,7 @@ class Trainer:
             while not self._done():
                 if stop_signal:
                     raise self._stopped(stop_signal[0])
-                x = self._batch(x_train)
+                x = self._batch(x_train, a_train)
                 # the model autocasts its own forwards (see models/base.py): its losses and
                 # optimizer steps stay in float32
                 out = model.train_step(x, self.step)
@@ -368,7 +389,7 @@ class Trainer:
                     sums[k] = sums[k] + v if k in sums else v
                     counts[k] = counts.get(k, 0) + 1
                 self.step += 1
-                self.images += len(x)
+                self.images += len(x[-1] if isinstance(x, tuple) else x)
                 now = time.perf_counter()
                 self.elapsed += now - t_prev
                 t_prev = now
@@ -503,8 +524,20 @@ class Trainer:
             bar.set_postfix(shown, refresh=False)
 
     @torch.no_grad()
-    def _write_samples(self, name: str, gen: torch.Generator, x_fixed: torch.Tensor) -> None:
+    def _write_samples(self, name: str, gen: torch.Generator, x_fixed) -> None:
         model = self.model
+        if model.translation:  # rows of 8: inputs, their translations, the true targets
+            from .images import translation_grid
+
+            a, b = x_fixed
+            was = model.training
+            model.eval()
+            out = model.translate(a, "a2b")
+            model.train(was)
+            save_grid(self.run_dir / "samples" / f"{name}.png",
+                      translation_grid(to_uint8(a).cpu().numpy(), to_uint8(out).cpu().numpy(),
+                                       to_uint8(b).cpu().numpy() if self.data.test.paired else None), nrow=8)
+            return
         x = model.sample(self.t.n_samples, generator=gen)
         save_grid(self.run_dir / "samples" / f"{name}.png", to_uint8(x).cpu().numpy())
         if getattr(model, "has_encoder", False):
@@ -531,8 +564,23 @@ def build(preset: str, data: ImageDataset, overrides: dict | None = None):
     c, h, w = data.shape
     if h != w:
         raise BadInput(f"{data.name}: images are {h}x{w}; the networks need square images (pass --size)")
-    cfg = replace(cfg, {"channels": c, "size": h, **(overrides or {})}, where="--set")
+    fill = {"channels": c, "size": h}
+    if cls.translation:
+        check_translation_data(cls, data)
+        fill["channels_a"] = data.train.a.shape[1]
+    cfg = replace(cfg, {**fill, **(overrides or {})}, where="--set")
     return cls(cfg), cfg
+
+
+def check_translation_data(cls, data: ImageDataset) -> None:
+    """A translation model needs input-domain images beside the targets, aligned if it is paired."""
+    forms = "--data task:NAME (edges2fashion, lowres2fashion, inverted, colorized), pairs:DIR or unpaired:DIR_A,DIR_B"
+    if data.train.a is None:
+        raise BadInput(f"{cls.name} translates images from one domain to another; {data.name} has only one "
+                       f"domain: give {forms}")
+    if cls.translation == "paired" and not data.train.paired:
+        raise BadInput(f"{cls.name} trains on aligned pairs; {data.name} is unpaired: give pairs:DIR or "
+                       "task:NAME, or train cyclegan or unit on it")
 
 
 def split_overrides(overrides: dict[str, Any]) -> tuple[dict, dict, dict]:

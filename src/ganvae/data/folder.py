@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import warnings
+import zipfile
 from collections import Counter
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from PIL import Image
 
 from ..errors import BadInput
 from .base import ImageDataset, Split
-from .transform import check_channels, check_size, fit
+from .transform import check_channels, check_size, conform, fit
 
 EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 GREY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
@@ -150,3 +151,37 @@ def load_folder(path: str | Path, size: int | None = None, channels: int | None 
         yt = np.array([index[c] for c in lab[1]], dtype=np.int64)
     info = {"skipped": len(skipped)}
     return ImageDataset(f"folder:{root}", Split(x, y), Split(xt, yt), classes, source=str(root), info=info)
+
+
+def read_images(path: str | Path, size: int, channels: int) -> tuple[np.ndarray, list[str]]:
+    """The images a trained model is to be applied to (`ganvae translate RUN INPUT`): every image
+    below a folder (sorted), or the array `x` of an .npz, as uint8 (N, channels, size, size),
+    with a name for each (its path below the folder without extension, or its index).
+
+    Unreadable files are skipped and counted in one warning; a folder with none is an error."""
+    from .npz import _images
+
+    p = Path(path)
+    if p.is_file() and p.suffix.lower() == ".npz":
+        try:
+            with np.load(p, allow_pickle=False) as z:
+                if "x" not in z.files:
+                    raise BadInput(f"{p}: no array 'x' (found: {', '.join(z.files) or 'none'})")
+                x = z["x"]
+        except ValueError as e:
+            raise BadInput(f"{p}: cannot read the archive without unpickling ({e})") from None
+        except (zipfile.BadZipFile, OSError, EOFError) as e:
+            raise BadInput(f"{p}: not a valid .npz archive ({e})") from None
+        x = conform(_images(p, "x", x), size, channels)
+        return x, [f"{i:05d}" for i in range(len(x))]
+    if not p.is_dir():
+        raise BadInput(f"{p}: give a folder of images or an .npz file with an array x")
+    items, skipped = _scan(p)
+    x, kept = _decode(items, size, channels, skipped)
+    if skipped:
+        examples = ", ".join(str(q.relative_to(p)) for q in skipped[:3])
+        warnings.warn(f"{p}: skipped {len(skipped)} file(s) that are not readable images (e.g. {examples})",
+                      SkippedFilesWarning, stacklevel=2)
+    if not kept:
+        raise BadInput(f"{p}: no readable images in it")
+    return x, [str(k.relative_to(p).with_suffix("")) for k in kept]

@@ -92,18 +92,36 @@ TRANSLATION_TASKS = {
 }
 
 
+# the same domains made from any dataset: task:KIND@SPEC (task:edges@folder:photos)
+KINDS = {"edges": "edges2fashion", "lowres": "lowres2fashion", "inverted": "inverted", "colorized": "colorized"}
+
+
 def load_task(name: str, data_dir=None, size=None, channels=None, seed: int = 0):
     """`--data task:NAME`: the source dataset with each split's input domain in `Split.a`.
 
-    `--size` and `--channels` apply to the source images before the domains are made.
+    NAME is a built-in task (its source is Fashion-MNIST) or KIND@SPEC: the domains of KIND
+    (edges, lowres, inverted, colorized) made from the images of any --data SPEC
+    (`task:edges@folder:photos`, `task:lowres@shapes`). `--size` and `--channels` apply to the
+    source images before the domains are made.
     """
-    from . import FORMS
+    from . import load_dataset
     from .base import ImageDataset, Split
 
-    if name not in TRANSLATION_TASKS:
-        raise BadInput(f"--data task:{name}: unknown translation task; choose one of {', '.join(TRANSLATION_TASKS)}")
-    source, make_a, make_b, text = TRANSLATION_TASKS[name]
-    src = FORMS[source]("", data_dir=data_dir, size=size, channels=channels, seed=seed)
+    kind, at, source = name.partition("@")
+    if at:
+        if kind not in KINDS or not source:
+            raise BadInput(f"--data task:{name}: give task:KIND@DATA with KIND one of {', '.join(KINDS)} "
+                           "and DATA a dataset (task:edges@folder:PATH)")
+        if source.startswith(("task:", "pairs:", "unpaired:")):
+            raise BadInput(f"--data task:{name}: the source must be a plain image dataset, not {source}")
+        _, make_a, make_b, _ = TRANSLATION_TASKS[KINDS[kind]]
+        text = f"{kind} of {source}"
+    elif name in TRANSLATION_TASKS:
+        source, make_a, make_b, text = TRANSLATION_TASKS[name]
+    else:
+        raise BadInput(f"--data task:{name}: unknown translation task; choose one of {', '.join(TRANSLATION_TASKS)}, "
+                       f"or KIND@DATA with KIND one of {', '.join(KINDS)}")
+    src = load_dataset(source, data_dir=data_dir, size=size, channels=channels, seed=seed)
     k = src.num_classes
 
     def split(sp):
@@ -112,4 +130,8 @@ def load_task(name: str, data_dir=None, size=None, channels=None, seed: int = 0)
     train, test = split(src.train), split(src.test)
     info = {**src.info, "translation": {"task": name, "paired": True, "source": source, "description": text,
                                         "a_shape": list(train.a.shape[1:]), "b_shape": list(train.x.shape[1:])}}
+    if train.x is src.train.x:
+        # the target domain is the source data itself: it is scored by the source's evaluator
+        # (the shipped one for Fashion-MNIST), so its FDs are the very numbers of generation
+        info["target_data"] = src.info.get("target_data", src.name)
     return ImageDataset(f"task:{name}", train, test, classes=src.classes, source=src.source, info=info)

@@ -390,6 +390,8 @@ def get_evaluator(ds: ImageDataset, device="cpu", log: Callable[[str], None] = p
     # belongs to the dataset, not to a run's --val-split, so every split setting scores in the
     # same features and the shipped Fashion-MNIST weights keep their id. It never sees test.
     ds = ds.as_loaded()
+    if ds.info.get("target_data"):  # translation data whose targets are another dataset's images
+        ds = dataclasses.replace(ds, name=ds.info["target_data"])
     recipe = recipe or recipe_for(ds)
     eid = evaluator_id(ds, recipe)
     for d in (SHIPPED / eid, cache_root() / "evaluators" / eid):

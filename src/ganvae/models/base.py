@@ -15,6 +15,9 @@
 - Models with an image discriminator also have `realism(x, z) -> (B,)`: its logit that x is
   real (z is used by joint discriminators, as BiGAN's), in eval mode, differentiable in x.
 - Encoder models: `encode(x) -> z (B, latent)` and `reconstruct(x)`; VAEs `log_likelihood(x, k)`.
+- Translation models (models/translation.py: pix2pix, cyclegan, unit) set `translation` to
+  "paired" or "unpaired": their `train_step((a, b), step)` gets a batch of input-domain images a
+  and one of target-domain images b, and `translate(x, direction)` replaces sample / decode.
 - `save_pretrained(dir)` / `GenerativeModel.from_pretrained(dir)`: config.json (with the
   registry name) + model.safetensors; loading rebuilds the model without unpickling anything.
 - `updates_per_step()` -> {optimizer name: updates per train_step}, and `batches_per_step`: how
@@ -73,6 +76,8 @@ class GenerativeModel(nn.Module):
     # For a hybrid of the two families, the registry names of its parents (one autoencoder, one
     # GAN): the report sets the hybrid's scores beside theirs when they are in the same comparison.
     parents: ClassVar[tuple[str, ...]] = ()
+    # "" for generative models; "paired" or "unpaired" for translation models (see above)
+    translation: ClassVar[str] = ""
 
     def __init__(self, config):
         super().__init__()

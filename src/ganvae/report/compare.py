@@ -44,7 +44,7 @@ from ..evaluate import (EvalConfig, directions, encoder_metrics, generate, likel
                         real_features, score)
 from ..evaluators import Evaluator, get_evaluator
 from ..files import atomic_write, read_jsonl, write_json
-from ..images import save_grid
+from ..images import save_grid, translation_grid
 from ..metrics import fd_from_features
 from ..nets import count_params
 from ..registry import resolve
@@ -151,7 +151,9 @@ class CurveRecorder:
             n = min(2000, len(self.ds.train))
             self.x_prior = torch.from_numpy(self.ds.train.x[:n])
         model.fit_prior(to_float(self.x_prior.to(trainer.device)))
-        fake = generate(model, self.n, self.seed, 500)
+        # translation models translate the held-out inputs of the split the curve is measured on
+        inputs = self.ds.val.a if self.split == "val" and self.ds.val is not None else self.ds.train.a
+        fake = generate(model, self.n, self.seed, 500, inputs=inputs)
         feats, _ = self.ev.features_and_probs(fake)
         row = {"step": trainer.step, "images": trainer.images, "time": round(trainer.elapsed, 3),
                "fd": fd_from_features(self.real_feats, feats), "split": self.split}
@@ -246,6 +248,11 @@ def _figures(model, run_dir: Path, ds: ImageDataset, seed: int) -> dict[str, str
     fig = run_dir / "figures"
     out = {}
     gen = torch.Generator().manual_seed(seed)
+    if model.translation:  # what it makes of test inputs: input | translation | target rows
+        a = ds.test.a[:32]
+        made = generate(model, len(a), seed, 500, inputs=a)
+        save_grid(fig / "samples.png", translation_grid(a, made, ds.test.x[:32] if ds.test.paired else None), nrow=8)
+        return {"samples": "samples.png"}
     save_grid(fig / "samples.png", to_uint8(model.sample(64, generator=gen)).cpu().numpy())
     out["samples"] = "samples.png"
     x = to_float(torch.from_numpy(ds.test.x[:2000])).to(model.device)
@@ -275,7 +282,7 @@ def _figures(model, run_dir: Path, ds: ImageDataset, seed: int) -> dict[str, str
 
 def _score_model(model, ds, ev, cfg: CompareConfig, seed: int, log, binarize: str = "none") -> dict:
     ecfg = EvalConfig(n=cfg.eval_n, nll_k=cfg.nll_k, nll_images=cfg.nll_images, seed=seed)
-    fake = generate(model, cfg.eval_n, seed, 500)
+    fake = generate(model, cfg.eval_n, seed, 500, inputs=ds.test.a)
     res = score(fake, ds, ev, ecfg, log, with_floor=False)
     res["metrics"].update(encoder_metrics(model, ds, ecfg, log=lambda m: None, binarize=binarize))
     res["likelihood"] = likelihood_info(model, ecfg, binarize)

@@ -33,7 +33,7 @@ BUILT_IN = ("generate",)
 
 
 def _ensure_loaded() -> None:
-    from . import complete  # noqa: F401  (registers itself)
+    from . import complete, translate  # noqa: F401  (each registers itself)
 
 
 def get_task(name: str):
@@ -53,7 +53,7 @@ def parse_tasks(spec: str | tuple | list) -> tuple[str, ...]:
     if len(set(names)) != len(names):
         raise BadInput(f"--tasks {','.join(names)}: a task is named twice")
     if not names:
-        raise BadInput("--tasks: name at least one task (generate, complete)")
+        raise BadInput(f"--tasks: name at least one task ({', '.join(BUILT_IN + tuple(TASKS))})")
     return tuple(names)
 
 

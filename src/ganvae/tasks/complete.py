@@ -42,6 +42,7 @@ import torch.nn.functional as F
 
 from ..data import to_float, to_uint8
 from ..errors import BadInput
+from ..images import rgb
 from ..metrics.inpainting import hole_mse, hole_psnr, ssim
 from ..registry import register_task
 
@@ -304,7 +305,7 @@ def complete_latent_opt(model, x, mask, cfg: CompleteConfig, fill=None, generato
 
 # name -> (function, which models it applies to, one line, progress units per batch)
 METHODS: dict[str, tuple[Callable, Callable, str, Callable]] = {
-    "latent-opt": (complete_latent_opt, lambda m: True,
+    "latent-opt": (complete_latent_opt, lambda m: not m.translation,
                    "search z to match the known pixels under the latent prior (+ D's realism)",
                    lambda cfg: cfg.steps),
     "encoder": (complete_encoder, lambda m: getattr(m, "has_encoder", False),
@@ -323,6 +324,9 @@ def auto_method(model) -> str:
 
 
 def resolve_method(model, method: str) -> str:
+    if model.translation:
+        raise BadInput(f"{model.name} translates images and has no latent space to complete from; a translation "
+                       "model completes images when trained on (masked, whole) pairs: ganvae translate")
     if method == "auto":
         return auto_method(model)
     if method not in METHODS:
@@ -436,10 +440,6 @@ def masked_view(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return rgb
 
 
-def rgb(x: np.ndarray) -> np.ndarray:
-    return np.repeat(x, 3, axis=1) if x.shape[1] == 1 else x
-
-
 def triplet_grid(completed: np.ndarray, original: np.ndarray, mask: np.ndarray, row: int = 8) -> np.ndarray:
     """Rows of `row` images: masked input, completion, original, repeated; (N', 3, H, W)."""
     parts = []
@@ -465,7 +465,7 @@ class CompletionTask:
 
     @staticmethod
     def applies(model) -> bool:
-        return True      # every model decodes, so latent-opt applies to all
+        return not model.translation   # every generative model decodes, so latent-opt applies to all
 
     @staticmethod
     def prepare(ds, ev, cfg: CompleteConfig, log=print) -> dict:
