@@ -62,6 +62,7 @@ def test_evaluator_training_is_deterministic():
     assert a.meta["id"] == b.meta["id"] and a.meta["kind"] == "classifier"
 
 
+@pytest.mark.slow   # trains a rotation evaluator from scratch (~1 min); `make test-all` runs it
 def test_unlabelled_data_gets_a_rotation_evaluator_and_cache(isolated_cache):
     d = load_dataset("shapes:n=300,n_test=60,classes=4")
     ds = ImageDataset("npz:unlabelled", Split(d.train.x), Split(d.test.x))

@@ -168,8 +168,6 @@ def test_pix2pix_beats_the_identity_map_on_lowres2fashion(tmp_path, run_cli):
 def test_translate_task_scores_against_the_targets_the_identity_and_the_floor(runs, run_cli):
     """`ganvae eval RUN --tasks translate`: the model's numbers, the identity map's by hand, the
     targets' own as the floor; cyclegan also gets its cycle error; generative runs are refused."""
-    import shutil
-
     from ganvae.data import load_dataset
     from ganvae.metrics.inpainting import ssim
 

@@ -57,6 +57,22 @@ def parse_tasks(spec: str | tuple | list) -> tuple[str, ...]:
     return tuple(names)
 
 
+def evaluator_scores(x: np.ndarray, ev, real_feats: np.ndarray | None = None,
+                     labels: np.ndarray | None = None) -> dict:
+    """What the evaluator says of a task's uint8 output images x (N, C, H, W): their FD to the
+    real images whose features are `real_feats`, and its class accuracy against `labels` (is the
+    content kept?); each only where its reference is given."""
+    from ..metrics import fd_from_features
+
+    out = {}
+    feats, probs = ev.features_and_probs(x)
+    if real_feats is not None:
+        out["fd"] = fd_from_features(real_feats, feats)
+    if probs is not None and labels is not None:
+        out["accuracy"] = float((probs.argmax(1) == labels).mean())
+    return out
+
+
 def task_summary(prepared: dict) -> dict:
     """The JSON-able part of a task's prepare() (arrays left out, masks by label)."""
     return {k: v for k, v in prepared.items() if not isinstance(v, np.ndarray) and k != "masks"} | \

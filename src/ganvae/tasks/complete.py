@@ -391,16 +391,12 @@ METRICS = [("hole_mse", "hole MSE", False), ("hole_psnr", "hole PSNR dB", True),
 def image_metrics(completed: np.ndarray, original: np.ndarray, mask: np.ndarray, ev=None,
                   real_feats: np.ndarray | None = None, labels: np.ndarray | None = None) -> dict:
     """Every completion metric of uint8 completions against the originals (see METRICS)."""
-    from ..metrics import fd_from_features
+    from . import evaluator_scores
 
     out = {"hole_mse": hole_mse(completed, original, mask), "hole_psnr": hole_psnr(completed, original, mask),
            "ssim": ssim(completed, original)}
     if ev is not None:
-        feats, probs = ev.features_and_probs(completed)
-        if real_feats is not None:
-            out["fd"] = fd_from_features(real_feats, feats)
-        if probs is not None and labels is not None:
-            out["accuracy"] = float((probs.argmax(1) == labels).mean())
+        out.update(evaluator_scores(completed, ev, real_feats, labels))
     return out
 
 

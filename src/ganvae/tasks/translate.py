@@ -32,6 +32,7 @@ from ..errors import BadInput
 from ..images import translation_grid
 from ..metrics.inpainting import hole_psnr, ssim
 from ..registry import register_task
+from . import evaluator_scores
 
 METRICS = [("l1", "L1", False), ("psnr", "PSNR dB", True), ("ssim", "SSIM", True), ("fd", "FD", False),
            ("accuracy", "class kept", True), ("sharpness", "sharpness", None), ("cycle", "cycle L1", False),
@@ -54,7 +55,6 @@ def image_metrics(made: np.ndarray, target: np.ndarray | None, ev=None, real_fea
                   labels: np.ndarray | None = None) -> dict:
     """Scores of uint8 (N, C, H, W) translations (see METRICS); target None: no ground truth."""
     from ..evaluate import sharpness
-    from ..metrics import fd_from_features
 
     out = {}
     if target is not None:
@@ -64,11 +64,7 @@ def image_metrics(made: np.ndarray, target: np.ndarray | None, ev=None, real_fea
         out["ssim"] = ssim(made, target)
         out["sharpness"] = sharpness(made) / max(sharpness(target), 1e-12)
     if ev is not None:
-        feats, probs = ev.features_and_probs(made)
-        if real_feats is not None:
-            out["fd"] = fd_from_features(real_feats, feats)
-        if probs is not None and labels is not None:
-            out["accuracy"] = float((probs.argmax(1) == labels).mean())
+        out.update(evaluator_scores(made, ev, real_feats, labels))
     return out
 
 
@@ -137,7 +133,7 @@ class TranslationTask:
             save_grid(Path(figures_dir) / "translation.png",
                       translation_grid(a[:16], made[:16], target[:16] if target is not None else None), nrow=8)
             out["figure"] = "translation.png"
-        log(f"translation: " + ", ".join(f"{k} {v:.4g}" for k, v in out.items() if isinstance(v, float)))
+        log("translation: " + ", ".join(f"{k} {v:.4g}" for k, v in out.items() if isinstance(v, float)))
         return out
 
     @staticmethod
