@@ -73,6 +73,18 @@ def evaluator_scores(x: np.ndarray, ev, real_feats: np.ndarray | None = None,
     return out
 
 
+def seed_means(vals: list[dict], keys) -> dict:
+    """{key: mean over the seeds' results, key_std: their std (None for one seed)} for every key
+    some result has: a model's row in a task's table."""
+    row = {}
+    for key in keys:
+        xs = [v[key] for v in vals if v.get(key) is not None]
+        if xs:
+            row[key] = float(np.mean(xs))
+            row[f"{key}_std"] = float(np.std(xs, ddof=1)) if len(xs) > 1 else None
+    return row
+
+
 def task_summary(prepared: dict) -> dict:
     """The JSON-able part of a task's prepare() (arrays left out, masks by label)."""
     return {k: v for k, v in prepared.items() if not isinstance(v, np.ndarray) and k != "masks"} | \

@@ -45,6 +45,7 @@ from ..errors import BadInput
 from ..images import rgb
 from ..metrics.inpainting import hole_mse, hole_psnr, ssim
 from ..registry import register_task
+from . import seed_means
 
 # ---------------------------------------------------------------------------------------------
 # masks: (N, 1, H, W) float32, 1 = known pixel, 0 = hole
@@ -543,13 +544,8 @@ class CompletionTask:
                 vals = [r["masks"][label] for r in runs if label in r.get("masks", {})]
                 if not vals:
                     continue
-                row = {"name": model, "kind": "model", "method": runs[0]["method"], "seeds": len(vals)}
-                for key, _, _ in METRICS:
-                    xs = [v[key] for v in vals if v.get(key) is not None]
-                    if xs:
-                        row[key] = float(np.mean(xs))
-                        row[f"{key}_std"] = float(np.std(xs, ddof=1)) if len(xs) > 1 else None
-                rows.append(row)
+                rows.append({"name": model, "kind": "model", "method": runs[0]["method"], "seeds": len(vals),
+                             **seed_means(vals, [k for k, _, _ in METRICS])})
             for name, vals in base.items():
                 rows.append({"name": name, "kind": "baseline", **vals})
             rows.append({"name": "originals", "kind": "floor", **prepared["floor"]})

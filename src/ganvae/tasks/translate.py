@@ -32,7 +32,7 @@ from ..errors import BadInput
 from ..images import translation_grid
 from ..metrics.inpainting import hole_psnr, ssim
 from ..registry import register_task
-from . import evaluator_scores
+from . import evaluator_scores, seed_means
 
 METRICS = [("l1", "L1", False), ("psnr", "PSNR dB", True), ("ssim", "SSIM", True), ("fd", "FD", False),
            ("accuracy", "class kept", True), ("sharpness", "sharpness", None), ("cycle", "cycle L1", False),
@@ -140,13 +140,8 @@ class TranslationTask:
     def tables(prepared: dict, results: dict[str, list[dict]]) -> list[dict]:
         rows = []
         for model, runs in results.items():
-            row = {"name": model, "kind": "model", "seeds": len(runs)}
-            for key, _, _ in METRICS:
-                xs = [r[key] for r in runs if r.get(key) is not None]
-                if xs:
-                    row[key] = float(np.mean(xs))
-                    row[f"{key}_std"] = float(np.std(xs, ddof=1)) if len(xs) > 1 else None
-            rows.append(row)
+            rows.append({"name": model, "kind": "model", "seeds": len(runs),
+                         **seed_means(runs, [k for k, _, _ in METRICS])})
         for name, vals in prepared["baselines"].items():
             rows.append({"name": name, "kind": "baseline", **vals})
         if prepared["floor"]:
