@@ -37,6 +37,10 @@ VAL_SPLIT_HELP = ("Images held out of train for model selection, by the data see
                   "a count, auto (10%, at most 5,000) or 0 for none.")
 
 
+LIMIT_HELP = ("Train on only N training images (class-stratified, drawn by the data seed), the little-data "
+              "setting; validation, test and the evaluator stay the full data's.")
+
+
 def data_options(f):
     """--data-dir, --size, --channels: how a dataset spec is read."""
     f = click.option("--channels", type=int, default=None,
@@ -149,6 +153,7 @@ class _TrainCommand(click.Command):
 @data_options
 @click.option("--data-seed", type=int, default=None, help="Seed of random splits and procedural data [0].")
 @click.option("--val-split", default=None, help=VAL_SPLIT_HELP + " [auto]")
+@click.option("--limit", type=click.IntRange(min=1), default=None, metavar="N", help=LIMIT_HELP)
 @click.option("--steps", type=int, default=None, help="Stop after N steps (a GAN step: one G update after n_critic D updates).")
 @click.option("--epochs", type=float, default=None, help="Stop after E passes over the training split.")
 @click.option("--budget", default=None, help="Stop after a wall-clock training time: 90s, 5m, 1h.")
@@ -164,12 +169,15 @@ class _TrainCommand(click.Command):
               help="Run directory [runs/NNNN-MODEL-DATA].")
 @click.option("--resume", type=click.Path(path_type=Path), default=None,
               help="Continue the run in this directory from its last checkpoint.")
+@click.option("--init-from", type=click.Path(path_type=Path), default=None, metavar="RUN",
+              help="Start from RUN's final weights (transfer; the same nets), with fresh optimizers; "
+                   "--set freeze_d=K keeps D's first K blocks fixed.")
 @click.option("--log-every", type=int, default=None, help="Steps between metric lines [50].")
 @click.option("--sample-every", type=int, default=None, help="Steps between sample grids [500].")
 @click.option("--checkpoint-every", type=int, default=None, help="Steps between checkpoints [1000].")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def train_cmd(model, data, data_dir, size, channels, data_seed, val_split, steps, epochs, budget, batch_size, seed,
-              precision, device, sets, config_file, run_dir, resume, log_every, sample_every,
+def train_cmd(model, data, data_dir, size, channels, data_seed, val_split, limit, steps, epochs, budget, batch_size, seed,
+              precision, device, sets, config_file, run_dir, resume, init_from, log_every, sample_every,
               checkpoint_every, quiet) -> None:
     """Train MODEL on --data, or continue a run with --resume RUN_DIR."""
     from . import config as C
@@ -180,13 +188,16 @@ def train_cmd(model, data, data_dir, size, channels, data_seed, val_split, steps
     overrides.update(C.parse_set(sets))
     options = dict(steps=steps, epochs=epochs, budget=budget, batch_size=batch_size, seed=seed,
                    precision=precision, device=device, log_every=log_every, sample_every=sample_every,
-                   checkpoint_every=checkpoint_every)
+                   checkpoint_every=checkpoint_every, init_from=str(init_from) if init_from else None)
     if resume:
+        if init_from:
+            raise BadInput("--init-from starts a new run; a resumed run continues from its own checkpoint")
         if model or data:
             raise BadInput("--resume RUN_DIR continues a run as configured; give no MODEL or --data with it")
-        if val_split is not None:  # a resumed run must train on the very images it started on
-            raise BadInput("--val-split: a resumed run keeps the split in its config.json; give no --val-split "
-                           "with --resume")
+        for name, value in (("--val-split", val_split), ("--limit", limit)):
+            if value is not None:  # a resumed run must train on the very images it started on
+                raise BadInput(f"{name}: a resumed run keeps its data settings in its config.json; give no "
+                               f"{name} with --resume")
         out, summary = train("", run_dir=resume, resume=True, overrides=overrides, progress=not quiet, **options)
     else:
         if not model:
@@ -194,7 +205,8 @@ def train_cmd(model, data, data_dir, size, channels, data_seed, val_split, steps
         if not data:
             raise BadInput("give --data (fashion-mnist, mnist, shapes, folder:PATH or npz:PATH)")
         options.update(data_dir=str(data_dir) if data_dir else None, data_size=size, data_channels=channels,
-                       data_seed=data_seed, data_val_split=None if val_split is None else parse_val_split(val_split))
+                       data_seed=data_seed, data_val_split=None if val_split is None else parse_val_split(val_split),
+                       data_limit=limit)
         out, summary = train(model, data, run_dir, overrides=overrides, progress=not quiet, **options)
     click.echo(f"trained {summary['step']} steps ({summary['images']} images, {summary['train_seconds']:.1f}s, "
                f"{summary['images_per_second']:.0f} img/s)")
@@ -239,8 +251,11 @@ def _png(output: Path) -> None:
 @click.argument("run", type=click.Path(path_type=Path))
 @click.option("-n", "n", type=click.IntRange(1, 1_000_000), default=64, show_default=True)
 @click.option("--batch", type=click.IntRange(1), default=500, show_default=True, help="Images generated at once.")
+@click.option("--class", "klass", default=None, metavar="K|NAME|all",
+              help="Class-conditional models (cgan): samples of class K (its index or name), or 'all': "
+                   "N per class, one column per class.")
 @_run_options
-def sample_cmd(run, n, batch, output, seed, device) -> None:
+def sample_cmd(run, n, batch, klass, output, seed, device) -> None:
     """Draw N samples from RUN's model into a .png grid or an .npz (x: uint8 (N, C, H, W))."""
     import numpy as np
     import torch
@@ -251,15 +266,48 @@ def sample_cmd(run, n, batch, output, seed, device) -> None:
 
     if output.suffix.lower() not in (".png", ".npz"):
         raise BadInput(f"-o {output}: write a .png grid or an .npz array file")
-    model, _ = _load(run, device)
+    model, cfg = _load(run, device)
+    labels = None if klass is None else _class_labels(model, cfg, klass, n, run)
+    total = n if labels is None else len(labels)
     gen = torch.Generator().manual_seed(seed)
-    parts = [to_uint8(model.sample(min(batch, n - i), generator=gen)).cpu().numpy() for i in range(0, n, batch)]
+    parts = [to_uint8(model.sample(min(batch, total - i), generator=gen,
+                                   **({} if labels is None else {"labels": labels[i:i + batch]}))).cpu().numpy()
+             for i in range(0, total, batch)]
     x = np.concatenate(parts)
     if output.suffix.lower() == ".npz":
-        atomic_write(output, lambda p: np.savez_compressed(open(p, "wb"), x=x))
+        arrays = {"x": x} if labels is None else {"x": x, "y": labels.numpy()}
+        atomic_write(output, lambda p: np.savez_compressed(open(p, "wb"), **arrays))
     else:
-        save_grid(output, x)
+        save_grid(output, x, **({"nrow": model.config.num_classes} if klass == "all" else {}))
+    n = total
     click.echo(f"wrote {output} ({n} samples of {'x'.join(map(str, x.shape[1:]))})")
+
+
+def _class_labels(model, cfg: dict, klass: str, n: int, run: Path):
+    """--class K|NAME|all -> the labels (N,) to sample: all of class K, or for 'all' N rows of
+    one image per class (column k is class k)."""
+    import torch
+
+    if not model.conditional:
+        raise BadInput(f"--class: {run}'s model ({model.name}) is unconditional and cannot sample a chosen class; "
+                       "train a class-conditional model (cgan) for that")
+    k = model.config.num_classes
+    if klass == "all":
+        return torch.arange(n * k) % k
+    if klass.isdigit():
+        index = int(klass)
+    else:   # a class name: the run's data knows them
+        from .trainer import run_dataset
+
+        names = run_dataset(cfg).classes or []
+        matches = [i for i, name in enumerate(names) if name.lower() == klass.lower()]
+        if not matches:
+            raise BadInput(f"--class {klass!r}: not a class of the run's data; choose one of {', '.join(names)} "
+                           f"(or an index 0..{k - 1}, or all)")
+        index = matches[0]
+    if not 0 <= index < k:
+        raise BadInput(f"--class {klass}: the model has classes 0..{k - 1}")
+    return torch.full((n,), index, dtype=torch.long)
 
 
 @cli.command("reconstruct", context_settings=CONTEXT)
@@ -508,7 +556,8 @@ def _task_options(f):
                      help="Mask kinds scored by --tasks complete (see ganvae complete --help).")(f)
     f = click.option("--tasks", default="generate", show_default=True,
                      help="What to score: generate (samples; a translator's outputs), complete (inpainting), "
-                          "translate (translation against ground truth), comma-separated.")(f)
+                          "translate (translation against ground truth), augment (a classifier on real and "
+                          "synthetic images; class-conditional models), comma-separated.")(f)
     return f
 
 
@@ -601,6 +650,38 @@ def eval_cmd(run, samples, data, data_dir, size, channels, data_seed, n, k, nll_
     click.echo(format_table(result))
 
 
+@cli.command("augment-eval", context_settings=CONTEXT)
+@click.argument("run", type=click.Path(path_type=Path))
+@click.option("--ratio", type=float, default=1.0, show_default=True,
+              help="Synthetic images per real one in the real+synthetic training set.")
+@click.option("--seeds", type=click.IntRange(1, 20), default=3, show_default=True,
+              help="Classifier seeds: accuracies are their mean ± std.")
+@click.option("--budget-images", type=click.IntRange(1), default=30_000, show_default=True,
+              help="Images each classifier sees in training, the same for all three training sets.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the samples.")
+@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Also write the result here.")
+@click.option("--device", default="auto", show_default=True)
+def augment_eval_cmd(run, ratio, seeds, budget_images, seed, json_out, device) -> None:
+    """Does RUN's class-conditional model help a classifier? The evaluator's classifier trained
+    on the run's real training images, on the model's samples alone (Classification Accuracy
+    Score) and on both, each scored on the test split (also written to RUN/eval.json)."""
+    from .evaluate import format_task_table
+    from .files import write_json
+    from .tasks import evaluate_tasks
+    from .tasks.augment import AugmentEvalConfig
+    from .trainer import resolve_device
+
+    cfg = AugmentEvalConfig(ratio=ratio, seeds=seeds, budget_images=budget_images, seed=seed)
+    cfg.validate()
+    done = evaluate_tasks(run, ("augment",), {"augment": cfg}, resolve_device(device),
+                          lambda m: click.echo(m, err=True))
+    write_json(Path(run) / "eval.json", _merge_eval(Path(run) / "eval.json", {**done, "source": str(run)}))
+    if json_out:
+        write_json(json_out, done)
+    for table in done["tasks"]["augment"]["tables"]:
+        click.echo(format_task_table(table))
+
+
 # ---------------------------------------------------------------------------- compare / report
 
 @cli.command("compare", context_settings=CONTEXT)
@@ -625,12 +706,13 @@ def eval_cmd(run, samples, data, data_dir, size, channels, data_seed, n, k, nll_
 @click.option("--val-split", default="auto", show_default=True,
               help=VAL_SPLIT_HELP + " Curves and the best checkpoint are judged on it; with 0 no best checkpoint "
                    "is picked.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, metavar="N", help=LIMIT_HELP)
 @_task_options
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output directory.")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def compare_cmd(data, data_dir, size, channels, models, budget, steps, epochs, seeds, batch_size, precision, sets,
-                eval_n, curve_points, curve_n, nll_k, nll_images, val_split, tasks, masks, complete_n,
+                eval_n, curve_points, curve_n, nll_k, nll_images, val_split, limit, tasks, masks, complete_n,
                 complete_method, out, device, quiet) -> None:
     """Train MODELS on --data under one budget, score them all, and write report.html.
 
@@ -654,7 +736,7 @@ def compare_cmd(data, data_dir, size, channels, models, budget, steps, epochs, s
                         overrides=overrides, eval_n=eval_n, curve_points=curve_points, curve_n=curve_n,
                         nll_k=nll_k, nll_images=nll_images,
                         data_dir=str(data_dir) if data_dir else None, size=size, channels=channels,
-                        val_split=parse_val_split(val_split))
+                        val_split=parse_val_split(val_split), limit=limit)
     if budget:
         from .trainer import parse_budget
 

@@ -149,8 +149,12 @@ def real_features(ev: Evaluator, x: np.ndarray, what: str, log: Callable[[str], 
 
 
 def _floor_slice(ds: ImageDataset, n: int, seed: int) -> np.ndarray:
-    idx = np.sort(np.random.default_rng(seed).permutation(len(ds.train))[: min(n, len(ds.train))])
-    return ds.train.x[idx]
+    """n real training images, the floor's sample. A run limited to N images (--limit) draws
+    them from the whole train split it was cut from: the floor is what real data scores, and
+    100 images scored against 10,000 samples would measure the sample size, not realism."""
+    pool = ds.pool if ds.pool is not None else ds.train
+    idx = np.sort(np.random.default_rng(seed).permutation(len(pool))[: min(n, len(pool))])
+    return pool.x[idx]
 
 
 def score(fake_x: np.ndarray, ds: ImageDataset, ev: Evaluator, cfg: EvalConfig,

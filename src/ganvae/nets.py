@@ -66,6 +66,45 @@ def _norm(kind: str, channels: int) -> nn.Module:
     raise BadInput(f"norm {kind!r}: choose batch, instance, layer or none")
 
 
+class ClassConditionalNorm(nn.Module):
+    """Conditional batch norm (de Vries et al. 2017, "Modulating early visual processing by
+    language"; the cGAN generator of Miyato & Koyama 2018): normalise without an affine of its
+    own, then scale and shift by the class's gain and bias,
+
+        h_hat * (1 + w @ E_gain) + w @ E_bias,      w (B, K) class weights, E (K, C),
+
+    one-hot w for a class, a soft w for a mixture of classes (interpolations). E starts at
+    zero, so a new network is the unconditional one and learns what each class changes.
+    """
+
+    def __init__(self, kind: str, channels: int, num_classes: int):
+        super().__init__()
+        plain = {"batch": lambda: nn.BatchNorm2d(channels, affine=False),
+                 "layer": lambda: nn.GroupNorm(1, channels, affine=False),
+                 "none": nn.Identity}
+        if kind not in plain:
+            raise BadInput(f"norm {kind!r} with classes: choose batch, layer or none")
+        self.norm = plain[kind]()
+        self.gain = nn.Linear(num_classes, channels, bias=False)
+        self.bias = nn.Linear(num_classes, channels, bias=False)
+        nn.init.zeros_(self.gain.weight)
+        nn.init.zeros_(self.bias.weight)
+
+    def forward(self, h: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        w = w.to(h.dtype)
+        return self.norm(h) * (1 + self.gain(w))[:, :, None, None] + self.bias(w)[:, :, None, None]
+
+
+def class_weights(labels: torch.Tensor | None, n: int, num_classes: int, device) -> torch.Tensor:
+    """(n, K) float class weights: one-hot rows for integer labels (n,), the uniform mixture
+    1/K when labels is None (a class-agnostic decode), or labels itself when already (n, K)."""
+    if labels is None:
+        return torch.full((n, num_classes), 1.0 / num_classes, device=device)
+    if labels.dim() == 2:
+        return labels.float().to(device)
+    return F.one_hot(labels.long().to(device), num_classes).float()
+
+
 class ConvBody(nn.Module):
     """The downsampling body shared by discriminators and encoders.
 
@@ -86,24 +125,50 @@ class ConvBody(nn.Module):
             cin = cout
         self.net = nn.Sequential(*layers)
         self.out_channels, self.base = cin, plan.base
+        self.n_blocks = len(chans)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
+    def freeze(self, k: int) -> None:
+        """Stop training the first k blocks (a stride-2 convolution with its norm), the ones
+        nearest the image: Freeze-D (Mo, Cho & Shin 2020) keeps a transferred discriminator's
+        low-level features and fine-tunes the rest. Batch norm in them keeps its statistics
+        updating (eval mode would change the forward); only the weights stop."""
+        if not 0 <= k <= self.n_blocks:
+            raise BadInput(f"freeze_d={k}: this discriminator has {self.n_blocks} blocks; choose 0..{self.n_blocks}")
+        convs = [i for i, layer in enumerate(self.net) if isinstance(layer, nn.Conv2d)]
+        end = convs[k] if k < len(convs) else len(self.net)
+        self.net[:end].requires_grad_(False)
+
 
 class Discriminator(nn.Module):
-    """(B, C, S, S) -> logits (B,). `features(x)` returns the last body activation (B, F)."""
+    """(B, C, S, S) -> logits (B,). `features(x)` returns the last body activation (B, F).
 
-    def __init__(self, channels: int, size: int, width: int = 64, norm: str = "batch"):
+    With num_classes K > 0 it is a projection discriminator (Miyato & Koyama 2018, "cGANs with
+    Projection Discriminator", eq. 3): logit(x, y) = psi(phi(x)) + <V w_y, phi_pool(x)>, the
+    unconditional logit plus the inner product of a class embedding V (K -> F') with the
+    body's features summed over the base grid (their global sum pooling), (B, F').
+    `forward(x, w)` takes class weights w (B, K) (see class_weights); w None: no class term.
+    """
+
+    def __init__(self, channels: int, size: int, width: int = 64, norm: str = "batch", num_classes: int = 0):
         super().__init__()
         self.body = ConvBody(channels, size, width, norm)
         self.head = nn.Conv2d(self.body.out_channels, 1, self.body.base)
+        self.num_classes = num_classes
+        if num_classes:
+            self.embed = nn.Linear(num_classes, self.body.out_channels, bias=False)   # V
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x).flatten(1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.body(x)).flatten()
+    def forward(self, x: torch.Tensor, w: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.body(x)                                                 # (B, F', b, b)
+        logits = self.head(h).flatten()                                  # (B,)
+        if self.num_classes and w is not None:
+            logits = logits + (self.embed(w.to(h.dtype)) * h.sum((2, 3))).sum(1)
+        return logits
 
 
 class Encoder(nn.Module):
@@ -129,15 +194,18 @@ class Decoder(nn.Module):
     """
 
     def __init__(self, latent: int, channels: int, size: int, width: int = 64, norm: str = "batch",
-                 out: str = "tanh"):
+                 out: str = "tanh", num_classes: int = 0):
         super().__init__()
         plan = plan_for(size)
         chans = plan.g_channels(width)
+        # with classes, every norm is a class-conditional one (conditional batch norm)
+        make_norm = (lambda c: ClassConditionalNorm(norm, c, num_classes)) if num_classes else \
+            (lambda c: _norm(norm, c))
         layers: list[nn.Module] = [
             nn.ConvTranspose2d(latent, chans[0], plan.base, bias=(norm == "none")),
-            _norm(norm, chans[0]), nn.ReLU(True)]
+            make_norm(chans[0]), nn.ReLU(True)]
         for cin, cout in zip(chans, chans[1:]):
-            layers += [nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=(norm == "none")), _norm(norm, cout), nn.ReLU(True)]
+            layers += [nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=(norm == "none")), make_norm(cout), nn.ReLU(True)]
         layers.append(nn.ConvTranspose2d(chans[-1], channels, 4, 2, 1))
         if out == "tanh":
             layers.append(nn.Tanh())
@@ -145,9 +213,17 @@ class Decoder(nn.Module):
             raise BadInput(f"decoder output {out!r}: choose tanh or none")
         self.net = nn.Sequential(*layers)
         self.latent = latent
+        self.num_classes = num_classes
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z[:, :, None, None])
+    def forward(self, z: torch.Tensor, w: torch.Tensor | None = None) -> torch.Tensor:
+        """z (B, latent) -> images; with classes, w (B, K) class weights (None: uniform)."""
+        h = z[:, :, None, None]
+        if not self.num_classes:
+            return self.net(h)
+        w = class_weights(None, len(z), self.num_classes, z.device) if w is None else w
+        for layer in self.net:
+            h = layer(h, w) if isinstance(layer, ClassConditionalNorm) else layer(h)
+        return h
 
 
 class _BaseProjection(nn.Module):
@@ -363,7 +439,7 @@ def dcgan_init(module: nn.Module) -> None:
             nn.init.normal_(m.weight, 0.0, 0.02)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-        elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
+        elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)) and m.weight is not None:
             nn.init.normal_(m.weight, 1.0, 0.02)
             nn.init.zeros_(m.bias)
 

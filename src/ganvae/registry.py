@@ -56,9 +56,25 @@ def preset_names() -> list[str]:
     return list(PRESETS)
 
 
+def parse_model_spec(spec: str) -> tuple[str, dict[str, str]]:
+    """A model as compare's --models names it: a preset with optional overrides of its own,
+    `PRESET:KEY=VALUE:KEY=VALUE` ('dcgan:augment=ada', 'dcgan:train.init_from=runs/0003'), so
+    variants of one preset are compared side by side. -> (preset, {key: value})."""
+    preset, *items = spec.split(":")
+    over = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise BadInput(f"--models {spec!r}: write a variant as PRESET:KEY=VALUE[:KEY=VALUE], e.g. dcgan:augment=ada")
+        over[key.strip()] = value.strip()
+    return preset.strip(), over
+
+
 def resolve(preset: str) -> tuple[type, Any]:
-    """The model class and its default config (with the preset's overrides) for `preset`."""
+    """The model class and its default config (with the preset's overrides) for `preset` (or
+    the preset of a compare model spec, see parse_model_spec)."""
     _ensure_loaded()
+    preset = parse_model_spec(preset)[0]
     if preset not in PRESETS:
         raise BadInput(f"unknown model {preset!r}; choose one of: {', '.join(PRESETS)}")
     family, overrides = PRESETS[preset]

@@ -25,10 +25,11 @@ from typing import Any, Literal
 
 import torch
 
+from .augment import augment_data, parse_data_augment
 from .checkpoint import load_state, save_state, within
 from .config import replace
 from .data import ImageDataset, load_dataset, to_float, to_uint8
-from .data.base import hold_out_val, parse_val_split
+from .data.base import hold_out_val, limit_train, parse_val_split
 from .data.binarize import binarize_batch, binarize_static
 from .errors import BadInput, GanvaeError, Stopped
 from .files import write_json
@@ -50,9 +51,15 @@ class DataConfig:
     # images held out of train as the validation split (model selection, never trained on),
     # drawn by `seed`: "auto" (10%, at most 5,000), a fraction in (0, 1), a count, or 0 for none
     val_split: int | float | str = "auto"
+    # train on only this many training images (class-stratified, drawn by `seed`, nested across
+    # limits), the little-data setting; validation, test and the evaluator stay the full data's
+    limit: int | None = None
 
     def validate(self) -> None:
         parse_val_split(self.val_split)  # the count against the data's size: when it is loaded
+        if self.limit is not None and (isinstance(self.limit, bool) or not isinstance(self.limit, int)
+                                       or self.limit < 1):
+            raise BadInput(f"--limit {self.limit!r}: give a number of training images, at least 1")
 
 
 @dataclass
@@ -76,6 +83,14 @@ class TrainConfig:
     # this project's CPU (BENCHMARKS.md), as do tensor-core convolutions under autocast on a GPU;
     # "auto" picks it there and keeps NCHW for fp32 on a GPU. The function is the same either way.
     memory_format: Literal["auto", "channels_last", "contiguous"] = "auto"
+    # Transfer: start from the weights of this run's final model (same nets), with fresh
+    # optimizers; recorded so reports can say where a run came from (--init-from RUN).
+    init_from: str | None = None
+    # Ordinary augmentation of the training images ("flip", "translation", comma-separated):
+    # for models without a discriminator to augment (AE, VAE). It changes the distribution
+    # being modelled (samples come out flipped and shifted too), so it is opt-in and warned
+    # about; GANs and VAE-GAN have the non-leaking kind: --set augment=diffaug|ada.
+    augment_data: str = "none"
 
     def torch_memory_format(self, device_type: str) -> torch.memory_format:
         fmt = self.memory_format
@@ -98,6 +113,7 @@ class TrainConfig:
                 raise BadInput(f"--{name.replace('_', '-')} {getattr(self, name)}: must be at least 1")
         if self.memory_format not in ("auto", "channels_last", "contiguous"):
             raise BadInput(f"memory_format={self.memory_format}: choose auto, channels_last or contiguous")
+        parse_data_augment(self.augment_data)
         if self.device not in ("auto", "cpu") and not re.fullmatch(r"cuda(:\d+)?", self.device):
             raise BadInput(f"--device {self.device}: choose auto, cpu, cuda or cuda:N")
 
@@ -130,10 +146,26 @@ def resolve_device(name: str) -> torch.device:
 
 
 def check_precision(device: torch.device, precision: str) -> None:
-    """Refuse a precision the device cannot autocast to, before any work."""
+    """Refuse a precision the device cannot autocast to, and warn of one it only emulates,
+    before any work."""
     if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise BadInput(f"--precision bf16: {torch.cuda.get_device_name(device)} has no bfloat16; "
                        "use fp16 (with loss scaling) or fp32")
+    if precision == "bf16" and device.type == "cpu" and not cpu_has_bf16():
+        import warnings
+
+        # Without AVX-512 BF16 / AMX, oneDNN has no bf16 convolution and PyTorch runs its
+        # reference loops instead: 20-50x slower than fp32 (measured on an AVX2 EPYC, BENCHMARKS.md).
+        warnings.warn("--precision bf16: this CPU has no native bfloat16 convolutions (no AVX-512 BF16 or AMX); "
+                      "they run many times slower than fp32 here; use --precision fp32", stacklevel=2)
+
+
+def cpu_has_bf16() -> bool:
+    """Whether oneDNN runs bfloat16 convolutions natively on this CPU (PyTorch's own test)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 # ------------------------------------------------------------------------------- run dirs
@@ -206,10 +238,21 @@ class Trainer:
         self.data_gen = torch.Generator().manual_seed(self.t.seed)
         self.perm = None
         self.perm_a = None   # unpaired translation data: the input domain's own order
+        self.y_train = None  # a class-conditional model's training labels (on the device, in fit)
         if model.translation:
             check_translation_data(type(model), data)
         # paired models see aligned pairs; unpaired ones independent draws even from paired data
         self._aligned = model.translation == "paired"
+        self.data_ops = parse_data_augment(self.t.augment_data)
+        if self.data_ops:
+            if model.translation:
+                raise BadInput(f"augment_data={self.t.augment_data}: {model.name} translates aligned images; "
+                               "augmenting the targets alone would misalign them")
+            import warnings
+
+            warnings.warn(f"augment_data={self.t.augment_data}: the model learns the augmented images, so its samples "
+                          "will be flipped / shifted too; for GANs and VAE-GAN prefer --set augment=diffaug or ada, "
+                          "which augment only what the discriminator sees", stacklevel=2)
 
     def _max_steps(self) -> int | None:
         limits = []
@@ -311,7 +354,10 @@ class Trainer:
         size = self.t.batch_size * self.per_step
         idx = self.perm[pos * size:(pos + 1) * size]
         x = to_float(x_train[idx]).contiguous(memory_format=self.memory_format)
+        x = augment_data(x, self.data_ops)
         x = binarize_batch(x) if self.cfg.data.binarize == "dynamic" else x
+        if self.y_train is not None:    # a class-conditional model: (images, their labels)
+            return x, self.y_train[idx]
         if a_train is None:
             return x
         if not self._aligned:  # A may hold another number of images: wrap around its permutation
@@ -350,6 +396,7 @@ class Trainer:
             x_np = binarize_static(x_np, self.cfg.data.seed)
         x_train = torch.from_numpy(x_np).to(self.device)  # uint8, stays there
         a_train = torch.from_numpy(self.data.train.a).to(self.device) if model.translation else None
+        self.y_train = torch.from_numpy(self.data.train.y).to(self.device) if model.conditional else None
         fixed_noise = torch.Generator().manual_seed(1234)
         fixed_state = fixed_noise.get_state()
         n_fixed = min(self.t.n_samples, len(self.data.test))
@@ -538,8 +585,14 @@ class Trainer:
                       translation_grid(to_uint8(a).cpu().numpy(), to_uint8(out).cpu().numpy(),
                                        to_uint8(b).cpu().numpy() if self.data.test.paired else None), nrow=8)
             return
-        x = model.sample(self.t.n_samples, generator=gen)
-        save_grid(self.run_dir / "samples" / f"{name}.png", to_uint8(x).cpu().numpy())
+        if model.conditional:   # one column per class: row r, column k is class k
+            k = model.config.num_classes
+            labels = torch.arange(max(self.t.n_samples // k, 1) * k) % k
+            x = model.sample(len(labels), generator=gen, labels=labels)
+            save_grid(self.run_dir / "samples" / f"{name}.png", to_uint8(x).cpu().numpy(), nrow=k)
+        else:
+            x = model.sample(self.t.n_samples, generator=gen)
+            save_grid(self.run_dir / "samples" / f"{name}.png", to_uint8(x).cpu().numpy())
         if getattr(model, "has_encoder", False):
             was = model.training
             model.eval()
@@ -568,6 +621,14 @@ def build(preset: str, data: ImageDataset, overrides: dict | None = None):
     if cls.translation:
         check_translation_data(cls, data)
         fill["channels_a"] = data.train.a.shape[1]
+    if any(f.name == "num_classes" for f in dataclasses.fields(cfg)):
+        # p(x | y): K from the data's labels (used only when the config says conditional)
+        wants = getattr(cfg, "conditional", False) or \
+            str((overrides or {}).get("conditional", "")).strip().lower() in ("true", "1", "yes")
+        if wants and (data.train.y is None or data.num_classes < 2):
+            raise BadInput(f"{preset} is class-conditional and {data.name} has no class labels: give labelled data "
+                           "(fashion-mnist, mnist, shapes, or folder:PATH with one subfolder per class)")
+        fill["num_classes"] = data.num_classes if wants else 0
     cfg = replace(cfg, {**fill, **(overrides or {})}, where="--set")
     return cls(cfg), cfg
 
@@ -646,6 +707,8 @@ def train(preset: str, data: str = "shapes", run_dir: str | Path | None = None, 
         ds = dataset or _load_data(cfg.data)
         torch.manual_seed(cfg.train.seed)  # the initial weights, then the noise of every step
         model, mcfg = build(preset, ds, m_over)
+        if cfg.train.init_from:
+            init_from(model, cfg.train.init_from)
         cfg = dataclasses.replace(cfg, model=mcfg)
         run_dir = Path(run_dir) if run_dir else new_run_dir(Path(runs_root), preset, data)
         if checkpoints(run_dir) or (run_dir / "model").exists():
@@ -660,11 +723,44 @@ def train(preset: str, data: str = "shapes", run_dir: str | Path | None = None, 
     return run_dir, summary
 
 
+def init_from(model, run: str | Path) -> None:
+    """Load the final weights of `run` into `model` (transfer learning, --init-from RUN).
+
+    The nets must be the same: the same family and every tensor of the same shape (a run on
+    RGB images cannot start a grey one, nor a width-64 run a width-32 one). Only the weights
+    move: optimizer states, the step count and the data order start afresh.
+    """
+    from .models.base import GenerativeModel
+
+    run = Path(run)
+    model_dir = run / "model" if (run / "model").is_dir() else run
+    if not (model_dir / "config.json").exists():
+        hint = " (still training? it has no final model yet)" if checkpoints(run) else ""
+        raise BadInput(f"--init-from {run}: no trained model there{hint}; give a finished run directory")
+    source = GenerativeModel.from_pretrained(model_dir)
+    if source.name != model.name:
+        raise BadInput(f"--init-from {run}: a {source.name} run cannot start a {model.name}; give a {model.name} run")
+    # The nets' tensors only: an augmentation's state (ADA's p) belongs to the new run's setting.
+    nets = lambda state: {k: v for k, v in state.items() if not k.startswith("augment.")}  # noqa: E731
+    theirs, mine = nets(source.state_dict()), nets(model.state_dict())
+    if (missing := sorted(set(mine) - set(theirs))) or (extra := sorted(set(theirs) - set(mine))):
+        what = f"lacks {missing[0]}" if missing else f"has {extra[0]} that this model does not"
+        raise BadInput(f"--init-from {run}: its nets differ from this {model.name}'s (the run {what}); "
+                       "use the same config (e.g. ema, reg)")
+    for k, v in mine.items():
+        if theirs[k].shape != v.shape:
+            got, want = "x".join(map(str, theirs[k].shape)), "x".join(map(str, v.shape))
+            raise BadInput(f"--init-from {run}: its nets differ from this {model.name}'s ({k} is {got}, here {want}); "
+                           "the image size and channels, width and latent must match the run's (see --size, --channels, --set)")
+    model.load_state_dict(theirs, strict=False)
+
+
 def _load_data(d: DataConfig) -> ImageDataset:
     """The dataset of a run: loaded, then its validation split held out (by d.seed), so that
-    training, `ganvae eval RUN`, resume and compare all see the same train / val / test."""
+    training, `ganvae eval RUN`, resume and compare all see the same train / val / test; with
+    --limit, train is cut to its N images after that."""
     ds = load_dataset(d.spec, data_dir=d.data_dir, size=d.size, channels=d.channels, seed=d.seed)
-    return hold_out_val(ds, d.val_split, d.seed)
+    return limit_train(hold_out_val(ds, d.val_split, d.seed), d.limit, d.seed)
 
 
 def _legacy_val_split(saved: dict) -> None:

@@ -65,6 +65,9 @@ class ImageDataset:
     info: dict = field(default_factory=dict)
     val: Split | None = None
     full_train: Split | None = field(default=None, repr=False)
+    # `limit_train`: the train split before it was cut to N images (the real-data floor is drawn
+    # from it, so a little-data run's floor is the same as a full one's); None when not limited
+    pool: Split | None = field(default=None, repr=False)
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -91,7 +94,7 @@ class ImageDataset:
         """
         if self.full_train is None:
             return self
-        return dataclasses.replace(self, train=self.full_train, val=None, full_train=None)
+        return dataclasses.replace(self, train=self.full_train, val=None, full_train=None, pool=None)
 
 
 # ------------------------------------------------------------------------------- validation
@@ -101,6 +104,7 @@ class ImageDataset:
 AUTO_VAL_FRACTION = 0.1
 AUTO_VAL_MAX = 5000
 _VAL_STREAM = 0x76616C  # mixed into the data seed: the split's draws are not the data's own
+_LIMIT_STREAM = 0x6C696D  # and --limit's draws are neither
 
 
 def parse_val_split(value) -> int | float | str:
@@ -152,14 +156,14 @@ def val_size(value, n_train: int) -> int:
     return k
 
 
-def val_indices(n: int, k: int, seed: int, y: np.ndarray | None = None) -> np.ndarray:
+def val_indices(n: int, k: int, seed: int, y: np.ndarray | None = None, stream: int = _VAL_STREAM) -> np.ndarray:
     """Sorted indices of the k of n training images held out, fixed by `seed`.
 
     With labels the draw is stratified: every class gives its share (within one image), so a
     small validation split does not miss a rare class by chance. Without, it is the first k
     of a seeded permutation.
     """
-    perm = np.random.default_rng([seed % 2**63, _VAL_STREAM]).permutation(n)
+    perm = np.random.default_rng([seed % 2**63, stream]).permutation(n)
     if y is None:
         return np.sort(perm[:k])
     _, cls = np.unique(y[perm], return_inverse=True)   # class of each permuted image, 0..K-1
@@ -203,6 +207,32 @@ def hold_out_val(ds: ImageDataset, value, seed: int = 0) -> ImageDataset:
         return Split(tr.x[ix], None if tr.y is None else tr.y[ix], a, tr.paired)
 
     return dataclasses.replace(ds, train=part(keep, a_keep), val=part(idx, a_idx), full_train=tr)
+
+
+def limit_train(ds: ImageDataset, n: int | None, seed: int = 0) -> ImageDataset:
+    """`ds` training on only n of its training images (`--limit N`), the little-data setting.
+
+    The n are drawn by `seed`, stratified by class when there are labels (n = 100 of
+    Fashion-MNIST's ten classes is ten of each), and nested: the 100 of a seed are among its
+    1,000. The validation and test splits are unchanged, and so is `as_loaded()`, so the
+    evaluator (and every score) is the one of the full data: scores stay comparable across n.
+    Applied after `hold_out_val`, so the n never include a validation image. None: `ds` itself.
+    """
+    if n is None:
+        return ds
+    tr = ds.train
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise BadInput(f"--limit {n!r}: give a number of training images, at least 1")
+    if n > len(tr):
+        raise BadInput(f"--limit {n}: {ds.name} has only {len(tr)} training images"
+                       f"{' after the validation split' if ds.val is not None else ''}; give at most {len(tr)}")
+    if tr.a is not None and not tr.paired:
+        raise BadInput(f"--limit: {ds.name} is unpaired translation data; limit each folder's images instead")
+    # Nested draws: the first n of one stratified order, so limits of one seed grow by adding images.
+    idx = val_indices(len(tr), n, seed, tr.y, stream=_LIMIT_STREAM)
+    part = Split(tr.x[idx], None if tr.y is None else tr.y[idx], None if tr.a is None else tr.a[idx], tr.paired)
+    return dataclasses.replace(ds, train=part, full_train=ds.full_train if ds.full_train is not None else tr,
+                               pool=tr, info={**ds.info, "limit": {"n": n, "of": len(tr)}})
 
 
 def to_float(x: torch.Tensor) -> torch.Tensor:

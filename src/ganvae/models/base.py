@@ -14,6 +14,10 @@
   (||z||^2 / 2 for N(0, I), the fitted density's for a fitted prior); differentiable.
 - Models with an image discriminator also have `realism(x, z) -> (B,)`: its logit that x is
   real (z is used by joint discriminators, as BiGAN's), in eval mode, differentiable in x.
+- Class-conditional models (`conditional`, e.g. cgan) get `train_step((x, y), step)` with
+  integer labels y (B,), and `sample(n, generator, labels=None)` / `decode(z, labels=None)`:
+  labels (n,) pick the classes; sample without them draws classes uniformly, decode without
+  them uses the uniform mixture of the class embeddings.
 - Encoder models: `encode(x) -> z (B, latent)` and `reconstruct(x)`; VAEs `log_likelihood(x, k)`.
 - Translation models (models/translation.py: pix2pix, cyclegan, unit) set `translation` to
   "paired" or "unpaired": their `train_step((a, b), step)` gets a batch of input-domain images a
@@ -65,6 +69,21 @@ class ModelConfig:
             raise BadInput(f"latent={self.latent}: must be at least 1")
         if self.width < 1:
             raise BadInput(f"width={self.width}: must be at least 1")
+
+
+@dataclasses.dataclass
+class ClassConditionalConfig:
+    """The class-conditional fields of a model config (a mixin): `conditional` asks for a model
+    of p(x | y) trained on (image, label) pairs; `num_classes` is filled from the data."""
+
+    conditional: bool = False
+    num_classes: int = 0         # K, filled from the data's labels when conditional
+
+    def validate_conditional(self) -> None:
+        if self.conditional and self.num_classes < 2:
+            raise BadInput(f"conditional=true with num_classes={self.num_classes}: a class-conditional model needs "
+                           "labelled data with at least 2 classes (fashion-mnist, shapes, or folder:PATH with one "
+                           "subfolder per class)")
 
 
 class GenerativeModel(nn.Module):
@@ -163,6 +182,12 @@ class GenerativeModel(nn.Module):
 
     def fit_prior(self, x: torch.Tensor) -> None:
         """Called once after training with (a sample of) the training images; a no-op by default."""
+
+    @property
+    def conditional(self) -> bool:
+        """Class-conditional (see ClassConditionalConfig): train_step((x, y), step) gets labels
+        y (B,) with the images, and sample / decode take `labels`."""
+        return bool(getattr(self.config, "conditional", False))
 
     @property
     def device(self) -> torch.device:

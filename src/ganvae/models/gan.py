@@ -36,16 +36,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..augment import AugmentConfig, make_augment
 from ..errors import BadInput
-from ..nets import Decoder, Discriminator, dcgan_init
+from ..nets import Decoder, Discriminator, class_weights, dcgan_init
 from ..registry import register_model
 from .autoencoder import evaluating
-from .base import GenerativeModel, ModelConfig
+from .base import ClassConditionalConfig, GenerativeModel, ModelConfig
 from .regularizers import add_spectral_norm, clip_weights_, gradient_penalty, r1_penalty
 
 
 @dataclass
-class GANConfig(ModelConfig):
+class GANConfig(ModelConfig, AugmentConfig, ClassConditionalConfig):
     loss: Literal["minimax", "ns", "hinge", "wasserstein", "ls"] = "minimax"
     reg: Literal["none", "spectral", "clip", "gp", "r1", "gradclip"] = "none"
     d_norm: Literal["batch", "layer", "none"] = "batch"  # gp and r1 refuse batch: BN mixes samples
@@ -75,9 +76,14 @@ class GANConfig(ModelConfig):
     # ema_rampup * (generator updates before this one), so the average covers at most that
     # fraction of training so far (StyleGAN2-ADA's ema_rampup, 0.05 there); 0 = off.
     ema_rampup: float = 0.0
+    # Freeze-D (Mo, Cho & Shin 2020, "Freeze the Discriminator"): when fine-tuning a transferred
+    # run (--init-from), keep D's first K blocks (those nearest the image) fixed; 0 = train all.
+    freeze_d: int = 0
 
     def validate(self) -> None:
         super().validate()
+        self.validate_augment()
+        self.validate_conditional()
         # Literal fields are checked when set from strings; a config built directly in Python
         # is not, so check the names here too, with the same kind of message.
         for key, table in (("loss", LOSSES), ("optimizer", OPTIMIZERS)):
@@ -100,6 +106,7 @@ class GANConfig(ModelConfig):
             (0 <= self.ema < 1, f"ema={self.ema}: must be in [0, 1) (0 turns the EMA off)"),
             (self.ema_start >= 0, f"ema_start={self.ema_start}: must be at least 0"),
             (self.ema_rampup >= 0, f"ema_rampup={self.ema_rampup}: must be at least 0 (0 turns it off)"),
+            (self.freeze_d >= 0, f"freeze_d={self.freeze_d}: must be at least 0 (0 trains every D block)"),
         ]
         for ok, message in checks:
             if not ok:
@@ -194,6 +201,12 @@ PRESETS = {
                 "(Gulrajani et al. 2017)"),
     # Miyato et al. 2018, Table 1 setting C (lr 2e-4, betas 0.5/0.999, n_dis 1): the DCGAN-like
     # setting in which SN-GANs stayed stable while WGAN-GP and BN-critics degraded (Fig. 1).
+    # Miyato & Koyama 2018: conditional batch norm in G, a projection D with spectral norm and
+    # the hinge loss; optimiser as our sngan (setting C of Miyato et al. 2018) for short runs.
+    "cgan": (dict(conditional=True, loss="hinge", reg="spectral", d_norm="none", optimizer="adam", lr_g=2e-4,
+                  lr_d=2e-4, beta1=0.5, beta2=0.999, n_critic=1),
+             "cGAN: class-conditional, conditional batch norm in G, projection D, hinge + spectral norm "
+             "(Miyato & Koyama 2018)"),
     "sngan": (dict(loss="hinge", reg="spectral", d_norm="none", optimizer="adam", lr_g=2e-4, lr_d=2e-4,
                    beta1=0.5, beta2=0.999, n_critic=1),
               "SN-GAN: hinge loss, spectral norm in D, Adam 2e-4 (0.5, 0.999) (Miyato et al. 2018)"),
@@ -235,13 +248,17 @@ class GAN(GenerativeModel):
         config.validate()
         super().__init__(config)
         c = config
-        self.g = Decoder(c.latent, c.channels, c.size, c.width, norm=c.g_norm, out="tanh")
-        self.d = Discriminator(c.channels, c.size, c.width, norm=c.d_norm)
+        k = c.num_classes if c.conditional else 0   # cgan: conditional BN in G, a projection D
+        self.g = Decoder(c.latent, c.channels, c.size, c.width, norm=c.g_norm, out="tanh", num_classes=k)
+        self.d = Discriminator(c.channels, c.size, c.width, norm=c.d_norm, num_classes=k)
         dcgan_init(self.g)
         dcgan_init(self.d)
         if c.reg == "spectral":
             # After init: the parametrization starts its power iteration from these weights.
             add_spectral_norm(self.d)
+        self.d.body.freeze(c.freeze_d)
+        # D's view of every image, real or fake (augment=none: the images themselves)
+        self.augment = make_augment(c)
         self.d_loss, self.g_loss = LOSSES[c.loss]
         if c.ema > 0:
             # A submodule (not a plain attribute), so state_dict and save_pretrained carry it.
@@ -261,8 +278,9 @@ class GAN(GenerativeModel):
             ratio = c.r1_every / (c.r1_every + 1)
             lr_d = c.lr_d * ratio
             d_cfg = dataclasses.replace(c, beta1=c.beta1**ratio, beta2=c.beta2**ratio)
+        d_params = [p for p in self.d.parameters() if p.requires_grad]     # without Freeze-D's blocks
         return {"g": make(self.g.parameters(), c.lr_g, c, 0.0),            # no decay on G: see GANConfig
-                "d": make(self.d.parameters(), lr_d, d_cfg, c.weight_decay)}
+                "d": make(d_params, lr_d, d_cfg, c.weight_decay)}
 
     def _z(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         # Drawn on the generator's own device, so a CPU generator gives the same z on any device.
@@ -295,6 +313,9 @@ class GAN(GenerativeModel):
         """
         c = self.config
         opt = self.optimizers()
+        if c.conditional:   # (images, labels): each image's class weights, (n_critic * B, K)
+            x, y = x
+            w_all = class_weights(y, len(y), c.num_classes, x.device).chunk(c.n_critic)
         batches = x.chunk(c.n_critic)
         b = batches[0].shape[0]
         out: dict[str, torch.Tensor] = {}
@@ -305,20 +326,27 @@ class GAN(GenerativeModel):
             # (1) Dmain: one discriminator update on this batch against fresh fakes. Forwards
             # under autocast; the losses on float32 logits.
             last = i == c.n_critic - 1
+            # cgan: the fakes are drawn for the real batch's classes, so D compares like with like
+            # and a penalty's interpolates keep one class (None: unconditional)
+            w = w_all[i] if c.conditional else None
             # The last D update's fakes are kept with G's graph and reused by Gmain (as the
             # DCGAN reference loops do): G has not changed since they were drawn, so Gmain's
             # loss is the same function of G's weights, and one G forward per step is saved.
             with torch.set_grad_enabled(last), self.autocast():
-                fake_g = self.g(self._z(b))                              # (B, C, H, W)
+                fake_g = self.g(self._z(b), w) if c.conditional else self.g(self._z(b))   # (B, C, H, W)
             fake = fake_g.detach()
+            # D judges augmented images only (augment=diffaug / ada), real and fake alike, so
+            # the augmentations cannot leak into G (Zhao et al. 2020; Karras et al. 2020).
+            xb_d, fake_d = self.augment(xb), self.augment(fake)
             with self.autocast():
-                logits_real = self.d(xb)                                 # (B,)
-                logits_fake = self.d(fake)                               # (B,)
+                logits_real = self.d(xb_d, w)                            # (B,)
+                logits_fake = self.d(fake_d, w)                          # (B,)
             logits_real, logits_fake = logits_real.float(), logits_fake.float()
+            self.augment.observe(logits_real)                            # ADA's r_t (no-op otherwise)
             loss_d = self.d_loss(logits_real, logits_fake)
             total = loss_d
             if c.reg == "gp":
-                gp = gradient_penalty(self._critic, xb, fake.float())
+                gp = gradient_penalty(lambda t: self._critic(t, w), xb_d.detach(), fake_d.float())
                 total = total + c.gp_weight * gp
                 sums["reg/gp"] = sums.get("reg/gp", 0) + gp.detach()
             opt["d"].zero_grad(set_to_none=True)
@@ -340,7 +368,7 @@ class GAN(GenerativeModel):
             # (2) Dreg: lazy R1, a separate update every r1_every D updates, scaled by r1_every
             # so the penalty's average strength matches applying it every step (StyleGAN2 §B).
             if c.reg == "r1" and d_update % c.r1_every == 0:
-                r1 = r1_penalty(self._critic, xb)
+                r1 = r1_penalty(lambda t: self._critic(t, w), xb_d.detach())   # on what D sees (ADA's R1)
                 opt["d"].zero_grad(set_to_none=True)
                 self.backward(c.r1_gamma / 2 * r1 * c.r1_every)
                 self.step(opt["d"])
@@ -350,8 +378,9 @@ class GAN(GenerativeModel):
             out[k] = v / c.n_critic
 
         # (3) Gmain: one generator update against the updated D.
+        fake_g = self.augment(fake_g)                                    # differentiable: G learns through it
         with self.autocast():
-            logits_fake = self.d(fake_g)                                 # (B,) against the updated D
+            logits_fake = self.d(fake_g, w)                              # (B,) against the updated D
         loss_g = self.g_loss(logits_fake.float())
         opt["g"].zero_grad(set_to_none=True)
         # Only G's gradients: D's parameters are left untouched (and not computed).
@@ -359,20 +388,22 @@ class GAN(GenerativeModel):
         self.step(opt["g"])
         self.end_step()
         out["loss/g"] = loss_g.detach()
+        if c.augment == "ada":
+            out["aug/p"] = self.augment.p                                # ADA's p(t), plotted by the report
         if c.ema > 0:
             self._update_ema(step)
         return out
 
-    def _critic(self, x: torch.Tensor) -> torch.Tensor:
+    def _critic(self, x: torch.Tensor, w: torch.Tensor | None = None) -> torch.Tensor:
         """D as the penalties differentiate it, with float32 logits. Under bf16 its forward is
         autocast (bf16 has float32's range); under fp16 it runs in float32: the input gradient
         of a loss-scaled critic overflows fp16's range (65504) within a few steps, and a
         penalty of inf would stop training as diverged. The outer backward of the penalty
         still goes through the scaler with the rest of D's loss."""
         if self.scaler is not None:
-            return self.d(x).float()
+            return self.d(x, w).float()
         with self.autocast():
-            return self.d(x).float()
+            return self.d(x, w).float()
 
     def _ema_decay(self, n: int) -> float:
         """The decay of the n-th EMA update (n = 1 for the first generator update): 0 (copy G)
@@ -391,14 +422,18 @@ class GAN(GenerativeModel):
         # resumed run continues the same schedule.
         update_ema_(self.g_ema, self.g, self._ema_decay(step + 1))
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
+    def decode(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Latents (n, latent) -> images (n, C, H, W) in [-1, 1] from the EMA generator if
-        enabled, else G, in eval mode."""
+        enabled, else G, in eval mode. cgan: `labels` (n,) classes (or (n, K) class weights);
+        None decodes with the uniform mixture of the classes."""
         net = self.g_ema if self.config.ema > 0 else self.g
         was_training = net.training
         net.eval()
+        z = z.to(self.device)
         try:
-            return net(z.to(self.device))                                # (n, C, H, W)
+            if not self.config.conditional:
+                return net(z)                                            # (n, C, H, W)
+            return net(z, class_weights(labels, len(z), self.config.num_classes, self.device))
         finally:
             net.train(was_training)
 
@@ -408,6 +443,12 @@ class GAN(GenerativeModel):
             return self.d(x).float()
 
     @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """n images (n, C, H, W) in [-1, 1] from prior draws z ~ N(0, I)."""
-        return self.decode(self._z(n, generator))
+    def sample(self, n: int, generator: torch.Generator | None = None,
+               labels: torch.Tensor | None = None) -> torch.Tensor:
+        """n images (n, C, H, W) in [-1, 1] from prior draws z ~ N(0, I). cgan: of the classes
+        `labels` (n,), or of classes drawn uniformly (after z, from the same generator)."""
+        z = self._z(n, generator)
+        if self.config.conditional and labels is None:
+            dev = generator.device if generator is not None else self.device
+            labels = torch.randint(self.config.num_classes, (n,), generator=generator, device=dev)
+        return self.decode(z, labels)

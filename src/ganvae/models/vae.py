@@ -40,10 +40,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import BadInput
-from ..nets import Decoder, Encoder, dcgan_init, inference_decoder
+from ..nets import Decoder, Encoder, class_weights, dcgan_init, inference_decoder
 from ..registry import register_model
 from .autoencoder import FittedPrior, check_adam, evaluating, normal
-from .base import GenerativeModel, ModelConfig
+from .base import ClassConditionalConfig, GenerativeModel, ModelConfig
 
 LOG_2PI = math.log(2 * math.pi)
 LOG_SIGMA_FLOOR = -6.0   # a learned sigma stays above ~0.0025 (see VAE.log_sigma)
@@ -56,7 +56,7 @@ DISCRETIZED = ("discretized-logistic", "discretized-gaussian")
 
 
 @dataclass
-class VAEConfig(ModelConfig):
+class VAEConfig(ModelConfig, ClassConditionalConfig):
     # discretized-*: a probability of the 8-bit data (the default); bernoulli: of binary data;
     # gaussian: a continuous density (see the module docstring)
     likelihood: Literal["discretized-logistic", "discretized-gaussian", "bernoulli", "gaussian"] = \
@@ -97,6 +97,10 @@ class VAEConfig(ModelConfig):
         if self.kl_warmup < 0:
             raise BadInput(f"kl_warmup={self.kl_warmup}: must be at least 0 (0 turns it off)")
         check_adam(self.lr, self.adam_beta1, self.adam_beta2)
+        self.validate_conditional()
+        if self.conditional and self.prior != "normal":
+            raise BadInput(f"prior={self.prior} with conditional=true: a fitted prior would ignore the class; "
+                           "the class-conditional VAE samples z from N(0, I)")
 
 
 # ---- the terms of the ELBO, per image, in nats (pure functions; the tests check them)
@@ -200,7 +204,10 @@ class GaussianEncoding:
         return self.encode_dist(x)[0]
 
 
-@register_model("vae", presets={"beta-vae": ({"beta": 4.0}, "β-VAE: the VAE with beta=4 (Higgins et al. 2017)")})
+@register_model("vae", presets={
+    "beta-vae": ({"beta": 4.0}, "β-VAE: the VAE with beta=4 (Higgins et al. 2017)"),
+    "cvae": ({"conditional": True}, "CVAE: class-conditional VAE, the label into encoder and decoder "
+                                    "(Sohn, Lee & Yan 2015)")})
 class VAE(FittedPrior, GaussianEncoding, GenerativeModel):
     """Variational autoencoder: Gaussian posterior, N(0, I) prior, discretized, Bernoulli or
     Gaussian pixels."""
@@ -213,11 +220,14 @@ class VAE(FittedPrior, GaussianEncoding, GenerativeModel):
         config.validate()
         super().__init__(config)
         c = config
-        self.encoder = Encoder(c.channels, c.size, c.width, out_dim=2 * c.latent)   # -> (mu, logvar)
+        # CVAE (Sohn et al. 2015): q(z | x, y) and p(x | z, y), the class as K more input planes
+        # of the encoder (one-hot, constant over the image) and K more inputs of the decoder
+        k = c.num_classes if c.conditional else 0
+        self.encoder = Encoder(c.channels + k, c.size, c.width, out_dim=2 * c.latent)   # -> (mu, logvar)
         # Raw outputs: Bernoulli logits, Gaussian means, or for the discretized likelihoods a
         # mean and a log-scale per pixel (2C channels); `decode` maps them into [-1, 1].
         out_channels = 2 * c.channels if c.likelihood in DISCRETIZED else c.channels
-        self.decoder = Decoder(c.latent, out_channels, c.size, c.width, out="none")
+        self.decoder = Decoder(c.latent + k, out_channels, c.size, c.width, out="none")
         dcgan_init(self)
         if c.likelihood == "gaussian" and c.learn_sigma:
             # Stored before the soft floor of `log_sigma`, inverted so that sigma starts at c.sigma.
@@ -238,9 +248,47 @@ class VAE(FittedPrior, GaussianEncoding, GenerativeModel):
             return softclip(self.log_sigma_raw, LOG_SIGMA_FLOOR)
         return torch.tensor(math.log(self.config.sigma), device=self.device)
 
-    def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(mu, logvar), each (B, latent), in the current train/eval mode."""
+    def posterior(self, x: torch.Tensor, w: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mu, logvar), each (B, latent), in the current train/eval mode; the CVAE's needs
+        class weights w (B, K)."""
+        if self.config.conditional:
+            planes = w.to(x.dtype)[:, :, None, None].expand(-1, -1, *x.shape[2:])     # (B, K, H, W)
+            x = torch.cat([x, planes], 1)
         return self.encoder(x).chunk(2, dim=1)
+
+    def _decoder_input(self, z: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
+        """(B, latent) -> the decoder's input: z, and for the CVAE z with its class weights."""
+        return torch.cat([z, w.to(z.dtype)], 1) if self.config.conditional else z
+
+    def _weights(self, labels: torch.Tensor | None, n: int) -> torch.Tensor | None:
+        return class_weights(labels, n, self.config.num_classes, self.device) if self.config.conditional else None
+
+    @torch.no_grad()
+    def infer_labels(self, x: torch.Tensor) -> torch.Tensor:
+        """The CVAE's class for images x (B, C, H, W) when none is given: the y with the best
+        ELBO at the posterior mean, argmax_y -log p(x | mu_y, y) - KL(q(z | x, y) || p(z)), an
+        estimate of argmax_y p(y | x) under the model (uniform p(y)); K passes. (B,) int64."""
+        scores = []
+        with evaluating(self):
+            for k in range(self.config.num_classes):
+                w = class_weights(torch.full((len(x),), k, device=x.device), len(x), self.config.num_classes,
+                                  x.device)
+                mu, logvar = self.posterior(x, w)
+                out = self.decoder(self._decoder_input(mu, w))
+                scores.append(-(self.nll(out, x) + kl_normal(mu.float(), logvar.float())))
+        return torch.stack(scores, 1).argmax(1)
+
+    def encode_dist(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, C, H, W) in [-1, 1] -> (mu, logvar) of q(z|x), each (B, latent), in eval mode. The
+        CVAE's q(z | x, y) takes `labels` (B,), or the ones `infer_labels` finds."""
+        with evaluating(self):
+            if self.config.conditional and labels is None:
+                labels = self.infer_labels(x)
+            return self.posterior(x, self._weights(labels, len(x)))
+
+    def encode(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """The posterior mean (B, latent)."""
+        return self.encode_dist(x, labels)[0]
 
     def nll(self, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """-log p(x|z) per image (B,), in float32, from the decoder's raw output for z."""
@@ -264,12 +312,16 @@ class VAE(FittedPrior, GaussianEncoding, GenerativeModel):
     def train_step(self, x: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
         self.train()
         opt = self.optimizers()["vae"]
+        w = None
+        if self.config.conditional:                        # CVAE: (images, labels)
+            x, y = x
+            w = self._weights(y, len(y))                   # (B, K) one-hot
         with self.autocast():
-            mu, logvar = self.posterior(x)                 # (B, latent) each
+            mu, logvar = self.posterior(x, w)              # (B, latent) each
         mu, logvar = mu.float(), logvar.float()            # the KL and the noise in float32
         z = reparameterize(mu, logvar)
         with self.autocast():
-            out = self.decoder(z)                          # (B, C, H, W) raw decoder output
+            out = self.decoder(self._decoder_input(z, w))  # (B, C, H, W) raw decoder output
         recon = self.nll(out, x).mean()                    # nats per image; nll works in float32
         kl = kl_normal(mu, logvar).mean()
         beta = self.kl_weight(step)
@@ -288,10 +340,11 @@ class VAE(FittedPrior, GaussianEncoding, GenerativeModel):
 
     # ---- inference (eval mode: batch norm on its running statistics); encode_dist / encode
     # come from GaussianEncoding
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """(B, latent) -> the mean image of p(x|z), (B, C, H, W) in [-1, 1]."""
+    def decode(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, latent) -> the mean image of p(x|z), (B, C, H, W) in [-1, 1]. CVAE: of p(x|z, y)
+        for `labels` (B,) (or (B, K) class weights); None: the uniform mixture of the classes."""
         with evaluating(self):
-            out = self.decoder(z)
+            out = self.decoder(self._decoder_input(z, self._weights(labels, len(z))))
         out = out.float()
         if self.config.likelihood == "bernoulli":
             return 2 * torch.sigmoid(out) - 1       # E[(x+1)/2] = sigmoid(logits), mapped back
@@ -301,25 +354,52 @@ class VAE(FittedPrior, GaussianEncoding, GenerativeModel):
             out = out.chunk(2, dim=1)[0]
         return out.clamp(-1, 1)
 
-    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decode(self.encode(x))
+    def reconstruct(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if self.config.conditional and labels is None:   # the class the model sees in x
+            labels = self.infer_labels(x)
+        return self.decode(self.encode(x, labels), labels)
 
     @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        return self.decode(self.sample_prior(n, generator))
+    def sample(self, n: int, generator: torch.Generator | None = None,
+               labels: torch.Tensor | None = None) -> torch.Tensor:
+        """n images; the CVAE's of the classes `labels` (n,), or of classes drawn uniformly
+        (after z, from the same generator)."""
+        z = self.sample_prior(n, generator)
+        if self.config.conditional and labels is None:
+            dev = generator.device if generator is not None else self.device
+            labels = torch.randint(self.config.num_classes, (n,), generator=generator, device=dev)
+        return self.decode(z, labels)
+
+    def _per_class(self, bound, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """A bound on log p(x) (B,) from one on log p(x | y): the CVAE without labels
+        marginalises the class under its uniform p(y), log (1/K) sum_y exp(bound_y), itself a
+        lower bound on log p(x) as each bound_y is on log p(x | y) (K times the work)."""
+        if not self.config.conditional:
+            return bound(x, None)
+        if labels is not None:
+            return bound(x, self._weights(labels, len(x)))
+        k = self.config.num_classes
+        per_class = [bound(x, self._weights(torch.full((len(x),), y, device=x.device), len(x))) for y in range(k)]
+        return torch.logsumexp(torch.stack(per_class), 0) - math.log(k)
 
     @torch.no_grad()
-    def elbo(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """The ELBO per image (B,) in nats: a one-sample reconstruction term, closed-form KL."""
-        with evaluating(self):
-            mu, logvar = self.posterior(x)
+    def elbo(self, x: torch.Tensor, generator: torch.Generator | None = None,
+             labels: torch.Tensor | None = None) -> torch.Tensor:
+        """The ELBO per image (B,) in nats: a one-sample reconstruction term, closed-form KL.
+        CVAE: of log p(x | y) for `labels`; without them a bound on log p(x) (see _per_class)."""
+        def bound(x, w):
+            mu, logvar = self.posterior(x, w)
             z = mu + torch.exp(0.5 * logvar) * normal(mu.shape, generator, mu.device)
-            return -(self.nll(self.decoder(z), x) + kl_normal(mu, logvar))
+            return -(self.nll(self.decoder(self._decoder_input(z, w)), x) + kl_normal(mu, logvar))
+
+        with evaluating(self):
+            return self._per_class(bound, x, labels)
 
     @torch.no_grad()
     def log_likelihood(self, x: torch.Tensor, k: int = 1000, batch_size: int = 4096,
                        generator: torch.Generator | None = None,
-                       precision: Literal["fp32", "bf16"] = "fp32") -> torch.Tensor:
+                       precision: Literal["fp32", "bf16"] = "fp32",
+                       labels: torch.Tensor | None = None) -> torch.Tensor:
         """The importance-weighted bound on log p(x) per image (B,), in nats (Burda et al. 2016).
 
         log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x), z_i ~ q(z|x). k=1 is an unbiased one-sample
@@ -336,35 +416,48 @@ class VAE(FittedPrior, GaussianEncoding, GenerativeModel):
             batch_size: the most latents decoded at once (images x samples), bounding memory.
             generator: seeds the samples.
             precision: of the decoder passes.
+            labels: CVAE only: the bound on log p(x | y) for these classes (B,); without them
+                the bound on log p(x) with the class marginalised (see _per_class).
         """
         if k < 1 or batch_size < 1:
             raise BadInput(f"log_likelihood: k={k}, batch_size={batch_size}; both must be at least 1")
         if precision not in ("fp32", "bf16"):
             raise BadInput(f"log_likelihood: precision {precision!r}; choose fp32 or bf16")
-        d = self.config.latent
         decoder = inference_decoder(self.decoder)
+        with evaluating(self):
+            return self._per_class(lambda x, w: self._iwae(x, w, k, batch_size, generator, precision, decoder),
+                                   x, labels)
+
+    def _iwae(self, x: torch.Tensor, w: torch.Tensor | None, k: int, batch_size: int,
+              generator: torch.Generator | None, precision: str, decoder: nn.Module) -> torch.Tensor:
+        """log_likelihood's bound (B,) for class weights w (B, K) (None: unconditional)."""
+        d = self.config.latent
         autocast = torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
         out = []
-        with evaluating(self):
-            for xb in x.split(batch_size):
-                b = len(xb)
-                mu, logvar = self.posterior(xb)                     # (b, D)
-                std = torch.exp(0.5 * logvar)
-                chunk = max(1, batch_size // b)                     # samples per decoder call
-                log_w = []
-                for start in range(0, k, chunk):
-                    s = min(chunk, k - start)
-                    eps = normal((s, b, d), generator, xb.device)   # (s, b, D)
-                    z = mu + std * eps                              # (s, b, D)
-                    # log q(z|x) from eps directly: (z - mu) / std = eps, without the division.
-                    log_q = -0.5 * (eps.pow(2) + logvar + LOG_2PI).sum(-1)      # (s, b)
-                    log_p = -0.5 * (z.pow(2) + LOG_2PI).sum(-1)                 # (s, b)
-                    with autocast:
-                        dec = decoder(z.reshape(s * b, d))                      # (s*b, C', H, W)
-                    # Sample-major order: row i*b + j is sample i of image j, as in z.reshape.
-                    target = xb.expand(s, *xb.shape).reshape(s * b, *xb.shape[1:])
-                    log_px = -self.nll(dec, target).view(s, b)                  # (s, b), float32
-                    log_w.append(log_px + log_p - log_q)
-                # log-mean-exp over the k samples, stably.
-                out.append(torch.logsumexp(torch.cat(log_w), dim=0) - math.log(k))   # (b,)
+        for start_b in range(0, len(x), batch_size):
+            xb = x[start_b:start_b + batch_size]
+            wb = None if w is None else w[start_b:start_b + batch_size]
+            b = len(xb)
+            mu, logvar = self.posterior(xb, wb)                 # (b, D)
+            std = torch.exp(0.5 * logvar)
+            chunk = max(1, batch_size // b)                     # samples per decoder call
+            log_w = []
+            for start in range(0, k, chunk):
+                s = min(chunk, k - start)
+                eps = normal((s, b, d), generator, xb.device)   # (s, b, D)
+                z = mu + std * eps                              # (s, b, D)
+                # log q(z|x) from eps directly: (z - mu) / std = eps, without the division.
+                log_q = -0.5 * (eps.pow(2) + logvar + LOG_2PI).sum(-1)      # (s, b)
+                log_p = -0.5 * (z.pow(2) + LOG_2PI).sum(-1)                 # (s, b)
+                zs = z.reshape(s * b, d)
+                if wb is not None:                                          # the CVAE's class, per row
+                    zs = self._decoder_input(zs, wb.repeat(s, 1))
+                with autocast:
+                    dec = decoder(zs)                                       # (s*b, C', H, W)
+                # Sample-major order: row i*b + j is sample i of image j, as in z.reshape.
+                target = xb.expand(s, *xb.shape).reshape(s * b, *xb.shape[1:])
+                log_px = -self.nll(dec, target).view(s, b)                  # (s, b), float32
+                log_w.append(log_px + log_p - log_q)
+            # log-mean-exp over the k samples, stably.
+            out.append(torch.logsumexp(torch.cat(log_w), dim=0) - math.log(k))   # (b,)
         return torch.cat(out)

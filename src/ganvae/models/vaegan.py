@@ -33,6 +33,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+from ..augment import AugmentConfig, make_augment, paired_generators
 from ..errors import BadInput
 from ..nets import Decoder, Discriminator, Encoder, dcgan_init
 from ..registry import register_model
@@ -44,7 +45,7 @@ from .vae import GaussianEncoding, kl_normal, reparameterize
 
 
 @dataclass
-class VAEGANConfig(ModelConfig):
+class VAEGANConfig(ModelConfig, AugmentConfig):
     # gamma weighs L_feat against the GAN loss in the decoder's objective. L_feat is a sum over
     # every discriminator feature (2*width*7*7 = 6272 of them at 28x28, width 64), so it is
     # hundreds of nats per image while the GAN loss is about one; at gamma=1 the decoder would
@@ -115,6 +116,7 @@ class VAEGANConfig(ModelConfig):
 
     def validate(self) -> None:
         super().validate()
+        self.validate_augment()
         if self.gamma < 0:
             raise BadInput(f"gamma={self.gamma}: must be at least 0")
         if self.beta < 0:
@@ -174,6 +176,7 @@ class VAEGAN(FittedPrior, GaussianEncoding, GenerativeModel):
             # A submodule, so state_dict and save_pretrained carry it.
             self.decoder_ema = copy.deepcopy(self.decoder).eval().requires_grad_(False)
         self.init_prior(c.prior, c.latent, c.gmm_components)
+        self.augment = make_augment(c)   # D's view of every image (augment=none: the images)
 
     def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         c = self.config
@@ -199,7 +202,10 @@ class VAEGAN(FittedPrior, GaussianEncoding, GenerativeModel):
             fake = self.decoder(torch.cat([z, z_p]))                     # (2B, C, H, W): x_tilde, x_p
             # One discriminator pass over real, reconstructed and prior images, so that batch
             # norm (if any) normalises all three with the same statistics and the features compare.
-            h = torch.cat([x, fake])
+            # With augment=diffaug / ada D sees them augmented, each image and its reconstruction
+            # by the same transform (one seed, equal batch sizes), so Dis_l still compares them.
+            gens = paired_generators(3) if c.augment != "none" else [None] * 3
+            h = torch.cat([self.augment(part, g) for part, g in zip((x, fake[:b], fake[b:]), gens)])
             acts = []                                                    # each body activation
             for layer in self.discriminator.body.net:
                 h = layer(h)
@@ -212,6 +218,7 @@ class VAEGAN(FittedPrior, GaussianEncoding, GenerativeModel):
         logits = logits.float()
         f_real, f_rec, _ = feats.split(b)
         l_real, l_rec, l_p = logits.split(b)
+        self.augment.observe(l_real)                                     # ADA's r_t (no-op otherwise)
 
         kl = kl_normal(mu, logvar).mean()                                # nats per image
         # The real features are the fixed target of the reconstruction (a Gaussian mean).
@@ -289,6 +296,7 @@ class VAEGAN(FittedPrior, GaussianEncoding, GenerativeModel):
                 **{f"diag/{k}": loss[k] for k in ("d_acc_real", "d_acc_rec", "d_acc_prior", "agg_kl")},
                 **({"diag/train_d": loss["train_d"], "diag/gan_on": loss["gan_on"]}
                    if self.config.equilibrium > 0 else {}),
+                **({"aug/p": self.augment.p} if self.config.augment == "ada" else {}),
                 **logs}
 
     # ---- inference, as the VAE (eval mode); encode_dist / encode come from GaussianEncoding

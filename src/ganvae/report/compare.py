@@ -29,6 +29,7 @@ import csv
 import dataclasses
 import json
 import math
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,7 +48,7 @@ from ..files import atomic_write, read_jsonl, write_json
 from ..images import save_grid, translation_grid
 from ..metrics import fd_from_features
 from ..nets import count_params
-from ..registry import resolve
+from ..registry import parse_model_spec, resolve
 
 
 @dataclass
@@ -72,6 +73,7 @@ class CompareConfig:
     size: int | None = None
     channels: int | None = None
     val_split: int | float | str = "auto"  # held out of train for curves and best-checkpoint choice
+    limit: int | None = None    # train on N images (--limit); scores stay against the full data
     # generate (always) and the registered tasks (ganvae.tasks) every model is scored on, with
     # {task: its Config as a dict}; adding a task to a finished comparison runs only that task
     tasks: tuple[str, ...] = ("generate",)
@@ -180,6 +182,8 @@ def _selection_split(ds: ImageDataset, ev: Evaluator, data_seed: int, log) -> tu
     splits = {"curve": "val", "best_selection": "val", "final": "test", "best": "test",
               "val_images": 0, "test_images": len(ds.test), "train_images": len(ds.train),
               "data_seed": data_seed}
+    if "limit" in ds.info:  # --limit: how few images trained, of how many
+        splits["limit"] = dict(ds.info["limit"])
     if ds.val is not None:
         splits["val_images"] = splits["curve_images"] = len(ds.val)
         feats, _ = real_features(ev, ds.val.x, "val", log)
@@ -192,7 +196,8 @@ def _selection_split(ds: ImageDataset, ev: Evaluator, data_seed: int, log) -> tu
 
 
 def _run_name(model: str, seed: int) -> str:
-    return f"{model}-seed{seed}"
+    """The run directory of a model spec (`dcgan:augment=ada` -> dcgan_augment=ada-seed0)."""
+    return f"{re.sub(r'[^A-Za-z0-9.=+-]+', '_', model)}-seed{seed}"
 
 
 def _train_one(cfg: CompareConfig, out: Path, preset: str, seed: int, ds: ImageDataset, ev: Evaluator,
@@ -217,8 +222,9 @@ def _train_one(cfg: CompareConfig, out: Path, preset: str, seed: int, ds: ImageD
 
             shutil.rmtree(run_dir)
         # the run's config.json records the split, so `ganvae eval RUN` rebuilds the same data
-        data_opts = {f"data_{k}": getattr(cfg, k) for k in ("data_dir", "size", "channels", "val_split")}
-        train(preset, cfg.data, run_dir, overrides=cfg.overrides, progress=progress, callbacks=[recorder],
+        data_opts = {f"data_{k}": getattr(cfg, k) for k in ("data_dir", "size", "channels", "val_split", "limit")}
+        name, own = parse_model_spec(preset)   # a variant's own overrides win over --set's
+        train(name, cfg.data, run_dir, overrides={**cfg.overrides, **own}, progress=progress, callbacks=[recorder],
               dataset=ds, **options, **{k: v for k, v in data_opts.items() if v is not None})
     # wall-clock seconds of this phase, summed over resumes: training, curve points, and the rest
     # (start-up, checkpoints, logs) come apart in _timing
@@ -300,7 +306,10 @@ def _finish_one(cfg: CompareConfig, run_dir: Path, preset: str, seed: int, ds, e
     t1 = time.perf_counter()
     figures = _figures(model, run_dir, ds, seed)
     t2 = time.perf_counter()
+    run_cfg = json.loads((run_dir / "config.json").read_text())
     row = {"model": preset, "seed": seed, "family": model.name, "params": count_params(model),
+           # transfer (--init-from): where the weights came from, for the report to say
+           "init_from": run_cfg.get("train", {}).get("init_from"),
            "steps": summary["step"], "images_seen": summary["images"], "train_seconds": summary["train_seconds"],
            "images_per_second": summary["images_per_second"], "final": final["metrics"],
            # optimizer updates by network: a WGAN's step is 1 G and 5 D updates on 5 batches
@@ -333,7 +342,8 @@ def compare(cfg: CompareConfig, out: Path, progress: bool = True, device="cpu",
     # the very loading of a run's config.json (data seed 0), so `ganvae eval RUN` agrees with us;
     # before anything is written, so that a bad --data or --val-split leaves no --out behind
     data_cfg = DataConfig(spec=cfg.data, data_dir=cfg.data_dir, size=cfg.size, channels=cfg.channels,
-                          val_split=cfg.val_split)
+                          val_split=cfg.val_split, limit=cfg.limit)
+    data_cfg.validate()
     ds = _load_data(data_cfg)
     if ds.val is not None and len(ds.val) < 2:
         raise BadInput(f"--val-split {cfg.val_split}: holds out {len(ds.val)} image; the quick FD needs at least 2")

@@ -64,6 +64,16 @@ def split_notes(results: dict) -> dict[str, str]:
                          "and best checkpoints were measured on the test split too, so its best-checkpoint scores "
                          "are optimistic.", "curve": "test", "best": "the test split"}
     seed = sp.get("data_seed", 0)
+    notes = _split_notes(sp, test, seed)
+    if sp.get("limit"):  # --limit: the little-data setting, said before anything else
+        lim = sp["limit"]
+        notes["table"] = (f"Trained on {lim['n']:,} of the {lim['of']:,} training images (--limit, class-stratified "
+                          f"by seed {seed}); the evaluator, the validation and test splits and the real-data floor "
+                          f"are the full data's. " + notes["table"])
+    return notes
+
+
+def _split_notes(sp: dict, test: str, seed: int) -> dict[str, str]:
     if sp["best_selection"] is None:
         return {"table": f"Curves: a fixed slice of {sp['curve_images']:,} training images (no validation split: "
                          f"--val-split 0, so no best checkpoint is picked); every score in this table: {test}.",
@@ -212,6 +222,7 @@ def findings(results: dict, agg: dict, curves: dict[str, list[dict]]) -> list[st
                     if (results.get("splits") or {}).get("best_selection", "test") else "")
             out.append(f"<b>{m}</b> got worse late in training: FD ({split_notes(results)['curve']}) {fds[i]:.3g} "
                        f"at step {curve[i]['step']}, {fds[-1]:.3g} at the end.{best}")
+    out += little_data_findings(results, agg)
     for r in results["rows"]:
         if r.get("status") == "diverged":
             out.append(f"<b>{r['model']}</b> (seed {r['seed']}) diverged: {r['error']}")
@@ -225,11 +236,43 @@ def findings(results: dict, agg: dict, curves: dict[str, list[dict]]) -> list[st
     return out
 
 
+def little_data_findings(results: dict, agg: dict) -> list[str]:
+    """Transferred runs and where they came from; with --limit, what the remedies in the
+    comparison (variants of one preset: augmentation, transfer) bought over the plain preset."""
+    from ..registry import parse_model_spec
+
+    out = []
+    for r in results["rows"]:
+        if r.get("init_from") and r.get("seed", 0) == 0:
+            out.append(f"<b>{r['model']}</b> started from the weights of {r['init_from']} (transfer), not from "
+                       "random ones: its budget comes on top of that run's.")
+    limit = (results.get("splits") or {}).get("limit")
+    if not limit:
+        return out
+    by_preset: dict[str, list[str]] = {}
+    for m in agg:
+        by_preset.setdefault(parse_model_spec(m)[0], []).append(m)
+    for preset, variants in by_preset.items():
+        if preset not in agg or "fd" not in agg[preset]:
+            continue
+        base = agg[preset]["fd"][0]
+        for v in variants:
+            if v == preset or "fd" not in agg[v]:
+                continue
+            fd = agg[v]["fd"][0]
+            verdict = "helped" if fd < base else "did not help"
+            rec = (f", recall {agg[v]['recall'][0]:.2f} against {agg[preset]['recall'][0]:.2f}"
+                   if "recall" in agg[v] and "recall" in agg[preset] else "")
+            out.append(f"With {limit['n']:,} training images, <b>{v}</b> {verdict}: FD {fd:.3g} against {preset}'s "
+                       f"{base:.3g}{rec}.")
+    return out
+
+
 def hybrid_findings(agg: dict) -> list[str]:
     """For each hybrid in the comparison whose parents (the model's `parents`) are in it too:
     does it beat both on FD, and is it sharper? The question a hybrid has to answer."""
     from ..errors import BadInput
-    from ..registry import resolve
+    from ..registry import parse_model_spec, resolve
 
     out = []
     for m in agg:
@@ -300,6 +343,21 @@ def _plots(results: dict, run_dirs: dict[str, list[Path]], curves: dict[str, lis
         ax.axis("off")
     fig.tight_layout()
     plots["losses"] = _fig_data(fig)
+    # ADA: the augmentation probability p(t) of every run that adapted one
+    ada = {m: [(r["step"], r["aug/p"]) for r in read_jsonl(dirs[0] / "metrics.jsonl") if "aug/p" in r]
+           for m, dirs in run_dirs.items()}
+    ada = {m: pts for m, pts in ada.items() if pts}
+    if ada:
+        fig, ax = plt.subplots(figsize=(6, 3))
+        for m, pts in ada.items():
+            ax.plot(*zip(*pts), color=colours.get(m), label=m)
+        ax.set_xlabel("step")
+        ax.set_ylabel("ADA's augmentation probability p")
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        plots["ada"] = _fig_data(fig)
     # mode coverage: class histograms of the samples against the real one
     real = results["floor"].get("class_hist")
     hists = results["_hist"]

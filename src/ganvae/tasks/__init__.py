@@ -33,7 +33,7 @@ BUILT_IN = ("generate",)
 
 
 def _ensure_loaded() -> None:
-    from . import complete, translate  # noqa: F401  (each registers itself)
+    from . import augment, complete, translate  # noqa: F401  (each registers itself)
 
 
 def get_task(name: str):
@@ -112,7 +112,8 @@ def evaluate_tasks(run: str | Path, names: tuple[str, ...], configs: dict | None
         task = get_task(task_name)
         cfg = (configs or {}).get(task_name) or task.Config()
         if not task.applies(model):
-            raise BadInput(f"--tasks {task_name}: does not apply to {name}")
+            needs = getattr(task, "needs", "")
+            raise BadInput(f"--tasks {task_name}: does not apply to {name}{f'; it needs {needs}' if needs else ''}")
         prepared = task.prepare(ds, ev, cfg, log)
         result = task.run(model, ds, ev, cfg, prepared, None, log, progress)
         summary = task_summary(prepared)

@@ -1,0 +1,157 @@
+"""Synthetic data for a classifier (issue 14): does a class-conditional model's output help a
+classifier that has only the run's N real images?
+
+The evaluator's classifier architecture (evaluators.net.EvalNet) is trained from scratch, with
+the evaluator's recipe and an equal budget of images seen, on
+
+    real            the N real training images (a baseline: the same for every model)
+    synthetic       N images sampled from the model, classes balanced: the Classification
+                    Accuracy Score (Ravuri & Vinyals 2019, "Classification Accuracy Score for
+                    Conditional Generative Models"), how much of each class the model learned
+    real+synthetic  the N real images and ratio x N samples: generative data augmentation
+
+and scored on the test split; mean ± std over `seeds` classifier seeds. The full-data
+evaluator's own test accuracy is the ceiling row. Only class-conditional models (cgan, cvae)
+take part: an unconditional model's samples have no labels to train on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..data import to_uint8
+from ..data.base import ImageDataset, Split
+from ..errors import BadInput
+from ..registry import register_task
+from . import seed_means
+
+METRICS = [("real", "real only", True), ("synthetic", "synthetic only (CAS)", True),
+           ("mixed", "real + synthetic", True), ("gain", "gain over real", True)]
+
+
+@dataclass
+class AugmentEvalConfig:
+    ratio: float = 1.0           # synthetic images per real one in real+synthetic
+    seeds: int = 3               # classifier seeds (mean ± std)
+    budget_images: int = 30_000  # images each classifier sees in training: equal for all three
+    seed: int = 0                # of the samples
+
+    def validate(self) -> None:
+        if not self.ratio > 0:
+            raise BadInput(f"--ratio {self.ratio}: must be positive")
+        if not 1 <= self.seeds <= 20:
+            raise BadInput(f"--seeds {self.seeds}: choose 1..20")
+        if self.budget_images < 1:
+            raise BadInput(f"--budget-images {self.budget_images}: must be at least 1")
+
+
+def classifier_accuracy(x: np.ndarray, y: np.ndarray, ds: ImageDataset, cfg: AugmentEvalConfig, seed: int,
+                        device="cpu") -> float:
+    """Test accuracy of the evaluator's classifier trained on uint8 images x (N, C, H, W) with
+    labels y (N,), by the evaluator's recipe for `budget_images` images, from `seed`."""
+    from ..evaluators import recipe_for, train_evaluator
+    from ..trainer import cpu_has_bf16
+
+    recipe = dataclasses.replace(
+        recipe_for(ds.as_loaded()), seed=seed, epochs=10**6, budget_images=cfg.budget_images, holdout=0.0,
+        patience=0, max_train=len(x),
+        # bf16 only where the CPU has it: emulated, it runs many times slower (BENCHMARKS.md)
+        precision="bf16" if (torch.device(device).type == "cuda" or cpu_has_bf16()) else "fp32")
+    train = ImageDataset(name=f"{ds.name} (augment-eval)", train=Split(x, y.astype(np.int64)), test=ds.test,
+                         classes=ds.classes)
+    ev = train_evaluator(train, recipe, device=device, log=lambda m: None, progress=False)
+    return float(ev.meta["accuracy"])
+
+
+def balanced_labels(n: int, k: int) -> np.ndarray:
+    """n labels cycling through the k classes: as equal a share of each as n allows."""
+    return np.arange(n) % k
+
+
+@register_task
+class AugmentTask:
+    """Classifiers trained on real, synthetic and real+synthetic images, scored on the test split."""
+
+    name = "augment"
+    title = "Synthetic data for a classifier"
+    Config = AugmentEvalConfig
+    needs = "a class-conditional model (cgan, cvae): an unconditional model's samples have no labels"
+
+    @staticmethod
+    def applies(model) -> bool:
+        return bool(model.conditional)
+
+    @staticmethod
+    def prepare(ds, ev, cfg: AugmentEvalConfig, log=print) -> dict:
+        cfg.validate()
+        if ds.train.y is None or ds.test.y is None:
+            raise BadInput(f"--tasks augment: {ds.name} has no class labels to train a classifier on")
+        log(f"augment-eval: classifiers on the {len(ds.train)} real training images, {cfg.seeds} seeds")
+        real = [classifier_accuracy(ds.train.x, ds.train.y, ds, cfg, s) for s in range(cfg.seeds)]
+        return {"n_real": len(ds.train), "n_test": len(ds.test), "real": real, "ceiling": ev.meta.get("accuracy"),
+                "config": dataclasses.asdict(cfg)}
+
+    @staticmethod
+    def run(model, ds, ev, cfg: AugmentEvalConfig, prepared: dict, figures_dir: Path | None = None,
+            log=print, progress: bool = False) -> dict:
+        if not model.conditional:
+            raise BadInput(f"augment-eval: {model.name} is unconditional; its samples have no labels to train a "
+                           "classifier on (train cgan or cvae)")
+        n = prepared["n_real"]
+        k = model.config.num_classes
+        n_syn = max(n, int(round(cfg.ratio * n)))
+        labels = balanced_labels(n_syn, k)
+        gen = torch.Generator().manual_seed(cfg.seed)
+        with torch.no_grad():
+            made = np.concatenate([to_uint8(model.sample(len(part), gen, labels=torch.from_numpy(part))).cpu().numpy()
+                                   for part in np.array_split(labels, max(1, n_syn // 500))])
+        mixed_n = int(round(cfg.ratio * n))
+        synthetic, mixed = [], []
+        for s in range(cfg.seeds):
+            synthetic.append(classifier_accuracy(made[:n], labels[:n], ds, cfg, s))
+            x = np.concatenate([ds.train.x, made[:mixed_n]])
+            y = np.concatenate([ds.train.y, labels[:mixed_n]])
+            mixed.append(classifier_accuracy(x, y, ds, cfg, s))
+        real = prepared["real"]
+        out = {"real": float(np.mean(real)), "synthetic": float(np.mean(synthetic)), "mixed": float(np.mean(mixed)),
+               "synthetic_seeds": synthetic, "mixed_seeds": mixed}
+        out["gain"] = out["mixed"] - out["real"]
+        if cfg.seeds > 1:
+            out.update(synthetic_std=float(np.std(synthetic, ddof=1)), mixed_std=float(np.std(mixed, ddof=1)))
+        log(f"augment-eval: real {out['real']:.4f}, synthetic {out['synthetic']:.4f}, real+synthetic {out['mixed']:.4f}")
+        return out
+
+    @staticmethod
+    def tables(prepared: dict, results: dict[str, list[dict]]) -> list[dict]:
+        real = prepared["real"]
+        rows = [{"name": "real images only", "kind": "baseline", "real": float(np.mean(real)),
+                 "real_std": float(np.std(real, ddof=1)) if len(real) > 1 else None}]
+        for model, runs in results.items():
+            rows.append({"name": model, "kind": "model", "seeds": len(runs),
+                         **seed_means(runs, ["synthetic", "mixed", "gain"])})
+        if prepared.get("ceiling") is not None:
+            rows.append({"name": "all real images (the evaluator)", "kind": "floor", "real": prepared["ceiling"]})
+        columns = [c for c in METRICS if any(c[0] in r for r in rows)]
+        cfg = prepared["config"]
+        return [{"title": f"test accuracy of a classifier trained on {prepared['n_real']:,} real images and / or "
+                          f"samples (real+synthetic: ratio {cfg['ratio']:g}; {cfg['seeds']} classifier seeds)",
+                 "columns": columns, "rows": rows, "n": prepared["n_test"]}]
+
+    @staticmethod
+    def findings(prepared: dict, results: dict[str, list[dict]]) -> list[str]:
+        (table,) = AugmentTask.tables(prepared, results)
+        real = table["rows"][0]["real"]
+        lines = []
+        for r in table["rows"]:
+            if r["kind"] != "model" or r.get("mixed") is None:
+                continue
+            verdict = "helped" if r["mixed"] > real else "did not help"
+            lines.append(f"{r['name']}'s samples {verdict} a classifier with {prepared['n_real']:,} real images: "
+                         f"{r['mixed']:.3f} with them, {real:.3f} without; trained on samples alone "
+                         f"{r['synthetic']:.3f}.")
+        return lines
