@@ -45,7 +45,7 @@ test-all: $(STAMP)
 
 demo: $(STAMP)
 	rm -rf runs/demo
-	$(BIN)/ganvae compare --data fashion-mnist --models ae,vae,dcgan,vaegan --budget 45s --precision bf16 \
+	$(BIN)/ganvae compare --data fashion-mnist --models ae,vae,dcgan,vaegan --budget 45s --precision auto \
 	  --set width=32 --eval-n 5000 --curve-points 4 --out runs/demo
 
 # ganvae's VAE against pythae's on the same nets and wall-clock budget (benchmarks/pythae_peer.py).

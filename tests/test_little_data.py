@@ -245,3 +245,53 @@ def test_freeze_d_keeps_the_first_blocks_fixed():
     assert all(not torch.equal(before[n], after[n]) for n in rest)
     with pytest.raises(BadInput, match="freeze_d=3: this discriminator has 2 blocks"):
         build("dcgan", ds, {"freeze_d": 3})
+
+
+def test_compare_little_data_variants_report_ada_transfer_and_findings(source_run, tmp_path, run_cli):
+    """A --limit comparison of dcgan beside its ADA and transfer variants: the limit said in the
+    report, the p(t) plot, the transferred run marked, a finding per variant, a real browser;
+    and the augment task on cgan in the same comparison."""
+    from tests.browser import open_report
+
+    models = f"dcgan,dcgan:augment=ada:ada_speed_images=500,dcgan:train.init_from={source_run}:freeze_d=1,cgan"
+    args = ["--data", DATA, "--limit", 40, "--steps", 6, "--batch-size", 16, "--set", "width=8",
+            "--set", "latent=8", "--eval-n", 64, "--curve-n", 64, "--curve-points", 2, "--quiet",
+            "--models", models, "--out", tmp_path / "o", "--tasks", "generate,augment",
+            "--task-set", "augment.seeds=1", "--task-set", "augment.budget_images=300"]
+    code, _, err = run_cli("compare", *args)
+    assert code == 0, err
+    res = json.loads((tmp_path / "o" / "results.json").read_text())
+    assert res["splits"]["limit"] == {"n": 40, "of": 230}       # of the train split less validation
+    rows = {r["model"]: r for r in res["rows"]}
+    assert rows[f"dcgan:train.init_from={source_run}:freeze_d=1"]["init_from"] == str(source_run)
+    assert rows["dcgan"]["init_from"] is None
+    assert set(res["tasks"]["augment"]["results"]) == {"cgan"}       # only the conditional model
+    html = (tmp_path / "o" / "report.html").read_text()
+    assert "Trained on 40 of the 230 training images" in html
+    assert "Adaptive augmentation" in html and "(transfer)" in html
+    assert "With 40 training images, <b>dcgan:augment=ada:ada_speed_images=500</b>" in html
+    assert 'id="task-augment"' in html and "real + synthetic" in html
+    shot = open_report(tmp_path / "o" / "report.html", tmp_path / "shot.png")
+    assert shot["broken"] == [] and shot["console_errors"] == []
+
+
+def test_task_set_checks_its_keys(run_cli, tmp_path):
+    base = ["compare", "--data", DATA, "--steps", 1, "--models", "cgan", "--out", tmp_path / "o"]
+    code, _, err = run_cli(*base, "--tasks", "generate,augment", "--task-set", "augment.sedes=1")
+    assert code == 2 and "unknown key 'sedes'" in err and not (tmp_path / "o").exists()
+    code, _, err = run_cli(*base, "--tasks", "generate", "--task-set", "augment.seeds=1")
+    assert code == 2 and "TASK.KEY=VALUE for a task in --tasks" in err
+    code, _, err = run_cli(*base, "--tasks", "generate,augment", "--task-set", "augment.seeds=0")
+    assert code == 2 and "--seeds 0" in err
+
+
+def test_a_limited_comparison_keeps_the_full_datas_floor(tmp_path, run_cli):
+    """The real-data floor of a --limit comparison is drawn from the whole train split: the same
+    images, and so the same scores, as without the limit."""
+    args = ["--data", DATA, "--steps", 1, "--batch-size", 8, "--set", "width=8", "--set", "latent=8",
+            "--eval-n", 48, "--curve-n", 16, "--curve-points", 1, "--quiet", "--models", "ae"]
+    for name, extra in (("full", []), ("little", ["--limit", 20])):
+        code, _, err = run_cli("compare", *args, *extra, "--out", tmp_path / name)
+        assert code == 0, err
+    full, little = (json.loads((tmp_path / n / "floor.json").read_text()) for n in ("full", "little"))
+    assert little["metrics"] == full["metrics"] and little["n"] == 48

@@ -133,3 +133,26 @@ def test_the_trainer_hands_the_precision_to_the_model(tmp_path, run_cli):
                                           for line in (run / "metrics.jsonl").read_text().splitlines()])
     a, b = losses["fp32"], losses["bf16"]
     assert not torch.equal(a, b) and ((a - b).abs() <= 0.05 * a.abs()).all(), (a, b)
+
+
+def test_auto_precision_is_bf16_only_where_the_device_has_it(tmp_path, run_cli):
+    """--precision auto resolves by the device (bf16 on a CPU with native bfloat16, fp32 on one
+    without) and summary.json records what ran; bf16 asked on a CPU without it warns."""
+    import json
+
+    from ganvae.hardware import cpu_has_bf16
+    from ganvae.trainer import resolve_precision
+
+    cpu = torch.device("cpu")
+    assert resolve_precision(cpu, "auto") == ("bf16" if cpu_has_bf16() else "fp32")
+    assert resolve_precision(cpu, "fp16") == "fp16"
+    code, _, err = run_cli("train", "vae", "--data", "shapes:n=128,n_test=16", "--steps", "1", "--set", "width=8",
+                           "--set", "latent=4", "--batch-size", "16", "--quiet", "--precision", "auto",
+                           "--run-dir", tmp_path / "a")
+    assert code == 0, err
+    assert json.loads((tmp_path / "a" / "summary.json").read_text())["precision"] == resolve_precision(cpu, "auto")
+    code, _, err = run_cli("train", "vae", "--data", "shapes:n=128,n_test=16", "--steps", "1", "--set", "width=8",
+                           "--set", "latent=4", "--batch-size", "16", "--quiet", "--precision", "bf16",
+                           "--device", "cpu", "--run-dir", tmp_path / "b")
+    assert code == 0, err
+    assert ("no native bfloat16" in err) == (not cpu_has_bf16())

@@ -159,7 +159,8 @@ class _TrainCommand(click.Command):
 @click.option("--budget", default=None, help="Stop after a wall-clock training time: 90s, 5m, 1h.")
 @click.option("--batch-size", type=int, default=None, help="Images per step [64].")
 @click.option("--seed", type=int, default=None, help="Seed of the weights, the noise and the data order [0].")
-@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default=None, help="Autocast precision [fp32].")
+@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16", "auto"]), default=None,
+              help="Autocast precision; auto: bf16 where the device has it natively, else fp32 [fp32].")
 @click.option("--device", default=None, help="auto, cpu, cuda or cuda:N [auto].")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="Override a config value: beta=4, model.lr_d=1e-4, train.log_every=10 (repeatable).")
@@ -554,6 +555,8 @@ def _task_options(f):
                      help="Test images completed per mask kind (--tasks complete).")(f)
     f = click.option("--masks", default="center,half,random-blocks,random-pixels", show_default=True,
                      help="Mask kinds scored by --tasks complete (see ganvae complete --help).")(f)
+    f = click.option("--task-set", "task_sets", multiple=True, metavar="TASK.KEY=VALUE",
+                     help="A task's setting: augment.seeds=1, augment.ratio=2, translate.n=500 (repeatable).")(f)
     f = click.option("--tasks", default="generate", show_default=True,
                      help="What to score: generate (samples; a translator's outputs), complete (inpainting), "
                           "translate (translation against ground truth), augment (a classifier on real and "
@@ -579,9 +582,10 @@ def _merge_eval(path: Path, new: dict) -> dict:
     return merged
 
 
-def _parse_task_options(tasks, masks, complete_n, complete_method, seed):
+def _parse_task_options(tasks, masks, complete_n, complete_method, seed, task_sets=()):
     """(task names, {task: config}) from the shared options, every value checked."""
-    from .tasks import parse_tasks
+    from . import config as C
+    from .tasks import get_task, parse_tasks
     from .tasks.complete import CompleteConfig
 
     names = parse_tasks(tasks)
@@ -591,6 +595,17 @@ def _parse_task_options(tasks, masks, complete_n, complete_method, seed):
                              masks=tuple(m.strip() for m in masks.split(",") if m.strip()))
         cfg.validate()
         configs["complete"] = cfg
+    by_task: dict[str, dict] = {}
+    for key, value in C.parse_set(task_sets).items():
+        task, dot, field = key.partition(".")
+        if not dot or task not in names or task == "generate":
+            raise BadInput(f"--task-set {key}={value}: write TASK.KEY=VALUE for a task in --tasks "
+                           f"({', '.join(n for n in names if n != 'generate') or 'none given'})")
+        by_task.setdefault(task, {})[field] = value
+    for task, values in by_task.items():
+        cfg = C.replace(configs.get(task) or get_task(task).Config(), values, where="--task-set")
+        cfg.validate()
+        configs[task] = cfg
     return names, configs
 
 
@@ -612,7 +627,7 @@ def _parse_task_options(tasks, masks, complete_n, complete_method, seed):
 @click.option("--device", default="auto", show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def eval_cmd(run, samples, data, data_dir, size, channels, data_seed, n, k, nll_k, nll_images, seed, json_out,
-             tasks, masks, complete_n, complete_method, device, quiet) -> None:
+             tasks, task_sets, masks, complete_n, complete_method, device, quiet) -> None:
     """Score RUN's final model (writes RUN/eval.json), or --samples from anywhere against --data."""
     from .files import write_json
     from .config import replace
@@ -622,7 +637,7 @@ def eval_cmd(run, samples, data, data_dir, size, channels, data_seed, n, k, nll_
 
     cfg = replace(EvalConfig(), {"n": n, "k": k, "nll_k": nll_k, "nll_images": nll_images, "seed": seed},
                   where="ganvae eval")
-    task_names, task_configs = _parse_task_options(tasks, masks, complete_n, complete_method, seed)
+    task_names, task_configs = _parse_task_options(tasks, masks, complete_n, complete_method, seed, task_sets)
     dev = resolve_device(device)
     log = lambda m: click.echo(m, err=True)  # noqa: E731
     if samples is not None:
@@ -694,7 +709,8 @@ def augment_eval_cmd(run, ratio, seeds, budget_images, seed, json_out, device) -
 @click.option("--epochs", type=float, default=None, help="Epochs per model.")
 @click.option("--seeds", type=int, default=1, show_default=True, help="Seeds per model (mean ± std in the report).")
 @click.option("--batch-size", type=int, default=64, show_default=True)
-@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True)
+@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16", "auto"]), default="fp32", show_default=True,
+              help="Autocast precision; auto: bf16 where the device has it natively, else fp32.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Config override for every model.")
 @click.option("--eval-n", type=int, default=10_000, show_default=True, help="Samples scored per model.")
 @click.option("--curve-points", type=int, default=5, show_default=True, help="Quick FDs during training.")
@@ -712,8 +728,8 @@ def augment_eval_cmd(run, ratio, seeds, budget_images, seed, json_out, device) -
 @click.option("--device", default="auto", show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def compare_cmd(data, data_dir, size, channels, models, budget, steps, epochs, seeds, batch_size, precision, sets,
-                eval_n, curve_points, curve_n, nll_k, nll_images, val_split, limit, tasks, masks, complete_n,
-                complete_method, out, device, quiet) -> None:
+                eval_n, curve_points, curve_n, nll_k, nll_images, val_split, limit, tasks, task_sets, masks,
+                complete_n, complete_method, out, device, quiet) -> None:
     """Train MODELS on --data under one budget, score them all, and write report.html.
 
     Re-running the same command resumes: finished models are skipped.
@@ -721,13 +737,14 @@ def compare_cmd(data, data_dir, size, channels, models, budget, steps, epochs, s
     from . import config as C
     from .data.base import parse_val_split
     from .report.compare import CompareConfig, compare
-    from .trainer import resolve_device
+    from .trainer import resolve_device, resolve_precision
 
     import dataclasses
 
     overrides = C.parse_set(sets)
-    task_names, task_configs = _parse_task_options(tasks, masks, complete_n, complete_method, 0)
-    if "complete" in task_configs and precision == "bf16":   # complete as the models trained
+    task_names, task_configs = _parse_task_options(tasks, masks, complete_n, complete_method, 0, task_sets)
+    if "complete" in task_configs and resolve_precision(resolve_device(device), precision) == "bf16":
+        # complete as the models trained
         task_configs["complete"].precision = "bf16"
     task_names = tuple(dict.fromkeys(("generate", *task_names)))   # a comparison always scores samples
     cfg = CompareConfig(tasks=task_names, task_configs={k: dataclasses.asdict(v) for k, v in task_configs.items()},

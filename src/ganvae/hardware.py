@@ -25,6 +25,15 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
+def cpu_has_bf16() -> bool:
+    """Whether oneDNN runs bfloat16 convolutions natively on this CPU (AVX-512 BF16 or AMX; the
+    test PyTorch itself uses). Without it bf16 autocast falls back to reference loops."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def machine_line() -> str:
     """'torch 2.13.0, 2 threads, Intel(R) Xeon(R) Processor' (and the GPU where there is one)."""
     line = f"torch {torch.__version__}, {torch.get_num_threads()} threads, {cpu_name()}"

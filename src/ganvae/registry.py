@@ -60,14 +60,12 @@ def parse_model_spec(spec: str) -> tuple[str, dict[str, str]]:
     """A model as compare's --models names it: a preset with optional overrides of its own,
     `PRESET:KEY=VALUE:KEY=VALUE` ('dcgan:augment=ada', 'dcgan:train.init_from=runs/0003'), so
     variants of one preset are compared side by side. -> (preset, {key: value})."""
+    from .config import parse_set
+
     preset, *items = spec.split(":")
-    over = {}
-    for item in items:
-        key, eq, value = item.partition("=")
-        if not eq or not key.strip():
-            raise BadInput(f"--models {spec!r}: write a variant as PRESET:KEY=VALUE[:KEY=VALUE], e.g. dcgan:augment=ada")
-        over[key.strip()] = value.strip()
-    return preset.strip(), over
+    if any(not item.partition("=")[1] or not item.partition("=")[0].strip() for item in items):
+        raise BadInput(f"--models {spec!r}: write a variant as PRESET:KEY=VALUE[:KEY=VALUE], e.g. dcgan:augment=ada")
+    return preset.strip(), parse_set(items)
 
 
 def resolve(preset: str) -> tuple[type, Any]:

@@ -33,6 +33,7 @@ from .data.base import hold_out_val, limit_train, parse_val_split
 from .data.binarize import binarize_batch, binarize_static
 from .errors import BadInput, GanvaeError, Stopped
 from .files import write_json
+from .hardware import cpu_has_bf16
 from .images import save_grid
 
 
@@ -69,7 +70,9 @@ class TrainConfig:
     budget: str | None = None        # wall-clock limit: "90s", "5m", "1h" or seconds
     batch_size: int = 64
     seed: int = 0
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    # "auto": bf16 where the device runs it natively (a CUDA GPU with bf16, a CPU with AVX-512
+    # BF16 or AMX), else fp32 (see resolve_precision)
+    precision: Literal["fp32", "bf16", "fp16", "auto"] = "fp32"
     device: str = "auto"
     log_every: int = 50
     sample_every: int = 500
@@ -95,7 +98,7 @@ class TrainConfig:
     def torch_memory_format(self, device_type: str) -> torch.memory_format:
         fmt = self.memory_format
         if fmt == "auto":
-            fmt = "channels_last" if device_type == "cpu" or self.precision != "fp32" else "contiguous"
+            fmt = "channels_last" if device_type == "cpu" or self.precision not in ("fp32", "auto") else "contiguous"
         return torch.channels_last if fmt == "channels_last" else torch.contiguous_format
 
     def validate(self) -> None:
@@ -145,6 +148,15 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def resolve_precision(device: torch.device, precision: str) -> str:
+    """--precision auto -> bf16 where the device has native bfloat16, else fp32; others as given."""
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if cpu_has_bf16() else "fp32"
+
+
 def check_precision(device: torch.device, precision: str) -> None:
     """Refuse a precision the device cannot autocast to, and warn of one it only emulates,
     before any work."""
@@ -159,13 +171,6 @@ def check_precision(device: torch.device, precision: str) -> None:
         warnings.warn("--precision bf16: this CPU has no native bfloat16 convolutions (no AVX-512 BF16 or AMX); "
                       "they run many times slower than fp32 here; use --precision fp32", stacklevel=2)
 
-
-def cpu_has_bf16() -> bool:
-    """Whether oneDNN runs bfloat16 convolutions natively on this CPU (PyTorch's own test)."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
 
 
 # ------------------------------------------------------------------------------- run dirs
@@ -231,7 +236,8 @@ class Trainer:
             raise BadInput(f"--batch-size {self.t.batch_size}: one step of {model.name} takes {self.per_step} "
                            f"batches, more than the {n} training images of {data.name}")
         self.steps_per_epoch = n // (self.t.batch_size * self.per_step)
-        check_precision(self.device, self.t.precision)
+        self.precision = resolve_precision(self.device, self.t.precision)
+        check_precision(self.device, self.precision)
         self.max_steps = self._max_steps()
         self.budget = parse_budget(self.t.budget) if self.t.budget else None
         # the data order: one permutation per epoch from a generator we can save and restore
@@ -384,7 +390,7 @@ class Trainer:
 
         self.memory_format = self.t.torch_memory_format(self.device.type)
         model = self.model.to(self.device, memory_format=self.memory_format).train()
-        model.set_precision(self.t.precision, self.device.type)
+        model.set_precision(self.precision, self.device.type)
         self.model.optimizers()
         self._base_lrs()
         if self.is_main:
@@ -527,7 +533,7 @@ class Trainer:
         model.fit_prior(to_float(x_train[idx.to(self.device)]))
         summary = {"step": self.step, "images": self.images, "train_seconds": round(self.elapsed, 3),
                    "images_per_second": round(self.images / max(self.elapsed, 1e-9), 1),
-                   "updates": self.updates()}
+                   "updates": self.updates(), "precision": self.precision}
         if self.is_main:
             model.save_pretrained(self.run_dir / "model")
             fixed_noise.set_state(fixed_state)

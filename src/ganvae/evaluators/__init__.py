@@ -322,6 +322,13 @@ def train_evaluator(ds: ImageDataset, recipe: Recipe, device="cpu",
     bar = tqdm(total=total, unit="step", desc="evaluator", dynamic_ncols=True, leave=False, file=sys.stderr,
                disable=not (sys.stderr.isatty() if progress is None else progress))
     best_acc, best_state, best_pass, stale = -1.0, None, 0, 0
+    # The recipe's bf16 where the device runs it natively; a CPU without (no AVX-512 BF16 / AMX)
+    # would emulate every convolution 20-50x slower, so it trains in fp32 and says so in the
+    # meta. The id stays the recipe's: bf16 training already differs bit-wise between CPU
+    # kinds, and cached statistics are keyed by the weights' hash, never by the id alone.
+    from ..hardware import cpu_has_bf16
+
+    bf16 = recipe.precision == "bf16" and (device.type == "cuda" or cpu_has_bf16())
     t0 = time.perf_counter()
     for epoch in range(passes):
         net.train()
@@ -338,7 +345,7 @@ def train_evaluator(ds: ImageDataset, recipe: Recipe, device="cpu",
                 xb, yb = _one_rotation(xb, gen)
             else:
                 xb, yb = _rotations(xb)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=recipe.precision == "bf16"):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 # x_all is already pooled (net.pool is the identity when there is no pooling)
                 logits = net.head(net.dropout(net.body(xb)))
                 loss = F.cross_entropy(logits.float(), yb)
@@ -376,6 +383,7 @@ def train_evaluator(ds: ImageDataset, recipe: Recipe, device="cpu",
         # bf16 training repeats bit for bit only on the same kind of CPU with the same thread
         # count: recorded so a rebuild can say whether it should match exactly
         "threads": torch.get_num_threads(), "machine": platform.machine(), "cpu": cpu_name(),
+        "trained_precision": "bf16" if bf16 else "fp32",
     }
     if n_hold:
         meta.update(holdout_images=n_hold, holdout_accuracy=round(best_acc, 5), best_pass=best_pass)

@@ -391,8 +391,11 @@ def compare(cfg: CompareConfig, out: Path, progress: bool = True, device="cpu",
     floor_path = out / "floor.json"
     t_floor = time.perf_counter()
     if not floor_path.exists():
-        n = min(cfg.eval_n, len(ds.train))
-        floor = score(ds.train.x[np.random.default_rng(0).permutation(len(ds.train))[:n]], ds, ev,
+        # real training images; with --limit drawn from the whole train split the N came from:
+        # the floor is what real data scores, not what N images score against thousands
+        pool = ds.pool if ds.pool is not None else ds.train
+        n = min(cfg.eval_n, len(pool))
+        floor = score(pool.x[np.random.default_rng(0).permutation(len(pool))[:n]], ds, ev,
                       EvalConfig(n=n), log, with_floor=False)
         # the test images' classes as the evaluator reads them (what the models' samples are
         # measured against, so its errors cancel) and as labelled

@@ -378,6 +378,8 @@ def _plots(results: dict, run_dirs: dict[str, list[Path]], curves: dict[str, lis
 
 
 def build_context(out: Path) -> dict:
+    from .compare import _run_name
+
     path = out / "results.json"
     if not path.exists():
         raise BadInput(f"{out}: no results.json; run ganvae compare --out {out} first")
@@ -387,7 +389,7 @@ def build_context(out: Path) -> dict:
     agg_best = aggregate(rows, "best")
     run_dirs: dict[str, list[Path]] = {}
     for r in rows:
-        run_dirs.setdefault(r["model"], []).append(out / "runs" / f"{r['model']}-seed{r['seed']}")
+        run_dirs.setdefault(r["model"], []).append(out / "runs" / _run_name(r["model"], r["seed"]))
     curves = {m: read_jsonl(dirs[0] / "curve.jsonl") for m, dirs in run_dirs.items()}
     results["_hist"] = {r["model"]: r["class_hist"] for r in rows
                         if r.get("status") == "ok" and r.get("class_hist") and r["seed"] == 0}

@@ -55,13 +55,10 @@ def classifier_accuracy(x: np.ndarray, y: np.ndarray, ds: ImageDataset, cfg: Aug
     """Test accuracy of the evaluator's classifier trained on uint8 images x (N, C, H, W) with
     labels y (N,), by the evaluator's recipe for `budget_images` images, from `seed`."""
     from ..evaluators import recipe_for, train_evaluator
-    from ..trainer import cpu_has_bf16
 
-    recipe = dataclasses.replace(
-        recipe_for(ds.as_loaded()), seed=seed, epochs=10**6, budget_images=cfg.budget_images, holdout=0.0,
-        patience=0, max_train=len(x),
-        # bf16 only where the CPU has it: emulated, it runs many times slower (BENCHMARKS.md)
-        precision="bf16" if (torch.device(device).type == "cuda" or cpu_has_bf16()) else "fp32")
+    # (train_evaluator autocasts to bf16 only where the device has it natively)
+    recipe = dataclasses.replace(recipe_for(ds.as_loaded()), seed=seed, epochs=10**6,
+                                 budget_images=cfg.budget_images, holdout=0.0, patience=0, max_train=len(x))
     train = ImageDataset(name=f"{ds.name} (augment-eval)", train=Split(x, y.astype(np.int64)), test=ds.test,
                          classes=ds.classes)
     ev = train_evaluator(train, recipe, device=device, log=lambda m: None, progress=False)
@@ -145,13 +142,28 @@ class AugmentTask:
     @staticmethod
     def findings(prepared: dict, results: dict[str, list[dict]]) -> list[str]:
         (table,) = AugmentTask.tables(prepared, results)
-        real = table["rows"][0]["real"]
+        real = prepared["real"]
         lines = []
-        for r in table["rows"]:
-            if r["kind"] != "model" or r.get("mixed") is None:
+        for r, runs in zip([r for r in table["rows"] if r["kind"] == "model"], results.values()):
+            if r.get("mixed") is None:
                 continue
-            verdict = "helped" if r["mixed"] > real else "did not help"
-            lines.append(f"{r['name']}'s samples {verdict} a classifier with {prepared['n_real']:,} real images: "
-                         f"{r['mixed']:.3f} with them, {real:.3f} without; trained on samples alone "
-                         f"{r['synthetic']:.3f}.")
+            mixed = [x for run in runs for x in run.get("mixed_seeds", [run["mixed"]])]
+            lines.append(f"{r['name']}'s samples {augment_verdict(mixed, real)} a classifier with "
+                         f"{prepared['n_real']:,} real images: {r['mixed']:.3f} with them, {np.mean(real):.3f} "
+                         f"without; trained on samples alone {r['synthetic']:.3f}.")
         return lines
+
+
+def augment_verdict(mixed: list[float], real: list[float]) -> str:
+    """Whether adding samples changed the test accuracy by more than the classifier seeds'
+    noise: the difference of the means against twice its standard error; with one seed each
+    there is no error bar, and the verdict says so."""
+    gain = float(np.mean(mixed) - np.mean(real))
+    if len(mixed) < 2 or len(real) < 2:
+        return f"{'raised' if gain > 0 else 'did not raise'} (one classifier seed, no error bar) the accuracy of"
+    se = float(np.sqrt(np.var(mixed, ddof=1) / len(mixed) + np.var(real, ddof=1) / len(real)))
+    if gain > 2 * se:
+        return f"helped (+{gain:.3f}, twice the seeds' standard error is {2 * se:.3f})"
+    if gain < -2 * se:
+        return f"hurt ({gain:.3f}, twice the seeds' standard error is {2 * se:.3f})"
+    return f"made no difference beyond the seeds' noise ({gain:+.3f} ± {2 * se:.3f}) to"

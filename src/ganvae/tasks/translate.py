@@ -48,7 +48,7 @@ class TranslateConfig:
 
     def validate(self) -> None:
         if self.n < 1 or self.batch < 1:
-            raise BadInput("--translate-n and the batch must be at least 1")
+            raise BadInput(f"--task-set translate.n={self.n}, translate.batch={self.batch}: both must be at least 1")
 
 
 def image_metrics(made: np.ndarray, target: np.ndarray | None, ev=None, real_feats=None,
