@@ -366,7 +366,7 @@ class AugmentConfig:
             raise BadInput("augment=diffaug with an empty augment_policy: name ops, e.g. augment_policy=translation,cutout")
         parse_policy(self.augment_policy)
         if self.augment == "ada":
-            make_augment(self)   # AdaptiveAugment checks its own arguments
+            DiscriminatorAugment(self)   # AdaptiveAugment checks its own arguments
 
 
 class DiscriminatorAugment(nn.Module):
@@ -401,9 +401,6 @@ class DiscriminatorAugment(nn.Module):
             return self.ada.p.detach().clone()
         return torch.tensor(1.0 if self.kind == "diffaug" else 0.0)
 
-
-def make_augment(cfg: AugmentConfig) -> DiscriminatorAugment:
-    return DiscriminatorAugment(cfg)
 
 
 def paired_generators(n: int = 1) -> list[torch.Generator]:

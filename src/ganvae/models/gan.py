@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..augment import AugmentConfig, make_augment
+from ..augment import AugmentConfig, DiscriminatorAugment
 from ..errors import BadInput
 from ..nets import Decoder, Discriminator, class_weights, dcgan_init
 from ..registry import register_model
@@ -258,7 +258,7 @@ class GAN(GenerativeModel):
             add_spectral_norm(self.d)
         self.d.body.freeze(c.freeze_d)
         # D's view of every image, real or fake (augment=none: the images themselves)
-        self.augment = make_augment(c)
+        self.augment = DiscriminatorAugment(c)
         self.d_loss, self.g_loss = LOSSES[c.loss]
         if c.ema > 0:
             # A submodule (not a plain attribute), so state_dict and save_pretrained carry it.
@@ -333,7 +333,7 @@ class GAN(GenerativeModel):
             # DCGAN reference loops do): G has not changed since they were drawn, so Gmain's
             # loss is the same function of G's weights, and one G forward per step is saved.
             with torch.set_grad_enabled(last), self.autocast():
-                fake_g = self.g(self._z(b), w) if c.conditional else self.g(self._z(b))   # (B, C, H, W)
+                fake_g = self.g(self._z(b), w)                           # (B, C, H, W)
             fake = fake_g.detach()
             # D judges augmented images only (augment=diffaug / ada), real and fake alike, so
             # the augmentations cannot leak into G (Zhao et al. 2020; Karras et al. 2020).
@@ -431,9 +431,8 @@ class GAN(GenerativeModel):
         net.eval()
         z = z.to(self.device)
         try:
-            if not self.config.conditional:
-                return net(z)                                            # (n, C, H, W)
-            return net(z, class_weights(labels, len(z), self.config.num_classes, self.device))
+            w = class_weights(labels, len(z), self.config.num_classes, self.device) if self.config.conditional else None
+            return net(z, w)                                             # (n, C, H, W)
         finally:
             net.train(was_training)
 

@@ -33,7 +33,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from ..augment import AugmentConfig, make_augment, paired_generators
+from ..augment import AugmentConfig, DiscriminatorAugment, paired_generators
 from ..errors import BadInput
 from ..nets import Decoder, Discriminator, Encoder, dcgan_init
 from ..registry import register_model
@@ -176,7 +176,7 @@ class VAEGAN(FittedPrior, GaussianEncoding, GenerativeModel):
             # A submodule, so state_dict and save_pretrained carry it.
             self.decoder_ema = copy.deepcopy(self.decoder).eval().requires_grad_(False)
         self.init_prior(c.prior, c.latent, c.gmm_components)
-        self.augment = make_augment(c)   # D's view of every image (augment=none: the images)
+        self.augment = DiscriminatorAugment(c)   # D's view of every image (augment=none: the images)
 
     def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         c = self.config
