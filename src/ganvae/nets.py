@@ -75,9 +75,17 @@ class ClassConditionalNorm(nn.Module):
 
     one-hot w for a class, a soft w for a mixture of classes (interpolations). E starts at
     zero, so a new network is the unconditional one and learns what each class changes.
+
+    E is stored divided by `lr_mul` and multiplied back at run time (the equalized learning
+    rate of Karras et al. 2018, turned the other way): Adam and RMSprop move every parameter by
+    about lr per step whatever its gradient's scale, so a zero-started gain moves at most
+    lr * steps (0.12 after 600 DCGAN steps) and the class is learnt thousands of steps late.
+    At lr_mul ~30 a gain of size 1 changes by ~0.6% a step, about the pace of DCGAN-initialised
+    convolution weights (std 0.02, steps of 2e-4). Measured on Fashion-MNIST (width 16, batch
+    32, 600 steps): the evaluator agrees with the asked class 11% of the time at 1, 31% at 30.
     """
 
-    def __init__(self, kind: str, channels: int, num_classes: int):
+    def __init__(self, kind: str, channels: int, num_classes: int, lr_mul: float = 1.0):
         super().__init__()
         plain = {"batch": lambda: nn.BatchNorm2d(channels, affine=False),
                  "layer": lambda: nn.GroupNorm(1, channels, affine=False),
@@ -89,9 +97,10 @@ class ClassConditionalNorm(nn.Module):
         self.bias = nn.Linear(num_classes, channels, bias=False)
         nn.init.zeros_(self.gain.weight)
         nn.init.zeros_(self.bias.weight)
+        self.lr_mul = lr_mul
 
     def forward(self, h: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        w = w.to(h.dtype)
+        w = w.to(h.dtype) * self.lr_mul                 # = w @ (lr_mul * E): see the class docstring
         return self.norm(h) * (1 + self.gain(w))[:, :, None, None] + self.bias(w)[:, :, None, None]
 
 
@@ -194,12 +203,12 @@ class Decoder(nn.Module):
     """
 
     def __init__(self, latent: int, channels: int, size: int, width: int = 64, norm: str = "batch",
-                 out: str = "tanh", num_classes: int = 0):
+                 out: str = "tanh", num_classes: int = 0, class_lr_mul: float = 1.0):
         super().__init__()
         plan = plan_for(size)
         chans = plan.g_channels(width)
         # with classes, every norm is a class-conditional one (conditional batch norm)
-        make_norm = (lambda c: ClassConditionalNorm(norm, c, num_classes)) if num_classes else \
+        make_norm = (lambda c: ClassConditionalNorm(norm, c, num_classes, class_lr_mul)) if num_classes else \
             (lambda c: _norm(norm, c))
         layers: list[nn.Module] = [
             nn.ConvTranspose2d(latent, chans[0], plan.base, bias=(norm == "none")),

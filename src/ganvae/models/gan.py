@@ -79,6 +79,9 @@ class GANConfig(ModelConfig, AugmentConfig, ClassConditionalConfig):
     # Freeze-D (Mo, Cho & Shin 2020, "Freeze the Discriminator"): when fine-tuning a transferred
     # run (--init-from), keep D's first K blocks (those nearest the image) fixed; 0 = train all.
     freeze_d: int = 0
+    # conditional: how much faster than the other weights G's class gains and biases learn
+    # (nets.ClassConditionalNorm gives the reason and the measurement; 1 = plain parametrisation)
+    class_lr_mul: float = 30.0
 
     def validate(self) -> None:
         super().validate()
@@ -107,6 +110,8 @@ class GANConfig(ModelConfig, AugmentConfig, ClassConditionalConfig):
             (self.ema_start >= 0, f"ema_start={self.ema_start}: must be at least 0"),
             (self.ema_rampup >= 0, f"ema_rampup={self.ema_rampup}: must be at least 0 (0 turns it off)"),
             (self.freeze_d >= 0, f"freeze_d={self.freeze_d}: must be at least 0 (0 trains every D block)"),
+            (self.class_lr_mul > 0, f"class_lr_mul={self.class_lr_mul}: must be positive (1 is the plain "
+                                    "parametrisation)"),
         ]
         for ok, message in checks:
             if not ok:
@@ -249,7 +254,8 @@ class GAN(GenerativeModel):
         super().__init__(config)
         c = config
         k = c.num_classes if c.conditional else 0   # cgan: conditional BN in G, a projection D
-        self.g = Decoder(c.latent, c.channels, c.size, c.width, norm=c.g_norm, out="tanh", num_classes=k)
+        self.g = Decoder(c.latent, c.channels, c.size, c.width, norm=c.g_norm, out="tanh", num_classes=k,
+                         class_lr_mul=c.class_lr_mul)
         self.d = Discriminator(c.channels, c.size, c.width, norm=c.d_norm, num_classes=k)
         dcgan_init(self.g)
         dcgan_init(self.d)
