@@ -59,8 +59,8 @@ def data_options(f):
 def datasets(ctx: click.Context, data_dir: Path | None) -> None:
     """List the named datasets: where each is found (or how to get it) and its shape.
 
-    Other forms of --data: shapes[:classes=K,n=N,n_test=M,seed=S], folder:PATH, npz:PATH, pairs:DIR, unpaired:DIR_A,DIR_B,
-    task:NAME.
+    Other forms of --data: shapes[:classes=K,n=N,n_test=M,seed=S], factors[:n=N,n_test=M,seed=S],
+    folder:PATH, npz:PATH, pairs:DIR, unpaired:DIR_A,DIR_B, task:NAME.
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -78,6 +78,10 @@ def datasets(ctx: click.Context, data_dir: Path | None) -> None:
             rows.append((name, "-", "-", "1x28x28", str(s["classes"]), f"not found; get it: {s['how']}"))
     rows.append(("shapes", "10000", "2000", "1x28x28", str(DEFAULT_CLASSES),
                  "procedural, made in memory (shapes:classes=K,n=N,...; --size, --channels)"))
+    from .data.factors import DEFAULT_N, DEFAULT_N_TEST, SHAPE_NAMES
+
+    rows.append(("factors", str(DEFAULT_N), str(DEFAULT_N_TEST), "1x28x28", str(len(SHAPE_NAMES)),
+                 "procedural, known generative factors (factors:n=N,...; --size, --channels)"))
     rows.append(("folder:PATH", "", "", "", "", "images below PATH; sub-folders are classes"))
     rows.append(("npz:PATH", "", "", "", "", "arrays x (N,[C,]H,W) uint8 and optional y"))
     rows.append(("pairs:DIR", "", "", "", "", "translation pairs: DIR/A/<name> (input) -> DIR/B/<name> (target)"))
@@ -697,6 +701,187 @@ def augment_eval_cmd(run, ratio, seeds, budget_images, seed, json_out, device) -
         click.echo(format_task_table(table))
 
 
+def _run_one_task(run: Path, name: str, cfg, device: str, json_out: Path | None, data: str | None = None,
+                  figures_dir: Path | None = None) -> dict:
+    """A task's command (probe, compress, disentangle, augment-eval): run it on RUN, merge it
+    into RUN/eval.json, print its tables."""
+    from .evaluate import format_task_table
+    from .files import write_json
+    from .tasks import evaluate_tasks
+    from .trainer import resolve_device
+
+    done = evaluate_tasks(run, (name,), {name: cfg}, resolve_device(device), lambda m: click.echo(m, err=True),
+                          data=data, figures_dir=figures_dir)
+    if data is None:   # RUN/eval.json holds scores on the run's own data
+        write_json(Path(run) / "eval.json", _merge_eval(Path(run) / "eval.json", {**done, "source": str(run)}))
+    if json_out:
+        write_json(json_out, done)
+    for table in done["tasks"][name]["tables"]:
+        click.echo(format_task_table(table))
+    return done
+
+
+@cli.command("probe", context_settings=CONTEXT)
+@click.argument("run", type=click.Path(path_type=Path))
+@click.option("--data", default=None,
+              help="Probe on this dataset instead of the run's own (at the run's size and channels).")
+@click.option("--per-class", default="10,100,1000", show_default=True,
+              help="Labelled training images per class, one point of the label-efficiency curve each.")
+@click.option("--seeds", type=click.IntRange(1, 20), default=1, show_default=True,
+              help="Draws of the labelled images: accuracies are their mean ± std.")
+@click.option("--k", type=click.IntRange(1), default=10, show_default=True, help="Neighbours of the k-NN probe.")
+@click.option("--n-test", type=click.IntRange(10), default=10_000, show_default=True, help="Test images scored.")
+@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Also write the result here.")
+@click.option("--device", default="auto", show_default=True)
+def probe_cmd(run, data, per_class, seeds, k, n_test, json_out, device) -> None:
+    """How good are RUN's frozen features for classification? A linear (logistic regression)
+    and a k-NN probe on the encoder's codes (the posterior mean for VAEs), or on a GAN's
+    discriminator features, with few to many labels per class; beside them the same probes on
+    raw pixels and on PCA with as many dimensions. Written to RUN/eval.json (not with --data).
+
+    \b
+    Examples:
+      ganvae probe runs/vae
+      ganvae probe runs/dcgan --per-class 10,100 --seeds 3
+      ganvae probe runs/vae-mnist --data fashion-mnist
+    """
+    from .tasks.probe import ProbeConfig
+
+    cfg = ProbeConfig(per_class=per_class, seeds=seeds, k=k, n_test=n_test)
+    cfg.validate()
+    _run_one_task(run, "probe", cfg, device, json_out, data)
+
+
+@cli.command("compress", context_settings=CONTEXT)
+@click.argument("run", type=click.Path(path_type=Path))
+@click.argument("inputs", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="The codes file (.npz) to write.")
+@click.option("--bits", type=click.IntRange(1, 16), default=8, show_default=True, help="Bits per latent dimension.")
+@click.option("--n-fit", type=click.IntRange(100), default=5000, show_default=True,
+              help="Training images of the run whose codes fit the quantiser's range.")
+@click.option("--device", default="auto", show_default=True)
+def compress_cmd(run, inputs, output, bits, n_fit, device) -> None:
+    """Compress the images INPUTS (a folder or an .npz with x) into RUN's latent codes, each
+    dimension quantised to --bits (a uniform quantiser fitted on the run's training codes), packed
+    into OUTPUT. `ganvae decompress RUN OUTPUT -o DIR` decodes them.
+
+    \b
+    Examples:
+      ganvae compress runs/ae photos/ -o codes.npz --bits 6
+      ganvae decompress runs/ae codes.npz -o decoded/
+    """
+    import numpy as np
+
+    from .data.folder import read_images
+    from .metrics.codec import Quantizer, packed_bytes, write_codes
+    from .tasks import model_features
+    from .trainer import run_dataset
+    from .visualize import needs_encoder
+
+    if output.suffix.lower() != ".npz":
+        raise BadInput(f"-o {output}: the codes file must end in .npz")
+    model, cfg = _load(run, device)
+    needs_encoder(model, "compress")
+    c = model.config
+    x, names = read_images(inputs, c.size, c.channels)
+    ds = run_dataset(cfg)
+    fit = np.random.default_rng(0).choice(len(ds.train), size=min(n_fit, len(ds.train)), replace=False)
+    q = Quantizer.fit(model_features(model, ds.train.x[np.sort(fit)])[1], bits)
+    codes = model_features(model, x)[1]
+    write_codes(output, q.encode(codes), q, {"run": str(run), "model": cfg.get("preset", model.name),
+                                             "latent": int(codes.shape[1]), "image_shape": list(x.shape[1:]),
+                                             "names": names})
+    per = packed_bytes(codes.shape[1], bits)
+    click.echo(f"wrote {output}: {len(x)} images, {codes.shape[1]} dims x {bits} bits = {per} bytes per image "
+               f"({output.stat().st_size:,} bytes with the file's header; the raw pixels: {x[0].size:,} bytes each)")
+
+
+@cli.command("decompress", context_settings=CONTEXT)
+@click.argument("run", type=click.Path(path_type=Path))
+@click.argument("codes", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+              help="A folder for one PNG per image, or an .npz (x uint8 (N, C, H, W)).")
+@click.option("--device", default="auto", show_default=True)
+def decompress_cmd(run, codes, output, device) -> None:
+    """Decode a codes file written by `ganvae compress` with RUN's decoder.
+
+    \b
+    Examples:
+      ganvae decompress runs/ae codes.npz -o decoded/
+      ganvae decompress runs/ae codes.npz -o decoded.npz
+    """
+    import numpy as np
+
+    from .files import atomic_write
+    from .images import save_png
+    from .metrics.codec import read_codes
+    from .tasks.compress import decode_uint8
+    from .visualize import needs_encoder
+
+    model, _ = _load(run, device)
+    needs_encoder(model, "decompress")
+    f = read_codes(codes)
+    latent = f.levels.shape[1]
+    if latent != model.config.latent:
+        raise BadInput(f"{codes}: holds {latent}-dimensional codes; {run}'s model has {model.config.latent} "
+                       f"(compressed with {f.meta.get('run', 'another run')})")
+    names = f.meta.get("names") or [f"{i:05d}" for i in range(len(f.levels))]
+    as_npz = output.suffix.lower() == ".npz"
+    if not as_npz:
+        if output.exists() and not output.is_dir():
+            raise BadInput(f"-o {output}: exists and is not a folder; give a folder or an .npz")
+        clash = [m for m in names if (output / f"{m}.png").exists()]
+        if clash:
+            raise BadInput(f"-o {output}: already holds {clash[0]}.png; choose another folder (nothing was written)")
+    y = decode_uint8(model, f.quantizer.decode(f.levels))
+    if as_npz:
+        atomic_write(output, lambda p: np.savez_compressed(open(p, "wb"), x=y))
+    else:
+        for name, img in zip(names, y):
+            (output / name).parent.mkdir(parents=True, exist_ok=True)
+            save_png(output / f"{name}.png", img.transpose(1, 2, 0))
+    click.echo(f"wrote {output} ({len(y)} images decoded from {latent} dims x {f.quantizer.bits} bits)")
+
+
+@cli.command("disentangle", context_settings=CONTEXT)
+@click.argument("run", type=click.Path(path_type=Path))
+@click.option("--data", default=None, help="Score on this dataset instead of the run's own (e.g. factors).")
+@click.option("-n", "n", type=click.IntRange(100), default=5000, show_default=True, help="Test images encoded.")
+@click.option("--bins", type=click.IntRange(2), default=20, show_default=True, help="MIG's bins per code dimension.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the FactorVAE votes and DCI's trees.")
+@click.option("--figure", type=click.Path(path_type=Path), default=None,
+              help="Also write the latent traversal labelled with the factor each dimension captures (.png).")
+@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Also write the result here.")
+@click.option("--device", default="auto", show_default=True)
+def disentangle_cmd(run, data, n, bins, seed, figure, json_out, device) -> None:
+    """How disentangled are RUN's codes? On data with known factors (--data factors) MIG, the
+    FactorVAE score and DCI against the true factors; on any data the total correlation of the
+    codes' Gaussian fit. Written to RUN/eval.json (not with --data).
+
+    \b
+    Examples:
+      ganvae train beta-vae --data factors --steps 3000 --run-dir runs/bvae
+      ganvae disentangle runs/bvae --figure traversals.png
+    """
+    import shutil
+    import tempfile
+
+    from .tasks.disentangle import DisentangleConfig
+
+    if figure is not None:
+        _png(figure)
+    cfg = DisentangleConfig(n=n, bins=bins, seed=seed)
+    cfg.validate()
+    with tempfile.TemporaryDirectory() as tmp:
+        done = _run_one_task(run, "disentangle", cfg, device, json_out, data, Path(tmp) if figure else None)
+        res = done["tasks"]["disentangle"]["result"]
+        if figure is not None:
+            from .files import atomic_write
+
+            atomic_write(figure, lambda p: shutil.copyfile(Path(tmp) / res.pop("figure"), p))
+            click.echo(f"wrote {figure} (rows: {', '.join(res.pop('dim_labels'))})")
+
+
 # ---------------------------------------------------------------------------- compare / report
 
 @cli.command("compare", context_settings=CONTEXT)
@@ -724,18 +909,27 @@ def augment_eval_cmd(run, ratio, seeds, budget_images, seed, json_out, device) -
                    "is picked.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, metavar="N", help=LIMIT_HELP)
 @_task_options
+@click.option("--sweep", default=None, metavar="KEY=V1,V2,...",
+              help="Compare every model at each of these values of one setting: --sweep beta=0.25,0.5,1,2,4,8.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output directory.")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def compare_cmd(data, data_dir, size, channels, models, budget, steps, epochs, seeds, batch_size, precision, sets,
                 eval_n, curve_points, curve_n, nll_k, nll_images, val_split, limit, tasks, task_sets, masks,
-                complete_n, complete_method, out, device, quiet) -> None:
+                complete_n, complete_method, sweep, out, device, quiet) -> None:
     """Train MODELS on --data under one budget, score them all, and write report.html.
 
     Re-running the same command resumes: finished models are skipped.
+
+    \b
+    Examples:
+      ganvae compare --data fashion-mnist --models ae,vae,dcgan,vaegan --budget 90s
+      ganvae compare --data fashion-mnist --models vae --sweep beta=0.25,0.5,1,2,4,8 --tasks generate,compress
+      ganvae compare --data fashion-mnist --models dcgan,dcgan:augment=ada --limit 1000 --budget 3m
     """
     from . import config as C
     from .data.base import parse_val_split
+    from .registry import expand_sweep
     from .report.compare import CompareConfig, compare
     from .trainer import resolve_device, resolve_precision
 
@@ -748,7 +942,8 @@ def compare_cmd(data, data_dir, size, channels, models, budget, steps, epochs, s
         task_configs["complete"].precision = "bf16"
     task_names = tuple(dict.fromkeys(("generate", *task_names)))   # a comparison always scores samples
     cfg = CompareConfig(tasks=task_names, task_configs={k: dataclasses.asdict(v) for k, v in task_configs.items()},
-                        data=data, models=tuple(m.strip() for m in models.split(",") if m.strip()), budget=budget,
+                        data=data, models=tuple(expand_sweep([m.strip() for m in models.split(",") if m.strip()], sweep)),
+                        budget=budget,
                         steps=steps, epochs=epochs, seeds=seeds, batch_size=batch_size, precision=precision,
                         overrides=overrides, eval_n=eval_n, curve_points=curve_points, curve_n=curve_n,
                         nll_k=nll_k, nll_images=nll_images,

@@ -62,6 +62,10 @@ EXTRA = {
     "elbo_binary": (True, "test ELBO of binarized data in nats per image"),
     "nll_binary": (False, "test NLL of binarized data in nats per image, importance-weighted bound"),
     "nll_binary_bpd": (False, "the same NLL in bits per dimension (1 = a uniform guess)"),
+    "rate_bits": (None, "KL(q(z|x) || N(0, I)) in bits per test image: the code's rate under bits-back coding "
+                        "(Gaussian encoders); never ranked, it trades against distortion"),
+    "latent_tc": (None, "total correlation of the Gaussian fitted to the test codes, nats (0: uncorrelated dims)"),
+    "mig": (True, "Mutual Information Gap of the test codes with the data's known factors (factors data)"),
     "elbo_invalid": (None, "an ELBO that is not a bound on a probability of the data; never ranked"),
     "nll_invalid": (None, "an 'NLL' that is not a likelihood of the data; never ranked"),
 }
@@ -217,6 +221,27 @@ def generate(model, n: int, seed: int, batch: int, inputs: np.ndarray | None = N
 
 
 @torch.no_grad()
+def latent_summary(model, ds: ImageDataset, n: int) -> dict:
+    """The cheap latent-space numbers of an encoder model on its first n (at most 5,000) test
+    codes: the Gaussian total correlation, the bits-back rate of a Gaussian posterior, and the
+    MIG when the data has known factors. The full measurements are the probe, compress and
+    disentangle tasks (ganvae eval --tasks ...)."""
+    from .metrics.disentangle import gaussian_total_correlation, mig
+    from .tasks import model_features
+    from .tasks.compress import kl_bits
+
+    x = ds.test.x[:min(n, 5000)]
+    _, codes = model_features(model, x)
+    live = codes[:, codes.var(0) > 0]
+    out = {"latent_tc": gaussian_total_correlation(live) if live.shape[1] > 1 else 0.0}
+    rate = kl_bits(model, x)
+    if rate is not None:
+        out["rate_bits"] = rate
+    if ds.test.factors is not None and len(x) >= 2:
+        out["mig"] = mig(codes, ds.test.factors[:len(x)])["mig"]
+    return out
+
+
 def encoder_metrics(model, ds: ImageDataset, cfg: EvalConfig, log: Callable[[str], None] = print,
                     binarize: str = "none") -> dict:
     """Reconstruction error for encoder models; ELBO and IWAE NLL for likelihood models.
@@ -240,6 +265,7 @@ def encoder_metrics(model, ds: ImageDataset, cfg: EvalConfig, log: Callable[[str
         mse = se / count
         out["recon_mse"] = mse
         out["psnr"] = 10 * math.log10(1.0 / max(mse, 1e-12))
+        out.update(latent_summary(model, ds, cfg.n))
     if getattr(model, "has_likelihood", False):
         # The ELBO and the importance-weighted bound on the same images, so that IWAE >= ELBO
         # can be read off the table; binary models are scored on one fixed draw of them.
@@ -352,7 +378,8 @@ def format_task_table(table: dict) -> str:
 def format_table(result: dict) -> str:
     """metric | value | real-data floor | better, for the terminal; then each task's tables."""
     parts = [_format_generate(result)] if "metrics" in result else \
-        [f"{result['model']} on {result['data']}: evaluator {result['evaluator']['id']}"]
+        [f"{result['model']} on {result['data']}" +
+         (f": evaluator {result['evaluator']['id']}" if result.get("evaluator") else "")]
     for name, task in result.get("tasks", {}).items():
         parts += [format_task_table(t) for t in task["tables"]]
     return "\n\n".join(parts)

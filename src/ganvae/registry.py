@@ -68,6 +68,26 @@ def parse_model_spec(spec: str) -> tuple[str, dict[str, str]]:
     return preset.strip(), parse_set(items)
 
 
+def expand_sweep(models: list[str], sweep: str | None) -> list[str]:
+    """compare's --sweep KEY=V1,V2,...: every model spec becomes one variant per value,
+    'vae' with 'beta=0.5,4' -> ['vae:beta=0.5', 'vae:beta=4'] (a model spec's own overrides are
+    kept: 'vae:latent=8' -> 'vae:latent=8:beta=0.5', ...). None: the models unchanged."""
+    if not sweep:
+        return models
+    key, eq, values = sweep.partition("=")
+    vals = [v.strip() for v in values.split(",") if v.strip()]
+    if not eq or not key.strip() or not vals or ":" in key:
+        raise BadInput(f"--sweep {sweep!r}: write KEY=V1,V2,..., e.g. --sweep beta=0.25,0.5,1,2,4,8")
+    if len(set(vals)) != len(vals):
+        raise BadInput(f"--sweep {sweep!r}: a value is named twice")
+    out = []
+    for m in models:
+        if key.strip() in parse_model_spec(m)[1]:
+            raise BadInput(f"--sweep {key.strip()}: {m!r} sets it already; sweep it or set it, not both")
+        out += [f"{m}:{key.strip()}={v}" for v in vals]
+    return out
+
+
 def resolve(preset: str) -> tuple[type, Any]:
     """The model class and its default config (with the preset's overrides) for `preset` (or
     the preset of a compare model spec, see parse_model_spec)."""

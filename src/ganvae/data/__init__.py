@@ -2,6 +2,7 @@
 
     fashion-mnist, mnist     the standard IDX files (see named.py for where they are looked for)
     shapes[:opts]            procedural shapes with known modes (shapes.py)
+    factors[:opts]           procedural shapes with known generative factors, dSprites-like (factors.py)
     folder:PATH              an image folder (folder.py)
     npz:PATH                 a NumPy archive (npz.py)
     pairs:DIR                paired translation data: DIR/A/<name> -> DIR/B/<name> (pairs.py)
@@ -17,6 +18,7 @@ from typing import Callable
 
 from ..errors import BadInput
 from .base import ImageDataset, Split, to_float, to_uint8
+from .factors import load_factors
 from .folder import load_folder
 from .named import NAMED, load_named
 from .npz import load_npz
@@ -41,6 +43,7 @@ def _named(name: str) -> Callable[..., ImageDataset]:
 FORMS: dict[str, Callable[..., ImageDataset]] = {
     **{name: _named(name) for name in NAMED},
     "shapes": lambda arg, data_dir=None, size=None, channels=None, seed=0: load_shapes(arg, size, channels, seed),
+    "factors": lambda arg, data_dir=None, size=None, channels=None, seed=0: load_factors(arg, size, channels, seed),
     "folder": lambda arg, data_dir=None, size=None, channels=None, seed=0: load_folder(arg, size, channels, seed),
     "npz": lambda arg, data_dir=None, size=None, channels=None, seed=0: load_npz(arg, size, channels, seed),
     "task": lambda arg, data_dir=None, size=None, channels=None, seed=0: _load_task(arg, data_dir, size, channels,
@@ -63,7 +66,7 @@ def load_dataset(spec: str, data_dir: str | Path | None = None, size: int | None
     """Load the dataset a user named with `--data`.
 
     Args:
-        spec: `fashion-mnist`, `mnist`, `shapes[:opts]`, `folder:PATH` or `npz:PATH`.
+        spec: `fashion-mnist`, `mnist`, `shapes[:opts]`, `factors[:opts]`, `folder:PATH` or `npz:PATH`.
         data_dir: a directory searched first for the named IDX datasets.
         size, channels: resize / convert every image (None keeps the data's own).
         seed: the seed of any random split or procedural data.
@@ -73,7 +76,8 @@ def load_dataset(spec: str, data_dir: str | Path | None = None, size: int | None
     kind, _, arg = spec.partition(":")
     if kind not in FORMS:
         raise BadInput(f"--data {spec!r}: unknown dataset; use one of "
-                       f"{', '.join(NAMED)}, shapes, folder:PATH, npz:PATH, pairs:DIR, unpaired:DIR_A,DIR_B, task:NAME")
+                       f"{', '.join(NAMED)}, shapes, factors, folder:PATH, npz:PATH, pairs:DIR, "
+                       "unpaired:DIR_A,DIR_B, task:NAME")
     if kind in NEEDS_ARG and not arg:
         raise BadInput(f"--data {spec!r}: give {'a task name, as in task:NAME' if kind == 'task' else f'a path, as in {kind}:PATH'}")
     if kind in NAMED and arg:

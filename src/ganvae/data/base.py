@@ -24,12 +24,15 @@ MAX_SIDE = 4096
 class Split:
     """One split: `x` uint8 (N, C, H, W), `y` int64 (N,) or None; for translation data also
     `a` uint8 (M, C', H, W), input-domain images (x is the target domain, B): the input of each
-    x when `paired` (M = N), else a set of its own (unpaired data)."""
+    x when `paired` (M = N), else a set of its own (unpaired data). Data with known generative
+    factors (`factors`) also has `factors` int64 (N, F): each image's level index per factor,
+    described by the dataset's `info["factors"]`."""
 
     x: np.ndarray
     y: np.ndarray | None = None
     a: np.ndarray | None = None
     paired: bool = True
+    factors: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         assert self.x.dtype == np.uint8 and self.x.ndim == 4, (self.x.dtype, self.x.shape)
@@ -38,6 +41,9 @@ class Split:
         if self.a is not None:
             assert self.a.dtype == np.uint8 and self.a.ndim == 4 and self.a.shape[2:] == self.x.shape[2:] \
                 and (len(self.a) == len(self.x) or not self.paired), (self.a.shape, self.x.shape)
+        if self.factors is not None:
+            assert self.factors.dtype == np.int64 and self.factors.ndim == 2 \
+                and len(self.factors) == len(self.x), (self.factors.dtype, self.factors.shape, self.x.shape)
 
     def __len__(self) -> int:
         return len(self.x)
@@ -204,7 +210,8 @@ def hold_out_val(ds: ImageDataset, value, seed: int = 0) -> ImageDataset:
 
     def part(ix, a_ix):
         a = None if tr.a is None else tr.a[ix if tr.paired else a_ix]
-        return Split(tr.x[ix], None if tr.y is None else tr.y[ix], a, tr.paired)
+        return Split(tr.x[ix], None if tr.y is None else tr.y[ix], a, tr.paired,
+                     None if tr.factors is None else tr.factors[ix])
 
     return dataclasses.replace(ds, train=part(keep, a_keep), val=part(idx, a_idx), full_train=tr)
 
@@ -230,7 +237,8 @@ def limit_train(ds: ImageDataset, n: int | None, seed: int = 0) -> ImageDataset:
         raise BadInput(f"--limit: {ds.name} is unpaired translation data; limit each folder's images instead")
     # Nested draws: the first n of one stratified order, so limits of one seed grow by adding images.
     idx = val_indices(len(tr), n, seed, tr.y, stream=_LIMIT_STREAM)
-    part = Split(tr.x[idx], None if tr.y is None else tr.y[idx], None if tr.a is None else tr.a[idx], tr.paired)
+    part = Split(tr.x[idx], None if tr.y is None else tr.y[idx], None if tr.a is None else tr.a[idx], tr.paired,
+                 None if tr.factors is None else tr.factors[idx])
     return dataclasses.replace(ds, train=part, full_train=ds.full_train if ds.full_train is not None else tr,
                                pool=tr, info={**ds.info, "limit": {"n": n, "of": len(tr)}})
 

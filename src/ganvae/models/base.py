@@ -14,6 +14,8 @@
   (||z||^2 / 2 for N(0, I), the fitted density's for a fitted prior); differentiable.
 - Models with an image discriminator also have `realism(x, z) -> (B,)`: its logit that x is
   real (z is used by joint discriminators, as BiGAN's), in eval mode, differentiable in x.
+  Those without an encoder also have `d_features(x) -> (B, F)`: the discriminator's
+  penultimate activations, what the latent-space probes use for a GAN.
 - Class-conditional models (`conditional`, e.g. cgan) get `train_step((x, y), step)` with
   integer labels y (B,), and `sample(n, generator, labels=None)` / `decode(z, labels=None)`:
   labels (n,) pick the classes; sample without them draws classes uniformly, decode without

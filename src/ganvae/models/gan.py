@@ -447,6 +447,13 @@ class GAN(GenerativeModel):
         with evaluating(self.d):
             return self.d(x).float()
 
+    def d_features(self, x: torch.Tensor) -> torch.Tensor:
+        """D's penultimate activations for images x (B, C, H, W): the body's output before the
+        logit head, flattened, (B, F) float32, in eval mode. What a GAN learnt about images, as
+        features for a probe (Radford et al. 2016, sec. 5.1, classify with D's features)."""
+        with evaluating(self.d):
+            return self.d.features(x).float()
+
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None,
                labels: torch.Tensor | None = None) -> torch.Tensor:

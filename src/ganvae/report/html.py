@@ -458,10 +458,13 @@ def task_sections(results: dict, run_dirs: dict[str, list[Path]]) -> list[dict]:
 
     sections = []
     for name, task in (results.get("tasks") or {}).items():
+        plot, impl = None, None
         try:   # tables and findings from the numbers, by this version's task (as a rebuilt report should)
             impl = get_task(name)
             task = {**task, "tables": impl.tables(task["summary"], task["results"]),
                     "findings": impl.findings(task["summary"], task["results"])}
+            if hasattr(impl, "plot"):   # one figure of every model's results (compress: rate-distortion)
+                plot = _fig_data(impl.plot(task["summary"], task["results"]))
         except (BadInput, KeyError):
             pass   # a task this version does not know: what the file says
         tables = []
@@ -494,7 +497,8 @@ def task_sections(results: dict, run_dirs: dict[str, list[Path]]) -> list[dict]:
             if isinstance(file, str) and Path(file).name == file and (fig_dir / file).is_file():
                 figures.append({"model": model, "src": _png_data(fig_dir / file)})
         sections.append({"name": name, "title": task["title"], "findings": task.get("findings", []),
-                         "tables": tables, "figures": figures, "summary": task.get("summary", {})})
+                         "tables": tables, "figures": figures, "summary": task.get("summary", {}), "plot": plot,
+                         "group": getattr(impl, "group", None)})
     return sections
 
 

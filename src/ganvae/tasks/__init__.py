@@ -33,7 +33,7 @@ BUILT_IN = ("generate",)
 
 
 def _ensure_loaded() -> None:
-    from . import augment, complete, translate  # noqa: F401  (each registers itself)
+    from . import augment, complete, disentangle, probe, translate  # noqa: F401  (each registers itself)
 
 
 def get_task(name: str):
@@ -73,6 +73,33 @@ def evaluator_scores(x: np.ndarray, ev, real_feats: np.ndarray | None = None,
     return out
 
 
+def pixels(x: np.ndarray) -> np.ndarray:
+    """uint8 images (N, C, H, W) -> (N, C*H*W) float32 in [0, 1]: the raw-pixel baseline's features."""
+    return x.reshape(len(x), -1).astype(np.float32) / 255.0
+
+
+def model_features(model, x: np.ndarray, batch: int = 500) -> tuple[str, np.ndarray]:
+    """A frozen model's features of uint8 images x (N, C, H, W): (what they are, (N, F) float32).
+    The encoder's code where the model has one (a VAE's posterior mean), else the
+    discriminator's penultimate activations (GANs' `d_features`)."""
+    import torch
+
+    from ..data import to_float
+
+    if model.has_encoder:
+        kind, fn = "encoder code", model.encode
+    elif hasattr(model, "d_features"):
+        kind, fn = "discriminator features", model.d_features
+    else:
+        raise BadInput(f"{model.name} has neither an encoder nor an image discriminator: no features to probe")
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(x), batch):
+            xb = to_float(torch.from_numpy(x[i:i + batch])).to(model.device)
+            out.append(fn(xb).float().flatten(1).cpu().numpy())
+    return kind, np.concatenate(out)
+
+
 def seed_means(vals: list[dict], keys) -> dict:
     """{key: mean over the seeds' results, key_std: their std (None for one seed)} for every key
     some result has: a model's row in a task's table."""
@@ -92,9 +119,13 @@ def task_summary(prepared: dict) -> dict:
 
 
 def evaluate_tasks(run: str | Path, names: tuple[str, ...], configs: dict | None = None, device="cpu",
-                   log=print, progress: bool = False) -> dict:
+                   log=print, progress: bool = False, data: str | None = None,
+                   figures_dir: str | Path | None = None) -> dict:
     """`ganvae eval RUN --tasks ...`: each registered task on a run's final model, test split.
 
+    `data`: a dataset spec to run the tasks on instead of the run's own (loaded at the run's
+    image size and channels), e.g. to probe features learnt on one dataset on another.
+    `figures_dir`: where tasks write their figures (None: no figures).
     Returns {"model", "data", "evaluator", "tasks": {task: {"config", "result", "tables"}}}
     (generate is evaluate_run's business).
     """
@@ -102,21 +133,36 @@ def evaluate_tasks(run: str | Path, names: tuple[str, ...], configs: dict | None
     from ..trainer import load_run, run_dataset
 
     model, run_cfg = load_run(run, device=device)
-    ds = run_dataset(run_cfg)
-    ev = get_evaluator(ds, device=device, log=log)
+    ds = run_dataset(run_cfg) if data is None else _other_data(data, model, run_cfg)
     name = run_cfg.get("preset", model.name)
-    out = {}
-    for task_name in names:
-        if task_name in BUILT_IN:
-            continue
-        task = get_task(task_name)
-        cfg = (configs or {}).get(task_name) or task.Config()
+    tasks = [get_task(t) for t in names if t not in BUILT_IN]
+    for task in tasks:   # every task checked before any runs
         if not task.applies(model):
             needs = getattr(task, "needs", "")
-            raise BadInput(f"--tasks {task_name}: does not apply to {name}{f'; it needs {needs}' if needs else ''}")
+            raise BadInput(f"--tasks {task.name}: does not apply to {name}{f'; it needs {needs}' if needs else ''}")
+    # the latent-space tasks score no images in the evaluator's features: none is trained for them
+    ev = get_evaluator(ds, device=device, log=log) if any(getattr(t, "uses_evaluator", True) for t in tasks) \
+        else None
+    out = {}
+    for task in tasks:
+        task_name = task.name
+        cfg = (configs or {}).get(task_name) or task.Config()
         prepared = task.prepare(ds, ev, cfg, log)
-        result = task.run(model, ds, ev, cfg, prepared, None, log, progress)
+        result = task.run(model, ds, ev, cfg, prepared, figures_dir, log, progress)
         summary = task_summary(prepared)
         out[task_name] = {"config": summary["config"], "result": result,
                           "tables": task.tables(summary, {name: [result]})}
-    return {"model": name, "data": ds.name, "evaluator": {"id": ev.id, "kind": ev.meta["kind"]}, "tasks": out}
+    return {"model": name, "data": ds.name, "evaluator": {"id": ev.id, "kind": ev.meta["kind"]} if ev else None,
+            "tasks": out}
+
+
+def _other_data(spec: str, model, run_cfg: dict):
+    """The dataset `spec` at the run's image size and channels (--data of eval's tasks)."""
+    from ..data import load_dataset
+
+    c = model.config
+    seed = int((run_cfg.get("data") or {}).get("seed", 0) or 0)
+    ds = load_dataset(spec, size=c.size, channels=c.channels, seed=seed)
+    if ds.shape != (c.channels, c.size, c.size):
+        raise BadInput(f"--data {spec}: its images are {ds.shape}, the model's {(c.channels, c.size, c.size)}")
+    return ds

@@ -1,0 +1,138 @@
+"""What latent spaces are worth (issue 15): the probe, compress / decompress and disentangle
+commands and tasks on tiny real runs, compare's --sweep, and the report's "Latent space"."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from ganvae.errors import BadInput
+from ganvae.registry import expand_sweep
+from tests.conftest import DATA, TINY
+
+
+@pytest.mark.parametrize("preset,kind", [("vae", "encoder code"), ("dcgan", "discriminator features")])
+def test_probe_command_scores_the_features_beside_pixels_and_pca(preset, kind, runs, run_cli):
+    code, out, err = run_cli("probe", runs[preset], "--per-class", "2,5", "--n-test", 64, "--seeds", 2)
+    assert code == 0, err
+    res = json.loads((runs[preset] / "eval.json").read_text())["tasks"]["probe"]
+    assert res["result"]["features"] == kind
+    curve = res["result"]["curve"]
+    assert [r["per_class"] for r in curve] == [2, 5] and all(0 <= r["linear"] <= 1 for r in curve)
+    assert all(r["linear_std"] is not None for r in curve)   # each seed draws its own labelled images
+    names = [r["name"] for r in res["tables"][0]["rows"]]
+    assert names[-1].startswith("pixels (784-d)") and "linear @5" in out
+    # PCA with the code's size only where the features are narrower than the image (a VAE's 8-d code)
+    assert any(n.startswith("PCA of the pixels, 8-d") for n in names) == (preset == "vae")
+
+
+def test_probe_refuses_models_without_features_in_one_line(runs, run_cli):
+    code, _, err = run_cli("probe", runs["pix2pix"])
+    assert code == 2 and "does not apply to pix2pix" in err and len(err.strip().splitlines()) == 1
+
+
+def test_compress_then_decompress_gives_the_decoder_output_of_the_quantised_codes(runs, run_cli, tmp_path):
+    from ganvae.data import load_dataset
+    from ganvae.metrics.codec import read_codes
+    from ganvae.tasks.compress import decode_uint8
+    from ganvae.trainer import load_run
+
+    x = load_dataset(DATA).test.x[:12]
+    np.savez(tmp_path / "in.npz", x=x)
+    codes = tmp_path / "codes.npz"
+    code, out, err = run_cli("compress", runs["ae"], tmp_path / "in.npz", "-o", codes, "--bits", 5, "--n-fit", 100)
+    assert code == 0, err
+    f = read_codes(codes)
+    assert f.levels.shape == (12, 8) and f.quantizer.bits == 5 and f.meta["latent"] == 8
+    assert "8 dims x 5 bits = 5 bytes per image" in out                    # ceil(8 * 5 / 8)
+    code, _, err = run_cli("decompress", runs["ae"], codes, "-o", tmp_path / "dec")
+    assert code == 0, err
+    pngs = sorted((tmp_path / "dec").glob("*.png"))
+    assert len(pngs) == 12
+    model, _ = load_run(runs["ae"])
+    want = decode_uint8(model, f.quantizer.decode(f.levels))
+    from PIL import Image
+
+    assert (np.asarray(Image.open(pngs[3]))[None] == want[3]).all()
+    # the same folder again: refused, nothing overwritten; another model's latent size: refused
+    code, _, err = run_cli("decompress", runs["ae"], codes, "-o", tmp_path / "dec")
+    assert code == 2 and "already holds" in err
+    code, _, err = run_cli("decompress", runs["vae"], tmp_path / "in.npz", "-o", tmp_path / "d2")
+    assert code == 2 and "not a latent-codes file" in err and not (tmp_path / "d2").exists()
+    code, _, err = run_cli("compress", runs["ae"], tmp_path / "in.npz", "-o", tmp_path / "codes.bin")
+    assert code == 2 and "must end in .npz" in err
+
+
+def test_compress_task_rate_is_the_kl_in_bits_and_bytes_follow_the_bits(runs):
+    from ganvae.data import to_float
+    from ganvae.tasks import evaluate_tasks
+    from ganvae.tasks.compress import CompressConfig
+    from ganvae.trainer import load_run, run_dataset
+
+    done = evaluate_tasks(runs["vae"], ("compress",), {"compress": CompressConfig(bits="2,8", n=40, n_fit=100)},
+                          log=lambda m: None)
+    res = done["tasks"]["compress"]["result"]
+    assert [p["bytes"] for p in res["points"]] == [2, 8]                    # ceil(8 dims * b / 8)
+    assert [p["bytes"] for p in res["pca"]] == [2, 8] and res["jpeg"] == [None, None]   # JPEG needs ~40 bytes
+    model, cfg = load_run(runs["vae"])
+    x = to_float(torch.from_numpy(run_dataset(cfg).test.x[:40]))
+    with torch.no_grad():
+        mu, logvar = model.encode_dist(x)
+    kl = 0.5 * (mu.double() ** 2 + logvar.double().exp() - 1 - logvar.double()).sum(1).mean()
+    assert res["kl"]["bits"] == pytest.approx(float(kl) / math.log(2), rel=1e-6)
+    rows = done["tasks"]["compress"]["tables"][0]["rows"]
+    assert rows[-1]["name"].startswith("JPEG quality 1") and rows[-1]["bytes"] > 8
+
+
+def test_disentangle_command_on_factors_data(tmp_path, run_cli):
+    run = tmp_path / "vae"
+    code, _, err = run_cli("train", "vae", "--data", "factors:n=300,n_test=200", "--steps", 4, "--run-dir", run, *TINY)
+    assert code == 0, err
+    code, out, err = run_cli("disentangle", run, "-n", 200, "--figure", tmp_path / "t.png")
+    assert code == 0, err
+    res = json.loads((run / "eval.json").read_text())["tasks"]["disentangle"]["result"]
+    for key in ("mig", "factor_vae", "dci_d", "dci_c", "dci_i"):
+        assert 0 <= res[key] <= 1, key
+    assert set(res["mig_per_factor"]) == {"shape", "scale", "rotation", "x", "y"}
+    assert (tmp_path / "t.png").stat().st_size > 1000 and "rows: z" in out
+    # on data without factors: the total correlation alone
+    code, out, err = run_cli("disentangle", run, "--data", DATA, "-n", 100)
+    assert code == 0, err and "total correlation only" in err
+    assert "Gaussian TC" in out and "MIG" not in out
+
+
+def test_eval_shows_the_latent_summary_of_an_encoder_model(runs, run_cli):
+    code, out, err = run_cli("eval", runs["vae"], "-n", 64, "--nll-k", 2, "--nll-images", 4)
+    assert code == 0, err
+    m = json.loads((runs["vae"] / "eval.json").read_text())["metrics"]
+    assert m["latent_tc"] >= 0 and m["rate_bits"] > 0 and "mig" not in m   # shapes has no known factors
+
+
+def test_sweep_makes_one_variant_per_value():
+    assert expand_sweep(["vae", "ae:latent=4"], "beta=0.5,4") == ["vae:beta=0.5", "vae:beta=4",
+                                                                   "ae:latent=4:beta=0.5", "ae:latent=4:beta=4"]
+    assert expand_sweep(["vae"], None) == ["vae"]
+    for bad, msg in (("beta", "KEY=V1"), ("beta=", "KEY=V1"), ("beta=1,1", "named twice")):
+        with pytest.raises(BadInput, match=msg):
+            expand_sweep(["vae"], bad)
+    with pytest.raises(BadInput, match="sets it already"):
+        expand_sweep(["vae:beta=2"], "beta=1,4")
+
+
+def test_compare_report_has_the_latent_space_section(tmp_path, run_cli):
+    out = tmp_path / "cmp"
+    code, _, err = run_cli("compare", "--data", DATA, "--models", "ae,vae", "--sweep", "latent=4,8", "--steps", 3,
+                           "--eval-n", 100, "--curve-points", 2, "--curve-n", 64, "--nll-k", 2, "--nll-images", 4,
+                           "--tasks", "generate,probe,compress,disentangle", "--task-set", "probe.per_class=2,5",
+                           "--task-set", "compress.n=40", "--task-set", "compress.n_fit=100",
+                           "--task-set", "disentangle.n=100", "--out", out, "--set", "width=8", *TINY[4:])
+    assert code == 0, err
+    html = (out / "report.html").read_text()
+    assert html.count('id="group-latent-space"') == 1
+    for task in ("probe", "compress", "disentangle"):
+        assert f'id="task-{task}"' in html
+    assert 'alt="Latent space: compression (rate and distortion)"' in html   # the rate-distortion figure
+    for model in ("ae:latent=4", "vae:latent=8"):
+        assert model in html
