@@ -176,6 +176,7 @@ def test_baselines_by_hand():
     assert nearest_fill(original, mask, np.stack([a, b])).tolist() == [[[[10, 200], [30, 200]]]]
 
 
+@pytest.mark.slow   # ~20 s: out of the default run to keep it under 10 minutes (make test-all)
 def test_a_trained_model_beats_the_mean_image_on_fashion_mnist(one_thread):
     """An AE trained briefly on Fashion-MNIST fills centre holes of test images better than the
     mean training image does, with each of the three methods."""
@@ -271,6 +272,7 @@ def test_eval_with_the_completion_task(runs, run_cli, tmp_path):
     assert code == 2 and "unknown task" in err
 
 
+@pytest.mark.slow   # ~20 s: out of the default run to keep it under 10 minutes (make test-all)
 def test_compare_adds_the_completion_task_to_a_finished_comparison(runs, run_cli, tmp_path):
     """A comparison run with --tasks generate,complete: training is reused, completion runs for
     every model, and the report gets a Completion section that a real browser renders."""

@@ -201,6 +201,7 @@ def test_augment_eval_trains_classifiers_on_real_synthetic_and_both(runs, run_cl
     assert code == 2 and "--ratio 0" in err
 
 
+@pytest.mark.slow   # ~20 s: out of the default run to keep it under 10 minutes (make test-all)
 def test_classifier_accuracy_learns_real_labels_and_not_noise():
     from ganvae.tasks.augment import AugmentEvalConfig, classifier_accuracy
 

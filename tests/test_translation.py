@@ -147,6 +147,7 @@ def test_translate_refuses_a_generative_model(runs, run_cli, tmp_path):
     assert code == 2 and "translates a2b only" in err
 
 
+@pytest.mark.slow   # ~20 s: out of the default run to keep it under 10 minutes (make test-all)
 def test_pix2pix_beats_the_identity_map_on_lowres2fashion(tmp_path, run_cli):
     """The issue's check: after a short run on real Fashion-MNIST, pix2pix's translations of the
     7x7 inputs are closer (L1) to the true 28x28 images than the inputs themselves."""

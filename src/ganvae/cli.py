@@ -560,11 +560,13 @@ def _task_options(f):
     f = click.option("--masks", default="center,half,random-blocks,random-pixels", show_default=True,
                      help="Mask kinds scored by --tasks complete (see ganvae complete --help).")(f)
     f = click.option("--task-set", "task_sets", multiple=True, metavar="TASK.KEY=VALUE",
-                     help="A task's setting: augment.seeds=1, augment.ratio=2, translate.n=500 (repeatable).")(f)
+                     help="A task's setting: augment.seeds=1, augment.ratio=2, translate.n=500, probe.per_class=10,100, "
+                          "compress.bits=2,4,8 (repeatable).")(f)
     f = click.option("--tasks", default="generate", show_default=True,
                      help="What to score: generate (samples; a translator's outputs), complete (inpainting), "
                           "translate (translation against ground truth), augment (a classifier on real and "
-                          "synthetic images; class-conditional models), comma-separated.")(f)
+                          "synthetic images; class-conditional models), probe, compress, disentangle (the latent "
+                          "space: see ganvae probe/compress/disentangle --help), comma-separated.")(f)
     return f
 
 
@@ -774,7 +776,7 @@ def compress_cmd(run, inputs, output, bits, n_fit, device) -> None:
 
     from .data.folder import read_images
     from .metrics.codec import Quantizer, packed_bytes, write_codes
-    from .tasks import model_features
+    from .evaluate import model_features
     from .trainer import run_dataset
     from .visualize import needs_encoder
 

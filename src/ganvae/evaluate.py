@@ -221,14 +221,44 @@ def generate(model, n: int, seed: int, batch: int, inputs: np.ndarray | None = N
 
 
 @torch.no_grad()
+def model_features(model, x: np.ndarray, batch: int = 500) -> tuple[str, np.ndarray]:
+    """A frozen model's features of uint8 images x (N, C, H, W): (what they are, (N, F) float32).
+    The encoder's code where the model has one (a VAE's posterior mean), else the
+    discriminator's penultimate activations (GANs' `d_features`)."""
+    if model.has_encoder:
+        kind, fn = "encoder code", model.encode
+    elif hasattr(model, "d_features"):
+        kind, fn = "discriminator features", model.d_features
+    else:
+        raise BadInput(f"{model.name} has neither an encoder nor an image discriminator: no features to probe")
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(x), batch):
+            xb = to_float(torch.from_numpy(x[i:i + batch])).to(model.device)
+            out.append(fn(xb).float().flatten(1).cpu().numpy())
+    return kind, np.concatenate(out)
+
+
+def kl_bits(model, x: np.ndarray, batch: int = 500) -> float | None:
+    """Mean KL(q(z|x) || N(0, I)) over uint8 images x, in bits per image: the bits-back rate of
+    a Gaussian posterior (VAE, VAE-GAN); None for models without one."""
+    if not hasattr(model, "encode_dist"):
+        return None
+    total = 0.0
+    with torch.no_grad():
+        for i in range(0, len(x), batch):
+            mu, logvar = model.encode_dist(to_float(torch.from_numpy(x[i:i + batch])).to(model.device))
+            mu, logvar = mu.double(), logvar.double()
+            total += float((0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar)).sum())
+    return total / len(x) / math.log(2)
+
+
 def latent_summary(model, ds: ImageDataset, n: int) -> dict:
     """The cheap latent-space numbers of an encoder model on its first n (at most 5,000) test
     codes: the Gaussian total correlation, the bits-back rate of a Gaussian posterior, and the
     MIG when the data has known factors. The full measurements are the probe, compress and
     disentangle tasks (ganvae eval --tasks ...)."""
     from .metrics.disentangle import gaussian_total_correlation, mig
-    from .tasks import model_features
-    from .tasks.compress import kl_bits
 
     x = ds.test.x[:min(n, 5000)]
     _, codes = model_features(model, x)

@@ -78,28 +78,6 @@ def pixels(x: np.ndarray) -> np.ndarray:
     return x.reshape(len(x), -1).astype(np.float32) / 255.0
 
 
-def model_features(model, x: np.ndarray, batch: int = 500) -> tuple[str, np.ndarray]:
-    """A frozen model's features of uint8 images x (N, C, H, W): (what they are, (N, F) float32).
-    The encoder's code where the model has one (a VAE's posterior mean), else the
-    discriminator's penultimate activations (GANs' `d_features`)."""
-    import torch
-
-    from ..data import to_float
-
-    if model.has_encoder:
-        kind, fn = "encoder code", model.encode
-    elif hasattr(model, "d_features"):
-        kind, fn = "discriminator features", model.d_features
-    else:
-        raise BadInput(f"{model.name} has neither an encoder nor an image discriminator: no features to probe")
-    out = []
-    with torch.no_grad():
-        for i in range(0, len(x), batch):
-            xb = to_float(torch.from_numpy(x[i:i + batch])).to(model.device)
-            out.append(fn(xb).float().flatten(1).cpu().numpy())
-    return kind, np.concatenate(out)
-
-
 def seed_means(vals: list[dict], keys) -> dict:
     """{key: mean over the seeds' results, key_std: their std (None for one seed)} for every key
     some result has: a model's row in a task's table."""

@@ -27,11 +27,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data import to_float, to_uint8
+from ..data import to_uint8
 from ..errors import BadInput
 from ..metrics.codec import Quantizer, jpeg_at_bytes, jpeg_curve, pca_codec, rate_distortion_point
 from ..registry import register_task
-from . import model_features
+from ..evaluate import kl_bits, model_features
 
 COLUMNS = [("bytes", "bytes / image", False), ("psnr", "PSNR dB", True), ("mse", "MSE", False)]
 
@@ -70,20 +70,6 @@ def decode_uint8(model, codes: np.ndarray, batch: int = 500) -> np.ndarray:
             z = torch.from_numpy(np.ascontiguousarray(codes[i:i + batch], dtype=np.float32)).to(model.device)
             out.append(to_uint8(model.decode(z)).cpu().numpy())
     return np.concatenate(out)
-
-
-def kl_bits(model, x: np.ndarray, batch: int = 500) -> float | None:
-    """Mean KL(q(z|x) || N(0, I)) over uint8 images x, in bits per image: the bits-back rate of
-    a Gaussian posterior (VAE, VAE-GAN); None for models without one."""
-    if not hasattr(model, "encode_dist"):
-        return None
-    total = 0.0
-    with torch.no_grad():
-        for i in range(0, len(x), batch):
-            mu, logvar = model.encode_dist(to_float(torch.from_numpy(x[i:i + batch])).to(model.device))
-            mu, logvar = mu.double(), logvar.double()
-            total += float((0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar)).sum())
-    return total / len(x) / math.log(2)
 
 
 def _fit_rows(ds, cfg: CompressConfig) -> np.ndarray:

@@ -28,7 +28,8 @@ from ..data import to_float, to_uint8
 from ..errors import BadInput
 from ..metrics.disentangle import dci, factor_vae_score, gaussian_total_correlation, mig
 from ..registry import register_task
-from . import model_features, seed_means
+from ..evaluate import model_features
+from . import seed_means
 
 METRICS = [("mig", "MIG", True), ("factor_vae", "FactorVAE score", True), ("dci_d", "DCI disentanglement", True),
            ("dci_c", "DCI completeness", True), ("dci_i", "DCI informativeness", True),
