@@ -97,6 +97,8 @@ def test_disentangle_command_on_factors_data(tmp_path, run_cli):
         assert 0 <= res[key] <= 1, key
     assert set(res["mig_per_factor"]) == {"shape", "scale", "rotation", "x", "y"}
     assert (tmp_path / "t.png").stat().st_size > 1000 and "rows: z" in out
+    code, out, err = run_cli("traverse", run, "-o", tmp_path / "trav.png", "--dims", 3)
+    assert code == 0 and out.count(" (MI ") + out.count("no factor") == 3, out   # each row names its factor
     # on data without factors: the total correlation alone
     code, out, err = run_cli("disentangle", run, "--data", DATA, "-n", 100)
     assert code == 0, err and "total correlation only" in err

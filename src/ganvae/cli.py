@@ -380,8 +380,15 @@ def traverse_cmd(run, dims, steps, span, output, seed, device) -> None:
     _png(output)
     model, cfg = _load(run, device)
     needs_encoder(model, "traverse")
-    x, _, _ = _test_images(cfg, 1000, model.device)
+    x, _, ds = _test_images(cfg, 1000, model.device)
     imgs, order = traverse(model, x, min(dims, model.config.latent), steps, span)
+    if ds.test.factors is not None:   # data with known factors: each row says which one its dim captures
+        from .visualize import factor_labels, save_labelled_grid
+
+        labels = factor_labels(model, x, ds.test.factors[:len(x)], ds.info["factors"]["names"], order)
+        save_labelled_grid(output, to_uint8(imgs).cpu().numpy(), steps, labels)
+        click.echo(f"wrote {output} (rows: {', '.join(labels)})")
+        return
     save_grid(output, to_uint8(imgs).cpu().numpy(), nrow=steps)
     click.echo(f"wrote {output} (rows = latent dims {order})")
 

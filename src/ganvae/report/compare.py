@@ -275,8 +275,15 @@ def _figures(model, run_dir: Path, ds: ImageDataset, seed: int) -> dict[str, str
     if getattr(model, "has_encoder", False):
         # every model with an encoder (ae, aae, bigan too): `traverse` measures units in the
         # posterior's prior where there is one, else in the codes' own spread over x
-        imgs, _ = traverse(model, x[:1000], min(8, model.config.latent), 11)
-        save_grid(fig / "traversals.png", to_uint8(imgs).cpu().numpy(), nrow=11)
+        imgs, order = traverse(model, x[:1000], min(8, model.config.latent), 11)
+        if ds.test.factors is not None:   # known factors: each row labelled with the one its dim captures
+            from ..visualize import factor_labels, save_labelled_grid
+
+            labels = factor_labels(model, x[:1000], ds.test.factors[:len(x[:1000])], ds.info["factors"]["names"],
+                                   order)
+            save_labelled_grid(fig / "traversals.png", to_uint8(imgs).cpu().numpy(), 11, labels)
+        else:
+            save_grid(fig / "traversals.png", to_uint8(imgs).cpu().numpy(), nrow=11)
         out["traversals"] = "traversals.png"
     if getattr(model, "has_encoder", False):
         xy = project_2d(encode_all(model, x), "pca", seed)
