@@ -138,3 +138,13 @@ def test_compare_report_has_the_latent_space_section(tmp_path, run_cli):
     assert 'alt="Latent space: compression (rate and distortion)"' in html   # the rate-distortion figure
     for model in ("ae:latent=4", "vae:latent=8"):
         assert model in html
+
+
+def test_a_fresh_process_knows_the_latent_tasks():
+    """The tasks register on import: a new process (as the CLI is) finds all three by name."""
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-c", "from ganvae.tasks import parse_tasks; "
+                        "print(parse_tasks('probe,compress,disentangle'))"], capture_output=True, text=True)
+    assert r.returncode == 0 and "compress" in r.stdout, r.stderr

@@ -33,7 +33,7 @@ BUILT_IN = ("generate",)
 
 
 def _ensure_loaded() -> None:
-    from . import augment, complete, disentangle, probe, translate  # noqa: F401  (each registers itself)
+    from . import augment, complete, compress, disentangle, probe, translate  # noqa: F401  (each registers itself)
 
 
 def get_task(name: str):

@@ -33,7 +33,7 @@ from . import seed_means
 
 METRICS = [("mig", "MIG", True), ("factor_vae", "FactorVAE score", True), ("dci_d", "DCI disentanglement", True),
            ("dci_c", "DCI completeness", True), ("dci_i", "DCI informativeness", True),
-           ("tc", "Gaussian TC (nats)", False), ("active", "active dims", None)]
+           ("tc", "Gaussian TC (nats)", None), ("active", "active dims", None)]   # TC: a collapsed code has ~0
 
 
 @dataclass
