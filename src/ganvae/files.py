@@ -7,6 +7,7 @@ only writes a file depends on anything above it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -58,3 +59,52 @@ def read_jsonl(path: Path) -> list[dict]:
         except json.JSONDecodeError:
             continue
     return rows
+
+
+LOCK_NAME = ".ganvae.lock"
+
+
+@contextlib.contextmanager
+def dir_lock(directory: str | Path, option: str):
+    """Hold `directory` for this process: a second ganvae command pointed at the same run
+    directory or comparison is refused with one line, instead of two writers interleaving.
+
+    The lock is an advisory `flock` on `directory/.ganvae.lock`, which the kernel drops when
+    its process ends in any way (SIGKILL included): a killed run never leaves it stuck. The file
+    itself stays, holding the last holder's pid and command for the message. On systems without
+    fcntl (Windows) nothing is locked.
+
+    Args:
+        directory: created if missing.
+        option: how the user named it (`--run-dir runs/x`, `--out cmp`), for the message.
+    """
+    import sys
+
+    from .errors import BadInput
+
+    try:
+        import fcntl
+    except ImportError:   # pragma: no cover (not POSIX)
+        yield
+        return
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    f = open(d / LOCK_NAME, "a+")
+    try:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            raise BadInput(f"{option}: in use by {holder}; wait for it to finish or choose another directory") \
+                from None
+        f.seek(0)
+        f.truncate()
+        import time
+
+        cmd = " ".join(["ganvae", *sys.argv[1:3]]) if sys.argv else "ganvae"
+        f.write(f"pid {os.getpid()} ({cmd}, since {time.strftime('%H:%M:%S')})")
+        f.flush()
+        yield
+    finally:
+        f.close()   # closing the descriptor releases the lock

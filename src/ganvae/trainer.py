@@ -12,6 +12,7 @@ interrupted and resumed ends with the same weights as one that was not.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -32,7 +33,7 @@ from .data import ImageDataset, load_dataset, to_float, to_uint8
 from .data.base import hold_out_val, limit_train, parse_val_split
 from .data.binarize import binarize_batch, binarize_static
 from .errors import BadInput, GanvaeError, Stopped
-from .files import write_json
+from .files import dir_lock, write_json
 from .hardware import cpu_has_bf16
 from .images import save_grid
 
@@ -690,42 +691,47 @@ def train(preset: str, data: str = "shapes", run_dir: str | Path | None = None, 
             if v is not None:
                 d_over[k[5:]] = v
     t_over.update({k: v for k, v in train_options.items() if v is not None})
-    if resume:
-        run_dir = Path(run_dir)
-        cfg_path = run_dir / "config.json"
-        if not cfg_path.exists():
-            raise BadInput(f"--resume {run_dir}: no config.json there; is it a run directory?")
-        saved = json.loads(cfg_path.read_text())
-        preset = saved["preset"]
-        _legacy_val_split(saved)
-        base = replace(RunConfig(preset=preset), {"data": saved["data"], "train": saved["train"]},
-                       where=str(cfg_path))
-        if {"steps", "epochs", "budget"} & set(t_over):  # a new stopping point replaces the old one
-            base = replace(base, {"train": {"steps": None, "epochs": None, "budget": None}})
-        cfg = replace(base, {"train": t_over}, where="--resume option")
-        ds = dataset or _load_data(cfg.data)
-        torch.manual_seed(cfg.train.seed)  # the weights are replaced by the checkpoint's anyway
-        model, mcfg = build(preset, ds, saved["model"])
-        cfg = dataclasses.replace(cfg, model=mcfg)
-    else:
-        base = RunConfig(preset=preset)
-        cfg = replace(base, {"data": {"spec": data, **d_over}, "train": t_over}, where="option")
-        ds = dataset or _load_data(cfg.data)
-        torch.manual_seed(cfg.train.seed)  # the initial weights, then the noise of every step
-        model, mcfg = build(preset, ds, m_over)
-        if cfg.train.init_from:
-            init_from(model, cfg.train.init_from)
-        cfg = dataclasses.replace(cfg, model=mcfg)
-        run_dir = Path(run_dir) if run_dir else new_run_dir(Path(runs_root), preset, data)
-        if checkpoints(run_dir) or (run_dir / "model").exists():
-            raise BadInput(f"--run-dir {run_dir}: already holds a run; use --resume {run_dir} or another directory")
-    trainer = Trainer(model, ds, cfg, run_dir, progress=progress, callbacks=callbacks)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_json(run_dir / "config.json", {"preset": cfg.preset, "family": model.name,
-                                         "model": dataclasses.asdict(cfg.model),
-                                         "data": dataclasses.asdict(cfg.data),
-                                         "train": dataclasses.asdict(cfg.train)})
-    summary = trainer.fit()
+    # one writer per run directory: a second command on it is refused while this one runs
+    with contextlib.ExitStack() as lock:
+        if resume:
+            run_dir = Path(run_dir)
+            cfg_path = run_dir / "config.json"
+            if not cfg_path.exists():
+                raise BadInput(f"--resume {run_dir}: no config.json there; is it a run directory?")
+            lock.enter_context(dir_lock(run_dir, f"--resume {run_dir}"))
+            saved = json.loads(cfg_path.read_text())
+            preset = saved["preset"]
+            _legacy_val_split(saved)
+            base = replace(RunConfig(preset=preset), {"data": saved["data"], "train": saved["train"]},
+                           where=str(cfg_path))
+            if {"steps", "epochs", "budget"} & set(t_over):  # a new stopping point replaces the old one
+                base = replace(base, {"train": {"steps": None, "epochs": None, "budget": None}})
+            cfg = replace(base, {"train": t_over}, where="--resume option")
+            ds = dataset or _load_data(cfg.data)
+            torch.manual_seed(cfg.train.seed)  # the weights are replaced by the checkpoint's anyway
+            model, mcfg = build(preset, ds, saved["model"])
+            cfg = dataclasses.replace(cfg, model=mcfg)
+        else:
+            base = RunConfig(preset=preset)
+            cfg = replace(base, {"data": {"spec": data, **d_over}, "train": t_over}, where="option")
+            ds = dataset or _load_data(cfg.data)
+            torch.manual_seed(cfg.train.seed)  # the initial weights, then the noise of every step
+            model, mcfg = build(preset, ds, m_over)
+            if cfg.train.init_from:
+                init_from(model, cfg.train.init_from)
+            cfg = dataclasses.replace(cfg, model=mcfg)
+            run_dir = Path(run_dir) if run_dir else new_run_dir(Path(runs_root), preset, data)
+        trainer = Trainer(model, ds, cfg, run_dir, progress=progress, callbacks=callbacks)   # checks the settings
+        if not resume:   # (locking creates the directory: only once every setting has passed)
+            lock.enter_context(dir_lock(run_dir, f"--run-dir {run_dir}"))
+            if checkpoints(run_dir) or (run_dir / "model").exists():
+                raise BadInput(f"--run-dir {run_dir}: already holds a run; use --resume {run_dir} or another directory")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json(run_dir / "config.json", {"preset": cfg.preset, "family": model.name,
+                                             "model": dataclasses.asdict(cfg.model),
+                                             "data": dataclasses.asdict(cfg.data),
+                                             "train": dataclasses.asdict(cfg.train)})
+        summary = trainer.fit()
     return run_dir, summary
 
 

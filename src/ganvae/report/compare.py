@@ -44,7 +44,7 @@ from ..errors import BadInput, GanvaeError
 from ..evaluate import (EvalConfig, directions, encoder_metrics, generate, likelihood_info, real_class_hist,
                         real_features, score)
 from ..evaluators import Evaluator, get_evaluator
-from ..files import atomic_write, read_jsonl, write_json
+from ..files import atomic_write, dir_lock, read_jsonl, write_json
 from ..images import save_grid, translation_grid
 from ..metrics import fd_from_features
 from ..nets import count_params
@@ -355,97 +355,99 @@ def compare(cfg: CompareConfig, out: Path, progress: bool = True, device="cpu",
     if ds.val is not None and len(ds.val) < 2:
         raise BadInput(f"--val-split {cfg.val_split}: holds out {len(ds.val)} image; the quick FD needs at least 2")
     out = Path(out)
-    saved = out / "compare.json"
-    mine = dataclasses.asdict(cfg)
-    # Tasks may be added to (or dropped from) a finished comparison: only the training settings
-    # must match for its runs to be reused.
-    training = lambda d: {k: v for k, v in d.items() if k not in ("tasks", "task_configs")}  # noqa: E731
-    if saved.exists():
-        theirs = json.loads(saved.read_text())
-        if training(theirs) != training(json.loads(json.dumps(mine))):
-            raise BadInput(f"--out {out}: holds a comparison with other settings; use another --out "
-                           "(or the same command to resume it)")
-    write_json(saved, mine)
-    ev = get_evaluator(ds, device=device, log=log)  # trained on train + val as loaded: see get_evaluator
-    splits, curve_feats = _selection_split(ds, ev, data_cfg.seed, log)
-    if splits["best_selection"] is None:
-        log("--val-split 0: curves on a slice of the training images; no best checkpoint is picked")
-    else:
-        log(f"curves and best-checkpoint selection on the validation split ({splits['val_images']} images "
-            f"held out of train, seed {data_cfg.seed}); scores on the test split ({len(ds.test)} images)")
-    t_setup = time.perf_counter() - t_start
-    runs = [(preset, seed) for seed in range(cfg.seeds) for preset in cfg.models]
-    # phase 1: train, record curves and pick best checkpoints; the test split is not touched
-    trained_here = set()              # the runs this invocation trains (a re-run reuses the others)
-    for preset, seed in runs:
-        name, run_dir = _run_name(preset, seed), out / "runs" / _run_name(preset, seed)
-        if (run_dir / "result.json").exists():
-            log(f"{name}: finished earlier; skipping")
-            continue
-        if (run_dir / "summary.json").exists() and (run_dir / "model" / "config.json").exists():
-            log(f"{name}: trained earlier; scoring it")
-            continue
-        log(f"{name}: training ({cfg.budget_kind})")
-        trained_here.add(name)
-        try:
-            _train_one(cfg, out, preset, seed, ds, ev, curve_feats, splits, progress, log, device)
-        except GanvaeError as e:
-            if "diverged" not in str(e):
-                raise
-            log(f"{name}: {e}")
-            write_json(run_dir / "result.json", {"model": preset, "seed": seed, "status": "diverged", "error": str(e)})
-    # phase 2: every choice is made; now the test split: the floor, then each final and best model
-    floor_path = out / "floor.json"
-    t_floor = time.perf_counter()
-    if not floor_path.exists():
-        # real training images; with --limit drawn from the whole train split the N came from:
-        # the floor is what real data scores, not what N images score against thousands
-        pool = ds.pool if ds.pool is not None else ds.train
-        n = min(cfg.eval_n, len(pool))
-        floor = score(pool.x[np.random.default_rng(0).permutation(len(pool))[:n]], ds, ev,
-                      EvalConfig(n=n), log, with_floor=False)
-        # the test images' classes as the evaluator reads them (what the models' samples are
-        # measured against, so its errors cancel) and as labelled
-        real_hist = real_class_hist(real_features(ev, ds.test.x, "test", log)[1])
-        labels_hist = (np.bincount(ds.test.y, minlength=ds.num_classes) / len(ds.test.y)).tolist() \
-            if ds.test.y is not None else None
-        write_json(floor_path, {"metrics": floor["metrics"], "n": n,
-                                "class_hist": None if real_hist is None else real_hist.tolist(),
-                                "class_hist_labels": labels_hist,
-                                "evaluator": {k: ev.meta[k] for k in ("id", "kind", "accuracy", "accuracy_of")},
-                                "data": ds.name, "classes": ds.classes, "shape": list(ds.shape),
-                                "train_images": len(ds.train), "test_images": len(ds.test),
-                                "val_images": splits["val_images"]})
-    t_floor = time.perf_counter() - t_floor
-    rows = []
-    for preset, seed in runs:
-        run_dir = out / "runs" / _run_name(preset, seed)
-        if (run_dir / "result.json").exists():
-            rows.append(json.loads((run_dir / "result.json").read_text()))
+    # one comparison per --out at a time: a second command on it is refused while this one runs
+    with dir_lock(out, f"--out {out}"):
+        saved = out / "compare.json"
+        mine = dataclasses.asdict(cfg)
+        # Tasks may be added to (or dropped from) a finished comparison: only the training settings
+        # must match for its runs to be reused.
+        training = lambda d: {k: v for k, v in d.items() if k not in ("tasks", "task_configs")}  # noqa: E731
+        if saved.exists():
+            theirs = json.loads(saved.read_text())
+            if training(theirs) != training(json.loads(json.dumps(mine))):
+                raise BadInput(f"--out {out}: holds a comparison with other settings; use another --out "
+                               "(or the same command to resume it)")
+        write_json(saved, mine)
+        ev = get_evaluator(ds, device=device, log=log)  # trained on train + val as loaded: see get_evaluator
+        splits, curve_feats = _selection_split(ds, ev, data_cfg.seed, log)
+        if splits["best_selection"] is None:
+            log("--val-split 0: curves on a slice of the training images; no best checkpoint is picked")
         else:
-            rows.append(_finish_one(cfg, run_dir, preset, seed, ds, ev, log, device))
-    t_tasks = time.perf_counter()
-    task_results = _run_tasks(cfg, out, runs, rows, ds, ev, log, progress, device)
-    t_tasks = time.perf_counter() - t_tasks
-    # this invocation's wall clock, and the training it did itself (a re-run reuses finished runs)
-    wall = time.perf_counter() - t_start
-    trained = sum(r.get("timing", {}).get("train", 0.0) for r in rows
-                  if _run_name(r["model"], r["seed"]) in trained_here)
-    timing = {"setup": round(t_setup, 2), "floor": round(t_floor, 2), "wall": round(wall, 2),
-              "train": round(trained, 2), "outside_training": round(wall - trained, 2),
-              "tasks": round(t_tasks, 2)}
-    results = {"config": mine, "budget_kind": cfg.budget_kind, "floor": json.loads(floor_path.read_text()),
-               "splits": splits, "directions": directions(), "rows": rows, "timing": timing,
-               "tasks": task_results}
-    write_json(out / "results.json", results)
-    write_csv(out / "results.csv", rows)
-    t_report = time.perf_counter()
-    write_report(out)
-    tasks_text = f", tasks {t_tasks:.0f}s" if cfg.tasks != ("generate",) else ""
-    log(f"time: {trained:.0f}s training, {wall - trained + time.perf_counter() - t_report:.0f}s around it "
-        f"(set-up {t_setup:.0f}s, real-data floor {t_floor:.0f}s{tasks_text}, report "
-        f"{time.perf_counter() - t_report:.0f}s)")
-    return results
+            log(f"curves and best-checkpoint selection on the validation split ({splits['val_images']} images "
+                f"held out of train, seed {data_cfg.seed}); scores on the test split ({len(ds.test)} images)")
+        t_setup = time.perf_counter() - t_start
+        runs = [(preset, seed) for seed in range(cfg.seeds) for preset in cfg.models]
+        # phase 1: train, record curves and pick best checkpoints; the test split is not touched
+        trained_here = set()              # the runs this invocation trains (a re-run reuses the others)
+        for preset, seed in runs:
+            name, run_dir = _run_name(preset, seed), out / "runs" / _run_name(preset, seed)
+            if (run_dir / "result.json").exists():
+                log(f"{name}: finished earlier; skipping")
+                continue
+            if (run_dir / "summary.json").exists() and (run_dir / "model" / "config.json").exists():
+                log(f"{name}: trained earlier; scoring it")
+                continue
+            log(f"{name}: training ({cfg.budget_kind})")
+            trained_here.add(name)
+            try:
+                _train_one(cfg, out, preset, seed, ds, ev, curve_feats, splits, progress, log, device)
+            except GanvaeError as e:
+                if "diverged" not in str(e):
+                    raise
+                log(f"{name}: {e}")
+                write_json(run_dir / "result.json", {"model": preset, "seed": seed, "status": "diverged", "error": str(e)})
+        # phase 2: every choice is made; now the test split: the floor, then each final and best model
+        floor_path = out / "floor.json"
+        t_floor = time.perf_counter()
+        if not floor_path.exists():
+            # real training images; with --limit drawn from the whole train split the N came from:
+            # the floor is what real data scores, not what N images score against thousands
+            pool = ds.pool if ds.pool is not None else ds.train
+            n = min(cfg.eval_n, len(pool))
+            floor = score(pool.x[np.random.default_rng(0).permutation(len(pool))[:n]], ds, ev,
+                          EvalConfig(n=n), log, with_floor=False)
+            # the test images' classes as the evaluator reads them (what the models' samples are
+            # measured against, so its errors cancel) and as labelled
+            real_hist = real_class_hist(real_features(ev, ds.test.x, "test", log)[1])
+            labels_hist = (np.bincount(ds.test.y, minlength=ds.num_classes) / len(ds.test.y)).tolist() \
+                if ds.test.y is not None else None
+            write_json(floor_path, {"metrics": floor["metrics"], "n": n,
+                                    "class_hist": None if real_hist is None else real_hist.tolist(),
+                                    "class_hist_labels": labels_hist,
+                                    "evaluator": {k: ev.meta[k] for k in ("id", "kind", "accuracy", "accuracy_of")},
+                                    "data": ds.name, "classes": ds.classes, "shape": list(ds.shape),
+                                    "train_images": len(ds.train), "test_images": len(ds.test),
+                                    "val_images": splits["val_images"]})
+        t_floor = time.perf_counter() - t_floor
+        rows = []
+        for preset, seed in runs:
+            run_dir = out / "runs" / _run_name(preset, seed)
+            if (run_dir / "result.json").exists():
+                rows.append(json.loads((run_dir / "result.json").read_text()))
+            else:
+                rows.append(_finish_one(cfg, run_dir, preset, seed, ds, ev, log, device))
+        t_tasks = time.perf_counter()
+        task_results = _run_tasks(cfg, out, runs, rows, ds, ev, log, progress, device)
+        t_tasks = time.perf_counter() - t_tasks
+        # this invocation's wall clock, and the training it did itself (a re-run reuses finished runs)
+        wall = time.perf_counter() - t_start
+        trained = sum(r.get("timing", {}).get("train", 0.0) for r in rows
+                      if _run_name(r["model"], r["seed"]) in trained_here)
+        timing = {"setup": round(t_setup, 2), "floor": round(t_floor, 2), "wall": round(wall, 2),
+                  "train": round(trained, 2), "outside_training": round(wall - trained, 2),
+                  "tasks": round(t_tasks, 2)}
+        results = {"config": mine, "budget_kind": cfg.budget_kind, "floor": json.loads(floor_path.read_text()),
+                   "splits": splits, "directions": directions(), "rows": rows, "timing": timing,
+                   "tasks": task_results}
+        write_json(out / "results.json", results)
+        write_csv(out / "results.csv", rows)
+        t_report = time.perf_counter()
+        write_report(out)
+        tasks_text = f", tasks {t_tasks:.0f}s" if cfg.tasks != ("generate",) else ""
+        log(f"time: {trained:.0f}s training, {wall - trained + time.perf_counter() - t_report:.0f}s around it "
+            f"(set-up {t_setup:.0f}s, real-data floor {t_floor:.0f}s{tasks_text}, report "
+            f"{time.perf_counter() - t_report:.0f}s)")
+        return results
 
 
 def task_config(task, values: dict):
