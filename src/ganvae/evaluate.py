@@ -143,13 +143,28 @@ def real_features(ev: Evaluator, x: np.ndarray, what: str, log: Callable[[str], 
     if path.exists():
         try:
             with np.load(path, allow_pickle=False) as z:
-                return z["feats"], (z["probs"] if "probs" in z.files else None)
-        except Exception:  # a damaged cache file is recomputed
+                feats, probs = z["feats"], (z["probs"] if "probs" in z.files else None)
+                if str(z["sha256"]) != _arrays_sha256(feats, probs):
+                    raise ValueError("checksum mismatch")
+                return feats, probs
+        except Exception:  # a damaged (or pre-checksum) cache file is recomputed, never used
             log(f"warning: {path}: damaged statistics cache; recomputing")
     feats, probs = ev.features_and_probs(x)
     arrays = {"feats": feats} if probs is None else {"feats": feats, "probs": probs}
+    arrays["sha256"] = np.array(_arrays_sha256(feats, probs))
     atomic_write(path, lambda p: np.savez(open(p, "wb"), **arrays))
     return feats, probs
+
+
+def _arrays_sha256(feats: np.ndarray, probs: np.ndarray | None) -> str:
+    """The checksum a statistics cache entry carries: SHA-256 of its arrays' bytes and shapes."""
+    h = hashlib.sha256()
+    for a in (feats, probs):
+        if a is not None:
+            a = np.ascontiguousarray(a)
+            h.update(f"{a.dtype}{a.shape}".encode())
+            h.update(a.tobytes())
+    return h.hexdigest()
 
 
 def _floor_slice(ds: ImageDataset, n: int, seed: int) -> np.ndarray:

@@ -97,6 +97,15 @@ NEW_DATA = Recipe(epochs=30, budget_images=50_000, holdout=0.1, patience=3, one_
                   precision="fp32", channels_last=True)
 
 
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes, hex."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def cache_root() -> Path:
     return Path(os.environ.get("GANVAE_CACHE") or Path.home() / ".cache" / "ganvae")
 
@@ -190,12 +199,18 @@ class Evaluator:
         directory.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}
         atomic_write(directory / "model.safetensors", lambda p: save_file(state, str(p)))
+        # the weights file's checksum, checked on every load: a damaged cache entry is retrained,
+        # never used (a flipped bit in a float still loads as a valid safetensors file)
+        self.meta["file_sha256"] = file_sha256(directory / "model.safetensors")
         write_json(directory / "meta.json", self.meta)
 
     @classmethod
     def load(cls, directory: Path, device="cpu") -> "Evaluator":
         try:
             meta = json.loads((directory / "meta.json").read_text())
+            want = meta.get("file_sha256")
+            if want is not None and file_sha256(directory / "model.safetensors") != want:
+                raise ValueError("model.safetensors does not match the checksum in meta.json")
             net = EvalNet(meta["channels"], meta["outputs"], input_pool=meta.get("recipe", {}).get("input_pool", 1))
             net.load_state_dict(load_file(str(directory / "model.safetensors")))
         except Exception as e:  # a damaged cache entry: the caller retrains
