@@ -22,6 +22,23 @@ def isolated_cache(tmp_path_factory):
         os.environ["GANVAE_CACHE"] = old
 
 
+@pytest.fixture(scope="session", autouse=True)
+def threads_per_worker():
+    """Under pytest-xdist (`-n N`), each worker gets its share of the cores, and so do the
+    processes it starts (OMP_NUM_THREADS): N workers of all-core torch on the same cores spin
+    against each other and run slower than one."""
+    import os
+
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        import torch
+
+        share = max(1, (os.cpu_count() or 1) // workers)
+        torch.set_num_threads(share)
+        os.environ["OMP_NUM_THREADS"] = str(share)
+    yield
+
+
 @pytest.fixture(scope="module")
 def one_thread():
     """One intra-op thread for modules of tiny nets: a second OpenMP thread buys nothing there,

@@ -235,6 +235,134 @@ class Decoder(nn.Module):
         return h
 
 
+# ---------------------------------------------------------------------------------------------
+# The ResNet family (`arch=resnet`): the CIFAR generator and discriminator of WGAN-GP
+# (Gulrajani et al. 2017, appendix F) and SNGAN (Miyato et al. 2018, appendix B.4), sized from
+# the image by the same Plan as the DCGAN nets, with the DCGAN nets' interfaces.
+
+class _ResBlockUp(nn.Module):
+    """Generator block, pre-activation (He et al. 2016): norm-ReLU-upsample-conv3x3-norm-ReLU-
+    conv3x3, plus upsample-conv1x1 on the shortcut. (B, cin, s, s) -> (B, cout, 2s, 2s).
+    With classes each norm is a ClassConditionalNorm taking w (B, K), as in SNGAN's cGAN."""
+
+    def __init__(self, cin: int, cout: int, norm: str, num_classes: int, lr_mul: float):
+        super().__init__()
+        make = (lambda c: ClassConditionalNorm(norm, c, num_classes, lr_mul)) if num_classes else \
+            (lambda c: _norm(norm, c))
+        self.n1, self.n2 = make(cin), make(cout)
+        self.c1, self.c2 = nn.Conv2d(cin, cout, 3, 1, 1), nn.Conv2d(cout, cout, 3, 1, 1)
+        self.skip = nn.Conv2d(cin, cout, 1)
+
+    def _norm(self, m: nn.Module, h: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
+        return m(h, w) if isinstance(m, ClassConditionalNorm) else m(h)
+
+    def forward(self, h: torch.Tensor, w: torch.Tensor | None = None) -> torch.Tensor:
+        y = F.interpolate(F.relu(self._norm(self.n1, h, w)), scale_factor=2)
+        y = self.c2(F.relu(self._norm(self.n2, self.c1(y), w)))
+        return y + self.skip(F.interpolate(h, scale_factor=2))
+
+
+class _ResBlockDown(nn.Module):
+    """Discriminator block: ReLU-conv3x3-ReLU-conv3x3-avgpool, plus conv1x1-avgpool on the
+    shortcut; the first block of the net takes the image itself, so it starts with the
+    convolution (SNGAN's "optimized" block). (B, cin, s, s) -> (B, cout, s/2, s/2)."""
+
+    def __init__(self, cin: int, cout: int, norm: str, first: bool):
+        super().__init__()
+        self.first = first
+        self.c1, self.c2 = nn.Conv2d(cin, cout, 3, 1, 1), nn.Conv2d(cout, cout, 3, 1, 1)
+        self.n1, self.n2 = _norm(norm, cout), _norm(norm, cout)
+        self.skip = nn.Conv2d(cin, cout, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.c1(x if self.first else F.relu(x))
+        y = self.c2(F.relu(self.n1(y)))
+        y = F.avg_pool2d(self.n2(y), 2)
+        shortcut = self.skip(F.avg_pool2d(x, 2)) if self.first else F.avg_pool2d(self.skip(x), 2)
+        return y + shortcut
+
+
+class ResNetBody(nn.Module):
+    """(B, C, S, S) -> (B, ch[-1], base, base): k down-blocks with the DCGAN body's channels.
+    `freeze(k)` keeps the first k blocks fixed (Freeze-D), as ConvBody's."""
+
+    def __init__(self, channels: int, size: int, width: int, norm: str = "none"):
+        super().__init__()
+        plan = plan_for(size)
+        chans = plan.d_channels(width)
+        self.blocks = nn.ModuleList(_ResBlockDown(cin, cout, norm, first=(j == 0))
+                                    for j, (cin, cout) in enumerate(zip([channels] + chans[:-1], chans)))
+        self.out_channels, self.base, self.n_blocks = chans[-1], plan.base, len(chans)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for block in self.blocks:
+            x = block(x)
+        return F.relu(x)
+
+    def freeze(self, k: int) -> None:
+        if not 0 <= k <= self.n_blocks:
+            raise BadInput(f"freeze_d={k}: this discriminator has {self.n_blocks} blocks; choose 0..{self.n_blocks}")
+        self.blocks[:k].requires_grad_(False)
+
+
+class ResNetDiscriminator(nn.Module):
+    """(B, C, S, S) -> logits (B,): ResNetBody, global sum pooling, a linear head (SNGAN); with
+    classes the projection term <V w, features> of Discriminator. `features(x)` (B, F) is the
+    pooled activation the head reads."""
+
+    def __init__(self, channels: int, size: int, width: int = 64, norm: str = "none", num_classes: int = 0):
+        super().__init__()
+        self.body = ResNetBody(channels, size, width, norm)
+        self.head = nn.Linear(self.body.out_channels, 1)
+        self.num_classes = num_classes
+        if num_classes:
+            self.embed = nn.Linear(num_classes, self.body.out_channels, bias=False)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x).sum((2, 3))                                  # (B, F)
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.features(x)
+        logits = self.head(h).flatten()
+        if self.num_classes and w is not None:
+            logits = logits + (self.embed(w.to(h.dtype)) * h).sum(1)
+        return logits
+
+
+class ResNetDecoder(nn.Module):
+    """z (B, latent) -> images (B, C, S, S): a linear map to the base grid, k up-blocks, then
+    norm-ReLU-conv3x3 to the image (WGAN-GP's / SNGAN's generator). Decoder's interface."""
+
+    def __init__(self, latent: int, channels: int, size: int, width: int = 64, norm: str = "batch",
+                 out: str = "tanh", num_classes: int = 0, class_lr_mul: float = 1.0):
+        super().__init__()
+        if out not in ("tanh", "none"):
+            raise BadInput(f"decoder output {out!r}: choose tanh or none")
+        plan = plan_for(size)
+        chans = plan.g_channels(width) + [width]                         # base grid ... image side
+        self.fc = nn.Linear(latent, chans[0] * plan.base * plan.base)
+        self.blocks = nn.ModuleList(_ResBlockUp(cin, cout, norm, num_classes, class_lr_mul)
+                                    for cin, cout in zip(chans[:-1], chans[1:]))
+        self.out_norm = ClassConditionalNorm(norm, width, num_classes, class_lr_mul) if num_classes else \
+            _norm(norm, width)
+        self.to_image = nn.Conv2d(width, channels, 3, 1, 1)
+        self.latent, self.num_classes, self.out, self.base = latent, num_classes, out, plan.base
+        self.first_channels = chans[0]
+
+    def forward(self, z: torch.Tensor, w: torch.Tensor | None = None) -> torch.Tensor:
+        if self.num_classes and w is None:
+            w = class_weights(None, len(z), self.num_classes, z.device)
+        h = self.fc(z).view(len(z), self.first_channels, self.base, self.base)
+        for block in self.blocks:
+            h = block(h, w)
+        h = self.out_norm(h, w) if isinstance(self.out_norm, ClassConditionalNorm) else self.out_norm(h)
+        x = self.to_image(F.relu(h))
+        return torch.tanh(x) if self.out == "tanh" else x
+
+
+ARCHS = ("dcgan", "resnet")
+
+
 class _BaseProjection(nn.Module):
     """The decoder's first layer for inference: a transposed convolution of a 1x1 input with a
     b x b kernel is a matrix product, z (B, L) @ W (L, b*b*C) -> (B, C, b, b). Its columns are

@@ -38,7 +38,8 @@ from torch import nn
 
 from ..augment import AugmentConfig, DiscriminatorAugment
 from ..errors import BadInput
-from ..nets import Decoder, Discriminator, class_weights, dcgan_init
+from ..nets import (ARCHS, Decoder, Discriminator, ResNetDecoder, ResNetDiscriminator, class_weights,
+                    dcgan_init)
 from ..registry import register_model
 from .autoencoder import evaluating
 from .base import ClassConditionalConfig, GenerativeModel, ModelConfig
@@ -79,6 +80,9 @@ class GANConfig(ModelConfig, AugmentConfig, ClassConditionalConfig):
     # Freeze-D (Mo, Cho & Shin 2020, "Freeze the Discriminator"): when fine-tuning a transferred
     # run (--init-from), keep D's first K blocks (those nearest the image) fixed; 0 = train all.
     freeze_d: int = 0
+    # the nets: DCGAN's (Radford et al. 2016) or the residual ones of WGAN-GP and SNGAN
+    # (nets.ResNetDecoder / ResNetDiscriminator), both sized from the image
+    arch: Literal["dcgan", "resnet"] = "dcgan"
     # conditional: how much faster than the other weights G's class gains and biases learn
     # (nets.ClassConditionalNorm gives the reason and the measurement; 1 = plain parametrisation)
     class_lr_mul: float = 30.0
@@ -89,7 +93,7 @@ class GANConfig(ModelConfig, AugmentConfig, ClassConditionalConfig):
         self.validate_conditional()
         # Literal fields are checked when set from strings; a config built directly in Python
         # is not, so check the names here too, with the same kind of message.
-        for key, table in (("loss", LOSSES), ("optimizer", OPTIMIZERS)):
+        for key, table in (("loss", LOSSES), ("optimizer", OPTIMIZERS), ("arch", ARCHS)):
             if getattr(self, key) not in table:
                 raise BadInput(f"{key}={getattr(self, key)!r}: choose one of {', '.join(table)}")
         if self.reg not in REGS:
@@ -254,11 +258,13 @@ class GAN(GenerativeModel):
         super().__init__(config)
         c = config
         k = c.num_classes if c.conditional else 0   # cgan: conditional BN in G, a projection D
-        self.g = Decoder(c.latent, c.channels, c.size, c.width, norm=c.g_norm, out="tanh", num_classes=k,
-                         class_lr_mul=c.class_lr_mul)
-        self.d = Discriminator(c.channels, c.size, c.width, norm=c.d_norm, num_classes=k)
-        dcgan_init(self.g)
-        dcgan_init(self.d)
+        G, D = (ResNetDecoder, ResNetDiscriminator) if c.arch == "resnet" else (Decoder, Discriminator)
+        self.g = G(c.latent, c.channels, c.size, c.width, norm=c.g_norm, out="tanh", num_classes=k,
+                   class_lr_mul=c.class_lr_mul)
+        self.d = D(c.channels, c.size, c.width, norm=c.d_norm, num_classes=k)
+        if c.arch == "dcgan":   # the ResNets keep PyTorch's (He-uniform) initialisation
+            dcgan_init(self.g)
+            dcgan_init(self.d)
         if c.reg == "spectral":
             # After init: the parametrization starts its power iteration from these weights.
             add_spectral_norm(self.d)
