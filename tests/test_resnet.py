@@ -69,3 +69,32 @@ def test_unknown_arch_is_one_line():
     ds = _load_data(DataConfig(spec=DATA, val_split=0))
     with pytest.raises(BadInput, match="arch"):
         build("dcgan", ds, {"arch": "vgg"})
+
+
+@pytest.mark.parametrize("preset", ["ae", "vae", "cvae", "aae", "bigan"])
+def test_encoder_families_train_with_resnet_nets(preset):
+    from ganvae.nets import ResNetEncoder
+
+    ds = _load_data(DataConfig(spec=DATA, val_split=0))
+    torch.manual_seed(0)
+    model, _ = build(preset, ds, {"width": 8, "latent": 8, "arch": "resnet"})
+    assert isinstance(model.encoder, ResNetEncoder)
+    x = torch.rand(8, *ds.shape) * 2 - 1
+    batch = (x, torch.arange(8) % 10) if model.conditional else x
+    for step in range(2):
+        out = model.train_step(batch, step)
+    assert all(torch.isfinite(v) for v in out.values())
+    assert model.encode(x).shape == (8, 8) and model.reconstruct(x).shape == x.shape
+    if model.has_likelihood:   # the IWAE bound runs the ResNet decoder through inference_decoder
+        ll = model.log_likelihood(x[:2], k=3, generator=torch.Generator().manual_seed(0), labels=None) \
+            if model.conditional else model.log_likelihood(x[:2], k=3, generator=torch.Generator().manual_seed(0))
+        assert torch.isfinite(ll).all()
+
+
+@pytest.mark.parametrize("preset", ["vaegan", "pix2pix"])
+def test_families_without_resnet_nets_say_so(preset):
+    from tests.conftest import data_for
+
+    ds = _load_data(DataConfig(spec=data_for(preset), val_split=0))
+    with pytest.raises(BadInput, match="arch=resnet"):
+        build(preset, ds, {"arch": "resnet"})

@@ -360,7 +360,30 @@ class ResNetDecoder(nn.Module):
         return torch.tanh(x) if self.out == "tanh" else x
 
 
+class ResNetEncoder(nn.Module):
+    """(B, C, S, S) -> (B, out_dim): ResNetBody and a linear head on its flattened base grid
+    (not sum-pooled as in the discriminator: a code must keep where things are)."""
+
+    def __init__(self, channels: int, size: int, width: int, out_dim: int, norm: str = "batch"):
+        super().__init__()
+        self.body = ResNetBody(channels, size, width, norm)
+        self.head = nn.Linear(self.body.out_channels * self.body.base ** 2, out_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x).flatten(1))
+
+
 ARCHS = ("dcgan", "resnet")
+
+
+def make_encoder(arch: str, channels: int, size: int, width: int, out_dim: int, norm: str = "batch") -> nn.Module:
+    """The encoder of `arch` (ModelConfig.arch): Encoder or ResNetEncoder."""
+    return (ResNetEncoder if arch == "resnet" else Encoder)(channels, size, width, out_dim, norm)
+
+
+def make_decoder(arch: str, latent: int, channels: int, size: int, width: int = 64, **kw) -> nn.Module:
+    """The decoder / generator of `arch`: Decoder or ResNetDecoder (same keyword options)."""
+    return (ResNetDecoder if arch == "resnet" else Decoder)(latent, channels, size, width, **kw)
 
 
 class _BaseProjection(nn.Module):
@@ -421,6 +444,10 @@ def inference_decoder(decoder: Decoder) -> nn.Module:
     (k decoder passes per image). The copy is of the eval-mode function whatever mode
     `decoder` is in (batch norm on its running statistics), and `decoder` is left as it was.
     """
+    if isinstance(decoder, ResNetDecoder):   # no fast path for it: an eval-mode frozen copy
+        import copy
+
+        return copy.deepcopy(decoder).eval().requires_grad_(False)
     was_training = decoder.training
     decoder.eval()          # torch's fusion folds only eval-mode batch norm
     try:
@@ -570,8 +597,14 @@ class PatchDiscriminator(nn.Module):
 
 
 def dcgan_init(module: nn.Module) -> None:
-    """N(0, 0.02) conv weights, N(1, 0.02) norm scales, zero biases (Radford et al. 2016, §4)."""
+    """N(0, 0.02) conv weights, N(1, 0.02) norm scales, zero biases (Radford et al. 2016, §4).
+    ResNet nets inside `module` keep PyTorch's initialisation (He-uniform, as their papers'
+    code): N(0, 0.02) would shrink each residual branch towards nothing."""
+    resnet = {id(m) for r in module.modules() if isinstance(r, (ResNetBody, ResNetDecoder, ResNetEncoder))
+              for m in r.modules()}
     for m in module.modules():
+        if id(m) in resnet:
+            continue
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
             nn.init.normal_(m.weight, 0.0, 0.02)
             if m.bias is not None:

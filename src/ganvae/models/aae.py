@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import BadInput
-from ..nets import Decoder, Encoder, dcgan_init
+from ..nets import dcgan_init, make_decoder, make_encoder
 from ..registry import register_model
 from .autoencoder import check_adam, evaluating, normal
 from .base import GenerativeModel, ModelConfig
@@ -168,9 +168,10 @@ class AAE(GenerativeModel):
         super().__init__(config)
         c = config
         gaussian = c.encoder == "gaussian"
-        self.encoder = Encoder(c.channels, c.size, c.width, out_dim=2 * c.latent if gaussian else c.latent)
+        self.encoder = make_encoder(c.arch, c.channels, c.size, c.width, out_dim=2 * c.latent if gaussian else c.latent)
         # bce: raw logits (the loss applies the sigmoid stably); mse: tanh images in [-1, 1].
-        self.decoder = Decoder(c.latent, c.channels, c.size, c.width, out="none" if c.recon == "bce" else "tanh")
+        self.decoder = make_decoder(c.arch, c.latent, c.channels, c.size, c.width,
+                                    out="none" if c.recon == "bce" else "tanh")
         self.discriminator = LatentDiscriminator(c.latent, c.d_hidden)
         dcgan_init(self)   # the encoder and decoder as every family's, so families compare fairly
 

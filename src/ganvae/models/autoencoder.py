@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import BadInput, GanvaeError
-from ..nets import Decoder, Encoder, dcgan_init
+from ..nets import dcgan_init, make_decoder, make_encoder
 from ..registry import register_model
 from .base import GenerativeModel, ModelConfig
 
@@ -325,9 +325,10 @@ class AE(FittedPrior, GenerativeModel):
         config.validate()
         super().__init__(config)
         c = config
-        self.encoder = Encoder(c.channels, c.size, c.width, out_dim=c.latent)
+        self.encoder = make_encoder(c.arch, c.channels, c.size, c.width, out_dim=c.latent)
         # bce: raw logits (the loss applies the sigmoid stably); mse: tanh images in [-1, 1].
-        self.decoder = Decoder(c.latent, c.channels, c.size, c.width, out="none" if c.loss == "bce" else "tanh")
+        self.decoder = make_decoder(c.arch, c.latent, c.channels, c.size, c.width,
+                                    out="none" if c.loss == "bce" else "tanh")
         dcgan_init(self)   # the same initialisation as the GAN nets, so families compare fairly
         self.init_prior(c.prior, c.latent, c.gmm_components)
 

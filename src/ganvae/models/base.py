@@ -65,8 +65,13 @@ class ModelConfig:
     size: int = 28         # filled from the data
     latent: int = 64       # latent dimension
     width: int = 64        # base channel count of the nets (64 = DCGAN)
+    # the nets: DCGAN's (Radford et al. 2016) or the residual ones of WGAN-GP and SNGAN
+    # (nets.ResNetDecoder / ResNetDiscriminator / ResNetEncoder), both sized from the image
+    arch: str = "dcgan"
 
     def validate(self) -> None:
+        if self.arch not in ("dcgan", "resnet"):
+            raise BadInput(f"arch={self.arch!r}: choose dcgan or resnet")
         if self.latent < 1:
             raise BadInput(f"latent={self.latent}: must be at least 1")
         if self.width < 1:

@@ -49,7 +49,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import BadInput
-from ..nets import ConvBody, Decoder, Encoder, dcgan_init
+from ..nets import ConvBody, dcgan_init, make_decoder, make_encoder
 from ..registry import register_model
 from .autoencoder import check_adam, evaluating, normal
 from .base import GenerativeModel, ModelConfig
@@ -162,8 +162,9 @@ class BiGAN(GenerativeModel):
         super().__init__(config)
         c = config
         out_dim = 2 * c.latent if c.encoder == "gaussian" else c.latent   # (mu, logvar) or z
-        self.encoder = Encoder(c.channels, c.size, c.width, out_dim=out_dim)
-        self.generator = Decoder(c.latent, c.channels, c.size, c.width, out="tanh")
+        # arch=resnet: the encoder and the generator; the joint (x, z) discriminator stays DCGAN's
+        self.encoder = make_encoder(c.arch, c.channels, c.size, c.width, out_dim=out_dim)
+        self.generator = make_decoder(c.arch, c.latent, c.channels, c.size, c.width, out="tanh")
         self.discriminator = JointDiscriminator(c.channels, c.size, c.width, c.latent, c.d_norm, c.d_dropout)
         # Convolutions and norms as DCGAN. D's Linear layers keep PyTorch's fan-in-scaled
         # default: a fixed std of 0.02 would scale the joint layer's output with the square root

@@ -38,7 +38,7 @@ from torch import nn
 
 from ..augment import AugmentConfig, DiscriminatorAugment
 from ..errors import BadInput
-from ..nets import (ARCHS, Decoder, Discriminator, ResNetDecoder, ResNetDiscriminator, class_weights,
+from ..nets import (Decoder, Discriminator, ResNetDecoder, ResNetDiscriminator, class_weights,
                     dcgan_init)
 from ..registry import register_model
 from .autoencoder import evaluating
@@ -80,9 +80,6 @@ class GANConfig(ModelConfig, AugmentConfig, ClassConditionalConfig):
     # Freeze-D (Mo, Cho & Shin 2020, "Freeze the Discriminator"): when fine-tuning a transferred
     # run (--init-from), keep D's first K blocks (those nearest the image) fixed; 0 = train all.
     freeze_d: int = 0
-    # the nets: DCGAN's (Radford et al. 2016) or the residual ones of WGAN-GP and SNGAN
-    # (nets.ResNetDecoder / ResNetDiscriminator), both sized from the image
-    arch: Literal["dcgan", "resnet"] = "dcgan"
     # conditional: how much faster than the other weights G's class gains and biases learn
     # (nets.ClassConditionalNorm gives the reason and the measurement; 1 = plain parametrisation)
     class_lr_mul: float = 30.0
@@ -93,7 +90,7 @@ class GANConfig(ModelConfig, AugmentConfig, ClassConditionalConfig):
         self.validate_conditional()
         # Literal fields are checked when set from strings; a config built directly in Python
         # is not, so check the names here too, with the same kind of message.
-        for key, table in (("loss", LOSSES), ("optimizer", OPTIMIZERS), ("arch", ARCHS)):
+        for key, table in (("loss", LOSSES), ("optimizer", OPTIMIZERS)):
             if getattr(self, key) not in table:
                 raise BadInput(f"{key}={getattr(self, key)!r}: choose one of {', '.join(table)}")
         if self.reg not in REGS:

@@ -68,6 +68,8 @@ class TranslationConfig(ModelConfig):
 
     def validate(self) -> None:
         super().validate()
+        if self.arch != "dcgan":
+            raise BadInput(f"arch={self.arch}: translation models use the U-Net and PatchGAN nets; drop arch")
         if self.channels_a < 1:
             raise BadInput(f"channels_a={self.channels_a}: must be at least 1")
         if self.norm not in TRANSLATION_NORMS:

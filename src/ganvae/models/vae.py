@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import BadInput
-from ..nets import Decoder, Encoder, class_weights, dcgan_init, inference_decoder
+from ..nets import class_weights, dcgan_init, inference_decoder, make_decoder, make_encoder
 from ..registry import register_model
 from .autoencoder import FittedPrior, check_adam, evaluating, normal
 from .base import ClassConditionalConfig, GenerativeModel, ModelConfig
@@ -223,11 +223,11 @@ class VAE(FittedPrior, GaussianEncoding, GenerativeModel):
         # CVAE (Sohn et al. 2015): q(z | x, y) and p(x | z, y), the class as K more input planes
         # of the encoder (one-hot, constant over the image) and K more inputs of the decoder
         k = c.num_classes if c.conditional else 0
-        self.encoder = Encoder(c.channels + k, c.size, c.width, out_dim=2 * c.latent)   # -> (mu, logvar)
+        self.encoder = make_encoder(c.arch, c.channels + k, c.size, c.width, out_dim=2 * c.latent)   # -> (mu, logvar)
         # Raw outputs: Bernoulli logits, Gaussian means, or for the discretized likelihoods a
         # mean and a log-scale per pixel (2C channels); `decode` maps them into [-1, 1].
         out_channels = 2 * c.channels if c.likelihood in DISCRETIZED else c.channels
-        self.decoder = Decoder(c.latent + k, out_channels, c.size, c.width, out="none")
+        self.decoder = make_decoder(c.arch, c.latent + k, out_channels, c.size, c.width, out="none")
         dcgan_init(self)
         if c.likelihood == "gaussian" and c.learn_sigma:
             # Stored before the soft floor of `log_sigma`, inverted so that sigma starts at c.sigma.

@@ -116,6 +116,8 @@ class VAEGANConfig(ModelConfig, AugmentConfig):
 
     def validate(self) -> None:
         super().validate()
+        if self.arch != "dcgan":   # its feature loss reads the DCGAN discriminator's layers (Dis_l)
+            raise BadInput(f"arch={self.arch}: vaegan has only the DCGAN nets so far; use arch=dcgan")
         self.validate_augment()
         if self.gamma < 0:
             raise BadInput(f"gamma={self.gamma}: must be at least 0")
