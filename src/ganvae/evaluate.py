@@ -144,10 +144,14 @@ def real_features(ev: Evaluator, x: np.ndarray, what: str, log: Callable[[str], 
         try:
             with np.load(path, allow_pickle=False) as z:
                 feats, probs = z["feats"], (z["probs"] if "probs" in z.files else None)
+                if "sha256" not in z.files:
+                    raise KeyError("sha256")
                 if str(z["sha256"]) != _arrays_sha256(feats, probs):
                     raise ValueError("checksum mismatch")
                 return feats, probs
-        except Exception:  # a damaged (or pre-checksum) cache file is recomputed, never used
+        except KeyError:   # written by a ganvae without checksums: replaced, not trusted
+            log(f"{path}: a statistics cache without a checksum (an older ganvae's); recomputing")
+        except Exception:  # a damaged cache file is recomputed, never used
             log(f"warning: {path}: damaged statistics cache; recomputing")
     feats, probs = ev.features_and_probs(x)
     arrays = {"feats": feats} if probs is None else {"feats": feats, "probs": probs}
@@ -302,11 +306,12 @@ def encoder_metrics(model, ds: ImageDataset, cfg: EvalConfig, log: Callable[[str
         # --eval-n); the mean squared error of thousands of images is stable to ~1%
         se, count = 0.0, 0
         x_rec = x_all[:cfg.n]
-        for i in range(0, len(x_rec), cfg.batch):
-            x = to_float(x_rec[i:i + cfg.batch].to(model.device))
-            x_hat = model.reconstruct(x).clamp(-1, 1)
-            se += float(((x_hat - x) / 2).pow(2).sum())  # on [0, 1] intensities
-            count += x.numel()
+        with torch.no_grad():   # (reconstruct is differentiable for the tasks that need it)
+            for i in range(0, len(x_rec), cfg.batch):
+                x = to_float(x_rec[i:i + cfg.batch].to(model.device))
+                x_hat = model.reconstruct(x).clamp(-1, 1)
+                se += float(((x_hat - x) / 2).pow(2).sum())  # on [0, 1] intensities
+                count += x.numel()
         mse = se / count
         out["recon_mse"] = mse
         out["psnr"] = 10 * math.log10(1.0 / max(mse, 1e-12))
