@@ -13,7 +13,7 @@ from ganvae.registry import expand_sweep
 from tests.conftest import DATA, TINY
 
 
-@pytest.mark.parametrize("preset,kind", [("vae", "encoder code"), ("dcgan", "discriminator features")])
+@pytest.mark.parametrize("preset,kind", [("vae", "encoder codes"), ("dcgan", "discriminator features")])
 def test_probe_command_scores_the_features_beside_pixels_and_pca(preset, kind, runs, run_cli):
     code, out, err = run_cli("probe", runs[preset], "--per-class", "2,5", "--n-test", 64, "--seeds", 2)
     assert code == 0, err

@@ -245,7 +245,7 @@ def model_features(model, x: np.ndarray, batch: int = 500) -> tuple[str, np.ndar
     The encoder's code where the model has one (a VAE's posterior mean), else the
     discriminator's penultimate activations (GANs' `d_features`)."""
     if model.has_encoder:
-        kind, fn = "encoder code", model.encode
+        kind, fn = "encoder codes", model.encode
     elif hasattr(model, "d_features"):
         kind, fn = "discriminator features", model.d_features
     else:
