@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import BadInput
 from .base import ImageDataset, Split
-from .shapes import SHAPES, SUPERSAMPLE
+from .shapes import SHAPES, SUPERSAMPLE, parse_int_options
 from .transform import check_channels, check_size
 
 SHAPE_NAMES = ("square", "ellipse", "triangle")
@@ -119,16 +119,7 @@ def render_factors(factors: np.ndarray, size: int, channels: int) -> np.ndarray:
 
 def parse_options(arg: str) -> dict:
     """`n=N,n_test=M,seed=S` (any subset) -> {option: int}."""
-    opts = {}
-    for item in filter(None, (arg or "").split(",")):
-        key, eq, value = item.partition("=")
-        if not eq or key not in OPTIONS:
-            raise BadInput(f"factors option {item!r}: use factors:n=N,n_test=M,seed=S")
-        try:
-            opts[key] = int(value)
-        except ValueError:
-            raise BadInput(f"factors option {key}={value!r}: must be an integer") from None
-    return opts
+    return parse_int_options(arg, "factors", OPTIONS, "factors:n=N,n_test=M,seed=S")
 
 
 def load_factors(arg: str = "", size: int | None = None, channels: int | None = None,

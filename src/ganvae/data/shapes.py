@@ -111,17 +111,23 @@ def render(labels: np.ndarray, size: int, channels: int, rng: np.random.Generato
     return out
 
 
-def parse_options(arg: str) -> dict:
+def parse_int_options(arg: str, dataset: str, keys: tuple[str, ...], usage: str) -> dict:
+    """A procedural dataset's `KEY=N,KEY=N` options -> {key: int}, each key one of `keys`;
+    anything else is a one-line error that shows `usage`."""
     opts = {}
     for item in filter(None, (arg or "").split(",")):
         key, eq, value = item.partition("=")
-        if not eq or key not in ("classes", "n", "n_test", "seed"):
-            raise BadInput(f"shapes option {item!r}: use shapes:classes=K,n=N,n_test=M,seed=S")
+        if not eq or key not in keys:
+            raise BadInput(f"{dataset} option {item!r}: use {usage}")
         try:
             opts[key] = int(value)
         except ValueError:
-            raise BadInput(f"shapes option {key}={value!r}: must be an integer") from None
+            raise BadInput(f"{dataset} option {key}={value!r}: must be an integer") from None
     return opts
+
+
+def parse_options(arg: str) -> dict:
+    return parse_int_options(arg, "shapes", ("classes", "n", "n_test", "seed"), "shapes:classes=K,n=N,n_test=M,seed=S")
 
 
 def load_shapes(arg: str = "", size: int | None = None, channels: int | None = None,

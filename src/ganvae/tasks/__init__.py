@@ -57,6 +57,20 @@ def parse_tasks(spec: str | tuple | list) -> tuple[str, ...]:
     return tuple(names)
 
 
+class EncoderTask:
+    """What the latent-space tasks on an encoder's codes share (compress, disentangle): they
+    apply to every model with an encoder, score no images in the evaluator's features, and
+    stand under the report's "Latent space" heading."""
+
+    uses_evaluator = False
+    group = "Latent space"
+    needs = "an encoder (ae, vae, beta-vae, vaegan, aae, bigan)"
+
+    @staticmethod
+    def applies(model) -> bool:
+        return bool(model.has_encoder) and not model.translation
+
+
 def evaluator_scores(x: np.ndarray, ev, real_feats: np.ndarray | None = None,
                      labels: np.ndarray | None = None) -> dict:
     """What the evaluator says of a task's uint8 output images x (N, C, H, W): their FD to the

@@ -32,6 +32,7 @@ from ..errors import BadInput
 from ..metrics.codec import Quantizer, jpeg_at_bytes, jpeg_curve, pca_codec, rate_distortion_point
 from ..registry import register_task
 from ..evaluate import kl_bits, model_features
+from . import EncoderTask
 
 # never ranked: each row is a different rate, so the best PSNR of the column would only name the
 # largest code; the figure and the findings compare at equal bytes
@@ -80,19 +81,12 @@ def _fit_rows(ds, cfg: CompressConfig) -> np.ndarray:
 
 
 @register_task
-class CompressTask:
+class CompressTask(EncoderTask):
     """Quantised latent codes against PCA and JPEG at the same bytes; a VAE's KL rate."""
 
     name = "compress"
     title = "Latent space: compression (rate and distortion)"
     Config = CompressConfig
-    uses_evaluator = False
-    group = "Latent space"
-    needs = "an encoder (ae, vae, beta-vae, vaegan, aae, bigan)"
-
-    @staticmethod
-    def applies(model) -> bool:
-        return bool(model.has_encoder) and not model.translation
 
     @staticmethod
     def prepare(ds, ev, cfg: CompressConfig, log=print) -> dict:

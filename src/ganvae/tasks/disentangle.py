@@ -29,7 +29,7 @@ from ..errors import BadInput
 from ..metrics.disentangle import dci, factor_vae_score, gaussian_total_correlation, mig
 from ..registry import register_task
 from ..evaluate import model_features
-from . import seed_means
+from . import EncoderTask, seed_means
 
 METRICS = [("mig", "MIG", True), ("factor_vae", "FactorVAE score", True), ("dci_d", "DCI disentanglement", True),
            ("dci_c", "DCI completeness", True), ("dci_i", "DCI informativeness", True),
@@ -61,19 +61,12 @@ def active_dims(codes: np.ndarray, threshold: float = 0.01) -> int:
 
 
 @register_task
-class DisentangleTask:
+class DisentangleTask(EncoderTask):
     """MIG, FactorVAE, DCI against known factors; the codes' total correlation on any data."""
 
     name = "disentangle"
     title = "Latent space: disentanglement"
     Config = DisentangleConfig
-    uses_evaluator = False
-    group = "Latent space"
-    needs = "an encoder (ae, vae, beta-vae, vaegan, aae, bigan)"
-
-    @staticmethod
-    def applies(model) -> bool:
-        return bool(model.has_encoder) and not model.translation
 
     @staticmethod
     def prepare(ds, ev, cfg: DisentangleConfig, log=print) -> dict:
