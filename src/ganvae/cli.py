@@ -693,21 +693,11 @@ def augment_eval_cmd(run, ratio, seeds, budget_images, seed, json_out, device) -
     """Does RUN's class-conditional model help a classifier? The evaluator's classifier trained
     on the run's real training images, on the model's samples alone (Classification Accuracy
     Score) and on both, each scored on the test split (also written to RUN/eval.json)."""
-    from .evaluate import format_task_table
-    from .files import write_json
-    from .tasks import evaluate_tasks
     from .tasks.augment import AugmentEvalConfig
-    from .trainer import resolve_device
 
     cfg = AugmentEvalConfig(ratio=ratio, seeds=seeds, budget_images=budget_images, seed=seed)
     cfg.validate()
-    done = evaluate_tasks(run, ("augment",), {"augment": cfg}, resolve_device(device),
-                          lambda m: click.echo(m, err=True))
-    write_json(Path(run) / "eval.json", _merge_eval(Path(run) / "eval.json", {**done, "source": str(run)}))
-    if json_out:
-        write_json(json_out, done)
-    for table in done["tasks"]["augment"]["tables"]:
-        click.echo(format_task_table(table))
+    _run_one_task(run, "augment", cfg, device, json_out)
 
 
 def _run_one_task(run: Path, name: str, cfg, device: str, json_out: Path | None, data: str | None = None,
