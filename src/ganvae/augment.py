@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import BadInput
+from .parallel import all_sum_, draw_rows
 
 Tensor = torch.Tensor
 Op = Callable[[Tensor, "torch.Generator | None"], Tensor]
@@ -36,16 +37,18 @@ Op = Callable[[Tensor, "torch.Generator | None"], Tensor]
 # ---- shared helpers
 def _draw(shape: tuple[int, ...], x: Tensor, generator: torch.Generator | None,
           normal: bool = False) -> Tensor:
-    """U[0, 1) (or N(0, 1)) float32 numbers of `shape`, drawn on the generator's device."""
+    """U[0, 1) (or N(0, 1)) float32 numbers of `shape`, drawn on the generator's device. The
+    last axis is the batch: under DDP this rank's part of one draw for the global batch."""
     fn = torch.randn if normal else torch.rand
-    return fn(shape, generator=generator, device=generator.device if generator is not None else x.device,
-              dtype=torch.float32).to(x.device)
+    dev = generator.device if generator is not None else x.device
+    return draw_rows(lambda m: fn((*shape[:-1], m), generator=generator, device=dev, dtype=torch.float32),
+                     shape[-1], dim=len(shape) - 1).to(x.device)
 
 
 def _randint(low: int, high: int, n: int, x: Tensor, generator: torch.Generator | None) -> Tensor:
     """n integers in [low, high] (inclusive), int64 on x's device."""
-    return torch.randint(low, high + 1, (n,), generator=generator,
-                         device=generator.device if generator is not None else x.device).to(x.device)
+    dev = generator.device if generator is not None else x.device
+    return draw_rows(lambda m: torch.randint(low, high + 1, (m,), generator=generator, device=dev), n).to(x.device)
 
 
 def _in_float32(fn: Callable[..., Tensor]) -> Callable[..., Tensor]:
@@ -282,8 +285,11 @@ class AdaptiveAugment(nn.Module):
         """Accumulate sign(D(real)); every `interval`-th call move p by sign(r_t - target) times
         the images seen since / speed_images. Tensor arithmetic only: no host sync."""
         signs = torch.sign(logits_real.detach().float())
-        self.sign_sum += signs.sum()
-        self.sign_count += signs.numel()
+        # under DDP the heuristic is the global batch's: every rank adds every rank's signs, so
+        # all ranks keep one p (one small all-reduce per D step; nothing on one process)
+        stats = all_sum_(torch.stack([signs.sum(), torch.tensor(float(signs.numel()), device=signs.device)]))
+        self.sign_sum += stats[0]
+        self.sign_count += stats[1]
         self.calls += 1
         due = self.calls >= self.interval                                # 0-d bool, on device
         r_t = self.sign_sum / self.sign_count.clamp(min=1)

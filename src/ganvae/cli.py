@@ -180,14 +180,29 @@ class _TrainCommand(click.Command):
 @click.option("--log-every", type=int, default=None, help="Steps between metric lines [50].")
 @click.option("--sample-every", type=int, default=None, help="Steps between sample grids [500].")
 @click.option("--checkpoint-every", type=int, default=None, help="Steps between checkpoints [1000].")
+@click.option("--nproc", type=int, default=None, metavar="N",
+              help="Train with N processes (DDP, launched through torchrun): one per GPU, or CPU processes. "
+                   "The global batch stays --batch-size [1].")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train_cmd(model, data, data_dir, size, channels, data_seed, val_split, limit, steps, epochs, budget, batch_size, seed,
               precision, device, sets, config_file, run_dir, resume, init_from, log_every, sample_every,
-              checkpoint_every, quiet) -> None:
-    """Train MODEL on --data, or continue a run with --resume RUN_DIR."""
+              checkpoint_every, nproc, quiet) -> None:
+    """Train MODEL on --data, or continue a run with --resume RUN_DIR.
+
+    With --nproc N (or started by torchrun --nproc-per-node N -m ganvae train ...) every process
+    trains on its share of each global batch and rank 0 writes the run."""
     from . import config as C
+    from . import parallel
     from .data.base import parse_val_split
     from .trainer import train
+
+    if nproc is not None and nproc < 1:
+        raise BadInput(f"--nproc {nproc}: give at least 1 process")
+    if nproc and nproc > 1:
+        if parallel.launched():
+            raise BadInput("--nproc: this process is already one of a torchrun job; give --nproc only to a plain "
+                           "ganvae train")
+        raise click.exceptions.Exit(parallel.launch(nproc, _without_option(_ARGS, "--nproc")))
 
     overrides = C.load_file(config_file) if config_file else {}
     overrides.update(C.parse_set(sets))
@@ -213,9 +228,26 @@ def train_cmd(model, data, data_dir, size, channels, data_seed, val_split, limit
                        data_seed=data_seed, data_val_split=None if val_split is None else parse_val_split(val_split),
                        data_limit=limit)
         out, summary = train(model, data, run_dir, overrides=overrides, progress=not quiet, **options)
+    if not parallel.world().is_main:
+        parallel.shutdown()
+        return
+    parallel.shutdown()
     click.echo(f"trained {summary['step']} steps ({summary['images']} images, {summary['train_seconds']:.1f}s, "
                f"{summary['images_per_second']:.0f} img/s)")
     click.echo(f"run: {out}   samples: {out / 'samples' / 'final.png'}   model: {out / 'model'}")
+
+
+def _without_option(args: list[str], name: str) -> list[str]:
+    """args without `name VALUE` / `name=VALUE` (to pass the rest on to torchrun's processes)."""
+    out, skip = [], False
+    for a in args:
+        if skip:
+            skip = False
+        elif a == name:
+            skip = True
+        elif not a.startswith(name + "="):
+            out.append(a)
+    return out
 
 
 # ---------------------------------------------------------------------------- using a run
@@ -1015,8 +1047,9 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in args
     warnings.showwarning = _warning_line
     try:
-        cli.main(args=args, prog_name="ganvae", standalone_mode=False)
-        return 0
+        code = cli.main(args=args, prog_name="ganvae", standalone_mode=False)
+        # (a command that ends with click's Exit(n), as train --nproc with its job's code, returns n)
+        return code if isinstance(code, int) else 0
     except click.exceptions.Exit as e:
         return e.exit_code
     except click.ClickException as e:  # usage errors: click's own message, exit 2
@@ -1028,7 +1061,8 @@ def main(argv: list[str] | None = None) -> int:
     except GanvaeError as e:
         if debug:
             traceback.print_exc()
-        print(f"ganvae: {e.label}: {e}", file=sys.stderr)
+        if not getattr(e, "quiet", False):   # an error every rank of a DDP job shares: rank 0 says it
+            print(f"ganvae: {e.label}: {e}", file=sys.stderr)
         return e.exit_code
     except Exception as e:  # a bug or an unexpected environment problem: still one line
         if debug:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import inspect
 import json
 import math
 import re
@@ -36,6 +37,7 @@ from .errors import BadInput, GanvaeError, Stopped
 from .files import dir_lock, write_json
 from .hardware import cpu_has_bf16
 from .images import save_grid
+from . import parallel
 
 
 # ------------------------------------------------------------------------------- configs
@@ -95,6 +97,11 @@ class TrainConfig:
     # being modelled (samples come out flipped and shifted too), so it is opt-in and warned
     # about; GANs and VAE-GAN have the non-leaking kind: --set augment=diffaug|ada.
     augment_data: str = "none"
+    # Under DDP (torchrun, --nproc): replace every BatchNorm by SyncBatchNorm, so batch
+    # statistics are the global batch's and N ranks train as one process would. PyTorch runs
+    # SyncBatchNorm on GPUs only; on CPU ranks use nets without BN (d_norm / g_norm = none or
+    # layer). Ignored on one process.
+    sync_bn: bool = False
 
     def torch_memory_format(self, device_type: str) -> torch.memory_format:
         fmt = self.memory_format
@@ -220,14 +227,28 @@ class Trainer:
         # (compare's evaluation points use this); each decides for itself when to act
         self.callbacks = list(callbacks or [])
         self.t = cfg.train
-        self.device = resolve_device(self.t.device)
+        self.world = parallel.world()
+        self.device = resolve_device(parallel.device_for(self.t.device))
+        self._comm_device = self.device   # gloo reduces CPU tensors, NCCL CUDA ones
+        self._stop = 0                    # the signal every rank agreed to stop on (0: none)
+        self._elapsed = 0.0               # under DDP: the slowest rank's training time
+        self._t_step = time.perf_counter()
         self.progress = progress
-        self.is_main = is_main  # rank 0 under DDP: the only one that writes
+        self.is_main = is_main and self.world.is_main  # rank 0 under DDP: the only one that writes
         self.step = 0
         self.images = 0
         self.elapsed = 0.0       # training seconds, summed over resumes
         self.rollbacks = 0       # on_nan=rollback: how often this session went back
         n = len(data.train)
+        if self.t.batch_size % self.world.size:
+            raise BadInput(f"--batch-size {self.t.batch_size}: the global batch is split evenly over the "
+                           f"{self.world.size} processes; give a multiple of {self.world.size}")
+        if self.world.size > 1 and not model.ddp_ready:
+            raise BadInput(f"{cfg.preset or model.name}: not yet trainable with several processes (DDP runs gan, vae, "
+                           "ae, aae and bigan and their presets); train it with one process (no --nproc)")
+        if self.t.sync_bn and self.world.size > 1 and self.device.type == "cpu":
+            raise BadInput("sync_bn=true: PyTorch's SyncBatchNorm runs on GPUs only; on CPU processes train nets "
+                           "without batch norm (--set d_norm=none --set g_norm=none, or layer) or use one process")
         if self.t.batch_size > n:
             raise BadInput(f"--batch-size {self.t.batch_size}: larger than the {n} training images of {data.name}")
         # a step may consume several batches (a GAN's n_critic D updates): an epoch is measured
@@ -360,6 +381,8 @@ class Trainer:
                 self.perm_a = torch.randperm(len(a_train), generator=self.data_gen).to(self.device)
         size = self.t.batch_size * self.per_step
         idx = self.perm[pos * size:(pos + 1) * size]
+        if self.world.size > 1:   # this rank's rows of each of the step's global batches
+            idx = idx.view(self.per_step, self.t.batch_size)[:, parallel.rows(self.t.batch_size)].reshape(-1)
         x = to_float(x_train[idx]).contiguous(memory_format=self.memory_format)
         x = augment_data(x, self.data_ops)
         x = binarize_batch(x) if self.cfg.data.binarize == "dynamic" else x
@@ -368,7 +391,10 @@ class Trainer:
         if a_train is None:
             return x
         if not self._aligned:  # A may hold another number of images: wrap around its permutation
-            idx = self.perm_a[(pos * size + torch.arange(size, device=self.device)) % len(a_train)]
+            at = pos * size + torch.arange(size, device=self.device)
+            if self.world.size > 1:
+                at = at.view(self.per_step, self.t.batch_size)[:, parallel.rows(self.t.batch_size)].reshape(-1)
+            idx = self.perm_a[at % len(a_train)]
         return to_float(a_train[idx]).contiguous(memory_format=self.memory_format), x
 
     def fraction_done(self) -> float:
@@ -392,12 +418,24 @@ class Trainer:
         self.memory_format = self.t.torch_memory_format(self.device.type)
         model = self.model.to(self.device, memory_format=self.memory_format).train()
         model.set_precision(self.precision, self.device.type)
+        if self.world.size > 1 and self.t.sync_bn:   # before the optimizers: it replaces modules
+            torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
         self.model.optimizers()
         self._base_lrs()
         if self.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             (self.run_dir / "samples").mkdir(exist_ok=True)
         self._restore()
+        if self.world.size > 1:
+            # G and D (or encoder and decoder) each in its own wrapper; buffers (BN statistics)
+            # not broadcast from rank 0 at every forward: with BN each rank keeps its own
+            # running statistics (rank 0's are saved), with SyncBatchNorm they agree anyway
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            no_sync = {"forward_sync_buffers": False} if "forward_sync_buffers" in inspect.signature(DDP).parameters \
+                else {"broadcast_buffers": False}   # (the newer name of the same setting)
+            model.parallelize(lambda net: DDP(net, device_ids=ids, **no_sync))
         x_np = self.data.train.x
         if self.cfg.data.binarize == "static":   # one fixed draw, reproduced from the data seed
             x_np = binarize_static(x_np, self.cfg.data.seed)
@@ -423,16 +461,19 @@ class Trainer:
         sums: dict[str, torch.Tensor] = {}
         counts: dict[str, int] = {}
         t_log, images_log = time.perf_counter(), self.images
-        t_prev = time.perf_counter()
+        self._t_step = time.perf_counter()
+        self._stop = 0
         try:
             while not self._done():
-                if stop_signal:
-                    raise self._stopped(stop_signal[0])
+                if stop_signal and self.world.size == 1:
+                    self._stop = stop_signal[0]
+                if self._stop:
+                    raise self._stopped(self._stop)
                 x = self._batch(x_train, a_train)
                 # the model autocasts its own forwards (see models/base.py): its losses and
                 # optimizer steps stay in float32
                 out = model.train_step(x, self.step)
-                if not self._finite(out):  # rolled back to the last good checkpoint
+                if not self._finite(out, stop_signal[0] if stop_signal else 0):  # rolled back to the last good checkpoint
                     sums, counts = {}, {}
                     if metrics is not None:  # metrics.jsonl was rewritten up to that step
                         metrics.close()
@@ -443,14 +484,15 @@ class Trainer:
                     sums[k] = sums[k] + v if k in sums else v
                     counts[k] = counts.get(k, 0) + 1
                 self.step += 1
-                self.images += len(x[-1] if isinstance(x, tuple) else x)
+                self.images += len(x[-1] if isinstance(x, tuple) else x) * self.world.size
                 now = time.perf_counter()
-                self.elapsed += now - t_prev
-                t_prev = now
+                self.elapsed = self._elapsed if self.world.size > 1 else self.elapsed + now - self._t_step
+                self._t_step = now
                 if bar is not None:
                     bar.update(1)
                 if self.step % self.t.log_every == 0 or self._done():
-                    scalars = {k: float(sums[k]) / counts[k] for k in sums}
+                    # under DDP the ranks' averages, averaged: the global batch's
+                    scalars = parallel.all_mean({k: float(sums[k]) / counts[k] for k in sums}, self._comm_device)
                     rate = (self.images - images_log) / max(now - t_log, 1e-9)
                     t_log, images_log = now, self.images
                     sums, counts = {}, {}
@@ -462,8 +504,14 @@ class Trainer:
                     self.save_checkpoint()
                 for callback in self.callbacks:
                     callback(self)
-                t_prev = time.perf_counter()  # logging, checkpoints, callbacks: not training time
+                self._t_step = time.perf_counter()  # logging, checkpoints, callbacks: not training time
+        except RuntimeError as e:
+            # a collective failed: another rank is gone (a GanvaeError passes through untouched)
+            if self.world.size > 1 and _is_lost_peer(e):
+                raise parallel.lost(e, self.step, self.run_dir) from None
+            raise
         finally:
+            model.parallelize(None)
             for sig, old in previous.items():
                 signal.signal(sig, old)
             if bar is not None:
@@ -487,22 +535,32 @@ class Trainer:
         relative to these, never to a rate an earlier rollback already lowered."""
         self.base_lrs = {k: [g["lr"] for g in o.param_groups] for k, o in self.model.optimizers().items()}
 
-    def _finite(self, out: dict) -> bool:
+    def _finite(self, out: dict, signum: int = 0) -> bool:
         """Check this step's losses and the weights; on a NaN / Inf stop, or roll back.
 
         One small device sync per step: the price of catching divergence at the step where it
-        appears, so that no non-finite weights ever reach a checkpoint.
+        appears, so that no non-finite weights ever reach a checkpoint. Under DDP the ranks
+        agree in one collective on the verdict, on a stop signal any of them got (`signum`: the
+        job stops at this step boundary on every rank), and on the training time (the
+        slowest rank's, so a --budget ends every rank at the same step).
         """
         vals = [v.detach().float().reshape(()) if torch.is_tensor(v) else torch.tensor(float(v))
                 for v in out.values()]
         params = [p.detach() for p in self.model.parameters()]
-        if bool(torch.isfinite(torch.stack(vals)).all()) and \
-                bool(torch.isfinite(torch.stack([p.float().sum() for p in params]).sum())):
+        ok = bool(torch.isfinite(torch.stack(vals)).all()) and \
+            bool(torch.isfinite(torch.stack([p.float().sum() for p in params]).sum()))
+        if self.world.size > 1:
+            elapsed = self.elapsed + time.perf_counter() - self._t_step
+            bad_any, stop, self._elapsed = parallel.all_max([float(not ok), float(signum), elapsed], self._comm_device)
+            self._stop = self._stop or int(stop)
+            ok = not bad_any
+        if ok:
             return True
         bad = [f"{k} = {float(v):g}" for k, v in zip(out, vals) if not math.isfinite(float(v))]
         if not bad:
             names = [n for n, p in self.model.named_parameters() if not bool(torch.isfinite(p).all())]
-            bad = [f"weights of {', '.join(names[:3])} non-finite"]
+            bad = [f"weights of {', '.join(names[:3])} non-finite"] if names else \
+                ["another process's losses non-finite"]
         where = f"training diverged at step {self.step + 1}: {'; '.join(bad)}"
         if self.t.on_nan == "rollback" and self.rollbacks < self.t.max_rollbacks and checkpoints(self.run_dir):
             self.rollbacks += 1
@@ -535,11 +593,14 @@ class Trainer:
         summary = {"step": self.step, "images": self.images, "train_seconds": round(self.elapsed, 3),
                    "images_per_second": round(self.images / max(self.elapsed, 1e-9), 1),
                    "updates": self.updates(), "precision": self.precision}
+        if self.world.size > 1:
+            summary["processes"] = self.world.size
         if self.is_main:
             model.save_pretrained(self.run_dir / "model")
             fixed_noise.set_state(fixed_state)
             self._write_samples("final", fixed_noise, x_fixed)
             write_json(self.run_dir / "summary.json", summary)
+        parallel.barrier()   # every rank returns once the run's files are complete
         return summary
 
     def updates(self) -> dict[str, int]:
@@ -614,6 +675,15 @@ class Trainer:
                       to_uint8(torch.cat(pairs)).cpu().numpy(), nrow=row)
 
 
+def _is_lost_peer(e: RuntimeError) -> bool:
+    """A collective's failure because a partner process is gone (killed, crashed, hung)."""
+    import torch.distributed as dist
+
+    text = str(e)
+    return isinstance(e, getattr(dist, "DistError", ())) or any(
+        s in text for s in ("Connection closed", "Connection reset", "Broken pipe", "Gloo", "NCCL", "imed out"))
+
+
 # ------------------------------------------------------------------------------- API
 
 def build(preset: str, data: ImageDataset, overrides: dict | None = None):
@@ -651,6 +721,10 @@ def check_translation_data(cls, data: ImageDataset) -> None:
                        "task:NAME, or train cyclegan or unit on it")
 
 
+# Unprefixed --set keys that belong to the run, not the model: how it is trained, whatever the model
+TRAIN_KEYS = ("sync_bn",)
+
+
 def split_overrides(overrides: dict[str, Any]) -> tuple[dict, dict, dict]:
     """Dotted overrides -> (model, train, data); an unprefixed key belongs to the model."""
     model, train, data = {}, {}, {}
@@ -658,6 +732,8 @@ def split_overrides(overrides: dict[str, Any]) -> tuple[dict, dict, dict]:
         head, dot, rest = k.partition(".")
         if dot and head in ("model", "train", "data"):
             {"model": model, "train": train, "data": data}[head][rest] = v
+        elif k in TRAIN_KEYS:
+            train[k] = v
         else:
             model[k] = v
     return model, train, data
@@ -698,7 +774,6 @@ def train(preset: str, data: str = "shapes", run_dir: str | Path | None = None, 
             cfg_path = run_dir / "config.json"
             if not cfg_path.exists():
                 raise BadInput(f"--resume {run_dir}: no config.json there; is it a run directory?")
-            lock.enter_context(dir_lock(run_dir, f"--resume {run_dir}"))
             saved = json.loads(cfg_path.read_text())
             preset = saved["preset"]
             _legacy_val_split(saved)
@@ -707,30 +782,46 @@ def train(preset: str, data: str = "shapes", run_dir: str | Path | None = None, 
             if {"steps", "epochs", "budget"} & set(t_over):  # a new stopping point replaces the old one
                 base = replace(base, {"train": {"steps": None, "epochs": None, "budget": None}})
             cfg = replace(base, {"train": t_over}, where="--resume option")
-            ds = dataset or _load_data(cfg.data)
-            torch.manual_seed(cfg.train.seed)  # the weights are replaced by the checkpoint's anyway
-            model, mcfg = build(preset, ds, saved["model"])
-            cfg = dataclasses.replace(cfg, model=mcfg)
         else:
             base = RunConfig(preset=preset)
             cfg = replace(base, {"data": {"spec": data, **d_over}, "train": t_over}, where="option")
+        # Under torchrun: join the job. From here on a rank that fails tells the others (agree),
+        # so none waits for a partner that has left.
+        world = parallel.init(cfg.train.device)
+        error = None
+        try:
             ds = dataset or _load_data(cfg.data)
-            torch.manual_seed(cfg.train.seed)  # the initial weights, then the noise of every step
-            model, mcfg = build(preset, ds, m_over)
-            if cfg.train.init_from:
-                init_from(model, cfg.train.init_from)
+            if resume:
+                torch.manual_seed(cfg.train.seed)  # the weights are replaced by the checkpoint's anyway
+                model, mcfg = build(preset, ds, saved["model"])
+            else:
+                torch.manual_seed(cfg.train.seed)  # the initial weights, then the noise of every step
+                model, mcfg = build(preset, ds, m_over)
+                if cfg.train.init_from:
+                    init_from(model, cfg.train.init_from)
             cfg = dataclasses.replace(cfg, model=mcfg)
-            run_dir = Path(run_dir) if run_dir else new_run_dir(Path(runs_root), preset, data)
-        trainer = Trainer(model, ds, cfg, run_dir, progress=progress, callbacks=callbacks)   # checks the settings
-        if not resume:   # (locking creates the directory: only once every setting has passed)
-            lock.enter_context(dir_lock(run_dir, f"--run-dir {run_dir}"))
-            if checkpoints(run_dir) or (run_dir / "model").exists():
-                raise BadInput(f"--run-dir {run_dir}: already holds a run; use --resume {run_dir} or another directory")
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_json(run_dir / "config.json", {"preset": cfg.preset, "family": model.name,
-                                             "model": dataclasses.asdict(cfg.model),
-                                             "data": dataclasses.asdict(cfg.data),
-                                             "train": dataclasses.asdict(cfg.train)})
+        except GanvaeError as e:
+            error = e
+        parallel.agree(error)
+        if not resume:   # rank 0 numbers a new run directory; every rank uses its choice
+            run_dir = parallel.broadcast(Path(run_dir) if run_dir else new_run_dir(Path(runs_root), preset, data)
+                                         if world.is_main else None)
+        try:
+            trainer = Trainer(model, ds, cfg, run_dir, progress=progress, callbacks=callbacks)   # checks the settings
+            if world.is_main:   # (locking creates the directory: only once every setting has passed)
+                what = f"--resume {run_dir}" if resume else f"--run-dir {run_dir}"
+                lock.enter_context(dir_lock(run_dir, what))
+                if not resume and (checkpoints(run_dir) or (run_dir / "model").exists()):
+                    raise BadInput(f"--run-dir {run_dir}: already holds a run; use --resume {run_dir} or another "
+                                   "directory")
+                run_dir.mkdir(parents=True, exist_ok=True)
+                write_json(run_dir / "config.json", {"preset": cfg.preset, "family": model.name,
+                                                     "model": dataclasses.asdict(cfg.model),
+                                                     "data": dataclasses.asdict(cfg.data),
+                                                     "train": dataclasses.asdict(cfg.train)})
+        except GanvaeError as e:
+            error = e
+        parallel.agree(error)
         summary = trainer.fit()
     return run_dir, summary
 

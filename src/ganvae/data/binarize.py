@@ -14,6 +14,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..parallel import draw_rows
+
 MODES = ("none", "dynamic", "static")
 
 
@@ -32,4 +34,7 @@ def binarize_static(x: np.ndarray, seed: int) -> np.ndarray:
 def binarize_batch(x: torch.Tensor) -> torch.Tensor:
     """Float images (B, C, H, W) in [-1, 1] -> a fresh Bernoulli draw in {-1, 1}, from torch's
     global RNG (which checkpoints save, so a resumed run draws the same pixels)."""
-    return torch.bernoulli((x + 1) / 2).mul_(2).sub_(1)
+    p = (x + 1) / 2
+    # (under DDP, this rank's rows of one draw for the global batch: see parallel.py)
+    u = draw_rows(lambda m: torch.rand((m, *p.shape[1:]), dtype=p.dtype, device=p.device), len(p))
+    return (u < p).to(p.dtype).mul_(2).sub_(1)

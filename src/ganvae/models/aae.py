@@ -45,6 +45,7 @@ from torch import nn
 
 from ..errors import BadInput
 from ..nets import dcgan_init, make_decoder, make_encoder
+from ..parallel import randn_rows
 from ..registry import register_model
 from .autoencoder import check_adam, evaluating, normal
 from .base import GenerativeModel, ModelConfig
@@ -160,6 +161,7 @@ class AAE(GenerativeModel):
     """AAE (Makhzani et al. 2016): an autoencoder whose codes a latent GAN matches to N(0, I)."""
 
     Config = AAEConfig
+    ddp_ready = True
     has_encoder = True
     parents = ("ae", "dcgan")
 
@@ -182,12 +184,12 @@ class AAE(GenerativeModel):
         return {"ae": torch.optim.Adam(ae, lr=c.lr, betas=betas),
                 "disc": torch.optim.Adam(self.discriminator.parameters(), lr=c.lr_d, betas=betas)}
 
-    def codes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def codes(self, x: torch.Tensor, encoder: nn.Module | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(z, logvar) for a batch in the current mode: z (B, latent) in float32, a draw of
         q(z|x) for the gaussian encoder (logvar (B, latent)), Enc(x) for the deterministic one
         (logvar None)."""
         with self.autocast():
-            h = self.encoder(x)                                          # (B, latent) or (B, 2 latent)
+            h = (encoder or self.encoder)(x)                             # (B, latent) or (B, 2 latent)
         h = h.float()                                                    # the noise and the losses in float32
         if self.config.encoder == "gaussian":
             mu, logvar = h.chunk(2, dim=1)                               # (B, latent) each
@@ -199,14 +201,14 @@ class AAE(GenerativeModel):
         c = self.config
         opts = self.optimizers()
         # One encoding serves both phases: the encoder does not change before phase (2).
-        z, logvar = self.codes(x)                                        # (B, latent)
+        z, logvar = self.codes(x, self.ddp("encoder"))                   # (B, latent)
 
         # (1) Regularization phase, discriminator: prior draws are "real", the codes "fake".
         # The codes are detached: this loss trains D alone.
-        z_prior = torch.randn_like(z)                                    # (B, latent) ~ N(0, I)
+        z_prior = randn_rows(z)                                          # (B, latent) ~ N(0, I)
         with self.autocast():
-            logits_prior = self.discriminator(z_prior)                   # (B,)
-            logits_code = self.discriminator(z.detach())                 # (B,)
+            logits_prior = self.ddp("discriminator")(z_prior)            # (B,)
+            logits_code = self.ddp("discriminator")(z.detach())          # (B,)
         logits_prior, logits_code = logits_prior.float(), logits_code.float()
         loss_d = d_loss(logits_prior, logits_code)
         opts["disc"].zero_grad(set_to_none=True)
@@ -216,7 +218,7 @@ class AAE(GenerativeModel):
         # (2) Reconstruction phase and the encoder's adversarial update, as one step of
         # encoder and decoder (see the module docstring), against the D just updated.
         with self.autocast():
-            out = self.decoder(z)                                        # (B, C, H, W)
+            out = self.ddp("decoder")(z)                                 # (B, C, H, W)
             logits_gen = self.discriminator(z)                           # (B,), D fixed below
         # Summed over pixels, in float32 (a bf16 sum over 784 pixels keeps ~3 digits).
         recon = reconstruction_loss(out, x, c.recon).mean()

@@ -316,6 +316,7 @@ class AE(FittedPrior, GenerativeModel):
     """Autoencoder: deterministic encoder and decoder; samples through a fitted latent prior."""
 
     Config = AEConfig
+    ddp_ready = True
     has_encoder = True
     # Its codes are wherever the encoder put them (the prior is fitted to them afterwards), not
     # N(0, I): the norm-preserving great circle of slerp has no meaning there, so paths are lines.
@@ -353,7 +354,7 @@ class AE(FittedPrior, GenerativeModel):
         self.train()
         opt = self.optimizers()["ae"]
         with self.autocast():
-            out = self.decoder(self.encoder(x))            # (B, C, H, W)
+            out = self.ddp("decoder")(self.ddp("encoder")(x))   # (B, C, H, W)
         # Summed over pixels, averaged over the batch: the loss of one image, whatever the batch;
         # in float32 (a bf16 sum over 784 pixels would keep only ~3 significant digits).
         loss = self.recon_loss(out.float(), x.float()).mean()

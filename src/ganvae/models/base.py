@@ -104,6 +104,9 @@ class GenerativeModel(nn.Module):
     parents: ClassVar[tuple[str, ...]] = ()
     # "" for generative models; "paired" or "unpaired" for translation models (see above)
     translation: ClassVar[str] = ""
+    # Trains under DDP (torchrun, --nproc): its train_step runs each net it updates through
+    # `self.ddp(name)` and draws its noise for the global batch (parallel.py).
+    ddp_ready: ClassVar[bool] = False
 
     def __init__(self, config):
         super().__init__()
@@ -112,6 +115,48 @@ class GenerativeModel(nn.Module):
         self._amp_dtype: torch.dtype | None = None      # None: float32 throughout
         self._amp_device = "cpu"
         self.scaler: torch.amp.GradScaler | None = None  # fp16 only
+        # Under DDP, each trained net's DistributedDataParallel wrapper by attribute name; a
+        # plain dict, so the wrappers stay out of state_dict, checkpoints and saved models.
+        self._ddp: dict[str, nn.Module] = {}
+
+    # ---- data parallelism (see parallel.py)
+    def trained_nets(self) -> list[str]:
+        """Attribute names of the child modules an optimizer updates (the nets DDP wraps)."""
+        trained = {id(p) for o in self.optimizers().values() for g in o.param_groups for p in g["params"]}
+        return [name for name, m in self.named_children()
+                if any(id(p) in trained for p in m.parameters())]
+
+    def parallelize(self, wrap) -> None:
+        """wrap(module) -> its DDP wrapper, for every trained net; None drops the wrappers.
+
+        A trained parameter that belongs to no child net (the VAE's learnt sigma) is not in any
+        wrapper: its gradient is averaged over the ranks by a hook once it is accumulated.
+        """
+        for handle in getattr(self, "_ddp_hooks", []):
+            handle.remove()
+        self._ddp_hooks = []
+        self._ddp = {}
+        if wrap is None:
+            return
+        from ..parallel import all_sum_, world
+
+        self._ddp = {name: wrap(getattr(self, name)) for name in self.trained_nets()}
+        wrapped = {id(p) for m in self._ddp.values() for p in m.parameters()}
+        n = world().size
+        for o in self.optimizers().values():
+            for g in o.param_groups:
+                for p in g["params"]:
+                    if id(p) not in wrapped:
+                        self._ddp_hooks.append(p.register_post_accumulate_grad_hook(
+                            lambda q: all_sum_(q.grad).div_(n) and None))
+
+    def ddp(self, name: str) -> nn.Module:
+        """The net `name` for a training forward whose backward updates that net: its DDP
+        wrapper under data parallelism (which all-reduces the gradients in that backward), else
+        the net itself. A forward whose backward does not update the net (D judging fakes in the
+        generator's phase) calls the net directly: a DDP wrapper would wait for gradients that
+        never come."""
+        return self._ddp[name] if name in self._ddp else getattr(self, name)
 
     # ---- precision (see the module docstring)
     def set_precision(self, precision: str, device_type: str) -> None:

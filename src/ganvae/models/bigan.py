@@ -48,6 +48,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import parallel
 from ..errors import BadInput
 from ..nets import ConvBody, dcgan_init, make_decoder, make_encoder
 from ..registry import register_model
@@ -154,6 +155,7 @@ class BiGAN(GenerativeModel):
     """BiGAN (Donahue et al. 2017): a GAN whose discriminator judges (image, code) pairs, learning an encoder."""
 
     Config = BiGANConfig
+    ddp_ready = True
     has_encoder = True
     parents = ("ae", "dcgan")
 
@@ -202,12 +204,12 @@ class BiGAN(GenerativeModel):
         opts = self.optimizers()
         b = len(x)
         # The pairs. Draws in a fixed order (the tests rebuild them): z, then the encoder's noise.
-        z = torch.randn(b, c.latent, device=x.device)                  # (B, latent), from the prior
+        z = parallel.randn(b, c.latent, device=x.device)               # (B, latent), from the prior
         with self.autocast():
-            h = self.encoder(x)                                        # (B, latent) or (B, 2 latent)
+            h = self.ddp("encoder")(x)                                 # (B, latent) or (B, 2 latent)
         z_hat = self._codes(h.float(), sample=True)                    # (B, latent): E(x), float32
         with self.autocast():
-            x_fake = self.generator(z)                                 # (B, C, H, W): G(z)
+            x_fake = self.ddp("generator")(z)                          # (B, C, H, W): G(z)
         # Real pairs first, fakes after, in one D forward: with d_norm=batch both kinds share
         # one set of statistics (see BiGANConfig.d_norm); otherwise it is just one call.
         pairs_x = torch.cat([x, x_fake])                               # (2B, C, H, W)
@@ -215,7 +217,7 @@ class BiGAN(GenerativeModel):
 
         # (1) D: E(x) and G(z) are fixed inputs (detached): L_D reaches D's weights only.
         with self.autocast():
-            logits = self.discriminator(pairs_x.detach(), pairs_z.detach())   # (2B,)
+            logits = self.ddp("discriminator")(pairs_x.detach(), pairs_z.detach())   # (2B,)
         l_real, l_fake = logits.float().split(b)
         loss_d, _ = bigan_losses(l_real, l_fake)
         opts["disc"].zero_grad(set_to_none=True)

@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import parallel
 from ..augment import AugmentConfig, DiscriminatorAugment
 from ..errors import BadInput
 from ..nets import (Decoder, Discriminator, ResNetDecoder, ResNetDiscriminator, class_weights,
@@ -249,6 +250,7 @@ class GAN(GenerativeModel):
     """GAN (Goodfellow et al. 2014): the original minimax game on the DCGAN nets."""
 
     Config = GANConfig
+    ddp_ready = True
 
     def __init__(self, config: GANConfig):
         config.validate()
@@ -341,15 +343,17 @@ class GAN(GenerativeModel):
             # The last D update's fakes are kept with G's graph and reused by Gmain (as the
             # DCGAN reference loops do): G has not changed since they were drawn, so Gmain's
             # loss is the same function of G's weights, and one G forward per step is saved.
+            # (under DDP, G's wrapper: Gmain's backward all-reduces G's gradients; z is this
+            # rank's rows of a draw for the global batch, see parallel.py)
             with torch.set_grad_enabled(last), self.autocast():
-                fake_g = self.g(self._z(b), w)                           # (B, C, H, W)
+                fake_g = self.ddp("g")(parallel.randn(b, c.latent, device=xb.device), w)   # (B, C, H, W)
             fake = fake_g.detach()
             # D judges augmented images only (augment=diffaug / ada), real and fake alike, so
             # the augmentations cannot leak into G (Zhao et al. 2020; Karras et al. 2020).
             xb_d, fake_d = self.augment(xb), self.augment(fake)
             with self.autocast():
-                logits_real = self.d(xb_d, w)                            # (B,)
-                logits_fake = self.d(fake_d, w)                          # (B,)
+                logits_real = self.ddp("d")(xb_d, w)                     # (B,)
+                logits_fake = self.ddp("d")(fake_d, w)                   # (B,)
             logits_real, logits_fake = logits_real.float(), logits_fake.float()
             self.augment.observe(logits_real)                            # ADA's r_t (no-op otherwise)
             loss_d = self.d_loss(logits_real, logits_fake)
@@ -377,9 +381,13 @@ class GAN(GenerativeModel):
             # (2) Dreg: lazy R1, a separate update every r1_every D updates, scaled by r1_every
             # so the penalty's average strength matches applying it every step (StyleGAN2 §B).
             if c.reg == "r1" and d_update % c.r1_every == 0:
-                r1 = r1_penalty(lambda t: self._critic(t, w), xb_d.detach())   # on what D sees (ADA's R1)
+                seen: list[torch.Tensor] = []
+                r1 = r1_penalty(lambda t: seen.append(self._critic(t, w, self.ddp("d"))) or seen[-1],
+                                xb_d.detach())                          # on what D sees (ADA's R1)
                 opt["d"].zero_grad(set_to_none=True)
-                self.backward(c.r1_gamma / 2 * r1 * c.r1_every)
+                # + 0 * logits: R1's double backward gives D's last bias no gradient at all,
+                # and a DDP wrapper waits for every parameter's (as StyleGAN2-ADA's Dr1 phase)
+                self.backward(c.r1_gamma / 2 * r1 * c.r1_every + 0 * seen[0].sum())
                 self.step(opt["d"])
                 self.end_step()
                 out["reg/r1"] = r1.detach()
@@ -403,16 +411,17 @@ class GAN(GenerativeModel):
             self._update_ema(step)
         return out
 
-    def _critic(self, x: torch.Tensor, w: torch.Tensor | None = None) -> torch.Tensor:
+    def _critic(self, x: torch.Tensor, w: torch.Tensor | None = None, net: nn.Module | None = None) -> torch.Tensor:
         """D as the penalties differentiate it, with float32 logits. Under bf16 its forward is
         autocast (bf16 has float32's range); under fp16 it runs in float32: the input gradient
         of a loss-scaled critic overflows fp16's range (65504) within a few steps, and a
         penalty of inf would stop training as diverged. The outer backward of the penalty
         still goes through the scaler with the rest of D's loss."""
+        net = net or self.d
         if self.scaler is not None:
-            return self.d(x, w).float()
+            return net(x, w).float()
         with self.autocast():
-            return self.d(x, w).float()
+            return net(x, w).float()
 
     def _ema_decay(self, n: int) -> float:
         """The decay of the n-th EMA update (n = 1 for the first generator update): 0 (copy G)

@@ -23,6 +23,8 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 from torch.nn.utils.parametrize import is_parametrized
 
+from ..parallel import draw_rows
+
 Critic = Callable[[torch.Tensor], torch.Tensor]  # (B, C, H, W) -> (B,) logits
 
 
@@ -42,9 +44,10 @@ def gradient_penalty(d: Critic, real: torch.Tensor, fake: torch.Tensor,
     b = real.shape[0]
     # One eps per sample, broadcast over C, H, W: the penalty is taken on points of the
     # straight line between a real and a fake sample, not on a per-pixel mix of the two.
-    eps = torch.rand(b, *([1] * (real.dim() - 1)), generator=generator,
-                     device=generator.device if generator is not None else real.device,
-                     dtype=real.dtype).to(real.device)                   # (B, 1, 1, 1)
+    # (under DDP, this rank's rows of one draw for the global batch: see parallel.py)
+    eps = draw_rows(lambda m: torch.rand(m, *([1] * (real.dim() - 1)), generator=generator,
+                                         device=generator.device if generator is not None else real.device,
+                                         dtype=real.dtype), b).to(real.device)          # (B, 1, 1, 1)
     x_hat = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)  # (B, C, H, W)
     # When the critic treats samples independently (layer norm or none, not batch norm), the
     # gradient of the sum is each output's gradient w.r.t. its own input.

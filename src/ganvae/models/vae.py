@@ -41,6 +41,7 @@ from torch import nn
 
 from ..errors import BadInput
 from ..nets import class_weights, dcgan_init, inference_decoder, make_decoder, make_encoder
+from ..parallel import randn_rows
 from ..registry import register_model
 from .autoencoder import FittedPrior, check_adam, evaluating, normal
 from .base import ClassConditionalConfig, GenerativeModel, ModelConfig
@@ -65,6 +66,9 @@ class VAEConfig(ModelConfig, ClassConditionalConfig):
     learn_sigma: bool = False     # one learned log-sigma shared by all pixels (σ-VAE)
     beta: float = 1.0             # weight of the KL term (β-VAE: 4)
     kl_warmup: int = 0            # steps over which the KL weight rises linearly 0 -> beta; 0 = off
+    # normalization in the encoder and decoder: batch norm (DCGAN's), layer norm or none; the
+    # last two treat each image alone, so several DDP processes train exactly as one does
+    norm: Literal["batch", "layer", "none"] = "batch"
     # The density `sample` draws latents from: "normal" = N(0, I), the model's prior (the
     # default, and the only one the ELBO, the IWAE bound and bits/dim refer to); "gaussian" /
     # "gmm" = fitted to the posterior means after training (ex-post density estimation, Ghosh
@@ -81,6 +85,8 @@ class VAEConfig(ModelConfig, ClassConditionalConfig):
 
     def validate(self) -> None:
         super().validate()
+        if self.norm not in ("batch", "layer", "none"):
+            raise BadInput(f"norm={self.norm!r}: choose batch, layer or none")
         if not self.sigma > 0:
             raise BadInput(f"sigma={self.sigma}: must be positive")
         if self.learn_sigma and not math.log(self.sigma) > LOG_SIGMA_FLOOR:
@@ -183,7 +189,8 @@ def gaussian_nll(mean: torch.Tensor, x: torch.Tensor, log_sigma: torch.Tensor) -
 
 def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """z = mu + sigma * eps, eps ~ N(0, I): a sample of q(z|x) that gradients pass through."""
-    return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+    # (under DDP, this rank's rows of one draw for the global batch: see parallel.py)
+    return mu + torch.exp(0.5 * logvar) * randn_rows(mu)
 
 
 def softclip(t: torch.Tensor, low: float) -> torch.Tensor:
@@ -213,6 +220,7 @@ class VAE(FittedPrior, GaussianEncoding, GenerativeModel):
     Gaussian pixels."""
 
     Config = VAEConfig
+    ddp_ready = True
     has_encoder = True
     has_likelihood = True
 
@@ -223,11 +231,12 @@ class VAE(FittedPrior, GaussianEncoding, GenerativeModel):
         # CVAE (Sohn et al. 2015): q(z | x, y) and p(x | z, y), the class as K more input planes
         # of the encoder (one-hot, constant over the image) and K more inputs of the decoder
         k = c.num_classes if c.conditional else 0
-        self.encoder = make_encoder(c.arch, c.channels + k, c.size, c.width, out_dim=2 * c.latent)   # -> (mu, logvar)
+        self.encoder = make_encoder(c.arch, c.channels + k, c.size, c.width, out_dim=2 * c.latent,
+                                    norm=c.norm)                                 # -> (mu, logvar)
         # Raw outputs: Bernoulli logits, Gaussian means, or for the discretized likelihoods a
         # mean and a log-scale per pixel (2C channels); `decode` maps them into [-1, 1].
         out_channels = 2 * c.channels if c.likelihood in DISCRETIZED else c.channels
-        self.decoder = make_decoder(c.arch, c.latent + k, out_channels, c.size, c.width, out="none")
+        self.decoder = make_decoder(c.arch, c.latent + k, out_channels, c.size, c.width, out="none", norm=c.norm)
         dcgan_init(self)
         if c.likelihood == "gaussian" and c.learn_sigma:
             # Stored before the soft floor of `log_sigma`, inverted so that sigma starts at c.sigma.
@@ -248,13 +257,14 @@ class VAE(FittedPrior, GaussianEncoding, GenerativeModel):
             return softclip(self.log_sigma_raw, LOG_SIGMA_FLOOR)
         return torch.tensor(math.log(self.config.sigma), device=self.device)
 
-    def posterior(self, x: torch.Tensor, w: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def posterior(self, x: torch.Tensor, w: torch.Tensor | None = None,
+                  encoder: nn.Module | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(mu, logvar), each (B, latent), in the current train/eval mode; the CVAE's needs
-        class weights w (B, K)."""
+        class weights w (B, K). `encoder`: the net to run (train_step passes its DDP wrapper)."""
         if self.config.conditional:
             planes = w.to(x.dtype)[:, :, None, None].expand(-1, -1, *x.shape[2:])     # (B, K, H, W)
             x = torch.cat([x, planes], 1)
-        return self.encoder(x).chunk(2, dim=1)
+        return (encoder or self.encoder)(x).chunk(2, dim=1)
 
     def _decoder_input(self, z: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
         """(B, latent) -> the decoder's input: z, and for the CVAE z with its class weights."""
@@ -317,11 +327,11 @@ class VAE(FittedPrior, GaussianEncoding, GenerativeModel):
             x, y = x
             w = self._weights(y, len(y))                   # (B, K) one-hot
         with self.autocast():
-            mu, logvar = self.posterior(x, w)              # (B, latent) each
+            mu, logvar = self.posterior(x, w, self.ddp("encoder"))   # (B, latent) each
         mu, logvar = mu.float(), logvar.float()            # the KL and the noise in float32
         z = reparameterize(mu, logvar)
         with self.autocast():
-            out = self.decoder(self._decoder_input(z, w))  # (B, C, H, W) raw decoder output
+            out = self.ddp("decoder")(self._decoder_input(z, w))    # (B, C, H, W) raw decoder output
         recon = self.nll(out, x).mean()                    # nats per image; nll works in float32
         kl = kl_normal(mu, logvar).mean()
         beta = self.kl_weight(step)

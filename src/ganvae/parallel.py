@@ -1,0 +1,251 @@
+"""Data parallelism on PyTorch's own engine: DistributedDataParallel, launched by torchrun.
+
+`torchrun --nproc-per-node N -m ganvae train ...` (or `ganvae train --nproc N`, which runs
+torchrun for the user) starts N processes; each calls `init()` and then trains as one rank:
+
+- The global batch is `--batch-size` B, and each rank takes its own B / N rows of it, so a run
+  does not depend on N (`rows` below; the trainer slices the data, `draw_rows` the noise).
+- Every random draw a training step makes (z, the reparameterization's eps, the gradient
+  penalty's interpolation weights, augmentation parameters, binarization) is drawn for the
+  whole global batch from the same RNG stream on every rank, and each rank keeps its rows. So
+  the ranks' RNGs stay equal, a checkpoint's RNG state is every rank's, and N ranks compute the
+  same batch as one process does: 2 ranks end with a 1-rank run's weights to float tolerance
+  (tests/test_ddp.py), and a run resumes under any N.
+- Each trained network is wrapped in its own DDP (`GenerativeModel.parallelize`), which
+  all-reduces (averages) its gradients during backward: the average of the ranks' gradients of
+  their B / N-row mean losses is the gradient of the B-row mean loss.
+- Rank 0 alone writes files; the others compute.
+
+One process (no torchrun) is world size 1, rank 0: every helper here is then the identity and
+costs nothing, so the single-process code path is the distributed one with N = 1.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.distributed as dist
+
+from .errors import BadInput, GanvaeError
+
+
+@dataclass(frozen=True)
+class World:
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def launched() -> bool:
+    """True inside a torchrun job of more than one process."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def world() -> World:
+    if dist.is_available() and dist.is_initialized():
+        return World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", dist.get_rank())))
+    return World()
+
+
+def timeout_seconds() -> float:
+    """How long a rank waits for the others in one collective before it gives up
+    (GANVAE_DDP_TIMEOUT, seconds; 300 by default). A killed rank is noticed at once (its
+    sockets close); this bounds a rank that hangs instead."""
+    text = os.environ.get("GANVAE_DDP_TIMEOUT", "300")
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1
+    if value <= 0:
+        raise BadInput(f"GANVAE_DDP_TIMEOUT={text!r}: give a positive number of seconds")
+    return value
+
+
+def init(device: str) -> World:
+    """Join the torchrun job (gloo on CPU, NCCL on CUDA); a no-op outside one.
+
+    Args:
+        device: the run's --device ("auto", "cpu", "cuda", "cuda:N"); under torchrun each rank
+            takes GPU LOCAL_RANK whatever N says.
+    """
+    if not launched():
+        return World()
+    if dist.is_initialized():
+        return world()
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    cuda = device != "cpu" and torch.cuda.is_available()
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise BadInput(f"--device {device}: CUDA is not available on this machine; use --device cpu")
+    if cuda:
+        if local >= torch.cuda.device_count():
+            raise BadInput(f"--nproc {os.environ.get('LOCAL_WORLD_SIZE')}: this machine has "
+                           f"{torch.cuda.device_count()} GPUs; give at most that many processes")
+        torch.cuda.set_device(local)
+    dist.init_process_group("nccl" if cuda else "gloo",
+                            timeout=datetime.timedelta(seconds=timeout_seconds()))
+    return world()
+
+
+def device_for(device: str) -> str:
+    """The rank's own device: under torchrun on CUDA, GPU LOCAL_RANK."""
+    w = world()
+    if w.size > 1 and device != "cpu" and torch.cuda.is_available():
+        return f"cuda:{w.local_rank}"
+    return device
+
+
+def shutdown() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def rows(n_global: int) -> slice:
+    """This rank's rows of a global batch of n_global (a multiple of the world size)."""
+    w = world()
+    n = n_global // w.size
+    return slice(w.rank * n, (w.rank + 1) * n)
+
+
+def draw_rows(draw: Callable[[int], torch.Tensor], n: int, dim: int = 0) -> torch.Tensor:
+    """This rank's n rows of a draw for the global batch: draw(n * world size), narrowed along
+    `dim` (the batch axis) to rows rank * n ... (rank + 1) * n. On one process, draw(n)."""
+    w = world()
+    if w.size == 1:
+        return draw(n)
+    return draw(n * w.size).narrow(dim, w.rank * n, n)
+
+
+def randn_rows(like: torch.Tensor) -> torch.Tensor:
+    """N(0, 1) noise of like's shape, dtype and device, rows (dim 0) drawn for the global batch."""
+    return draw_rows(lambda m: torch.randn((m, *like.shape[1:]), dtype=like.dtype, device=like.device),
+                     like.shape[0])
+
+
+def randn(n: int, *shape: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """N(0, 1) float32 noise (n, *shape) for this rank's n rows of the global batch."""
+    return draw_rows(lambda m: torch.randn((m, *shape), device=device), n)
+
+
+def all_sum_(t: torch.Tensor) -> torch.Tensor:
+    """Sum t over the ranks in place (identity on one process); every rank must call it."""
+    if world().size > 1:
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t
+
+
+def all_max(values: list[float], device: torch.device | str = "cpu") -> list[float]:
+    """Each value's maximum over the ranks, in one collective (identity on one process)."""
+    if world().size == 1:
+        return values
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return t.tolist()
+
+
+def all_mean(values: dict[str, float], device: torch.device | str = "cpu") -> dict[str, float]:
+    """Each value averaged over the ranks, in one collective (for the logged losses)."""
+    w = world()
+    if w.size == 1 or not values:
+        return values
+    t = torch.tensor(list(values.values()), dtype=torch.float64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return dict(zip(values, (t / w.size).tolist()))
+
+
+def broadcast(obj):
+    """Rank 0's `obj` on every rank (a small picklable value: a path, a message)."""
+    if world().size == 1:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+class SharedError(GanvaeError):
+    """An error every rank raised alike (a bad option): only rank 0 prints it."""
+
+    def __init__(self, message: str, exit_code: int, quiet: bool = False):
+        super().__init__(message)
+        self.exit_code = exit_code
+        self.quiet = quiet   # True on every rank but 0
+
+
+def agree(error: GanvaeError | None) -> None:
+    """Every rank passes the error its checks raised (or None); if any rank failed, all raise
+    the first failure, so no rank goes on to wait for a partner that has already left."""
+    if world().size == 1:
+        if error is not None:
+            raise error
+        return
+    errors: list = [None] * world().size
+    dist.all_gather_object(errors, None if error is None else (str(error), getattr(error, "exit_code", 1)))
+    for rank, e in enumerate(errors):
+        if e is not None:
+            message, code = e
+            # leave the job together: a rank that exits while another still talks to it makes
+            # that one's gloo abort (SIGABRT) instead of exiting with the message
+            quiet = not world().is_main
+            barrier()
+            shutdown()
+            raise SharedError(message if rank == 0 or error is not None else f"rank {rank}: {message}", code, quiet)
+
+
+def barrier() -> None:
+    if world().size > 1:
+        dist.barrier()
+
+
+def lost(e: BaseException, step: int, run_dir) -> GanvaeError:
+    """The error a rank gives when a collective fails because another rank is gone."""
+    return GanvaeError(f"rank {world().rank}: another process of this job stopped (killed or crashed) near step "
+                       f"{step}; no checkpoint was written after the last complete one. Continue with: "
+                       f"ganvae train --resume {run_dir} (any --nproc)")
+
+
+def launch(nproc: int, args: list[str]) -> int:
+    """Run `python -m ganvae ARGS` as a torchrun job of nproc processes on this machine (what
+    `ganvae train --nproc N` does); returns the job's exit code.
+
+    The processes print their own one-line errors; when one dies of a signal (SIGKILL, the
+    out-of-memory killer) the others stop at once (their collectives fail) and this says
+    which one died. CPU threads are shared out: cores // nproc per process.
+    """
+    import logging
+    import signal
+    import sys
+    import uuid
+
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+    if nproc < 1:
+        raise BadInput(f"--nproc {nproc}: give at least 1 process")
+    # the agent's own log lines (closing signals, restarts) are not for the user
+    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+    config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=f"ganvae-{uuid.uuid4().hex[:8]}",
+                          rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0, monitor_interval=0.2)
+    try:
+        elastic_launch(config, sys.executable)("-m", "ganvae", *args)
+    except ChildFailedError as e:
+        rank, failure = e.get_first_failure()
+        code = failure.exitcode
+        if code < 0:   # killed by a signal: the process could not say so itself
+            name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else f"signal {-code}"
+            print(f"ganvae: error: process {rank} of {nproc} (pid {failure.pid}) was killed by {name}; the others "
+                  "stopped. Continue from the last checkpoint with: ganvae train --resume RUN_DIR", file=sys.stderr)
+            return 128 - code
+        return code
+    return 0
+
+
+__all__ = ["World", "init", "world", "launched", "rows", "draw_rows", "randn", "randn_rows", "all_sum_", "all_max",
+           "all_mean", "broadcast", "agree", "barrier", "shutdown", "SharedError", "device_for", "launch"]

@@ -1,0 +1,214 @@
+"""Data parallelism through torchrun: real processes on gloo, 2 ranks against 1.
+
+A 2-rank run splits each global batch of B images into two halves and averages the ranks'
+gradients; with the noise drawn for the global batch (parallel.py) it computes what one process
+computes, so the weights agree to float rounding. Nets without batch norm: per-rank BN
+statistics are the one thing that legitimately differs (SyncBatchNorm, the cure, runs on GPUs
+only).
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from ganvae import parallel
+from ganvae.checkpoint import load_state
+from ganvae.trainer import checkpoints, train
+
+DATA = "shapes:n=256,n_test=64"
+COMMON = ["--data", DATA, "--batch-size", "16", "--set", "width=8", "--set", "latent=8", "--device", "cpu",
+          "--quiet", "--log-every", "1"]
+CASES = {   # preset and the overrides that take batch norm out of its nets
+    "dcgan": ("dcgan", {"d_norm": "none", "g_norm": "none"}),
+    "vae": ("vae", {"norm": "none"}),
+    "wgan-gp": ("wgan-gp", {"g_norm": "none"}),   # its critic has layer norm already
+}
+STEPS = {"dcgan": 8, "vae": 3, "wgan-gp": 3}
+
+
+def _env():
+    # one thread per rank on a 2-core machine; a short collective timeout for the tests
+    return {**os.environ, "OMP_NUM_THREADS": "1", "GANVAE_DDP_TIMEOUT": "60"}
+
+
+def _sets(over: dict) -> list[str]:
+    return [a for k, v in over.items() for a in ("--set", f"{k}={v}")]
+
+
+def ganvae(*args, check=True, **kw):
+    p = subprocess.run([sys.executable, "-m", "ganvae", *map(str, args)], capture_output=True, text=True,
+                       env=_env(), timeout=300, **kw)
+    if check and p.returncode != 0:
+        raise AssertionError(f"exit {p.returncode}: {p.stderr[-2000:]}")
+    return p
+
+
+def weights(run: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(run / "model" / "model.safetensors"))
+
+
+def max_diff(a: dict, b: dict) -> float:
+    assert a.keys() == b.keys()
+    return max(float((a[k].double() - b[k].double()).abs().max()) for k in a)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Each case trained by 1 process (in this one) with 1 and with 2 threads, and by 2
+    processes (ganvae train --nproc 2)."""
+    root = tmp_path_factory.mktemp("ddp")
+    before = torch.get_num_threads()
+    try:
+        for threads, suffix in ((1, "1"), (2, "1-threads")):
+            torch.set_num_threads(threads)
+            for name, (preset, over) in CASES.items():
+                train(preset, DATA, root / f"{name}-{suffix}", overrides={**over, "width": 8, "latent": 8},
+                      steps=STEPS[name], batch_size=16, device="cpu", progress=False, log_every=1)
+    finally:
+        torch.set_num_threads(before)
+    for name, (preset, over) in CASES.items():
+        ganvae("train", preset, *COMMON, *_sets(over), "--steps", STEPS[name], "--checkpoint-every", 4,
+               "--run-dir", root / f"{name}-2", "--nproc", 2)
+    return root
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_two_processes_train_the_weights_one_process_does(runs, name):
+    # "Float tolerance": Adam divides each gradient by its running RMS, so a rounding difference
+    # in a gradient near zero becomes a difference of up to the learning rate in one step. The
+    # yardstick is therefore what rounding alone does: the same run on 2 threads instead of 1
+    # (another summation order); 2 processes may differ from 1 by no more than a few times that.
+    one = weights(runs / f"{name}-1")
+    rounding = max_diff(one, weights(runs / f"{name}-1-threads"))
+    assert max_diff(one, weights(runs / f"{name}-2")) <= max(1e-5, 4 * rounding)
+    # ... and the logged losses, averaged over the ranks, are the global batch's
+    import json
+
+    rows1 = [json.loads(line) for line in (runs / f"{name}-1" / "metrics.jsonl").read_text().splitlines()]
+    rows2 = [json.loads(line) for line in (runs / f"{name}-2" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows1] == [r["step"] for r in rows2] == list(range(1, STEPS[name] + 1))
+    assert [r["images"] for r in rows2] == [r["images"] for r in rows1]   # global images, not per rank
+    for r1, r2 in zip(rows1, rows2):
+        for k in r1:
+            if k.startswith("loss/"):
+                assert r2[k] == pytest.approx(r1[k], rel=1e-3, abs=1e-4), k
+
+
+def test_the_two_process_runs_differ_from_an_untrained_model(runs):
+    # the comparison above would pass trivially if neither run had trained
+    from ganvae.trainer import build
+    from ganvae.data import load_dataset
+
+    torch.manual_seed(0)
+    model, _ = build("dcgan", load_dataset(DATA), {"d_norm": "none", "g_norm": "none", "width": 8, "latent": 8})
+    assert max_diff({k: v for k, v in model.state_dict().items()}, weights(runs / "dcgan-2")) > 1e-3
+
+
+def test_only_rank_zero_writes(runs):
+    run = runs / "dcgan-2"
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == STEPS["dcgan"]                         # one line per step, not one per rank
+    assert len(list((run / "tb").iterdir())) == 1               # one TensorBoard event file
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
+        f"step_{s:08d}.{ext}" for s in (4, 8) for ext in ("json", "safetensors")]
+    import json
+
+    assert json.loads((run / "summary.json").read_text())["processes"] == 2
+
+
+def _rank_pid(rank: int) -> int | None:
+    """The pid of this test's torchrun worker with RANK=rank (found by its environment)."""
+    for entry in Path("/proc").iterdir():
+        try:
+            env = (entry / "environ").read_bytes().split(b"\0") if entry.name.isdigit() else []
+        except OSError:
+            continue
+        if f"RANK={rank}".encode() in env and b"GANVAE_KILL_TEST=1" in env:
+            return int(entry.name)
+    return None
+
+
+def test_a_killed_rank_stops_the_job_and_it_resumes(runs, tmp_path):
+    run = tmp_path / "killed"
+    args = [sys.executable, "-m", "ganvae", "train", "dcgan", *COMMON, *_sets(CASES["dcgan"][1]),
+            "--steps", 5000, "--checkpoint-every", 2, "--sample-every", 1, "--run-dir", run, "--nproc", 2]
+    launcher = subprocess.Popen(list(map(str, args)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env={**_env(), "GANVAE_KILL_TEST": "1"})
+    deadline = time.time() + 120
+    while not (run / "checkpoints" / "step_00000002.json").exists():
+        assert launcher.poll() is None, launcher.communicate()[1]
+        assert time.time() < deadline, "no checkpoint after 120 s"
+        time.sleep(0.02)
+    pid = _rank_pid(1)
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    t0 = time.time()
+    _, err = launcher.communicate(timeout=60)
+    assert time.time() - t0 < 30                                  # the other rank stopped, not hung
+    assert launcher.returncode != 0
+    assert "process 1 of 2" in err and "killed by SIGKILL" in err and "--resume" in err
+    assert "Traceback" not in err
+    # every checkpoint left behind is complete and loads
+    stems = checkpoints(run)
+    assert stems and int(stems[-1].name[5:]) < STEPS["dcgan"]   # killed before the reference run's end
+    for stem in stems:
+        load_state(stem)
+    assert not list((run / "checkpoints").glob(".*.tmp"))
+    assert not (run / "model").exists()
+    # resumed with 2 processes: bit for bit the uninterrupted 2-process run
+    ganvae("train", "--resume", run, "--steps", STEPS["dcgan"], "--quiet", "--nproc", 2)
+    assert max_diff(weights(run), weights(runs / "dcgan-2")) == 0
+
+
+def test_resume_under_another_number_of_processes(runs, tmp_path):
+    # 2 processes for 4 steps, then 1 process to 8: the 8-step run of either
+    run = tmp_path / "switch"
+    ganvae("train", "dcgan", *COMMON, *_sets(CASES["dcgan"][1]), "--steps", 4, "--run-dir", run, "--nproc", 2)
+    ganvae("train", "--resume", run, "--steps", STEPS["dcgan"], "--quiet")
+    one = weights(runs / "dcgan-1")
+    assert max_diff(weights(run), one) <= max(1e-5, 4 * max_diff(one, weights(runs / "dcgan-1-threads")))
+
+
+def test_bad_settings_fail_once_with_one_line(tmp_path):
+    p = ganvae("train", "dcgan", *COMMON, "--batch-size", "15", "--steps", 2, "--run-dir", tmp_path / "odd",
+               "--nproc", 2, check=False)
+    assert p.returncode == 2
+    lines = [line for line in p.stderr.splitlines() if line.strip()]
+    assert lines == ["ganvae: error: --batch-size 15: the global batch is split evenly over the 2 processes; "
+                     "give a multiple of 2"]
+    assert not (tmp_path / "odd").exists()
+    p = ganvae("train", "dcgan", *COMMON, "--steps", 2, "--nproc", 0, check=False)
+    assert p.returncode == 2 and p.stderr.strip() == "ganvae: error: --nproc 0: give at least 1 process"
+
+
+@pytest.mark.slow
+def test_settings_ddp_cannot_run_are_refused(tmp_path):
+    p = ganvae("train", "dcgan", *COMMON, "--set", "sync_bn=true", "--steps", 2, "--run-dir", tmp_path / "bn",
+               "--nproc", 2, check=False)
+    assert p.returncode == 2 and "SyncBatchNorm runs on GPUs only" in p.stderr
+    assert p.stderr.count("ganvae: error") == 1
+    p = ganvae("train", "vaegan", *COMMON, "--steps", 2, "--run-dir", tmp_path / "vg", "--nproc", 2, check=False)
+    assert p.returncode == 2 and "not yet trainable with several processes" in p.stderr
+
+
+def test_one_process_helpers_are_the_identity():
+    assert parallel.world() == parallel.World(0, 1, 0)
+    torch.manual_seed(3)
+    a = parallel.randn(5, 2)
+    torch.manual_seed(3)
+    assert torch.equal(a, torch.randn(5, 2))
+    assert parallel.rows(8) == slice(0, 8)
+    assert parallel.all_mean({"x": 2.0}) == {"x": 2.0}
+    assert parallel.broadcast("run") == "run"
+    parallel.agree(None)
+    from ganvae.errors import BadInput
+
+    with pytest.raises(BadInput, match="bad"):
+        parallel.agree(BadInput("bad"))
