@@ -198,6 +198,24 @@ def test_settings_ddp_cannot_run_are_refused(tmp_path):
     assert p.returncode == 2 and "not yet trainable with several processes" in p.stderr
 
 
+def test_compare_trains_each_model_with_two_processes_and_scores_once(tmp_path):
+    out = tmp_path / "cmp"
+    p = ganvae("compare", "--data", DATA, "--models", "dcgan:d_norm=none:g_norm=none,vae:norm=none", "--steps", 6,
+               "--batch-size", 16, "--set", "width=8", "--set", "latent=8", "--eval-n", 100, "--curve-points", 2,
+               "--curve-n", 50,
+               "--out", out, "--nproc", 2, "--device", "cpu", "--quiet")
+    assert p.stdout.splitlines() == [f"report: {out / 'report.html'}"]            # said once, by rank 0
+    import json
+
+    results = json.loads((out / "results.json").read_text())
+    assert [r["model"] for r in results["rows"]] == ["dcgan:d_norm=none:g_norm=none", "vae:norm=none"]
+    for run in (out / "runs").iterdir():
+        assert json.loads((run / "summary.json").read_text())["processes"] == 2
+        curve = (run / "curve.jsonl").read_text().splitlines()
+        assert [json.loads(line)["step"] for line in curve] == [3, 6]          # rank 0's curve points
+    assert (out / "report.html").stat().st_size > 0
+
+
 def test_one_process_helpers_are_the_identity():
     assert parallel.world() == parallel.World(0, 1, 0)
     torch.manual_seed(3)

@@ -196,13 +196,7 @@ def train_cmd(model, data, data_dir, size, channels, data_seed, val_split, limit
     from .data.base import parse_val_split
     from .trainer import train
 
-    if nproc is not None and nproc < 1:
-        raise BadInput(f"--nproc {nproc}: give at least 1 process")
-    if nproc and nproc > 1:
-        if parallel.launched():
-            raise BadInput("--nproc: this process is already one of a torchrun job; give --nproc only to a plain "
-                           "ganvae train")
-        raise click.exceptions.Exit(parallel.launch(nproc, _without_option(_ARGS, "--nproc")))
+    _launch_if_asked(nproc, "train")
 
     overrides = C.load_file(config_file) if config_file else {}
     overrides.update(C.parse_set(sets))
@@ -228,13 +222,26 @@ def train_cmd(model, data, data_dir, size, channels, data_seed, val_split, limit
                        data_seed=data_seed, data_val_split=None if val_split is None else parse_val_split(val_split),
                        data_limit=limit)
         out, summary = train(model, data, run_dir, overrides=overrides, progress=not quiet, **options)
-    if not parallel.world().is_main:
-        parallel.shutdown()
-        return
     parallel.shutdown()
+    if parallel.launched_rank() != 0:
+        return
     click.echo(f"trained {summary['step']} steps ({summary['images']} images, {summary['train_seconds']:.1f}s, "
                f"{summary['images_per_second']:.0f} img/s)")
     click.echo(f"run: {out}   samples: {out / 'samples' / 'final.png'}   model: {out / 'model'}")
+
+
+def _launch_if_asked(nproc: int | None, command: str) -> None:
+    """--nproc N > 1: run this very command as a torchrun job of N processes, and end with its
+    exit code."""
+    from . import parallel
+
+    if nproc is not None and nproc < 1:
+        raise BadInput(f"--nproc {nproc}: give at least 1 process")
+    if nproc and nproc > 1:
+        if parallel.launched():
+            raise BadInput(f"--nproc: this process is already one of a torchrun job; give --nproc only to a plain "
+                           f"ganvae {command}")
+        raise click.exceptions.Exit(parallel.launch(nproc, _without_option(_ARGS, "--nproc")))
 
 
 def _without_option(args: list[str], name: str) -> list[str]:
@@ -944,10 +951,13 @@ def disentangle_cmd(run, data, n, bins, seed, figure, json_out, device) -> None:
               help="Compare every model at each of these values of one setting: --sweep beta=0.25,0.5,1,2,4,8.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output directory.")
 @click.option("--device", default="auto", show_default=True)
+@click.option("--nproc", type=int, default=None, metavar="N",
+              help="Train each model with N processes (DDP through torchrun, one model after another); "
+                   "scoring runs in one [1].")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def compare_cmd(data, data_dir, size, channels, models, budget, steps, epochs, seeds, batch_size, precision, sets,
                 eval_n, curve_points, curve_n, nll_k, nll_images, val_split, limit, tasks, task_sets, masks,
-                complete_n, complete_method, sweep, out, device, quiet) -> None:
+                complete_n, complete_method, sweep, out, device, nproc, quiet) -> None:
     """Train MODELS on --data under one budget, score them all, and write report.html.
 
     Re-running the same command resumes: finished models are skipped.
@@ -959,9 +969,12 @@ def compare_cmd(data, data_dir, size, channels, models, budget, steps, epochs, s
       ganvae compare --data fashion-mnist --models dcgan,dcgan:augment=ada --limit 1000 --budget 3m
     """
     from . import config as C
+    from . import parallel
     from .data.base import parse_val_split
     from .registry import expand_sweep
     from .report.compare import CompareConfig, compare
+
+    _launch_if_asked(nproc, "compare")
     from .trainer import resolve_device, resolve_precision
 
     import dataclasses
@@ -985,7 +998,8 @@ def compare_cmd(data, data_dir, size, channels, models, budget, steps, epochs, s
 
         parse_budget(budget)
     compare(cfg, out, progress=not quiet, device=resolve_device(device), log=lambda m: click.echo(m, err=True))
-    click.echo(f"report: {out / 'report.html'}")
+    if parallel.launched_rank() == 0:   # (the other ranks of a --nproc job leave after the training)
+        click.echo(f"report: {out / 'report.html'}")
 
 
 @cli.command("report", context_settings=CONTEXT)

@@ -49,6 +49,12 @@ def launched() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
+def launched_rank() -> int:
+    """This process's rank in its torchrun job from the environment (0 outside one), valid
+    before the process group is joined and after it is left."""
+    return int(os.environ.get("RANK", "0")) if launched() else 0
+
+
 def world() -> World:
     if dist.is_available() and dist.is_initialized():
         return World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", dist.get_rank())))
@@ -57,9 +63,10 @@ def world() -> World:
 
 def timeout_seconds() -> float:
     """How long a rank waits for the others in one collective before it gives up
-    (GANVAE_DDP_TIMEOUT, seconds; 300 by default). A killed rank is noticed at once (its
-    sockets close); this bounds a rank that hangs instead."""
-    text = os.environ.get("GANVAE_DDP_TIMEOUT", "300")
+    (GANVAE_DDP_TIMEOUT, seconds; 1800 by default, gloo's own default). A killed rank is noticed
+    at once (its sockets close); this bounds a rank that hangs instead, and must cover what rank
+    0 does alone while the others wait (compare's curve points, an evaluator trained first)."""
+    text = os.environ.get("GANVAE_DDP_TIMEOUT", "1800")
     try:
         value = float(text)
     except ValueError:
@@ -247,5 +254,5 @@ def launch(nproc: int, args: list[str]) -> int:
     return 0
 
 
-__all__ = ["World", "init", "world", "launched", "rows", "draw_rows", "randn", "randn_rows", "all_sum_", "all_max",
+__all__ = ["World", "init", "world", "launched", "launched_rank", "rows", "draw_rows", "randn", "randn_rows", "all_sum_", "all_max",
            "all_mean", "broadcast", "agree", "barrier", "shutdown", "SharedError", "device_for", "launch"]

@@ -224,7 +224,8 @@ class Trainer:
                  is_main: bool = True, callbacks: list | None = None):
         self.model, self.data, self.cfg, self.run_dir = model, data, cfg, Path(run_dir)
         # callables (trainer) -> None run after every step, outside the timed training
-        # (compare's evaluation points use this); each decides for itself when to act
+        # (compare's evaluation points use this); each decides for itself when to act. Under
+        # DDP they run on rank 0 only.
         self.callbacks = list(callbacks or [])
         self.t = cfg.train
         self.world = parallel.world()
@@ -463,6 +464,8 @@ class Trainer:
         t_log, images_log = time.perf_counter(), self.images
         self._t_step = time.perf_counter()
         self._stop = 0
+        # whether any rank has callbacks (only rank 0 may: compare's curve recorder)
+        sync_callbacks = self.world.size > 1 and parallel.all_max([float(bool(self.callbacks))], self._comm_device)[0] > 0
         try:
             while not self._done():
                 if stop_signal and self.world.size == 1:
@@ -502,8 +505,11 @@ class Trainer:
                     self._write_samples(f"step_{self.step:08d}", fixed_noise, x_fixed)
                 if self.step % self.t.checkpoint_every == 0 and self.is_main:
                     self.save_checkpoint()
-                for callback in self.callbacks:
-                    callback(self)
+                if self.is_main:   # under DDP callbacks (compare's curve points) run on rank 0 ...
+                    for callback in self.callbacks:
+                        callback(self)
+                if sync_callbacks:
+                    parallel.barrier()   # ... while the others wait here, outside the training time
                 self._t_step = time.perf_counter()  # logging, checkpoints, callbacks: not training time
         except RuntimeError as e:
             # a collective failed: another rank is gone (a GanvaeError passes through untouched)

@@ -25,6 +25,7 @@ present), resumes an interrupted one from its last checkpoint, and scores traine
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import json
@@ -38,6 +39,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from .. import parallel
 from ..data import ImageDataset, to_float, to_uint8
 from ..data.base import AUTO_VAL_MAX, parse_val_split
 from ..errors import BadInput, GanvaeError
@@ -205,8 +207,11 @@ def _train_one(cfg: CompareConfig, out: Path, preset: str, seed: int, ds: ImageD
     from ..trainer import checkpoints, train
 
     run_dir = out / "runs" / _run_name(preset, seed)
+    # (under DDP only rank 0 records the curve; the other ranks have no evaluator)
     recorder = CurveRecorder(run_dir, ds, ev, real_curve_feats, cfg.curve_points, cfg.curve_n, seed,
-                             split=splits["curve"], select=splits["best_selection"] is not None)
+                             split=splits["curve"], select=splits["best_selection"] is not None) \
+        if parallel.world().is_main else None
+    callbacks = [recorder] if recorder is not None else []
     options = dict(steps=cfg.steps, epochs=cfg.epochs, budget=cfg.budget, batch_size=cfg.batch_size, seed=seed,
                    precision=cfg.precision, sample_every=10**9, checkpoint_every=500, log_every=25,
                    device=str(device))
@@ -214,23 +219,24 @@ def _train_one(cfg: CompareConfig, out: Path, preset: str, seed: int, ds: ImageD
     t0 = time.perf_counter()
     if resuming:
         log(f"{_run_name(preset, seed)}: resuming from its last checkpoint")
-        train("", run_dir=run_dir, resume=True, progress=progress, callbacks=[recorder], dataset=ds,
+        train("", run_dir=run_dir, resume=True, progress=progress, callbacks=callbacks, dataset=ds,
               **{k: v for k, v in options.items() if k in ("steps", "epochs", "budget", "device")})
     else:
-        if run_dir.exists():  # a run killed before its first checkpoint: start it again
+        if run_dir.exists() and parallel.world().is_main:  # killed before its first checkpoint: start again
             import shutil
 
             shutil.rmtree(run_dir)
         # the run's config.json records the split, so `ganvae eval RUN` rebuilds the same data
         data_opts = {f"data_{k}": getattr(cfg, k) for k in ("data_dir", "size", "channels", "val_split", "limit")}
         name, own = parse_model_spec(preset)   # a variant's own overrides win over --set's
-        train(name, cfg.data, run_dir, overrides={**cfg.overrides, **own}, progress=progress, callbacks=[recorder],
+        train(name, cfg.data, run_dir, overrides={**cfg.overrides, **own}, progress=progress, callbacks=callbacks,
               dataset=ds, **options, **{k: v for k, v in data_opts.items() if v is not None})
     # wall-clock seconds of this phase, summed over resumes: training, curve points, and the rest
     # (start-up, checkpoints, logs) come apart in _timing
     path = run_dir / "phase1_seconds.json"
     before = json.loads(path.read_text())["seconds"] if resuming and path.exists() else 0.0
-    write_json(path, {"seconds": round(before + time.perf_counter() - t0, 3)})
+    if parallel.world().is_main:
+        write_json(path, {"seconds": round(before + time.perf_counter() - t0, 3)})
     return run_dir
 
 
@@ -345,6 +351,12 @@ def compare(cfg: CompareConfig, out: Path, progress: bool = True, device="cpu",
 
     t_start = time.perf_counter()
     cfg.validate()
+    # `compare --nproc N` (torchrun): every rank trains each model with DDP; rank 0 alone holds
+    # the lock, the evaluator and the curves, and after the training phase scores everything as
+    # one process while the others leave
+    world = parallel.init(str(device))
+    if not world.is_main:
+        log = lambda message: None  # noqa: E731
     cfg = dataclasses.replace(cfg, val_split=parse_val_split(cfg.val_split))  # one spelling in compare.json
     # the very loading of a run's config.json (data seed 0), so `ganvae eval RUN` agrees with us;
     # before anything is written, so that a bad --data or --val-split leaves no --out behind
@@ -355,22 +367,20 @@ def compare(cfg: CompareConfig, out: Path, progress: bool = True, device="cpu",
     if ds.val is not None and len(ds.val) < 2:
         raise BadInput(f"--val-split {cfg.val_split}: holds out {len(ds.val)} image; the quick FD needs at least 2")
     out = Path(out)
+    mine = dataclasses.asdict(cfg)
     # one comparison per --out at a time: a second command on it is refused while this one runs
-    with dir_lock(out, f"--out {out}"):
-        saved = out / "compare.json"
-        mine = dataclasses.asdict(cfg)
-        # Tasks may be added to (or dropped from) a finished comparison: only the training settings
-        # must match for its runs to be reused.
-        training = lambda d: {k: v for k, v in d.items() if k not in ("tasks", "task_configs")}  # noqa: E731
-        if saved.exists():
-            theirs = json.loads(saved.read_text())
-            if training(theirs) != training(json.loads(json.dumps(mine))):
-                raise BadInput(f"--out {out}: holds a comparison with other settings; use another --out "
-                               "(or the same command to resume it)")
-        write_json(saved, mine)
-        ev = get_evaluator(ds, device=device, log=log)  # trained on train + val as loaded: see get_evaluator
-        splits, curve_feats = _selection_split(ds, ev, data_cfg.seed, log)
-        if splits["best_selection"] is None:
+    with contextlib.ExitStack() as lock:
+        error, ev, splits, curve_feats = None, None, {"curve": None, "best_selection": None}, None
+        try:
+            if world.is_main:
+                lock.enter_context(dir_lock(out, f"--out {out}"))
+                ev, splits, curve_feats = _set_up(cfg, out, mine, ds, data_cfg, device, log)
+        except GanvaeError as e:
+            error = e
+        parallel.agree(error)
+        if not world.is_main:
+            pass
+        elif splits["best_selection"] is None:
             log("--val-split 0: curves on a slice of the training images; no best checkpoint is picked")
         else:
             log(f"curves and best-checkpoint selection on the validation split ({splits['val_images']} images "
@@ -395,7 +405,14 @@ def compare(cfg: CompareConfig, out: Path, progress: bool = True, device="cpu",
                 if "diverged" not in str(e):
                     raise
                 log(f"{name}: {e}")
-                write_json(run_dir / "result.json", {"model": preset, "seed": seed, "status": "diverged", "error": str(e)})
+                if world.is_main:
+                    write_json(run_dir / "result.json",
+                               {"model": preset, "seed": seed, "status": "diverged", "error": str(e)})
+        if world.size > 1:   # the rest is rank 0's, as one process
+            parallel.barrier()
+            parallel.shutdown()
+            if not world.is_main:
+                return {}
         # phase 2: every choice is made; now the test split: the floor, then each final and best model
         floor_path = out / "floor.json"
         t_floor = time.perf_counter()
@@ -448,6 +465,24 @@ def compare(cfg: CompareConfig, out: Path, progress: bool = True, device="cpu",
             f"(set-up {t_setup:.0f}s, real-data floor {t_floor:.0f}s{tasks_text}, report "
             f"{time.perf_counter() - t_report:.0f}s)")
         return results
+
+
+def _set_up(cfg: CompareConfig, out: Path, mine: dict, ds: ImageDataset, data_cfg, device, log):
+    """compare.json checked against a finished comparison's and written, the evaluator, and the
+    real images the curves are measured on: (evaluator, splits, their features)."""
+    saved = out / "compare.json"
+    # Tasks may be added to (or dropped from) a finished comparison: only the training settings
+    # must match for its runs to be reused.
+    training = lambda d: {k: v for k, v in d.items() if k not in ("tasks", "task_configs")}  # noqa: E731
+    if saved.exists():
+        theirs = json.loads(saved.read_text())
+        if training(theirs) != training(json.loads(json.dumps(mine))):
+            raise BadInput(f"--out {out}: holds a comparison with other settings; use another --out "
+                           "(or the same command to resume it)")
+    write_json(saved, mine)
+    ev = get_evaluator(ds, device=device, log=log)  # trained on train + val as loaded: see get_evaluator
+    splits, curve_feats = _selection_split(ds, ev, data_cfg.seed, log)
+    return ev, splits, curve_feats
 
 
 def task_config(task, values: dict):
