@@ -5,6 +5,7 @@
     model = ganvae.load(run_dir)            # a GenerativeModel, from safetensors, no pickle
     x = model.sample(16)                    # (16, C, H, W) in [-1, 1]
     done = ganvae.complete(model, x, mask)  # mask (16, 1, H, W), 1 = known pixel
+    ganvae.train("dcgan", "shapes", steps=500, nets={"g": ganvae.net(MyGenerator, latent=64)})
 """
 
 __version__ = "0.1.0"
@@ -15,6 +16,17 @@ def train(*args, **kwargs):
     from .trainer import train as _train
 
     return _train(*args, **kwargs)
+
+
+def net(cls, **kwargs) -> dict:
+    """A user's nn.Module class and its constructor arguments as a `nets` entry, to train a
+    model with one's own generator, discriminator, encoder or decoder; see ganvae.custom:
+
+        ganvae.train("dcgan", "fashion-mnist", steps=1000, nets={"g": ganvae.net(MyGenerator, latent=64)})
+    """
+    from .custom import net as _net
+
+    return _net(cls, **kwargs)
 
 
 def load(run, device: str = "cpu"):

@@ -41,6 +41,10 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         if value not in choices:
             raise BadInput(f"{key}={value!r}: choose one of {', '.join(map(str, choices))}")
         return value
+    if tp is dict or origin is dict:
+        if not isinstance(value, dict):
+            raise BadInput(f"{key}={value!r}: expected a mapping (from Python or a config file)")
+        return dict(value)
     if origin in (tuple, list):
         if isinstance(value, str):
             value = [v for v in value.split(",") if v.strip()]

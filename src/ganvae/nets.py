@@ -444,7 +444,7 @@ def inference_decoder(decoder: Decoder) -> nn.Module:
     (k decoder passes per image). The copy is of the eval-mode function whatever mode
     `decoder` is in (batch norm on its running statistics), and `decoder` is left as it was.
     """
-    if isinstance(decoder, ResNetDecoder):   # no fast path for it: an eval-mode frozen copy
+    if not isinstance(decoder, Decoder):   # ResNet or a user's: no fast path, an eval-mode frozen copy
         import copy
 
         return copy.deepcopy(decoder).eval().requires_grad_(False)

@@ -748,7 +748,7 @@ def split_overrides(overrides: dict[str, Any]) -> tuple[dict, dict, dict]:
 def train(preset: str, data: str = "shapes", run_dir: str | Path | None = None, *,
           overrides: dict | None = None, resume: bool = False, progress: bool = True,
           runs_root: str | Path = "runs", callbacks: list | None = None, dataset: ImageDataset | None = None,
-          **train_options) -> tuple[Path, dict]:
+          nets: dict | None = None, **train_options) -> tuple[Path, dict]:
     """Train a model; the Python twin of `ganvae train`.
 
     Args:
@@ -759,6 +759,8 @@ def train(preset: str, data: str = "shapes", run_dir: str | Path | None = None, 
         resume: continue the run in `run_dir` from its last checkpoint.
         callbacks: called with the trainer after every step (see Trainer).
         dataset: the already loaded dataset of `data` (saves loading it again).
+        nets: a user's own nets in place of the built-in ones, {role: ganvae.net(Class, **kwargs)}
+            (roles g and d for GANs, encoder and decoder for AEs and VAEs; see ganvae.custom).
         **train_options: TrainConfig fields (steps=..., budget="2m", batch_size=...) and
             DataConfig fields prefixed `data_` (data_dir, data_size, ...).
 
@@ -766,6 +768,8 @@ def train(preset: str, data: str = "shapes", run_dir: str | Path | None = None, 
         (run directory, summary dict).
     """
     m_over, t_over, d_over = split_overrides(overrides or {})
+    if nets:   # a user's own nets (ganvae.net): part of the model's config, saved in config.json
+        m_over["nets"] = nets
     data_fields = {f.name for f in dataclasses.fields(DataConfig)}
     for k in list(train_options):
         if k.startswith("data_") and k[5:] in data_fields:

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..custom import autoencoder_nets
 from ..errors import BadInput, GanvaeError
 from ..nets import dcgan_init, make_decoder, make_encoder
 from ..registry import register_model
@@ -317,6 +318,7 @@ class AE(FittedPrior, GenerativeModel):
 
     Config = AEConfig
     ddp_ready = True
+    custom_roles = ("encoder", "decoder")
     has_encoder = True
     # Its codes are wherever the encoder put them (the prior is fitted to them afterwards), not
     # N(0, I): the norm-preserving great circle of slerp has no meaning there, so paths are lines.
@@ -331,6 +333,8 @@ class AE(FittedPrior, GenerativeModel):
         self.decoder = make_decoder(c.arch, c.latent, c.channels, c.size, c.width,
                                     out="none" if c.loss == "bce" else "tanh")
         dcgan_init(self)   # the same initialisation as the GAN nets, so families compare fairly
+        enc, dec = autoencoder_nets(c, c.latent, c.channels, "ae")   # a user's own (custom.py)
+        self.encoder, self.decoder = enc or self.encoder, dec or self.decoder
         self.init_prior(c.prior, c.latent, c.gmm_components)
 
     def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:

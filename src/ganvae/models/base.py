@@ -68,6 +68,9 @@ class ModelConfig:
     # the nets: DCGAN's (Radford et al. 2016) or the residual ones of WGAN-GP and SNGAN
     # (nets.ResNetDecoder / ResNetDiscriminator / ResNetEncoder), both sized from the image
     arch: str = "dcgan"
+    # bring your own nets: {role: {"class": "module.path:Class", "kwargs": {...}}} in place of
+    # the built-in ones (custom.py; the roles a family takes are its `custom_roles`)
+    nets: dict = dataclasses.field(default_factory=dict)
 
     def validate(self) -> None:
         if self.arch not in ("dcgan", "resnet"):
@@ -107,9 +110,14 @@ class GenerativeModel(nn.Module):
     # Trains under DDP (torchrun, --nproc): its train_step runs each net it updates through
     # `self.ddp(name)` and draws its noise for the global batch (parallel.py).
     ddp_ready: ClassVar[bool] = False
+    # the nets a user may replace with their own modules (ModelConfig.nets, custom.py)
+    custom_roles: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config):
         super().__init__()
+        if getattr(config, "nets", None) and not self.custom_roles:
+            raise BadInput(f"nets: {self.name} does not take custom nets (gan, vae and ae presets do); use its "
+                           "built-in ones")
         self.config = config
         self._optimizers: dict[str, torch.optim.Optimizer] | None = None
         self._amp_dtype: torch.dtype | None = None      # None: float32 throughout

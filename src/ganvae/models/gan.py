@@ -38,6 +38,7 @@ from torch import nn
 
 from .. import parallel
 from ..augment import AugmentConfig, DiscriminatorAugment
+from ..custom import gan_nets
 from ..errors import BadInput
 from ..nets import (Decoder, Discriminator, ResNetDecoder, ResNetDiscriminator, class_weights,
                     dcgan_init)
@@ -251,6 +252,7 @@ class GAN(GenerativeModel):
 
     Config = GANConfig
     ddp_ready = True
+    custom_roles = ("g", "d")
 
     def __init__(self, config: GANConfig):
         config.validate()
@@ -264,10 +266,13 @@ class GAN(GenerativeModel):
         if c.arch == "dcgan":   # the ResNets keep PyTorch's (He-uniform) initialisation
             dcgan_init(self.g)
             dcgan_init(self.d)
+        g_user, d_user = gan_nets(c)   # a user's own nets (custom.py), with their own initialisation
+        self.g, self.d = g_user or self.g, d_user or self.d
         if c.reg == "spectral":
             # After init: the parametrization starts its power iteration from these weights.
             add_spectral_norm(self.d)
-        self.d.body.freeze(c.freeze_d)
+        if d_user is None:
+            self.d.body.freeze(c.freeze_d)
         # D's view of every image, real or fake (augment=none: the images themselves)
         self.augment = DiscriminatorAugment(c)
         self.d_loss, self.g_loss = LOSSES[c.loss]

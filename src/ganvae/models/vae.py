@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..custom import autoencoder_nets
 from ..errors import BadInput
 from ..nets import class_weights, dcgan_init, inference_decoder, make_decoder, make_encoder
 from ..parallel import randn_rows
@@ -221,6 +222,7 @@ class VAE(FittedPrior, GaussianEncoding, GenerativeModel):
 
     Config = VAEConfig
     ddp_ready = True
+    custom_roles = ("encoder", "decoder")
     has_encoder = True
     has_likelihood = True
 
@@ -238,6 +240,8 @@ class VAE(FittedPrior, GaussianEncoding, GenerativeModel):
         out_channels = 2 * c.channels if c.likelihood in DISCRETIZED else c.channels
         self.decoder = make_decoder(c.arch, c.latent + k, out_channels, c.size, c.width, out="none", norm=c.norm)
         dcgan_init(self)
+        enc, dec = autoencoder_nets(c, 2 * c.latent, out_channels, "vae")   # a user's own (custom.py)
+        self.encoder, self.decoder = enc or self.encoder, dec or self.decoder
         if c.likelihood == "gaussian" and c.learn_sigma:
             # Stored before the soft floor of `log_sigma`, inverted so that sigma starts at c.sigma.
             lifted = math.log(c.sigma) - LOG_SIGMA_FLOOR
