@@ -324,7 +324,7 @@ class Trainer:
         import warnings
 
         d = self.run_dir / "checkpoints"
-        if d.is_dir():  # leftovers of a write that was killed: temporaries, tensors without JSON
+        if d.is_dir() and self.is_main:  # leftovers of a killed write: temporaries, tensors without JSON
             for leftover in [*d.glob(".*.tmp"), *(p for p in d.glob("step_*.safetensors")
                                                   if not p.with_suffix(".json").exists())]:
                 leftover.unlink(missing_ok=True)
@@ -358,7 +358,7 @@ class Trainer:
     def _truncate_metrics(self) -> None:
         """Drop metric lines past the checkpoint, so a resumed run logs no step twice."""
         path = self.run_dir / "metrics.jsonl"
-        if not path.exists():
+        if not path.exists() or not self.is_main:   # (under DDP rank 0's file alone)
             return
         keep = []
         for line in path.read_text().splitlines():
