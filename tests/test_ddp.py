@@ -7,6 +7,7 @@ statistics are the one thing that legitimately differs (SyncBatchNorm, the cure,
 only).
 """
 
+import json
 import os
 import signal
 import subprocess
@@ -73,9 +74,10 @@ def runs(tmp_path_factory):
                       steps=STEPS[name], batch_size=16, device="cpu", progress=False, log_every=1)
     finally:
         torch.set_num_threads(before)
-    for name, (preset, over) in CASES.items():
-        ganvae("train", preset, *COMMON, *_sets(over), "--steps", STEPS[name], "--checkpoint-every", 4,
-               "--run-dir", root / f"{name}-2", "--nproc", 2)
+    # the 2-process runs: one torchrun job (tests/ddp_job.py) trains them all, through the API
+    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                        "-m", "tests.ddp_job", str(root)], capture_output=True, text=True, env=_env(), timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
     return root
 
 
@@ -89,8 +91,6 @@ def test_two_processes_train_the_weights_one_process_does(runs, name):
     rounding = max_diff(one, weights(runs / f"{name}-1-threads"))
     assert max_diff(one, weights(runs / f"{name}-2")) <= max(1e-5, 4 * rounding)
     # ... and the logged losses, averaged over the ranks, are the global batch's
-    import json
-
     rows1 = [json.loads(line) for line in (runs / f"{name}-1" / "metrics.jsonl").read_text().splitlines()]
     rows2 = [json.loads(line) for line in (runs / f"{name}-2" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows1] == [r["step"] for r in rows2] == list(range(1, STEPS[name] + 1))
@@ -118,8 +118,6 @@ def test_only_rank_zero_writes(runs):
     assert len(list((run / "tb").iterdir())) == 1               # one TensorBoard event file
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
         f"step_{s:08d}.{ext}" for s in (4, 8) for ext in ("json", "safetensors")]
-    import json
-
     assert json.loads((run / "summary.json").read_text())["processes"] == 2
 
 
@@ -167,11 +165,16 @@ def test_a_killed_rank_stops_the_job_and_it_resumes(runs, tmp_path):
     assert max_diff(weights(run), weights(runs / "dcgan-2")) == 0
 
 
-def test_resume_under_another_number_of_processes(runs, tmp_path):
-    # 2 processes for 4 steps, then 1 process to 8: the 8-step run of either
-    run = tmp_path / "switch"
-    ganvae("train", "dcgan", *COMMON, *_sets(CASES["dcgan"][1]), "--steps", 4, "--run-dir", run, "--nproc", 2)
-    ganvae("train", "--resume", run, "--steps", STEPS["dcgan"], "--quiet")
+def test_resume_under_another_number_of_processes(runs):
+    # 2 processes for 4 steps (in the job), then 1 process to 8: the 8-step run of either
+    run = runs / "switch"
+    assert json.loads((run / "summary.json").read_text())["step"] == STEPS["dcgan"] // 2
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train("", run_dir=run, resume=True, steps=STEPS["dcgan"], progress=False)
+    finally:
+        torch.set_num_threads(before)
     one = weights(runs / "dcgan-1")
     assert max_diff(weights(run), one) <= max(1e-5, 4 * max_diff(one, weights(runs / "dcgan-1-threads")))
 
@@ -205,8 +208,6 @@ def test_compare_trains_each_model_with_two_processes_and_scores_once(tmp_path):
                "--curve-n", 50,
                "--out", out, "--nproc", 2, "--device", "cpu", "--quiet")
     assert p.stdout.splitlines() == [f"report: {out / 'report.html'}"]            # said once, by rank 0
-    import json
-
     results = json.loads((out / "results.json").read_text())
     assert [r["model"] for r in results["rows"]] == ["dcgan:d_norm=none:g_norm=none", "vae:norm=none"]
     for run in (out / "runs").iterdir():

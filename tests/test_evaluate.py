@@ -165,13 +165,14 @@ def test_fd_floor_far_below_broken_samples(fmnist, fm_evaluator, small_cfg):
     x = torch.from_numpy(fmnist.train.x[2000:4000]).float()
     blurred = torch.nn.functional.avg_pool2d(x, 5, stride=1, padding=2).round().to(torch.uint8).numpy()
     repeated = np.repeat(fmnist.train.x[:1], 2000, axis=0)
-    for name, bad in (("noise", noise), ("blurred", blurred), ("repeated", repeated)):
-        m = _fd(bad, fmnist, fm_evaluator, small_cfg)
+    scored = {name: _fd(bad, fmnist, fm_evaluator, small_cfg)
+              for name, bad in (("noise", noise), ("blurred", blurred), ("repeated", repeated))}
+    for name, m in scored.items():
         assert m["fd"] > 10 * floor_fd, (name, m["fd"], floor_fd)
     assert real["metrics"]["sharpness"] == pytest.approx(1.0, abs=0.1)
-    assert _fd(blurred, fmnist, fm_evaluator, small_cfg)["sharpness"] < 0.3
+    assert scored["blurred"]["sharpness"] < 0.3
     # the single repeated image covers one mode and has no recall
-    m = _fd(repeated, fmnist, fm_evaluator, small_cfg)
+    m = scored["repeated"]
     assert m["mode_coverage"] <= 2 and m["recall"] < 0.05 and m["classifier_score"] < 1.5
     assert real["floor"]["mode_coverage"] == 10 and real["floor"]["classifier_score"] > 8
 

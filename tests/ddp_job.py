@@ -1,0 +1,28 @@
+"""A torchrun job for tests/test_ddp.py: every 2-process run the tests compare, in one launch.
+
+    torchrun --standalone --nproc-per-node 2 -m tests.ddp_job ROOT
+
+Trains each case of test_ddp.CASES into ROOT/NAME-2, and the dcgan case for half its steps into
+ROOT/switch (resumed by one process in the test), through the Python API under torchrun.
+"""
+
+import sys
+from pathlib import Path
+
+from ganvae import parallel
+from ganvae.trainer import train
+from tests.test_ddp import CASES, DATA, STEPS
+
+
+def main(root: Path) -> None:
+    for name, (preset, over) in CASES.items():
+        train(preset, DATA, root / f"{name}-2", overrides={**over, "width": 8, "latent": 8}, steps=STEPS[name],
+              batch_size=16, device="cpu", progress=False, log_every=1, checkpoint_every=4)
+    preset, over = CASES["dcgan"]
+    train(preset, DATA, root / "switch", overrides={**over, "width": 8, "latent": 8}, steps=STEPS["dcgan"] // 2,
+          batch_size=16, device="cpu", progress=False, log_every=1)
+    parallel.shutdown()
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))
