@@ -231,3 +231,23 @@ def test_one_process_helpers_are_the_identity():
 
     with pytest.raises(BadInput, match="bad"):
         parallel.agree(BadInput("bad"))
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_every_process_at_one_step_with_a_checkpoint(tmp_path):
+    run = tmp_path / "int"
+    args = [sys.executable, "-m", "ganvae", "train", "dcgan", *COMMON, *_sets(CASES["dcgan"][1]),
+            "--steps", 100000, "--checkpoint-every", 100000, "--run-dir", run, "--nproc", 2]
+    job = subprocess.Popen(list(map(str, args)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           env=_env(), start_new_session=True)
+    deadline = time.time() + 120
+    while not (run / "metrics.jsonl").exists() or not (run / "metrics.jsonl").read_text():
+        assert job.poll() is None and time.time() < deadline
+        time.sleep(0.05)
+    os.killpg(job.pid, signal.SIGINT)            # what Ctrl-C does: the launcher and both processes
+    _, err = job.communicate(timeout=60)
+    assert job.returncode == 130
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("ganvae: stopped: SIGINT at step ")   # said once
+    step = int(lines[0].split("at step ")[1].split(":")[0])
+    assert [s.name for s in checkpoints(run)] == [f"step_{step:08d}"]

@@ -230,18 +230,25 @@ def launch(nproc: int, args: list[str]) -> int:
     import sys
     import uuid
 
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
     if nproc < 1:
         raise BadInput(f"--nproc {nproc}: give at least 1 process")
-    # the agent's own log lines (closing signals, restarts) are not for the user
-    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
+    # the agent's own log lines (closing signals, restarts) are not for the user; torch gives
+    # each of its modules' loggers its own level, so every one is quietened
+    for name in [n for n in logging.root.manager.loggerDict if n.startswith("torch.distributed")]:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
     config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=f"ganvae-{uuid.uuid4().hex[:8]}",
                           rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0, monitor_interval=0.2)
     try:
         elastic_launch(config, sys.executable)("-m", "ganvae", *args)
+    except SignalException as e:
+        # Ctrl-C / SIGTERM: the processes got it too, stopped at one step with a checkpoint and
+        # said so; the agent passed it on to them and ends with the signal's exit code
+        return 128 + int(e.sigval)
     except ChildFailedError as e:
         rank, failure = e.get_first_failure()
         code = failure.exitcode

@@ -533,8 +533,10 @@ class Trainer:
         if self.is_main:
             self.save_checkpoint()
         name = signal.Signals(signum).name
-        return Stopped(f"{name} at step {self.step}: checkpoint saved. Continue with: "
-                       f"ganvae train --resume {self.run_dir}", signum)
+        stopped = Stopped(f"{name} at step {self.step}: checkpoint saved. Continue with: "
+                          f"ganvae train --resume {self.run_dir}", signum)
+        stopped.quiet = not self.world.is_main   # under DDP rank 0 says it for the job
+        return stopped
 
     def _base_lrs(self) -> None:
         """The learning rates the run started with, {optimizer: [lr per group]}: rollbacks halve
