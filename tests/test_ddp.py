@@ -27,11 +27,14 @@ DATA = "shapes:n=256,n_test=64"
 COMMON = ["--data", DATA, "--batch-size", "16", "--set", "width=8", "--set", "latent=8", "--device", "cpu",
           "--quiet", "--log-every", "1"]
 CASES = {   # preset and the overrides that take batch norm out of its nets
-    "dcgan": ("dcgan", {"d_norm": "none", "g_norm": "none"}),
+    "dcgan": ("dcgan", {"d_norm": "none", "g_norm": "none", "ema": 0.5}),   # (with an EMA of G)
     "vae": ("vae", {"norm": "none"}),
-    "wgan-gp": ("wgan-gp", {"g_norm": "none"}),   # its critic has layer norm already
+    "wgan-gp": ("wgan-gp", {"g_norm": "none"}),   # its critic has layer norm already; n_critic 5
+    # lazy R1 (its own D update with 0 * D(x)) and ADA, whose p must count every rank's signs
+    "r1-ada": ("dcgan", {"d_norm": "none", "g_norm": "none", "reg": "r1", "r1_every": 2, "augment": "ada",
+                         "ada_interval": 1, "ada_speed_images": 50}),
 }
-STEPS = {"dcgan": 8, "vae": 3, "wgan-gp": 3}
+STEPS = {"dcgan": 8, "vae": 3, "wgan-gp": 3, "r1-ada": 4}
 
 
 def _env():
@@ -90,6 +93,9 @@ def test_two_processes_train_the_weights_one_process_does(runs, name):
     one = weights(runs / f"{name}-1")
     rounding = max_diff(one, weights(runs / f"{name}-1-threads"))
     assert max_diff(one, weights(runs / f"{name}-2")) <= max(1e-5, 4 * rounding)
+    if name == "r1-ada":   # p moved, and moved alike
+        p1, p2 = one["augment.ada.p"], weights(runs / f"{name}-2")["augment.ada.p"]
+        assert float(p1) > 0 and torch.equal(p1, p2)
     # ... and the logged losses, averaged over the ranks, are the global batch's
     rows1 = [json.loads(line) for line in (runs / f"{name}-1" / "metrics.jsonl").read_text().splitlines()]
     rows2 = [json.loads(line) for line in (runs / f"{name}-2" / "metrics.jsonl").read_text().splitlines()]
@@ -107,7 +113,7 @@ def test_the_two_process_runs_differ_from_an_untrained_model(runs):
     from ganvae.data import load_dataset
 
     torch.manual_seed(0)
-    model, _ = build("dcgan", load_dataset(DATA), {"d_norm": "none", "g_norm": "none", "width": 8, "latent": 8})
+    model, _ = build("dcgan", load_dataset(DATA), {**CASES["dcgan"][1], "width": 8, "latent": 8})
     assert max_diff({k: v for k, v in model.state_dict().items()}, weights(runs / "dcgan-2")) > 1e-3
 
 
