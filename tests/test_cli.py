@@ -71,3 +71,37 @@ def test_show_writes_a_grid(run_cli, tmp_path):
     g = np.asarray(Image.open(tmp_path / "g.png"))
     assert g.shape == (2 + 3 * 30, 2 + 3 * 30)
     assert g[:2].max() == 0 and g.max() > 100  # black padding, bright shapes
+
+
+def test_usage_errors_are_one_line_naming_the_help():
+    r = run_subprocess("train", "--bogus")
+    assert r.returncode == 2
+    assert r.stderr.strip() == "ganvae: error: No such option '--bogus'. (see ganvae train --help)"
+    r = run_subprocess("frobnicate")
+    assert r.stderr.strip() == "ganvae: error: No such command 'frobnicate'. (see ganvae --help)"
+
+
+@pytest.mark.parametrize("where", ["front", "back", "env"])
+def test_debug_works_wherever_it_is_placed(where):
+    import os
+
+    args = ["train", "dcgan", "--data", "nope:x", "--steps", "1"]
+    env = None
+    if where == "front":
+        args = ["--debug", *args]
+    elif where == "back":
+        args = [*args, "--debug"]
+    else:
+        env = {**os.environ, "GANVAE_DEBUG": "1"}
+    r = run_subprocess(*args, env=env)
+    assert r.returncode == 2
+    assert "Traceback (most recent call last)" in r.stderr                      # the traceback ...
+    assert r.stderr.strip().splitlines()[-1].startswith("ganvae: error: --data 'nope:x': unknown dataset")
+
+
+def test_python_dash_m_ganvae_runs_the_cli():
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "ganvae", "--version"], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.strip() == f"ganvae, version {__version__}"

@@ -6,6 +6,7 @@ one line on stderr; `ganvae --debug ...` shows the traceback too.
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 import warnings
@@ -1058,7 +1059,10 @@ def main(argv: list[str] | None = None) -> int:
     global _ARGS
     args = list(sys.argv[1:] if argv is None else argv)
     _ARGS = args
-    debug = "--debug" in args
+    # --debug works wherever it is placed (and GANVAE_DEBUG=1 without it): taken out here, so
+    # no subcommand has to declare it
+    debug = "--debug" in args or os.environ.get("GANVAE_DEBUG", "") not in ("", "0")
+    args = [a for a in args if a != "--debug"]
     warnings.showwarning = _warning_line
     try:
         code = cli.main(args=args, prog_name="ganvae", standalone_mode=False)
@@ -1066,8 +1070,12 @@ def main(argv: list[str] | None = None) -> int:
         return code if isinstance(code, int) else 0
     except click.exceptions.Exit as e:
         return e.exit_code
-    except click.ClickException as e:  # usage errors: click's own message, exit 2
-        e.show()
+    except click.UsageError as e:   # a bad option or argument: one line, and where the help is
+        where = e.ctx.command_path if e.ctx is not None else "ganvae"
+        print(f"ganvae: error: {e.format_message()} (see {where} --help)", file=sys.stderr)
+        return e.exit_code
+    except click.ClickException as e:  # click's other errors (a file it could not open): its message
+        print(f"ganvae: error: {e.format_message()}", file=sys.stderr)
         return e.exit_code
     except (click.exceptions.Abort, KeyboardInterrupt):
         print("ganvae: interrupted", file=sys.stderr)
