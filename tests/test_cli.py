@@ -105,3 +105,22 @@ def test_python_dash_m_ganvae_runs_the_cli():
 
     r = subprocess.run([sys.executable, "-m", "ganvae", "--version"], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.strip() == f"ganvae, version {__version__}"
+
+
+def test_a_missing_data_dir_or_resume_directory_is_named(tmp_path):
+    r = run_subprocess("train", "vae", "--data", "fashion-mnist", "--data-dir", tmp_path / "nope", "--steps", "1")
+    assert r.returncode == 2
+    assert r.stderr.startswith(f"ganvae: error: --data-dir {tmp_path / 'nope'}: no such directory")
+    r = run_subprocess("train", "--resume", tmp_path / "gone")
+    assert r.returncode == 2 and r.stderr.strip() == f"ganvae: error: --resume {tmp_path / 'gone'}: no such directory"
+
+
+def test_train_reads_its_data_from_data_dir(tmp_path, tiny_idx_dir):
+    # --data-dir reaches the data config (it once ended as an unknown TrainConfig key)
+    r = run_subprocess("train", "ae", "--data", "mnist", "--data-dir", tiny_idx_dir, "--steps", "1",
+                       "--batch-size", "4", "--set", "width=4", "--set", "latent=4", "--run-dir", tmp_path / "r",
+                       "--quiet", "--val-split", "0")
+    assert r.returncode == 0, r.stderr
+    import json
+
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["data"]["data_dir"] == str(tiny_idx_dir)

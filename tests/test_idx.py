@@ -110,6 +110,7 @@ def test_counts_disagree(tiny_idx_dir):
 def test_missing_named_dataset_says_how_to_get_it(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.delenv("GANVAE_DATA", raising=False)
+    (tmp_path / "nothing").mkdir()   # a directory without the files
     with pytest.raises(BadInput, match="ganvae datasets download mnist"):
         load_dataset("mnist", data_dir=tmp_path / "nothing")
 

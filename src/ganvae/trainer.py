@@ -774,16 +774,20 @@ def train(preset: str, data: str = "shapes", run_dir: str | Path | None = None, 
         m_over["nets"] = nets
     data_fields = {f.name for f in dataclasses.fields(DataConfig)}
     for k in list(train_options):
-        if k.startswith("data_") and k[5:] in data_fields:
+        # data_dir is a DataConfig field under its own name; the others carry a data_ prefix
+        name = k if k == "data_dir" else k[5:] if k.startswith("data_") else None
+        if name in data_fields:
             v = train_options.pop(k)
             if v is not None:
-                d_over[k[5:]] = v
+                d_over[name] = v
     t_over.update({k: v for k, v in train_options.items() if v is not None})
     # one writer per run directory: a second command on it is refused while this one runs
     with contextlib.ExitStack() as lock:
         if resume:
             run_dir = Path(run_dir)
             cfg_path = run_dir / "config.json"
+            if not run_dir.is_dir():
+                raise BadInput(f"--resume {run_dir}: no such directory")
             if not cfg_path.exists():
                 raise BadInput(f"--resume {run_dir}: no config.json there; is it a run directory?")
             saved = json.loads(cfg_path.read_text())

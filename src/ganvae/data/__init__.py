@@ -73,6 +73,9 @@ def load_dataset(spec: str, data_dir: str | Path | None = None, size: int | None
     """
     check_size(size)
     check_channels(channels)
+    if data_dir is not None and not Path(data_dir).is_dir():
+        raise BadInput(f"--data-dir {data_dir}: no such directory; give the folder that holds the dataset's files "
+                       "(or leave it out to use the standard places)")
     kind, _, arg = spec.partition(":")
     if kind not in FORMS:
         raise BadInput(f"--data {spec!r}: unknown dataset; use one of "
