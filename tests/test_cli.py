@@ -124,3 +124,36 @@ def test_train_reads_its_data_from_data_dir(tmp_path, tiny_idx_dir):
     import json
 
     assert json.loads((tmp_path / "r" / "config.json").read_text())["data"]["data_dir"] == str(tiny_idx_dir)
+
+
+def test_models_lists_every_preset_once_and_as_json(run_cli):
+    import json
+
+    from ganvae.registry import preset_names
+
+    code, out, _ = run_cli("models")
+    assert code == 0
+    assert [line.split()[0] for line in out.splitlines()] == preset_names()
+    code, out, _ = run_cli("models", "--json")
+    rows = json.loads(out)
+    assert [r["name"] for r in rows] == preset_names()
+    assert {r["name"]: r["family"] for r in rows}["wgan-gp"] == "gan"
+
+
+def test_config_prints_a_preset_default_that_trains_back(run_cli, tmp_path):
+    import json
+
+    code, out, _ = run_cli("config", "wgan-gp")
+    assert code == 0
+    cfg = json.loads(out)
+    assert cfg["model"]["loss"] == "wasserstein" and cfg["model"]["reg"] == "gp" and cfg["model"]["n_critic"] == 5
+    assert cfg["train"]["batch_size"] == 64 and "spec" not in cfg["data"]
+    cfg["model"].update(width=4, latent=4)
+    (tmp_path / "c.json").write_text(json.dumps(cfg))
+    code, _, err = run_cli("train", "wgan-gp", "--data", "shapes:n=128,n_test=16", "--config", tmp_path / "c.json",
+                           "--steps", 1, "--batch-size", 8, "--quiet", "--run-dir", tmp_path / "r")
+    assert code == 0, err
+    saved = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert saved["model"]["width"] == 4 and saved["model"]["gp_weight"] == cfg["model"]["gp_weight"]
+    code, _, err = run_cli("config", "nosuch")
+    assert code == 2 and "nosuch" in err

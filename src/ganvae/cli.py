@@ -258,6 +258,55 @@ def _without_option(args: list[str], name: str) -> list[str]:
     return out
 
 
+@cli.command("models", context_settings=CONTEXT)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per preset: name, family, description.")
+def models_cmd(as_json: bool) -> None:
+    """List the model presets, one line each.
+
+    \b
+    Examples:
+      ganvae models
+      ganvae models --json | jq -r '.[] | select(.family == "gan") | .name'
+    """
+    import json
+
+    from .registry import PRESET_HELP, preset_names, resolve
+
+    rows = [{"name": n, "family": resolve(n)[0].name, "description": PRESET_HELP.get(n, "")} for n in preset_names()]
+    if as_json:
+        click.echo(json.dumps(rows, indent=1))
+        return
+    for r in rows:
+        click.echo(f"{r['name']:10s} {r['family']:8s} {r['description']}")
+
+
+@cli.command("config", context_settings=CONTEXT)
+@click.argument("preset")
+def config_cmd(preset: str) -> None:
+    """Print PRESET's full default config (model, train and data sections) as JSON.
+
+    Save it, edit it and pass it back with `ganvae train PRESET --config FILE`.
+
+    \b
+    Examples:
+      ganvae config wgan-gp
+      ganvae config vae > vae.json && ganvae train vae --data fashion-mnist --config vae.json --steps 500
+    """
+    import dataclasses
+    import json
+
+    from .registry import resolve
+    from .trainer import DataConfig, TrainConfig
+
+    _, cfg = resolve(preset)
+    model = dataclasses.asdict(cfg)
+    for filled in ("channels", "size", "num_classes", "channels_a"):   # taken from the data at training time
+        model.pop(filled, None)
+    click.echo(json.dumps({"model": model, "train": dataclasses.asdict(TrainConfig()),
+                           "data": {k: v for k, v in dataclasses.asdict(DataConfig()).items() if k != "spec"}},
+                          indent=2))
+
+
 # ---------------------------------------------------------------------------- using a run
 
 def _run_options(f):
