@@ -62,6 +62,7 @@ def test_download_into_cache_is_found_by_default(server, tmp_path, monkeypatch, 
     _inject(monkeypatch, sums)
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.delenv("GANVAE_DATA", raising=False)
+    monkeypatch.delenv("GANVAE_CACHE", raising=False)   # (the tests' own cache root otherwise)
     assert run_cli("datasets", "download", "mnist", "--mirror", url)[0] == 0
     assert load_dataset("mnist").source == str(tmp_path / ".cache/ganvae/mnist")
 

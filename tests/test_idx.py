@@ -158,3 +158,16 @@ def test_fashion_mnist_files_match_recorded_checksums():
     for stem, digest in NAMED["fashion-mnist"].sha256.items():
         with gzip.open(_file(Path(d), stem)) as f:
             assert hashlib.sha256(f.read()).hexdigest() == digest, stem
+
+
+def test_ganvae_cache_moves_downloaded_datasets_too(tmp_path, monkeypatch, tiny_idx_dir):
+    import shutil
+
+    from ganvae.data.named import cache_dir
+
+    monkeypatch.setenv("GANVAE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("GANVAE_DATA", raising=False)
+    assert cache_dir("mnist") == tmp_path / "cache" / "mnist"
+    shutil.copytree(tiny_idx_dir, tmp_path / "cache" / "mnist")   # as `datasets download` leaves it
+    ds = load_dataset("mnist")
+    assert len(ds.train) + len(ds.test) > 0

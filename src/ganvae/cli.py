@@ -126,7 +126,7 @@ def datasets_show(data, output, n, split, data_dir, size, channels, seed) -> Non
 @datasets.command("download", context_settings=CONTEXT)
 @click.argument("name")
 @click.option("--dir", "dest", type=click.Path(path_type=Path), default=None,
-              help="Where to put the files (default: ~/.cache/ganvae/NAME, which is searched).")
+              help="Where to put the files (default: $GANVAE_CACHE/NAME, ~/.cache/ganvae/NAME without it; searched).")
 @click.option("--mirror", default=None, help="Base URL serving the same file names.")
 @click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds per connection.")
 def datasets_download(name, dest, mirror, timeout) -> None:

@@ -54,7 +54,7 @@ def download(name: str, dest: str | Path | None = None, mirror: str | None = Non
 
     Args:
         name: a key of `NAMED` (`fashion-mnist`, `mnist`).
-        dest: target directory (default `~/.cache/ganvae/<name>`, which the loader searches).
+        dest: target directory (default `$GANVAE_CACHE/<name>`, else `~/.cache/ganvae/<name>`; the loader searches it).
         mirror: base URL to use instead of the official one (same file names).
         timeout: seconds per connection.
 

@@ -1,7 +1,8 @@
 """The named IDX datasets (`fashion-mnist`, `mnist`): where to find them and how to fetch them.
 
 A named dataset is looked for, in order, in `--data-dir`, `$GANVAE_DATA/<name>`,
-`/usr/share/datasets/<name>` (Debian's dataset-* packages) and `~/.cache/ganvae/<name>`.
+`/usr/share/datasets/<name>` (Debian's dataset-* packages) and `$GANVAE_CACHE/<name>` (default
+`~/.cache/ganvae/<name>`).
 Checksums are SHA-256 of the *decompressed* IDX files: mirrors and Debian re-gzip the
 originals (different gzip headers, same content), so the decompressed bytes are the stable
 identity of the data.
@@ -73,7 +74,9 @@ NAMED: dict[str, NamedIDX] = {
 
 
 def cache_dir(name: str) -> Path:
-    return Path(os.path.expanduser("~/.cache/ganvae")) / name
+    """Where `ganvae datasets download NAME` puts a dataset: under $GANVAE_CACHE (default
+    ~/.cache/ganvae), the same root as the cached evaluators, so one variable moves both."""
+    return Path(os.environ.get("GANVAE_CACHE") or os.path.expanduser("~/.cache/ganvae")) / name
 
 
 def search_dirs(name: str, data_dir: str | Path | None = None) -> list[Path]:
