@@ -192,3 +192,14 @@ def test_npz_not_an_archive(tmp_path):
     (tmp_path / "d.npz").write_bytes(b"PK\x03\x04 this is no zip")
     with pytest.raises(BadInput, match="not a valid .npz"):
         load_dataset(f"npz:{tmp_path / 'd.npz'}")
+
+
+@pytest.mark.parametrize("content,kind", [(b"hello", "not a zip archive"), (b"\x93NUMPY\x01\x00", "a .npy array (numpy.save)")])
+def test_a_file_that_is_not_an_npz_says_so_not_numpys_pickle_message(tmp_path, run_cli, content, kind):
+    f = tmp_path / "x.npz"
+    f.write_bytes(content)
+    code, _, err = run_cli("train", "ae", "--data", f"npz:{f}", "--steps", 1)
+    assert code == 2 and err.strip() == (f"ganvae: error: npz:{f}: not an .npz file ({kind}); "
+                                         "write one with numpy.savez(path, x=images)")
+    code, _, err = run_cli("eval", "--samples", f, "--data", "shapes")
+    assert code == 2 and err.startswith(f"ganvae: error: --samples {f}: not an .npz file") and "pickle" not in err

@@ -24,7 +24,7 @@ from .data import ImageDataset, to_float, to_uint8
 from .data.binarize import binarize_static
 from .errors import BadInput
 from .evaluators import Evaluator, cache_root, get_evaluator
-from .files import atomic_write
+from .files import atomic_write, check_npz
 from .metrics import directions as sample_directions
 from .metrics import sample_metrics
 from .models.vae import DISCRETIZED
@@ -386,6 +386,7 @@ def load_samples(path: Path, ds: ImageDataset) -> np.ndarray:
     if path.suffix == ".npz":
         if not path.exists():
             raise BadInput(f"--samples {path}: no such file")
+        check_npz(path, "--samples ")
         try:
             with np.load(path, allow_pickle=False) as z:
                 if "x" not in z.files:

@@ -108,3 +108,17 @@ def dir_lock(directory: str | Path, option: str):
         yield
     finally:
         f.close()   # closing the descriptor releases the lock
+
+
+def check_npz(path: Path, what: str = "", hint: str = "write one with numpy.savez(path, x=images)") -> None:
+    """Refuse a file that is not an .npz archive before numpy reads it: numpy takes anything
+    else for a pickle and says so, which is not what went wrong. An .npz is a zip file (it
+    starts with PK); `what` prefixes the message (the option, e.g. "--samples ")."""
+    from .errors import BadInput
+
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head[:2] != b"PK":
+        kind = "a .npy array (numpy.save)" if head[:1] == b"\x93" else "not a zip archive"
+        raise BadInput(f"{what}{path}: not an .npz file ({kind}); {hint}")
+

@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import BadInput
+from ..files import check_npz
 from .base import ImageDataset, Split
 from .transform import check_channels, check_size, conform, fit
 
@@ -163,6 +164,7 @@ def read_images(path: str | Path, size: int, channels: int) -> tuple[np.ndarray,
 
     p = Path(path)
     if p.is_file() and p.suffix.lower() == ".npz":
+        check_npz(p)
         try:
             with np.load(p, allow_pickle=False) as z:
                 if "x" not in z.files:

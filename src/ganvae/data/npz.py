@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BadInput
+from ..files import check_npz
 from .base import MAX_SIDE, ImageDataset, Split
 from .transform import conform
 
@@ -55,6 +56,7 @@ def load_npz(path: str | Path, size: int | None = None, channels: int | None = N
     path = Path(path)
     if not path.is_file():
         raise BadInput(f"{path}: no such file")
+    check_npz(path, "npz:")
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}

@@ -42,7 +42,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import BadInput
-from ..files import atomic_write
+from ..files import atomic_write, check_npz
 from ._checks import as_features
 from .inpainting import hole_psnr
 from .probe import pca_fit
@@ -278,6 +278,7 @@ def read_codes(path) -> CodesFile:
     if not path.is_file():
         raise BadInput(f"{path}: no such codes file; write one with `ganvae compress RUN INPUTS -o FILE`")
     what = "not a latent-codes file (`ganvae compress` writes them)"
+    check_npz(path, hint="`ganvae compress RUN INPUTS -o FILE` writes codes files")
     try:
         z = np.load(path, allow_pickle=False)
         if not isinstance(z, np.lib.npyio.NpzFile):          # a plain .npy gives an ndarray
