@@ -157,3 +157,9 @@ def test_config_prints_a_preset_default_that_trains_back(run_cli, tmp_path):
     assert saved["model"]["width"] == 4 and saved["model"]["gp_weight"] == cfg["model"]["gp_weight"]
     code, _, err = run_cli("config", "nosuch")
     assert code == 2 and "nosuch" in err
+
+
+def test_an_unknown_key_names_the_preset_typed(run_cli, tmp_path):
+    code, _, err = run_cli("train", "wgan-gp", "--data", "shapes", "--steps", 1, "--set", "nope=1",
+                           "--run-dir", tmp_path / "r")
+    assert code == 2 and err.startswith("ganvae: error: --set for wgan-gp: unknown key 'nope' for GANConfig")

@@ -194,7 +194,8 @@ def test_npz_not_an_archive(tmp_path):
         load_dataset(f"npz:{tmp_path / 'd.npz'}")
 
 
-@pytest.mark.parametrize("content,kind", [(b"hello", "not a zip archive"), (b"\x93NUMPY\x01\x00", "a .npy array (numpy.save)")])
+@pytest.mark.parametrize("content,kind", [(b"hello", "not a zip archive"),
+                                          (b"\x93NUMPY\x01\x00", "a .npy array (numpy.save)")])
 def test_a_file_that_is_not_an_npz_says_so_not_numpys_pickle_message(tmp_path, run_cli, content, kind):
     f = tmp_path / "x.npz"
     f.write_bytes(content)

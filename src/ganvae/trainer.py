@@ -714,7 +714,7 @@ def build(preset: str, data: ImageDataset, overrides: dict | None = None):
             raise BadInput(f"{preset} is class-conditional and {data.name} has no class labels: give labelled data "
                            "(fashion-mnist, mnist, shapes, or folder:PATH with one subfolder per class)")
         fill["num_classes"] = data.num_classes if wants else 0
-    cfg = replace(cfg, {**fill, **(overrides or {})}, where="--set")
+    cfg = replace(cfg, {**fill, **(overrides or {})}, where=f"--set for {preset}")   # names the preset typed
     return cls(cfg), cfg
 
 
