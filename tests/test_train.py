@@ -140,6 +140,9 @@ def test_existing_run_dir_is_not_overwritten(runs, run_cli):
 
 def test_resume_missing_dir(tmp_path, run_cli):
     code, _, err = run_cli("train", "--resume", tmp_path / "nothing", "--steps", 2)
+    assert code == 2 and "no such directory" in err
+    (tmp_path / "empty").mkdir()   # a directory that is not a run
+    code, _, err = run_cli("train", "--resume", tmp_path / "empty", "--steps", 2)
     assert code == 2 and "no config.json" in err
 
 
