@@ -163,3 +163,30 @@ def test_an_unknown_key_names_the_preset_typed(run_cli, tmp_path):
     code, _, err = run_cli("train", "wgan-gp", "--data", "shapes", "--steps", 1, "--set", "nope=1",
                            "--run-dir", tmp_path / "r")
     assert code == 2 and err.startswith("ganvae: error: --set for wgan-gp: unknown key 'nope' for GANConfig")
+
+
+def _with_device():
+    for path in _commands(cli):
+        cmd = cli
+        for name in path:
+            cmd = cmd.commands[name]
+        if any("--device" in getattr(p, "opts", ()) for p in cmd.params):
+            yield path
+
+
+@pytest.mark.parametrize("path", list(_with_device()), ids=" ".join)
+def test_every_device_option_is_checked_the_same_way(run_cli, path):
+    code, _, err = run_cli(*path, "--device", "tpu")
+    assert code == 2
+    assert err.strip() == (f"ganvae: error: Invalid value for '--device': 'tpu': choose auto, cpu, cuda or cuda:N "
+                           f"(see ganvae {' '.join(path)} --help)")
+
+
+def test_every_device_option_defaults_to_auto():
+    for path in _with_device():
+        cmd = cli
+        for name in path:
+            cmd = cmd.commands[name]
+        (opt,) = [p for p in cmd.params if "--device" in p.opts]
+        assert opt.default in ("auto", None), path          # None: train keeps a resumed run's own
+        assert "auto" in opt.help

@@ -32,6 +32,34 @@ def cli(debug: bool) -> None:
     """Train, evaluate and compare autoencoders, VAEs, GANs and VAE-GANs side by side."""
 
 
+class DeviceType(click.ParamType):
+    """--device, the same on every command: auto, cpu, cuda or cuda:N, checked against this
+    machine before any work (a GPU that is not there is a usage error, not a crash)."""
+
+    name = "device"
+
+    def convert(self, value, param, ctx):
+        import re
+
+        text = str(value).strip().lower()
+        if text not in ("auto", "cpu") and not re.fullmatch(r"cuda(:\d+)?", text):
+            self.fail(f"{value!r}: choose auto, cpu, cuda or cuda:N", param, ctx)
+        if text.startswith("cuda"):
+            import torch
+
+            if not torch.cuda.is_available():
+                self.fail(f"{value!r}: CUDA is not available on this machine; use auto or cpu", param, ctx)
+            index = int(text.partition(":")[2] or 0)
+            if index >= torch.cuda.device_count():
+                self.fail(f"{value!r}: this machine has {torch.cuda.device_count()} GPU(s)", param, ctx)
+        return text
+
+
+DEVICE = DeviceType()
+DEVICE_HELP = "auto (a GPU if there is one, else the CPU), cpu, cuda or cuda:N."
+
+
+# ---------------------------------------------------------------------------- data options
 # ---------------------------------------------------------------------------- data options
 
 VAL_SPLIT_HELP = ("Images held out of train for model selection, by the data seed: a fraction in (0, 1), "
@@ -166,7 +194,7 @@ class _TrainCommand(click.Command):
 @click.option("--seed", type=int, default=None, help="Seed of the weights, the noise and the data order [0].")
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16", "auto"]), default=None,
               help="Autocast precision; auto: bf16 where the device has it natively, else fp32 [fp32].")
-@click.option("--device", default=None, help="auto, cpu, cuda or cuda:N [auto].")
+@click.option("--device", type=DEVICE, default=None, help=DEVICE_HELP + " [auto]")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="Override a config value: beta=4, model.lr_d=1e-4, train.log_every=10 (repeatable).")
 @click.option("--config", "config_file", type=click.Path(path_type=Path), default=None,
@@ -310,7 +338,7 @@ def config_cmd(preset: str) -> None:
 # ---------------------------------------------------------------------------- using a run
 
 def _run_options(f):
-    f = click.option("--device", default="cpu", show_default=True, help="auto, cpu, cuda.")(f)
+    f = click.option("--device", type=DEVICE, default="auto", show_default=True, help=DEVICE_HELP)(f)
     f = click.option("--seed", type=int, default=0, show_default=True, help="Seed of the latent draws.")(f)
     f = click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="The .png to write.")(f)
     return f
@@ -519,7 +547,7 @@ def embed_cmd(run, n, method, output, seed, device) -> None:
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
               help="A .png grid (masked | completion | original rows) or an .npz (x, mask, original).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of random masks and starting codes.")
-@click.option("--device", default="cpu", show_default=True, help="auto, cpu, cuda.")
+@click.option("--device", type=DEVICE, default="auto", show_default=True, help=DEVICE_HELP)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def complete_cmd(run, mask_spec, method, n, steps, restarts, batch, precision, output, seed, device, quiet) -> None:
     """Fill in the masked part of test images with RUN's model; the masks are saved beside the output."""
@@ -580,7 +608,7 @@ def complete_cmd(run, mask_spec, method, n, steps, restarts, batch, precision, o
 @click.option("-n", "--n", "n", type=click.IntRange(1), default=None,
               help="At most N inputs [all of INPUTS; 64 of the run's test split without INPUTS].")
 @click.option("--batch", type=click.IntRange(1), default=256, show_default=True, help="Images translated at once.")
-@click.option("--device", default="cpu", show_default=True, help="auto, cpu, cuda.")
+@click.option("--device", type=DEVICE, default="auto", show_default=True, help=DEVICE_HELP)
 def translate_cmd(run, inputs, output, direction, n, batch, device) -> None:
     """Translate images with RUN's translation model (pix2pix, unet-l1, cyclegan, unit).
 
@@ -726,7 +754,7 @@ def _parse_task_options(tasks, masks, complete_n, complete_method, seed, task_se
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Also write the result here.")
 @_task_options
-@click.option("--device", default="auto", show_default=True)
+@click.option("--device", type=DEVICE, default="auto", show_default=True, help=DEVICE_HELP)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def eval_cmd(run, samples, data, data_dir, size, channels, data_seed, n, k, nll_k, nll_images, seed, json_out,
              tasks, task_sets, masks, complete_n, complete_method, device, quiet) -> None:
@@ -777,7 +805,7 @@ def eval_cmd(run, samples, data, data_dir, size, channels, data_seed, n, k, nll_
               help="Images each classifier sees in training, the same for all three training sets.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the samples.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Also write the result here.")
-@click.option("--device", default="auto", show_default=True)
+@click.option("--device", type=DEVICE, default="auto", show_default=True, help=DEVICE_HELP)
 def augment_eval_cmd(run, ratio, seeds, budget_images, seed, json_out, device) -> None:
     """Does RUN's class-conditional model help a classifier? The evaluator's classifier trained
     on the run's real training images, on the model's samples alone (Classification Accuracy
@@ -820,7 +848,7 @@ def _run_one_task(run: Path, name: str, cfg, device: str, json_out: Path | None,
 @click.option("--k", type=click.IntRange(1), default=10, show_default=True, help="Neighbours of the k-NN probe.")
 @click.option("--n-test", type=click.IntRange(10), default=10_000, show_default=True, help="Test images scored.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Also write the result here.")
-@click.option("--device", default="auto", show_default=True)
+@click.option("--device", type=DEVICE, default="auto", show_default=True, help=DEVICE_HELP)
 def probe_cmd(run, data, per_class, seeds, k, n_test, json_out, device) -> None:
     """How good are RUN's frozen features for classification? A linear (logistic regression)
     and a k-NN probe on the encoder's codes (the posterior mean for VAEs), or on a GAN's
@@ -847,7 +875,7 @@ def probe_cmd(run, data, per_class, seeds, k, n_test, json_out, device) -> None:
 @click.option("--bits", type=click.IntRange(1, 16), default=8, show_default=True, help="Bits per latent dimension.")
 @click.option("--n-fit", type=click.IntRange(100), default=5000, show_default=True,
               help="Training images of the run whose codes fit the quantiser's range.")
-@click.option("--device", default="auto", show_default=True)
+@click.option("--device", type=DEVICE, default="auto", show_default=True, help=DEVICE_HELP)
 def compress_cmd(run, inputs, output, bits, n_fit, device) -> None:
     """Compress the images INPUTS (a folder or an .npz with x) into RUN's latent codes, each
     dimension quantised to --bits (a uniform quantiser fitted on the run's training codes), packed
@@ -889,7 +917,7 @@ def compress_cmd(run, inputs, output, bits, n_fit, device) -> None:
 @click.argument("codes", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
               help="A folder for one PNG per image, or an .npz (x uint8 (N, C, H, W)).")
-@click.option("--device", default="auto", show_default=True)
+@click.option("--device", type=DEVICE, default="auto", show_default=True, help=DEVICE_HELP)
 def decompress_cmd(run, codes, output, device) -> None:
     """Decode a codes file written by `ganvae compress` with RUN's decoder.
 
@@ -940,7 +968,7 @@ def decompress_cmd(run, codes, output, device) -> None:
 @click.option("--figure", type=click.Path(path_type=Path), default=None,
               help="Also write the latent traversal labelled with the factor each dimension captures (.png).")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Also write the result here.")
-@click.option("--device", default="auto", show_default=True)
+@click.option("--device", type=DEVICE, default="auto", show_default=True, help=DEVICE_HELP)
 def disentangle_cmd(run, data, n, bins, seed, figure, json_out, device) -> None:
     """How disentangled are RUN's codes? On data with known factors (--data factors) MIG, the
     FactorVAE score and DCI against the true factors; on any data the total correlation of the
@@ -1000,7 +1028,7 @@ def disentangle_cmd(run, data, n, bins, seed, figure, json_out, device) -> None:
 @click.option("--sweep", default=None, metavar="KEY=V1,V2,...",
               help="Compare every model at each of these values of one setting: --sweep beta=0.25,0.5,1,2,4,8.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output directory.")
-@click.option("--device", default="auto", show_default=True)
+@click.option("--device", type=DEVICE, default="auto", show_default=True, help=DEVICE_HELP)
 @click.option("--nproc", type=int, default=None, metavar="N",
               help="Train each model with N processes (DDP through torchrun, one model after another); "
                    "scoring runs in one [1].")
@@ -1076,7 +1104,7 @@ def evaluator_group() -> None:
 @click.option("--epochs", type=click.IntRange(1, 1000), default=None, help="Passes over the training split.")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Write it to OUT/<id>/ instead of the cache (the package's weights/ folder ships it).")
-@click.option("--device", default="auto", show_default=True)
+@click.option("--device", type=DEVICE, default="auto", show_default=True, help=DEVICE_HELP)
 def evaluator_train(data, data_dir, size, channels, data_seed, seed, epochs, out, device) -> None:
     """Train the evaluator for --data deterministically and record its test accuracy."""
     import dataclasses
