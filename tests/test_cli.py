@@ -190,3 +190,20 @@ def test_every_device_option_defaults_to_auto():
         (opt,) = [p for p in cmd.params if "--device" in p.opts]
         assert opt.default in ("auto", None), path          # None: train keeps a resumed run's own
         assert "auto" in opt.help
+
+
+def test_interpolate_and_traverse_take_points_and_still_the_old_steps(run_cli, tmp_path):
+    from PIL import Image
+
+    import ganvae
+    from tests.conftest import DATA
+
+    run, _ = ganvae.train("vae", DATA, tmp_path / "run", steps=1, batch_size=16, progress=False,
+                          overrides={"width": 4, "latent": 4})
+    code, out, err = run_cli("interpolate", run, "--pairs", 2, "--points", 5, "-o", tmp_path / "new.png")
+    assert code == 0 and "paths of 5 steps" in out and not err
+    code, _, err = run_cli("interpolate", run, "--pairs", 2, "--steps", 5, "-o", tmp_path / "old.png")
+    assert code == 0 and "interpolate --steps is now --points" in err
+    assert Image.open(tmp_path / "new.png").size == Image.open(tmp_path / "old.png").size
+    code, _, err = run_cli("traverse", run, "--dims", 2, "--points", 3, "-o", tmp_path / "t.png")
+    assert code == 0, err

@@ -344,6 +344,16 @@ def _run_options(f):
     return f
 
 
+def _renamed_steps(old: int | None, points: int, command: str) -> int:
+    """`--steps` of interpolate / traverse was images per path; it is --points now (--steps
+    means training steps everywhere else). The old spelling still works, with a note."""
+    if old is None:
+        return points
+    warnings.warn(f"{command} --steps is now --points (images per path); --steps will be removed", FutureWarning,
+                  stacklevel=2)
+    return old
+
+
 def _load(run, device):
     from .trainer import load_run, resolve_device
 
@@ -459,17 +469,26 @@ def reconstruct_cmd(run, n, output, seed, device) -> None:
 
 @cli.command("interpolate", context_settings=CONTEXT)
 @click.argument("run", type=click.Path(path_type=Path))
-@click.option("--pairs", type=click.IntRange(1, 64), default=8, show_default=True)
-@click.option("--steps", type=click.IntRange(2, 64), default=10, show_default=True)
+@click.option("--pairs", type=click.IntRange(1, 64), default=8, show_default=True, help="Paths (rows).")
+@click.option("--points", "steps", type=click.IntRange(2, 64), default=10, show_default=True,
+              help="Images along each path, its two ends included.")
+@click.option("--steps", "old_steps", type=click.IntRange(2, 64), default=None, hidden=True)
 @_run_options
-def interpolate_cmd(run, pairs, steps, output, seed, device) -> None:
-    """Latent paths between pairs: test images for encoder models, prior draws otherwise."""
+def interpolate_cmd(run, pairs, steps, old_steps, output, seed, device) -> None:
+    """Latent paths between pairs: test images for encoder models, prior draws otherwise.
+
+    \b
+    Examples:
+      ganvae interpolate runs/0001-vae-fashion-mnist -o paths.png
+      ganvae interpolate runs/0002-dcgan-fashion-mnist --pairs 4 --points 16 -o paths.png
+    """
     import torch
 
     from .data import to_uint8
     from .images import save_grid
     from .visualize import interpolate
 
+    steps = _renamed_steps(old_steps, steps, "interpolate")
     _png(output)
     model, cfg = _load(run, device)
     x = None
@@ -485,15 +504,24 @@ def interpolate_cmd(run, pairs, steps, output, seed, device) -> None:
 @cli.command("traverse", context_settings=CONTEXT)
 @click.argument("run", type=click.Path(path_type=Path))
 @click.option("--dims", type=click.IntRange(1, 256), default=10, show_default=True, help="Rows (most used dims).")
-@click.option("--steps", type=click.IntRange(2, 64), default=11, show_default=True)
+@click.option("--points", "steps", type=click.IntRange(2, 64), default=11, show_default=True,
+              help="Images along each row, evenly over [-span, span].")
+@click.option("--steps", "old_steps", type=click.IntRange(2, 64), default=None, hidden=True)
 @click.option("--span", type=click.FloatRange(0.1, 10), default=3.0, show_default=True, help="Range in std units.")
 @_run_options
-def traverse_cmd(run, dims, steps, span, output, seed, device) -> None:
-    """One row per latent dimension, varied over [-span, span] (most used dimensions first)."""
+def traverse_cmd(run, dims, steps, old_steps, span, output, seed, device) -> None:
+    """One row per latent dimension, varied over [-span, span] (most used dimensions first).
+
+    \b
+    Examples:
+      ganvae traverse runs/0001-vae-fashion-mnist -o traversals.png
+      ganvae traverse runs/0003-beta-vae-factors --dims 6 --points 9 --span 2 -o traversals.png
+    """
     from .data import to_uint8
     from .images import save_grid
     from .visualize import needs_encoder, traverse
 
+    steps = _renamed_steps(old_steps, steps, "traverse")
     _png(output)
     model, cfg = _load(run, device)
     needs_encoder(model, "traverse")
