@@ -207,3 +207,43 @@ def test_interpolate_and_traverse_take_points_and_still_the_old_steps(run_cli, t
     assert Image.open(tmp_path / "new.png").size == Image.open(tmp_path / "old.png").size
     code, _, err = run_cli("traverse", run, "--dims", 2, "--points", 3, "-o", tmp_path / "t.png")
     assert code == 0, err
+
+
+def test_sample_to_a_folder_of_pngs_that_eval_reads_back(run_cli, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    import ganvae
+    from tests.conftest import DATA
+
+    run, _ = ganvae.train("dcgan", DATA, tmp_path / "run", steps=1, batch_size=16, progress=False,
+                          overrides={"width": 4, "latent": 4})
+    out = tmp_path / "samples"
+    code, _, err = run_cli("sample", run, "-n", 12, "-o", out, "--seed", 3)
+    assert code == 0, err
+    files = sorted(out.iterdir())
+    assert [f.name for f in files] == [f"{i:06d}.png" for i in range(12)]
+    # the same images as the .npz of the same draw
+    code, _, _ = run_cli("sample", run, "-n", 12, "-o", tmp_path / "s.npz", "--seed", 3)
+    x = np.load(tmp_path / "s.npz")["x"]
+    assert np.array_equal(np.asarray(Image.open(files[5])), x[5, 0])
+    code, out_text, err = run_cli("eval", "--samples", out, "--data", DATA, "-n", 12)
+    assert code == 0, err
+    # nothing is overwritten: a non-empty directory is refused, and left as it was
+    code, _, err = run_cli("sample", run, "-n", 3, "-o", out)
+    assert code == 2 and "not empty" in err and len(list(out.iterdir())) == 12
+
+
+def test_conditional_samples_go_to_one_sub_folder_per_class(run_cli, tmp_path):
+    import ganvae
+    from ganvae.data import load_dataset
+    from tests.conftest import DATA
+
+    run, _ = ganvae.train("cgan", DATA, tmp_path / "run", steps=1, batch_size=16, progress=False,
+                          overrides={"width": 4, "latent": 4})
+    code, _, err = run_cli("sample", run, "-n", 2, "--class", "all", "-o", tmp_path / "byclass")
+    assert code == 0, err
+    classes = load_dataset(DATA).classes
+    assert sorted(p.name for p in (tmp_path / "byclass").iterdir()) == sorted(classes)
+    back = load_dataset(f"folder:{tmp_path / 'byclass'}")
+    assert back.classes == sorted(classes) and len(back.train) + len(back.test) == 2 * len(classes)

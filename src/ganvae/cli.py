@@ -388,7 +388,16 @@ def _png(output: Path) -> None:
                    "N per class, one column per class.")
 @_run_options
 def sample_cmd(run, n, batch, klass, output, seed, device) -> None:
-    """Draw N samples from RUN's model into a .png grid or an .npz (x: uint8 (N, C, H, W))."""
+    """Draw N samples from RUN's model into a .png grid, an .npz (x: uint8 (N, C, H, W)) or a
+    directory of PNGs (-o DIR, a new or empty one; one sub-folder per class with --class), which
+    `ganvae eval --samples DIR` and `--data folder:DIR` read back.
+
+    \b
+    Examples:
+      ganvae sample runs/0002-dcgan-fashion-mnist -n 64 -o grid.png
+      ganvae sample runs/0002-dcgan-fashion-mnist -n 10000 -o samples.npz
+      ganvae sample runs/0004-cgan-fashion-mnist -n 100 --class all -o samples/
+    """
     import numpy as np
     import torch
 
@@ -396,8 +405,11 @@ def sample_cmd(run, n, batch, klass, output, seed, device) -> None:
     from .data import to_uint8
     from .images import save_grid
 
-    if output.suffix.lower() not in (".png", ".npz"):
-        raise BadInput(f"-o {output}: write a .png grid or an .npz array file")
+    as_dir = output.is_dir() or not output.suffix
+    if not as_dir and output.suffix.lower() not in (".png", ".npz"):
+        raise BadInput(f"-o {output}: write a .png grid, an .npz array file or a directory of PNGs")
+    if as_dir and output.is_dir() and any(output.iterdir()):
+        raise BadInput(f"-o {output}: the directory is not empty; give a new or empty one (nothing is overwritten)")
     model, cfg = _load(run, device)
     labels = None if klass is None else _class_labels(model, cfg, klass, n, run)
     total = n if labels is None else len(labels)
@@ -406,13 +418,48 @@ def sample_cmd(run, n, batch, klass, output, seed, device) -> None:
                                    **({} if labels is None else {"labels": labels[i:i + batch]}))).cpu().numpy()
              for i in range(0, total, batch)]
     x = np.concatenate(parts)
-    if output.suffix.lower() == ".npz":
+    if as_dir:
+        names = None
+        if labels is not None and cfg:   # class sub-folders by the run's data's class names
+            from .trainer import run_dataset
+
+            names = run_dataset(cfg).classes
+        _write_png_folder(output, x, None if labels is None else labels.numpy(), model, names)
+    elif output.suffix.lower() == ".npz":
         arrays = {"x": x} if labels is None else {"x": x, "y": labels.numpy()}
         atomic_write(output, lambda p: np.savez_compressed(open(p, "wb"), **arrays))
     else:
         save_grid(output, x, **({"nrow": model.config.num_classes} if klass == "all" else {}))
     n = total
     click.echo(f"wrote {output} ({n} samples of {'x'.join(map(str, x.shape[1:]))})")
+
+
+def _write_png_folder(out: Path, x, labels, model, names=None) -> None:
+    """x (N, C, H, W) uint8 as out/000000.png ... (or out/<class>/... with labels), written into a
+    temporary sibling and moved into place at the end, so a failure leaves no half folder."""
+    import os
+    import shutil
+    import tempfile
+
+    from PIL import Image
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        for i, img in enumerate(x):
+            d = tmp
+            if labels is not None:
+                k = int(labels[i])
+                d = tmp / (names[k] if names and k < len(names) else f"class_{k:03d}")
+                d.mkdir(exist_ok=True)
+            arr = img[0] if img.shape[0] == 1 else img.transpose(1, 2, 0)
+            Image.fromarray(arr).save(d / f"{i:06d}.png")
+        if out.is_dir():
+            out.rmdir()   # empty: checked before any work
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def _class_labels(model, cfg: dict, klass: str, n: int, run: Path):
