@@ -247,3 +247,26 @@ def test_conditional_samples_go_to_one_sub_folder_per_class(run_cli, tmp_path):
     assert sorted(p.name for p in (tmp_path / "byclass").iterdir()) == sorted(classes)
     back = load_dataset(f"folder:{tmp_path / 'byclass'}")
     assert back.classes == sorted(classes) and len(back.train) + len(back.test) == 2 * len(classes)
+
+
+def test_checkpoint_picks_last_best_or_a_step(run_cli, tmp_path):
+    import numpy as np
+
+    import ganvae
+    from tests.conftest import DATA
+
+    run, _ = ganvae.train("dcgan", DATA, tmp_path / "run", steps=4, batch_size=16, progress=False,
+                          checkpoint_every=2, overrides={"width": 4, "latent": 4})
+    draws = {}
+    for which in ("last", "4", "2"):
+        code, _, err = run_cli("sample", run, "-n", 4, "-o", tmp_path / f"{which}.npz", "--checkpoint", which)
+        assert code == 0, err
+        draws[which] = np.load(tmp_path / f"{which}.npz")["x"]
+    assert np.array_equal(draws["last"], draws["4"])        # the final model is step 4's
+    assert not np.array_equal(draws["2"], draws["4"])       # step 2 is another model
+    code, _, err = run_cli("sample", run, "-n", 4, "-o", tmp_path / "b.png", "--checkpoint", "best")
+    assert code == 2 and "has no best checkpoint" in err
+    code, _, err = run_cli("sample", run, "-n", 4, "-o", tmp_path / "c.png", "--checkpoint", "3")
+    assert code == 2 and "no checkpoint of step 3 (kept: 2, 4)" in err
+    code, _, err = run_cli("reconstruct", run, "-o", tmp_path / "r.png", "--checkpoint", "soon")
+    assert code == 2 and "--checkpoint soon: give last, best or a step number" in err

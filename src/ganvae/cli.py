@@ -338,6 +338,7 @@ def config_cmd(preset: str) -> None:
 # ---------------------------------------------------------------------------- using a run
 
 def _run_options(f):
+    f = _checkpoint_option(f)
     f = click.option("--device", type=DEVICE, default="auto", show_default=True, help=DEVICE_HELP)(f)
     f = click.option("--seed", type=int, default=0, show_default=True, help="Seed of the latent draws.")(f)
     f = click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="The .png to write.")(f)
@@ -354,10 +355,23 @@ def _renamed_steps(old: int | None, points: int, command: str) -> int:
     return old
 
 
+def _checkpoint_option(f):
+    """--checkpoint last|best|STEP on a command that loads a run (read by _load)."""
+    def remember(ctx, param, value):
+        ctx.meta["ganvae.checkpoint"] = value
+
+    return click.option("--checkpoint", default="last", show_default=True, expose_value=False, callback=remember,
+                        metavar="last|best|STEP",
+                        help="Which weights: the final model, the checkpoint compare picked on the validation "
+                             "split, or a step whose checkpoint is kept.")(f)
+
+
 def _load(run, device):
     from .trainer import load_run, resolve_device
 
-    return load_run(run, device=resolve_device(device))
+    ctx = click.get_current_context(silent=True)
+    checkpoint = ctx.meta.get("ganvae.checkpoint", "last") if ctx is not None else "last"
+    return load_run(run, device=resolve_device(device), checkpoint=checkpoint)
 
 
 def _test_images(cfg, n, device, seed=0):
@@ -605,6 +619,7 @@ def embed_cmd(run, n, method, output, seed, device) -> None:
 
 
 @cli.command("complete", context_settings=CONTEXT)
+@_checkpoint_option
 @click.argument("run", type=click.Path(path_type=Path))
 @click.option("--mask", "mask_spec", default="center", show_default=True,
               help="center, half[:left|right|top|bottom], random-blocks[:COUNT], random-pixels[:FRACTION] "
@@ -673,6 +688,7 @@ def complete_cmd(run, mask_spec, method, n, steps, restarts, batch, precision, o
 
 
 @cli.command("translate", context_settings=CONTEXT)
+@_checkpoint_option
 @click.argument("run", type=click.Path(path_type=Path))
 @click.argument("inputs", type=click.Path(path_type=Path), required=False)
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
@@ -944,6 +960,7 @@ def probe_cmd(run, data, per_class, seeds, k, n_test, json_out, device) -> None:
 
 
 @cli.command("compress", context_settings=CONTEXT)
+@_checkpoint_option
 @click.argument("run", type=click.Path(path_type=Path))
 @click.argument("inputs", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="The codes file (.npz) to write.")
@@ -988,6 +1005,7 @@ def compress_cmd(run, inputs, output, bits, n_fit, device) -> None:
 
 
 @cli.command("decompress", context_settings=CONTEXT)
+@_checkpoint_option
 @click.argument("run", type=click.Path(path_type=Path))
 @click.argument("codes", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True,

@@ -889,13 +889,30 @@ def _legacy_val_split(saved: dict) -> None:
         saved["data"].setdefault("val_split", 0)
 
 
-def load_run(run: str | Path, device: str = "cpu"):
-    """(model, run config dict) of a finished run; `run` is a run dir or a model dir."""
+def load_run(run: str | Path, device: str = "cpu", checkpoint: str = "last"):
+    """(model, run config dict) of a run; `run` is a run dir or a model dir.
+
+    checkpoint: "last" (the final model), "best" (the checkpoint `ganvae compare` picked on the
+    validation split, run/best), or a step number whose checkpoint is still in checkpoints/
+    (also of a run that is still training).
+    """
     from .models.base import GenerativeModel
 
     run = Path(run)
     if not run.exists():
         raise BadInput(f"{run}: no such run directory")
+    checkpoint = str(checkpoint).strip().lower()
+    if checkpoint.isdigit():
+        return _load_step(run, int(checkpoint), device)
+    if checkpoint not in ("last", "best"):
+        raise BadInput(f"--checkpoint {checkpoint}: give last, best or a step number")
+    if checkpoint == "best":
+        if not (run / "best" / "config.json").exists():
+            raise BadInput(f"--checkpoint best: {run} has no best checkpoint (ganvae compare picks one for its runs on "
+                           "the validation split); use last or a step number")
+        model = GenerativeModel.from_pretrained(run / "best", device=device)
+        cfg = json.loads((run / "config.json").read_text()) if (run / "config.json").exists() else {}
+        return model, cfg
     model_dir = run / "model" if (run / "model").is_dir() else run
     if not within(run, model_dir / "model.safetensors") or not within(run, model_dir / "config.json"):
         raise BadInput(f"{run}: its model files point outside the run directory; refusing to load them")
@@ -907,6 +924,23 @@ def load_run(run: str | Path, device: str = "cpu"):
     if (run / "config.json").exists() and model_dir != run:
         cfg = json.loads((run / "config.json").read_text())
     return model, cfg
+
+
+def _load_step(run: Path, step: int, device: str):
+    """The model as checkpoint step_<step> of `run` holds it (its own config.json rebuilds it)."""
+    from .config import from_dict
+    from .registry import MODELS, _ensure_loaded
+
+    stems = {int(s.name[5:]): s for s in checkpoints(run)}
+    if step not in stems:
+        kept = ", ".join(map(str, sorted(stems))) or "none"
+        raise BadInput(f"--checkpoint {step}: {run} has no checkpoint of step {step} (kept: {kept})")
+    _ensure_loaded()
+    cfg = json.loads((run / "config.json").read_text())
+    cls = MODELS[cfg["family"]]
+    model = cls(from_dict(cls.Config, cfg["model"], where=str(run / "config.json")))
+    model.load_state_dict(load_state(stems[step])["model"])
+    return model.to(device).eval(), cfg
 
 
 def run_dataset(cfg: dict) -> ImageDataset:
