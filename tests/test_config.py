@@ -90,3 +90,22 @@ def test_budget(text, seconds):
 def test_train_config_validation(over, msg):
     with pytest.raises(BadInput, match=msg):
         replace(TrainConfig(), over)
+
+
+@pytest.mark.parametrize("preset", ["dcgan", "bigan", "vae", "ae", "aae", "vaegan", "pix2pix"])
+def test_lr_sets_every_networks_rate_in_every_family(preset):
+    import dataclasses
+
+    from ganvae.data import load_dataset
+    from ganvae.trainer import build
+
+    data = "task:lowres@shapes:n=64,n_test=8" if preset == "pix2pix" else "shapes:n=64,n_test=8"
+    ds = load_dataset(data)
+    _, cfg = build(preset, ds, {"lr": "0.0005", "width": 4, "latent": 4} if preset != "pix2pix" else
+                   {"lr": "0.0005", "width": 4})
+    rates = {k: v for k, v in dataclasses.asdict(cfg).items() if k in ("lr", "lr_g", "lr_d", "lr_e")}
+    assert rates and set(rates.values()) == {0.0005}, rates
+    if "lr_d" in rates:   # a refinement wins over lr
+        _, cfg = build(preset, ds, {"lr": "0.0005", "lr_d": "0.0001", "width": 4} |
+                       ({} if preset == "pix2pix" else {"latent": 4}))
+        assert cfg.lr_d == 0.0001

@@ -714,8 +714,24 @@ def build(preset: str, data: ImageDataset, overrides: dict | None = None):
             raise BadInput(f"{preset} is class-conditional and {data.name} has no class labels: give labelled data "
                            "(fashion-mnist, mnist, shapes, or folder:PATH with one subfolder per class)")
         fill["num_classes"] = data.num_classes if wants else 0
-    cfg = replace(cfg, {**fill, **(overrides or {})}, where=f"--set for {preset}")   # names the preset typed
+    over = _spread_lr(cfg, overrides or {})
+    cfg = replace(cfg, {**fill, **over}, where=f"--set for {preset}")   # names the preset typed
     return cls(cfg), cfg
+
+
+def _spread_lr(cfg, overrides: dict) -> dict:
+    """`lr` is every network's learning rate, in every family: it sets each of the config's
+    lr / lr_g / lr_d / lr_e that is not given itself (those refine it). So one --set lr=...
+    works in a comparison of GANs (lr_g, lr_d) and autoencoders (lr) alike."""
+    if "lr" not in overrides:
+        return overrides
+    names = {f.name for f in dataclasses.fields(cfg)}
+    out = dict(overrides)
+    lr = out["lr"] if "lr" in names else out.pop("lr")
+    for key in ("lr_g", "lr_d", "lr_e"):
+        if key in names and key not in overrides:
+            out[key] = lr
+    return out
 
 
 def check_translation_data(cls, data: ImageDataset) -> None:
