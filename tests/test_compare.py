@@ -199,3 +199,14 @@ def test_hybrid_findings_set_a_hybrid_beside_its_parents():
         "<b>aae</b> (a hybrid of ae and dcgan) does not beat dcgan on FD (30 against 23.5 for dcgan)."]
     assert hybrid_findings({"vae": agg["vae"], "dcgan": agg["dcgan"]}) == []   # no hybrid, no line
     assert hybrid_findings({"vaegan": agg["vaegan"]}) == []                    # no parent to compare with
+
+
+@pytest.mark.parametrize("extra,msg", [
+    (["--models", "vae,dcgan", "--set", "nope=1"], "--set for vae: unknown key 'nope'"),
+    (["--models", "vae,dcgan:loss=square"], "loss='square'"),
+    (["--models", "vae", "--set", "train.log_every=0"], "--log-every 0"),
+])
+def test_a_bad_model_setting_fails_before_the_out_directory_exists(extra, msg, run_cli, tmp_path):
+    code, _, err = run_cli("compare", *extra, "--out", tmp_path / "o", *ARGS)
+    assert code == 2 and msg in err, err
+    assert not (tmp_path / "o").exists()      # not locked, no compare.json: the fixed command just runs

@@ -366,6 +366,7 @@ def compare(cfg: CompareConfig, out: Path, progress: bool = True, device="cpu",
     ds = _load_data(data_cfg)
     if ds.val is not None and len(ds.val) < 2:
         raise BadInput(f"--val-split {cfg.val_split}: holds out {len(ds.val)} image; the quick FD needs at least 2")
+    _check_models(cfg, ds)   # before anything is written: a typo never leaves a locked --out behind
     out = Path(out)
     mine = dataclasses.asdict(cfg)
     # one comparison per --out at a time: a second command on it is refused while this one runs
@@ -465,6 +466,19 @@ def compare(cfg: CompareConfig, out: Path, progress: bool = True, device="cpu",
             f"(set-up {t_setup:.0f}s, real-data floor {t_floor:.0f}s{tasks_text}, report "
             f"{time.perf_counter() - t_report:.0f}s)")
         return results
+
+
+def _check_models(cfg: CompareConfig, ds: ImageDataset) -> None:
+    """Every model's config as it will train: --set and its own overrides, on this data, built
+    once (small: the nets are not trained), so a bad key or value fails before any work."""
+    from ..config import replace
+    from ..trainer import TrainConfig, build, split_overrides
+
+    for spec in cfg.models:
+        name, own = parse_model_spec(spec)
+        m_over, t_over, _ = split_overrides({**cfg.overrides, **own})
+        build(name, ds, m_over)
+        replace(TrainConfig(), t_over, where=f"--set for {spec}")
 
 
 def _set_up(cfg: CompareConfig, out: Path, mine: dict, ds: ImageDataset, data_cfg, device, log):
