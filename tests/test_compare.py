@@ -210,3 +210,20 @@ def test_a_bad_model_setting_fails_before_the_out_directory_exists(extra, msg, r
     code, _, err = run_cli("compare", *extra, "--out", tmp_path / "o", *ARGS)
     assert code == 2 and msg in err, err
     assert not (tmp_path / "o").exists()      # not locked, no compare.json: the fixed command just runs
+
+
+def test_seed_and_data_seed_reach_the_runs_and_an_older_compare_json_still_matches(run_cli, tmp_path):
+    out = tmp_path / "o"
+    code, _, err = run_cli("compare", "--models", "ae", "--seed", 3, "--data-seed", 2, "--out", out, *ARGS)
+    assert code == 0, err
+    cfg = json.loads((out / "runs" / "ae-seed3" / "config.json").read_text())
+    assert cfg["train"]["seed"] == 3 and cfg["data"]["seed"] == 2
+    assert json.loads((out / "results.json").read_text())["splits"]["data_seed"] == 2
+    # a compare.json from before these settings existed is read with their defaults
+    out2 = tmp_path / "o2"
+    assert run_cli("compare", "--models", "ae", "--out", out2, *ARGS)[0] == 0
+    saved = json.loads((out2 / "compare.json").read_text())
+    del saved["seed"], saved["data_seed"]
+    (out2 / "compare.json").write_text(json.dumps(saved))
+    code, _, err = run_cli("compare", "--models", "ae", "--out", out2, *ARGS)
+    assert code == 0 and "other settings" not in err

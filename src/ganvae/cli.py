@@ -1102,6 +1102,10 @@ def disentangle_cmd(run, data, n, bins, seed, figure, json_out, device) -> None:
               help="Steps per model; a GAN's step is one G update after its n_critic D updates.")
 @click.option("--epochs", type=float, default=None, help="Epochs per model.")
 @click.option("--seeds", type=int, default=1, show_default=True, help="Seeds per model (mean ± std in the report).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="The first training seed (runs use SEED .. SEED + SEEDS - 1).")
+@click.option("--data-seed", type=int, default=0, show_default=True,
+              help="Seed of the data's random splits (validation, --limit) and procedural data.")
 @click.option("--batch-size", type=int, default=64, show_default=True)
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16", "auto"]), default="fp32", show_default=True,
               help="Autocast precision; auto: bf16 where the device has it natively, else fp32.")
@@ -1126,7 +1130,8 @@ def disentangle_cmd(run, data, n, bins, seed, figure, json_out, device) -> None:
               help="Train each model with N processes (DDP through torchrun, one model after another); "
                    "scoring runs in one [1].")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def compare_cmd(data, data_dir, size, channels, models, budget, steps, epochs, seeds, batch_size, precision, sets,
+def compare_cmd(data, data_dir, size, channels, models, budget, steps, epochs, seeds, seed, data_seed, batch_size,
+                precision, sets,
                 eval_n, curve_points, curve_n, nll_k, nll_images, val_split, limit, tasks, task_sets, masks,
                 complete_n, complete_method, sweep, out, device, nproc, quiet) -> None:
     """Train MODELS on --data under one budget, score them all, and write report.html.
@@ -1159,7 +1164,8 @@ def compare_cmd(data, data_dir, size, channels, models, budget, steps, epochs, s
     cfg = CompareConfig(tasks=task_names, task_configs={k: dataclasses.asdict(v) for k, v in task_configs.items()},
                         data=data, models=tuple(expand_sweep([m.strip() for m in models.split(",") if m.strip()], sweep)),
                         budget=budget,
-                        steps=steps, epochs=epochs, seeds=seeds, batch_size=batch_size, precision=precision,
+                        steps=steps, epochs=epochs, seeds=seeds, seed=seed, data_seed=data_seed,
+                        batch_size=batch_size, precision=precision,
                         overrides=overrides, eval_n=eval_n, curve_points=curve_points, curve_n=curve_n,
                         nll_k=nll_k, nll_images=nll_images,
                         data_dir=str(data_dir) if data_dir else None, size=size, channels=channels,

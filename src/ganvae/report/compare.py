@@ -61,6 +61,8 @@ class CompareConfig:
     steps: int | None = None
     epochs: float | None = None
     seeds: int = 1
+    seed: int = 0               # the first training seed: runs use seed, seed + 1, ... seed + seeds - 1
+    data_seed: int = 0          # the seed of the data's random splits (validation, --limit) and procedural data
     batch_size: int = 64
     precision: str = "fp32"
     overrides: dict = field(default_factory=dict)
@@ -228,6 +230,7 @@ def _train_one(cfg: CompareConfig, out: Path, preset: str, seed: int, ds: ImageD
             shutil.rmtree(run_dir)
         # the run's config.json records the split, so `ganvae eval RUN` rebuilds the same data
         data_opts = {f"data_{k}": getattr(cfg, k) for k in ("data_dir", "size", "channels", "val_split", "limit")}
+        data_opts["data_seed"] = cfg.data_seed
         name, own = parse_model_spec(preset)   # a variant's own overrides win over --set's
         train(name, cfg.data, run_dir, overrides={**cfg.overrides, **own}, progress=progress, callbacks=callbacks,
               dataset=ds, **options, **{k: v for k, v in data_opts.items() if v is not None})
@@ -361,6 +364,7 @@ def compare(cfg: CompareConfig, out: Path, progress: bool = True, device="cpu",
     # the very loading of a run's config.json (data seed 0), so `ganvae eval RUN` agrees with us;
     # before anything is written, so that a bad --data or --val-split leaves no --out behind
     data_cfg = DataConfig(spec=cfg.data, data_dir=cfg.data_dir, size=cfg.size, channels=cfg.channels,
+                          seed=cfg.data_seed,
                           val_split=cfg.val_split, limit=cfg.limit)
     data_cfg.validate()
     ds = _load_data(data_cfg)
@@ -387,7 +391,7 @@ def compare(cfg: CompareConfig, out: Path, progress: bool = True, device="cpu",
             log(f"curves and best-checkpoint selection on the validation split ({splits['val_images']} images "
                 f"held out of train, seed {data_cfg.seed}); scores on the test split ({len(ds.test)} images)")
         t_setup = time.perf_counter() - t_start
-        runs = [(preset, seed) for seed in range(cfg.seeds) for preset in cfg.models]
+        runs = [(preset, seed) for seed in range(cfg.seed, cfg.seed + cfg.seeds) for preset in cfg.models]
         # phase 1: train, record curves and pick best checkpoints; the test split is not touched
         trained_here = set()              # the runs this invocation trains (a re-run reuses the others)
         for preset, seed in runs:
@@ -490,6 +494,9 @@ def _set_up(cfg: CompareConfig, out: Path, mine: dict, ds: ImageDataset, data_cf
     training = lambda d: {k: v for k, v in d.items() if k not in ("tasks", "task_configs")}  # noqa: E731
     if saved.exists():
         theirs = json.loads(saved.read_text())
+        # a comparison written before a setting existed had that setting's default
+        theirs = {**{k: v for k, v in json.loads(json.dumps(dataclasses.asdict(CompareConfig()))).items()
+                     if k not in theirs}, **theirs}
         if training(theirs) != training(json.loads(json.dumps(mine))):
             raise BadInput(f"--out {out}: holds a comparison with other settings; use another --out "
                            "(or the same command to resume it)")

@@ -241,9 +241,10 @@ def little_data_findings(results: dict, agg: dict) -> list[str]:
     comparison (variants of one preset: augmentation, transfer) bought over the plain preset."""
     from ..registry import parse_model_spec
 
-    out = []
+    out, said = [], set()
     for r in results["rows"]:
-        if r.get("init_from") and r.get("seed", 0) == 0:
+        if r.get("init_from") and r["model"] not in said:   # once per model, whatever its seeds
+            said.add(r["model"])
             out.append(f"<b>{r['model']}</b> started from the weights of {r['init_from']} (transfer), not from "
                        "random ones: its budget comes on top of that run's.")
     limit = (results.get("splits") or {}).get("limit")
@@ -272,7 +273,7 @@ def hybrid_findings(agg: dict) -> list[str]:
     """For each hybrid in the comparison whose parents (the model's `parents`) are in it too:
     does it beat both on FD, and is it sharper? The question a hybrid has to answer."""
     from ..errors import BadInput
-    from ..registry import parse_model_spec, resolve
+    from ..registry import resolve
 
     out = []
     for m in agg:
