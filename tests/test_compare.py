@@ -102,9 +102,23 @@ def test_other_settings_refused(compared, run_cli, tmp_path):
     out = tmp_path / "copy"
     shutil.copytree(compared, out)
     before = (out / "results.json").read_bytes()
-    code, _, err = run_cli("compare", "--models", "ae", "--out", out, *ARGS)
+    code, _, err = run_cli("compare", "--models", "ae,vae,dcgan", "--seeds", 2, "--out", out, *ARGS,
+                           "--batch-size", 16)   # another batch size: the runs cannot be reused
     assert code == 2 and "other settings" in err
     assert (out / "results.json").read_bytes() == before
+
+
+def test_a_model_added_to_a_finished_comparison_trains_and_the_others_are_reused(compared, run_cli, tmp_path):
+    out = tmp_path / "copy"
+    shutil.copytree(compared, out)
+    ae = json.loads((out / "runs" / "ae-seed0" / "result.json").read_text())
+    code, _, err = run_cli("compare", "--models", "ae,aae", "--seeds", 2, "--out", out, *ARGS)
+    assert code == 0, err
+    assert "ae-seed0: finished earlier; skipping" in err and "aae-seed0: training" in err
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert [(r["model"], r["seed"]) for r in rows] == [("ae", 0), ("aae", 0), ("ae", 1), ("aae", 1)]
+    assert json.loads((out / "runs" / "ae-seed0" / "result.json").read_text()) == ae
+    assert json.loads((out / "compare.json").read_text())["models"] == ["ae", "aae"]
 
 
 @pytest.mark.parametrize("extra,msg", [

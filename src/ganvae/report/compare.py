@@ -489,9 +489,9 @@ def _set_up(cfg: CompareConfig, out: Path, mine: dict, ds: ImageDataset, data_cf
     """compare.json checked against a finished comparison's and written, the evaluator, and the
     real images the curves are measured on: (evaluator, splits, their features)."""
     saved = out / "compare.json"
-    # Tasks may be added to (or dropped from) a finished comparison: only the training settings
-    # must match for its runs to be reused.
-    training = lambda d: {k: v for k, v in d.items() if k not in ("tasks", "task_configs")}  # noqa: E731
+    # Models and tasks may be added to (or dropped from) a finished comparison: only the training
+    # settings must match for its runs to be reused; a model not run yet trains.
+    training = lambda d: {k: v for k, v in d.items() if k not in ("models", "tasks", "task_configs")}  # noqa: E731
     if saved.exists():
         theirs = json.loads(saved.read_text())
         # a comparison written before a setting existed had that setting's default
