@@ -270,3 +270,29 @@ def test_checkpoint_picks_last_best_or_a_step(run_cli, tmp_path):
     assert code == 2 and "no checkpoint of step 3 (kept: 2, 4)" in err
     code, _, err = run_cli("reconstruct", run, "-o", tmp_path / "r.png", "--checkpoint", "soon")
     assert code == 2 and "--checkpoint soon: give last, best or a step number" in err
+
+
+@pytest.mark.parametrize("path", list(_commands(cli)), ids=lambda p: " ".join(p) or "ganvae")
+def test_every_help_ends_with_examples_that_parse(run_cli, path):
+    import shlex
+
+    code, out, _ = run_cli(*path, "--help")
+    assert "Examples:" in out, path
+    block = out.split("Examples:", 1)[1].split("\n\n", 1)[0]            # up to the blank line before Options
+    examples = [line.strip() for line in block.splitlines() if line.strip()]
+    examples = [e for e in examples if e.startswith("ganvae ")]
+    assert len(examples) >= 2, (path, examples)
+    for e in examples:   # every example names real commands and options (up to a pipe or redirection)
+        for op in (" | ", " > ", " && "):
+            e = e.split(op)[0]
+        args = shlex.split(e)[1:]
+        cmd, i = cli, 0
+        while i < len(args) and args[i] in getattr(cmd, "commands", {}):
+            cmd = cmd.commands[args[i]]
+            i += 1
+        ctx = cmd.make_context("ganvae", args[i:], resilient_parsing=True)
+        known = {o for p in cmd.params for o in getattr(p, "opts", ())}
+        for a in args[i:]:
+            if a.startswith("-") and a not in ("-h", "--help"):
+                assert a.split("=")[0] in known, (e, a)
+        ctx.close()

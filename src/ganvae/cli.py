@@ -29,7 +29,14 @@ def _warning_line(message, category, filename, lineno, file=None, line=None):
 @click.version_option(__version__, "-V", "--version", prog_name="ganvae")
 @click.option("--debug", is_flag=True, help="Show the full traceback on errors.")
 def cli(debug: bool) -> None:
-    """Train, evaluate and compare autoencoders, VAEs, GANs and VAE-GANs side by side."""
+    """Train, evaluate and compare autoencoders, VAEs, GANs and VAE-GANs side by side.
+
+    \b
+    Examples:
+      ganvae compare --data fashion-mnist --models ae,vae,dcgan,vaegan --budget 90s --out cmp
+      ganvae train vae --data fashion-mnist --epochs 3 --run-dir runs/vae
+      ganvae sample runs/vae -n 64 -o samples.png
+    """
 
 
 class DeviceType(click.ParamType):
@@ -90,6 +97,12 @@ def datasets(ctx: click.Context, data_dir: Path | None) -> None:
 
     Other forms of --data: shapes[:classes=K,n=N,n_test=M,seed=S], factors[:n=N,n_test=M,seed=S],
     folder:PATH, npz:PATH, pairs:DIR, unpaired:DIR_A,DIR_B, task:NAME.
+
+    \b
+    Examples:
+      ganvae datasets
+      ganvae datasets show fashion-mnist -o real.png
+      ganvae datasets download mnist
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -134,7 +147,13 @@ def datasets(ctx: click.Context, data_dir: Path | None) -> None:
               help="Seed of random splits, procedural data and the images picked.")
 @data_options
 def datasets_show(data, output, n, split, data_dir, size, channels, seed) -> None:
-    """Write a grid of real images from DATA (a --data spec) to a PNG."""
+    """Write a grid of real images from DATA (a --data spec) to a PNG.
+
+    \b
+    Examples:
+      ganvae datasets show fashion-mnist -o real.png --n 64
+      ganvae datasets show folder:photos/ --size 64 -o photos.png
+    """
     import numpy as np
 
     from .data import load_dataset
@@ -158,7 +177,13 @@ def datasets_show(data, output, n, split, data_dir, size, channels, seed) -> Non
 @click.option("--mirror", default=None, help="Base URL serving the same file names.")
 @click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds per connection.")
 def datasets_download(name, dest, mirror, timeout) -> None:
-    """Download NAME's official files over HTTPS and verify their SHA-256."""
+    """Download NAME's official files over HTTPS and verify their SHA-256.
+
+    \b
+    Examples:
+      ganvae datasets download mnist
+      ganvae datasets download fashion-mnist --dir data/fashion-mnist
+    """
     from .data.download import download
 
     d = download(name, dest, mirror=mirror, timeout=timeout, log=lambda m: click.echo(m, err=True))
@@ -219,7 +244,14 @@ def train_cmd(model, data, data_dir, size, channels, data_seed, val_split, limit
     """Train MODEL on --data, or continue a run with --resume RUN_DIR.
 
     With --nproc N (or started by torchrun --nproc-per-node N -m ganvae train ...) every process
-    trains on its share of each global batch and rank 0 writes the run."""
+    trains on its share of each global batch and rank 0 writes the run.
+
+    \b
+    Examples:
+      ganvae train vae --data fashion-mnist --epochs 3 --run-dir runs/vae
+      ganvae train wgan-gp --data folder:photos/ --size 64 --budget 1h --set arch=resnet
+      ganvae train --resume runs/vae --epochs 6
+    """
     from . import config as C
     from . import parallel
     from .data.base import parse_val_split
@@ -508,7 +540,13 @@ def _class_labels(model, cfg: dict, klass: str, n: int, run: Path):
 @click.option("-n", "n", type=click.IntRange(1, 512), default=32, show_default=True, help="Test images.")
 @_run_options
 def reconstruct_cmd(run, n, output, seed, device) -> None:
-    """Test images (odd rows) above their reconstructions (even rows)."""
+    """Test images (odd rows) above their reconstructions (even rows).
+
+    \b
+    Examples:
+      ganvae reconstruct runs/vae -o recon.png
+      ganvae reconstruct runs/vae -n 64 --checkpoint best -o recon.png
+    """
     import torch
 
     from .data import to_uint8
@@ -605,7 +643,13 @@ def traverse_cmd(run, dims, steps, old_steps, span, output, seed, device) -> Non
 @click.option("--method", type=click.Choice(["pca", "tsne"]), default="pca", show_default=True)
 @_run_options
 def embed_cmd(run, n, method, output, seed, device) -> None:
-    """Test-set latents in 2-D (PCA or t-SNE), coloured by label."""
+    """Test-set latents in 2-D (PCA or t-SNE), coloured by label.
+
+    \b
+    Examples:
+      ganvae embed runs/vae -o embed.png
+      ganvae embed runs/aae --method tsne -o embed.png
+    """
     from .visualize import encode_all, needs_encoder, plot_embedding, project_2d
 
     _png(output)
@@ -640,7 +684,13 @@ def embed_cmd(run, n, method, output, seed, device) -> None:
 @click.option("--device", type=DEVICE, default="auto", show_default=True, help=DEVICE_HELP)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def complete_cmd(run, mask_spec, method, n, steps, restarts, batch, precision, output, seed, device, quiet) -> None:
-    """Fill in the masked part of test images with RUN's model; the masks are saved beside the output."""
+    """Fill in the masked part of test images with RUN's model; the masks are saved beside the output.
+
+    \b
+    Examples:
+      ganvae complete runs/vae --mask center -o done.png
+      ganvae complete runs/dcgan --mask random-pixels:0.5 -o done.png
+    """
     import time
 
     import numpy as np
@@ -706,6 +756,11 @@ def translate_cmd(run, inputs, output, direction, n, batch, device) -> None:
     INPUTS is a folder of images or an .npz with an array x; they are scaled to the model's size
     and channels. Without INPUTS, the run's own test inputs are translated and, where the data is
     paired, scored against their true targets.
+
+    \b
+    Examples:
+      ganvae translate runs/pix2pix -o translated.png
+      ganvae translate runs/cyclegan sketches/ -o out.png --direction b2a
     """
     import numpy as np
     import torch
@@ -849,7 +904,14 @@ def _parse_task_options(tasks, masks, complete_n, complete_method, seed, task_se
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def eval_cmd(run, samples, data, data_dir, size, channels, data_seed, n, k, nll_k, nll_images, seed, json_out,
              tasks, task_sets, masks, complete_n, complete_method, device, quiet) -> None:
-    """Score RUN's final model (writes RUN/eval.json), or --samples from anywhere against --data."""
+    """Score RUN's final model (writes RUN/eval.json), or --samples from anywhere against --data.
+
+    \b
+    Examples:
+      ganvae eval runs/dcgan
+      ganvae eval runs/vae --tasks generate,probe,compress
+      ganvae eval --samples samples.npz --data fashion-mnist
+    """
     from .files import write_json
     from .config import replace
     from .data import load_dataset
@@ -900,7 +962,13 @@ def eval_cmd(run, samples, data, data_dir, size, channels, data_seed, n, k, nll_
 def augment_eval_cmd(run, ratio, seeds, budget_images, seed, json_out, device) -> None:
     """Does RUN's class-conditional model help a classifier? The evaluator's classifier trained
     on the run's real training images, on the model's samples alone (Classification Accuracy
-    Score) and on both, each scored on the test split (also written to RUN/eval.json)."""
+    Score) and on both, each scored on the test split (also written to RUN/eval.json).
+
+    \b
+    Examples:
+      ganvae augment-eval runs/cgan
+      ganvae augment-eval runs/cvae --ratio 0.5 --seeds 3
+    """
     from .tasks.augment import AugmentEvalConfig
 
     cfg = AugmentEvalConfig(ratio=ratio, seeds=seeds, budget_images=budget_images, seed=seed)
@@ -1182,7 +1250,13 @@ def compare_cmd(data, data_dir, size, channels, models, budget, steps, epochs, s
 @cli.command("report", context_settings=CONTEXT)
 @click.argument("out", type=click.Path(path_type=Path))
 def report_cmd(out) -> None:
-    """Rebuild OUT/report.html from a compare directory's files."""
+    """Rebuild OUT/report.html from a compare directory's files.
+
+    \b
+    Examples:
+      ganvae report cmp
+      ganvae report runs/demo
+    """
     from .report.html import write_report
 
     click.echo(f"report: {write_report(out)}")
@@ -1192,7 +1266,13 @@ def report_cmd(out) -> None:
 
 @cli.group("evaluator", context_settings=CONTEXT)
 def evaluator_group() -> None:
-    """The networks samples are scored in (trained on the dataset itself)."""
+    """The networks samples are scored in (trained on the dataset itself).
+
+    \b
+    Examples:
+      ganvae evaluator train --data folder:photos/ --size 64
+      ganvae evaluator train --data mnist --epochs 10
+    """
 
 
 @evaluator_group.command("train", context_settings=CONTEXT)
@@ -1205,7 +1285,13 @@ def evaluator_group() -> None:
               help="Write it to OUT/<id>/ instead of the cache (the package's weights/ folder ships it).")
 @click.option("--device", type=DEVICE, default="auto", show_default=True, help=DEVICE_HELP)
 def evaluator_train(data, data_dir, size, channels, data_seed, seed, epochs, out, device) -> None:
-    """Train the evaluator for --data deterministically and record its test accuracy."""
+    """Train the evaluator for --data deterministically and record its test accuracy.
+
+    \b
+    Examples:
+      ganvae evaluator train --data folder:photos/ --size 64
+      ganvae evaluator train --data mnist --epochs 10 --out ev/
+    """
     import dataclasses
     import shlex
 
