@@ -487,7 +487,7 @@ def _write_png_folder(out: Path, x, labels, model, names=None) -> None:
     import shutil
     import tempfile
 
-    from PIL import Image
+    from .images import save_png
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
@@ -498,8 +498,7 @@ def _write_png_folder(out: Path, x, labels, model, names=None) -> None:
                 k = int(labels[i])
                 d = tmp / (names[k] if names and k < len(names) else f"class_{k:03d}")
                 d.mkdir(exist_ok=True)
-            arr = img[0] if img.shape[0] == 1 else img.transpose(1, 2, 0)
-            Image.fromarray(arr).save(d / f"{i:06d}.png")
+            save_png(d / f"{i:06d}.png", img.transpose(1, 2, 0))
         if out.is_dir():
             out.rmdir()   # empty: checked before any work
         os.replace(tmp, out)
@@ -1345,7 +1344,7 @@ def main(argv: list[str] | None = None) -> int:
     except GanvaeError as e:
         if debug:
             traceback.print_exc()
-        if not getattr(e, "quiet", False):   # an error every rank of a DDP job shares: rank 0 says it
+        if not e.quiet:   # an error every rank of a DDP job shares: rank 0 says it
             print(f"ganvae: {e.label}: {e}", file=sys.stderr)
         return e.exit_code
     except Exception as e:  # a bug or an unexpected environment problem: still one line

@@ -10,6 +10,7 @@ class GanvaeError(Exception):
 
     exit_code = 1
     label = "error"  # the CLI prints "ganvae: <label>: <message>"
+    quiet = False    # True on the ranks of a DDP job other than 0, which leave the message to rank 0
 
 
 class BadInput(GanvaeError):

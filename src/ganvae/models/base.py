@@ -151,12 +151,15 @@ class GenerativeModel(nn.Module):
         self._ddp = {name: wrap(getattr(self, name)) for name in self.trained_nets()}
         wrapped = {id(p) for m in self._ddp.values() for p in m.parameters()}
         n = world().size
+
+        def average(p: torch.Tensor) -> None:   # the ranks' mean gradient, as DDP gives the rest
+            all_sum_(p.grad).div_(n)
+
         for o in self.optimizers().values():
             for g in o.param_groups:
                 for p in g["params"]:
                     if id(p) not in wrapped:
-                        self._ddp_hooks.append(p.register_post_accumulate_grad_hook(
-                            lambda q: all_sum_(q.grad).div_(n) and None))
+                        self._ddp_hooks.append(p.register_post_accumulate_grad_hook(average))
 
     def ddp(self, name: str) -> nn.Module:
         """The net `name` for a training forward whose backward updates that net: its DDP
