@@ -944,17 +944,14 @@ def load_run(run: str | Path, device: str = "cpu", checkpoint: str = "last"):
 
 def _load_step(run: Path, step: int, device: str):
     """The model as checkpoint step_<step> of `run` holds it (its own config.json rebuilds it)."""
-    from .config import from_dict
-    from .registry import MODELS, _ensure_loaded
+    from .models.base import GenerativeModel
 
     stems = {int(s.name[5:]): s for s in checkpoints(run)}
     if step not in stems:
         kept = ", ".join(map(str, sorted(stems))) or "none"
         raise BadInput(f"--checkpoint {step}: {run} has no checkpoint of step {step} (kept: {kept})")
-    _ensure_loaded()
     cfg = json.loads((run / "config.json").read_text())
-    cls = MODELS[cfg["family"]]
-    model = cls(from_dict(cls.Config, cfg["model"], where=str(run / "config.json")))
+    model = GenerativeModel.from_config(cfg["family"], cfg["model"], where=str(run / "config.json"))
     model.load_state_dict(load_state(stems[step])["model"])
     return model.to(device).eval(), cfg
 

@@ -266,6 +266,16 @@ class GenerativeModel(nn.Module):
         return d
 
     @staticmethod
+    def from_config(family: str, config: dict, where: str) -> "GenerativeModel":
+        """A freshly initialised model of registry family `family` from its config as a dict
+        (what config.json files hold); `where` names the file in errors."""
+        from ..registry import MODELS, _ensure_loaded
+
+        _ensure_loaded()
+        cls = MODELS[family]
+        return cls(from_dict(cls.Config, config, where=where))
+
+    @staticmethod
     def from_pretrained(directory: str | Path, device: str | torch.device = "cpu") -> "GenerativeModel":
         from ..registry import MODELS, _ensure_loaded
 
@@ -279,9 +289,7 @@ class GenerativeModel(nn.Module):
             raise BadInput(f"{d / 'config.json'}: not valid JSON ({e})") from None
         if not isinstance(meta, dict) or meta.get("model") not in MODELS:
             raise BadInput(f"{d / 'config.json'}: unknown model {meta.get('model') if isinstance(meta, dict) else meta!r}")
-        cls = MODELS[meta["model"]]
-        cfg = from_dict(cls.Config, meta.get("config", {}), where=str(d / "config.json"))
-        model = cls(cfg)
+        model = GenerativeModel.from_config(meta["model"], meta.get("config", {}), where=str(d / "config.json"))
         try:
             state = load_file(str(d / "model.safetensors"), device="cpu")
         except FileNotFoundError:
