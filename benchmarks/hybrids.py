@@ -99,7 +99,7 @@ def main() -> None:
                 m = score(generate(model, a.samples, seed, 500), ds, ev, cfg, lambda s: None,
                           with_floor=False)["metrics"]
                 m.update(encoder_metrics(model, ds, cfg, lambda s: None) if model.has_encoder else {})
-            m["steps"] = summary["step"]
+            m["steps"] = summary["steps"]
             results.setdefault(name, []).append(m)
             line = {"group": a.group, "row": name, "preset": preset, "overrides": over, "seed": seed,
                     "budget": a.budget, "width": a.width, **{k: m.get(k) for _, k, _ in COLUMNS}}

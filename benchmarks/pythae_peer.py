@@ -207,7 +207,7 @@ def run_ganvae(a, ds, work: Path, likelihood: str) -> dict:
     label = overrides["likelihood"] + (f" σ={overrides['sigma']:g} (= pythae {a.loss})" if "sigma" in overrides
                                        else f" (= pythae {a.loss})" if likelihood == "matched" else "")
     return {"peer": f"ganvae {ganvae.__version__} vae", "likelihood": label, "npz": npz,
-            "train_seconds": summary["train_seconds"], "steps": summary["step"], "images": summary["images"],
+            "train_seconds": summary["train_seconds"], "steps": summary["steps"], "images": summary["images_seen"],
             "images_per_second": summary["images_per_second"]}
 
 

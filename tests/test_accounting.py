@@ -59,7 +59,7 @@ def test_budget_counts_steps_and_images_by_updates(tmp_path, run_cli):
                                "--set", "width=8", "--set", "latent=4", "--quiet")
         assert code == 0, err
         s = json.loads((run / "summary.json").read_text())
-        assert s["step"] == 3 and s["images"] == 3 * 16 * n_critic
+        assert s["steps"] == 3 and s["images_seen"] == 3 * 16 * n_critic
         assert s["updates"] == {"g": 3, "d": 3 * n_critic}
 
 

@@ -41,9 +41,31 @@ def test_results_files(compared):
     dcgan = next(r for r in res["rows"] if r["model"] == "dcgan")
     assert set(dcgan["figures"]) == {"samples", "interpolations"}
     assert res["floor"]["metrics"]["fd"] < min(r["final"]["fd"] for r in res["rows"])
+    assert res["schema"] == "ganvae.results/1" and res["replay"] == []   # a step budget replays as it is
     with open(compared / "results.csv") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 6 and {"fd", "best_fd", "params", "images_per_second", "train_seconds"} <= set(rows[0])
+    assert len(rows) == 7 and {"fd", "best_fd", "params", "images_per_second", "train_seconds"} <= set(rows[0])
+    # every line says what it is: the data, the budget, the evaluator and the numeric precision
+    # (dtype; `precision` is only ever the metric)
+    ev = res["floor"]["evaluator"]["id"]
+    assert all((r["dataset"], r["budget"], r["evaluator"]) == ("shapes:n=512,n_test=128", "12 steps", ev) for r in rows)
+    assert [r["dtype"] for r in rows[:6]] == ["fp32"] * 6
+    assert [(r["model"], r["seed"]) for r in rows[:6]] == [(m["model"], str(m["seed"])) for m in res["rows"]]
+    assert float(rows[0]["precision"]) == res["rows"][0]["final"]["precision"]
+    floor = rows[6]     # the real-data floor's line, beside the models'
+    assert (floor["model"], floor["status"], floor["steps"]) == ("real-data-floor", "floor", "")
+    assert float(floor["fd"]) == res["floor"]["metrics"]["fd"] and floor["best_fd"] == ""
+    # summary.json, metrics.jsonl, curve.jsonl and results.json name the same quantities alike
+    run = compared / "runs" / "vae-seed0"
+    summary = json.loads((run / "summary.json").read_text())
+    line = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
+    point = json.loads((run / "curve.jsonl").read_text().splitlines()[-1])
+    row = next(r for r in res["rows"] if (r["model"], r["seed"]) == ("vae", 0))
+    assert summary["steps"] == row["steps"] == line["step"] == point["step"] == 12
+    assert summary["images_seen"] == row["images_seen"] == line["images_seen"] == point["images_seen"] == 12 * 32
+    assert summary["train_seconds"] == row["train_seconds"] == line["train_seconds"] == point["train_seconds"]
+    assert summary["images_per_second"] == row["images_per_second"] and line["images_per_second"] > 0
+    assert summary["dtype"] == row["dtype"] == "fp32" and "precision" not in summary
     # the seeds differ: different weights, different scores
     fds = {r["seed"]: r["final"]["fd"] for r in res["rows"] if r["model"] == "dcgan"}
     assert fds[0] != fds[1]
@@ -241,3 +263,51 @@ def test_seed_and_data_seed_reach_the_runs_and_an_older_compare_json_still_match
     (out2 / "compare.json").write_text(json.dumps(saved))
     code, _, err = run_cli("compare", "--models", "ae", "--out", out2, *ARGS)
     assert code == 0 and "other settings" not in err
+
+
+def test_a_wall_clock_comparison_replays_exactly_from_its_replay_config(run_cli, tmp_path):
+    """A --budget run records the step each model reached in replay-seedN.json; compare --config
+    with it trains every model exactly that many steps and scores the same numbers."""
+    args = [a for a in ARGS if a not in ("--steps", 12)]
+    out = tmp_path / "o"
+    code, _, err = run_cli("compare", "--models", "ae,vae", "--budget", "1s", "--out", out, *args)
+    assert code == 0, err
+    res = json.loads((out / "results.json").read_text())
+    steps = {r["model"]: r["steps"] for r in res["rows"]}
+    assert res["replay"] == [{"seed": 0, "config": "replay-seed0.json", "steps": steps}]
+    replay = json.loads((out / "replay-seed0.json").read_text())
+    assert replay["budget"] is None and replay["models"] == [f"{m}:train.steps={n}" for m, n in steps.items()]
+    html = (out / "report.html").read_text()
+    assert f"ganvae compare --config {out}/replay-seed0.json --out {out}-replay" in html
+    code, _, err = run_cli("compare", "--config", out / "replay-seed0.json", "--out", tmp_path / "again")
+    assert code == 0, err
+    again = json.loads((tmp_path / "again" / "results.json").read_text())
+    assert [r["steps"] for r in again["rows"]] == list(steps.values())
+    assert [r["final"]["fd"] for r in again["rows"]] == [r["final"]["fd"] for r in res["rows"]]
+    with open(tmp_path / "again" / "results.csv") as f:
+        assert [r["budget"] for r in csv.DictReader(f)][:2] == [f"{n} steps" for n in steps.values()]
+
+
+def test_compare_config_file_with_options_that_win(run_cli, tmp_path):
+    """--config takes a comparison's settings from a file (its compare.json, or YAML); an option
+    given on the command line replaces the file's value; a bad key names the file."""
+    out = tmp_path / "o"
+    assert run_cli("compare", "--models", "ae", "--out", out, *ARGS)[0] == 0
+    code, _, err = run_cli("compare", "--config", out / "compare.json", "--seed", 1, "--out", tmp_path / "o2")
+    assert code == 0, err
+    mine, theirs = (json.loads((d / "compare.json").read_text()) for d in (out, tmp_path / "o2"))
+    assert theirs == {**mine, "seed": 1} and (tmp_path / "o2" / "runs" / "ae-seed1" / "summary.json").exists()
+    # a budget given on the command line replaces the file's budget whole (not two budgets)
+    (tmp_path / "c.yaml").write_text("data: shapes:n=512,n_test=128\nmodels: [ae]\nsteps: 4\nbatch_size: 32\n"
+                                    "overrides: {width: 8, latent: 8}\neval_n: 300\ncurve_n: 200\n")
+    code, _, err = run_cli("compare", "--config", tmp_path / "c.yaml", "--epochs", 0.1, "--out", tmp_path / "o3",
+                           "--quiet")
+    assert code == 0, err
+    saved = json.loads((tmp_path / "o3" / "compare.json").read_text())
+    assert (saved["steps"], saved["epochs"], saved["overrides"]) == (None, 0.1, {"width": 8, "latent": 8})
+    (tmp_path / "bad.yaml").write_text("data: shapes\nstepz: 4\n")
+    code, _, err = run_cli("compare", "--config", tmp_path / "bad.yaml", "--out", tmp_path / "o4")
+    assert code == 2 and f"--config {tmp_path / 'bad.yaml'}: unknown key 'stepz'" in err
+    assert not (tmp_path / "o4").exists()
+    code, _, err = run_cli("compare", "--models", "ae", "--steps", 2, "--out", tmp_path / "o5")
+    assert code == 2 and "give --data" in err and "--config" in err

@@ -19,7 +19,7 @@ def test_a_gan_trains_with_the_users_generator_and_discriminator_and_loads_back(
     run, summary = ganvae.train("dcgan", DATA, tmp_path / "run", steps=3, batch_size=16, progress=False,
                                 overrides={"latent": 8},
                                 nets={"g": ganvae.net(MLPGenerator, latent=8, hidden=32), "d": ganvae.net(MLPCritic)})
-    assert summary["step"] == 3
+    assert summary["steps"] == 3
     saved = json.loads((run / "config.json").read_text())["model"]["nets"]
     assert saved == {"g": {"class": "tests.custom_nets:MLPGenerator", "kwargs": {"latent": 8, "hidden": 32}},
                      "d": {"class": "tests.custom_nets:MLPCritic", "kwargs": {}}}

@@ -100,7 +100,7 @@ def test_two_processes_train_the_weights_one_process_does(runs, name):
     rows1 = [json.loads(line) for line in (runs / f"{name}-1" / "metrics.jsonl").read_text().splitlines()]
     rows2 = [json.loads(line) for line in (runs / f"{name}-2" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows1] == [r["step"] for r in rows2] == list(range(1, STEPS[name] + 1))
-    assert [r["images"] for r in rows2] == [r["images"] for r in rows1]   # global images, not per rank
+    assert [r["images_seen"] for r in rows2] == [r["images_seen"] for r in rows1]   # global images, not per rank
     for r1, r2 in zip(rows1, rows2):
         for k in r1:
             if k.startswith("loss/"):
@@ -174,7 +174,7 @@ def test_a_killed_rank_stops_the_job_and_it_resumes(runs, tmp_path):
 def test_resume_under_another_number_of_processes(runs):
     # 2 processes for 4 steps (in the job), then 1 process to 8: the 8-step run of either
     run = runs / "switch"
-    assert json.loads((run / "summary.json").read_text())["step"] == STEPS["dcgan"] // 2
+    assert json.loads((run / "summary.json").read_text())["steps"] == STEPS["dcgan"] // 2
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

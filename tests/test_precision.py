@@ -150,7 +150,7 @@ def test_auto_precision_is_bf16_only_where_the_device_has_it(tmp_path, run_cli):
                            "--set", "latent=4", "--batch-size", "16", "--quiet", "--precision", "auto",
                            "--run-dir", tmp_path / "a")
     assert code == 0, err
-    assert json.loads((tmp_path / "a" / "summary.json").read_text())["precision"] == resolve_precision(cpu, "auto")
+    assert json.loads((tmp_path / "a" / "summary.json").read_text())["dtype"] == resolve_precision(cpu, "auto")
     code, _, err = run_cli("train", "vae", "--data", "shapes:n=128,n_test=16", "--steps", "1", "--set", "width=8",
                            "--set", "latent=4", "--batch-size", "16", "--quiet", "--precision", "bf16",
                            "--device", "cpu", "--run-dir", tmp_path / "b")

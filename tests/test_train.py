@@ -28,7 +28,7 @@ def test_run_directory(runs, preset):
     assert [r["step"] for r in lines] == [2, 4]
     # a step is one G update; WGANs' five critic updates each take their own batch of 16
     per_step = 16 * (5 if preset in ("wgan", "wgan-gp") else 1)
-    assert lines[-1]["images"] == 4 * per_step and all(np.isfinite(v) for r in lines for v in r.values())
+    assert lines[-1]["images_seen"] == 4 * per_step and all(np.isfinite(v) for r in lines for v in r.values())
     summary = json.loads((run / "summary.json").read_text())
     if preset in ("wgan", "wgan-gp"):
         assert summary["updates"] == {"g": 4, "d": 20}
@@ -85,14 +85,14 @@ def test_stop_by_epochs(tmp_path, run_cli):
     code, out, err = run_cli("train", "ae", "--data", "shapes:n=256,n_test=32", "--epochs", 2, "--batch-size", 64,
                              "--val-split", 0, "--run-dir", tmp_path / "r", "--set", "width=8", "--quiet")
     assert code == 0, err
-    assert json.loads((tmp_path / "r" / "summary.json").read_text())["step"] == 8  # 256/64 * 2
+    assert json.loads((tmp_path / "r" / "summary.json").read_text())["steps"] == 8  # 256/64 * 2
 
 
 def test_stop_by_budget(tmp_path, run_cli):
     code, out, err = run_cli("train", "dcgan", "--data", DATA, "--budget", "2s", "--run-dir", tmp_path / "r", *TINY)
     assert code == 0, err
     s = json.loads((tmp_path / "r" / "summary.json").read_text())
-    assert s["train_seconds"] >= 2 and s["step"] > 2
+    assert s["train_seconds"] >= 2 and s["steps"] > 2
 
 
 def _weights(run):
@@ -161,7 +161,7 @@ def test_python_api(tmp_path):
 
     run, summary = ganvae.train("vae", "shapes:n=64,n_test=16", tmp_path / "r", steps=2, batch_size=16,
                                 overrides={"width": 8, "latent": 4}, progress=False)
-    assert summary["step"] == 2 and run == tmp_path / "r"
+    assert summary["steps"] == 2 and run == tmp_path / "r"
     model = ganvae.load(run)
     assert model.name == "vae" and model.sample(3, generator=torch.Generator().manual_seed(0)).shape == (3, 1, 28, 28)
 

@@ -286,7 +286,7 @@ def train_cmd(model, data, data_dir, size, channels, data_seed, val_split, limit
     parallel.shutdown()
     if parallel.launched_rank() != 0:
         return
-    click.echo(f"trained {summary['step']} steps ({summary['images']} images, {summary['train_seconds']:.1f}s, "
+    click.echo(f"trained {summary['steps']} steps ({summary['images_seen']} images, {summary['train_seconds']:.1f}s, "
                f"{summary['images_per_second']:.0f} img/s)")
     click.echo(f"run: {out}   samples: {out / 'samples' / 'final.png'}   model: {out / 'model'}")
 
@@ -1161,7 +1161,7 @@ def disentangle_cmd(run, data, n, bins, seed, figure, json_out, device) -> None:
 # ---------------------------------------------------------------------------- compare / report
 
 @cli.command("compare", context_settings=CONTEXT)
-@click.option("--data", required=True, help="Dataset spec: fashion-mnist, mnist, shapes, folder:PATH, npz:PATH.")
+@click.option("--data", default=None, help="Dataset spec: fashion-mnist, mnist, shapes, folder:PATH, npz:PATH.")
 @data_options
 @click.option("--models", default="ae,vae,dcgan,vaegan", show_default=True, help="Comma-separated presets.")
 @click.option("--budget", default=None, help="Wall-clock training time per model: 90s, 3m.")
@@ -1191,6 +1191,9 @@ def disentangle_cmd(run, data, n, bins, seed, figure, json_out, device) -> None:
 @_task_options
 @click.option("--sweep", default=None, metavar="KEY=V1,V2,...",
               help="Compare every model at each of these values of one setting: --sweep beta=0.25,0.5,1,2,4,8.")
+@click.option("--config", "config_file", type=click.Path(path_type=Path), default=None,
+              help="A comparison's settings (its compare.json, a replay-seedN.json, or YAML/TOML/JSON with "
+                   "the same keys); options given on the command line win.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output directory.")
 @click.option("--device", type=DEVICE, default="auto", show_default=True, help=DEVICE_HELP)
 @click.option("--nproc", type=int, default=None, metavar="N",
@@ -1200,16 +1203,19 @@ def disentangle_cmd(run, data, n, bins, seed, figure, json_out, device) -> None:
 def compare_cmd(data, data_dir, size, channels, models, budget, steps, epochs, seeds, seed, data_seed, batch_size,
                 precision, sets,
                 eval_n, curve_points, curve_n, nll_k, nll_images, val_split, limit, tasks, task_sets, masks,
-                complete_n, complete_method, sweep, out, device, nproc, quiet) -> None:
+                complete_n, complete_method, sweep, config_file, out, device, nproc, quiet) -> None:
     """Train MODELS on --data under one budget, score them all, and write report.html.
 
-    Re-running the same command resumes: finished models are skipped.
+    Re-running the same command resumes: finished models are skipped. A wall-clock --budget
+    also writes OUT/replay-seedN.json: the same comparison with each model stopped at the step
+    it reached, to replay exactly with --config.
 
     \b
     Examples:
-      ganvae compare --data fashion-mnist --models ae,vae,dcgan,vaegan --budget 90s
-      ganvae compare --data fashion-mnist --models vae --sweep beta=0.25,0.5,1,2,4,8 --tasks generate,compress
-      ganvae compare --data fashion-mnist --models dcgan,dcgan:augment=ada --limit 1000 --budget 3m
+      ganvae compare --data fashion-mnist --models ae,vae,dcgan,vaegan --budget 90s --out cmp
+      ganvae compare --data fashion-mnist --models vae --sweep beta=0.25,0.5,1,2,4,8 --tasks generate,compress --out beta
+      ganvae compare --data fashion-mnist --models dcgan,dcgan:augment=ada --limit 1000 --budget 3m --out little
+      ganvae compare --config cmp/replay-seed0.json --out cmp-replay
     """
     from . import config as C
     from . import parallel
@@ -1237,13 +1243,42 @@ def compare_cmd(data, data_dir, size, channels, models, budget, steps, epochs, s
                         nll_k=nll_k, nll_images=nll_images,
                         data_dir=str(data_dir) if data_dir else None, size=size, channels=channels,
                         val_split=parse_val_split(val_split), limit=limit)
-    if budget:
+    if config_file:
+        cfg = _compare_config_file(config_file, cfg)
+    elif not data:
+        raise BadInput("give --data (fashion-mnist, mnist, shapes, folder:PATH or npz:PATH) or --config FILE")
+    if cfg.budget:
         from .trainer import parse_budget
 
-        parse_budget(budget)
+        parse_budget(cfg.budget)
     compare(cfg, out, progress=not quiet, device=resolve_device(device), log=lambda m: click.echo(m, err=True))
     if parallel.launched_rank() == 0:   # (the other ranks of a --nproc job leave after the training)
         click.echo(f"report: {out / 'report.html'}")
+
+
+# compare's settings (CompareConfig fields) and the options that set them, where the two differ
+_COMPARE_FIELD_OPTIONS = {"models": ("models", "sweep"), "overrides": ("sets",),
+                          "task_configs": ("tasks", "task_sets", "masks", "complete_n", "complete_method"),
+                          "budget": ("budget", "steps", "epochs"), "steps": ("budget", "steps", "epochs"),
+                          "epochs": ("budget", "steps", "epochs")}
+
+
+def _compare_config_file(path: Path, from_options):
+    """compare --config FILE: the file's settings, with each option given on the command line
+    (not left at its default) in place of the file's value; one budget replaces another whole."""
+    import dataclasses
+
+    from . import config as C
+    from .report.compare import CompareConfig
+
+    ctx = click.get_current_context()
+    given = {name for name in ctx.params
+             if ctx.get_parameter_source(name) not in (click.core.ParameterSource.DEFAULT, None)}
+    values = C.load_file(path, flat=False)
+    for f in dataclasses.fields(CompareConfig):
+        if given & set(_COMPARE_FIELD_OPTIONS.get(f.name, (f.name,))):
+            values[f.name] = getattr(from_options, f.name)
+    return C.from_dict(CompareConfig, values, where=f"--config {path}")
 
 
 @cli.command("report", context_settings=CONTEXT)

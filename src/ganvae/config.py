@@ -153,8 +153,9 @@ def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def load_file(path: str | Path) -> dict[str, Any]:
-    """Read a YAML, TOML or JSON config file into flat dotted keys. Never executes anything."""
+def load_file(path: str | Path, flat: bool = True) -> dict[str, Any]:
+    """Read a YAML, TOML or JSON config file into flat dotted keys (flat=False: as nested in the
+    file). Never executes anything."""
     path = Path(path)
     try:
         text = path.read_text()
@@ -176,4 +177,4 @@ def load_file(path: str | Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise BadInput(f"--config {path}: expected a mapping of keys to values at the top")
-    return _flatten(data)
+    return _flatten(data) if flat else data

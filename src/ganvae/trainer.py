@@ -102,6 +102,9 @@ class TrainConfig:
     # SyncBatchNorm on GPUs only; on CPU ranks use nets without BN (d_norm / g_norm = none or
     # layer). Ignored on one process.
     sync_bn: bool = False
+    # Also write metrics.jsonl's rows as run_dir/metrics.csv (ganvae.callbacks.CSVLogger), for
+    # spreadsheets and pandas; false: the JSON lines alone.
+    csv_log: bool = True
 
     def torch_memory_format(self, device_type: str) -> torch.memory_format:
         fmt = self.memory_format
@@ -197,6 +200,24 @@ def new_run_dir(root: Path, preset: str, data_spec: str) -> Path:
     return root / f"{max(numbers, default=-1) + 1:04d}-{preset}-{slug(data_spec)}"
 
 
+# Field names written before the result files shared one vocabulary (docs/results.md), and
+# their names now: read_summary / legacy_row map an old run's files onto today's.
+LEGACY_FIELDS = {"step": "steps", "images": "images_seen", "time": "train_seconds", "img_per_s": "images_per_second",
+                 "precision": "dtype"}
+
+
+def legacy_row(row: dict, total: bool = False) -> dict:
+    """A metrics.jsonl / curve.jsonl line (total=False: `step` stays) or a summary (total=True)
+    with its old field names renamed."""
+    renames = {k: v for k, v in LEGACY_FIELDS.items() if total or k != "step"}
+    return {renames.get(k, k) if k in renames and renames[k] not in row else k: v for k, v in row.items()}
+
+
+def read_summary(run_dir: Path) -> dict:
+    """A run's summary.json in today's field names (older runs wrote step, images, precision)."""
+    return legacy_row(json.loads((Path(run_dir) / "summary.json").read_text()), total=True)
+
+
 def checkpoints(run_dir: Path) -> list[Path]:
     """Checkpoint stems (without suffix), oldest first."""
     d = run_dir / "checkpoints"
@@ -222,20 +243,26 @@ class Trainer:
 
     def __init__(self, model, data: ImageDataset, cfg: RunConfig, run_dir: Path, progress: bool = True,
                  is_main: bool = True, callbacks: list | None = None):
+        from .callbacks import CSVLogger, as_callback, has_step_hook
+
         self.model, self.data, self.cfg, self.run_dir = model, data, cfg, Path(run_dir)
-        # callables (trainer) -> None run after every step, outside the timed training
-        # (compare's evaluation points use this); each decides for itself when to act. Under
-        # DDP they run on rank 0 only.
-        self.callbacks = list(callbacks or [])
         self.t = cfg.train
         self.world = parallel.world()
+        self.is_main = is_main and self.world.is_main  # rank 0 under DDP: the only one that writes
+        # ganvae.callbacks.Callback objects, or plain callables (trainer) -> None run as their
+        # on_step (compare's evaluation points): wrapped once here, so the loop knows one kind.
+        # They run outside the timed training, on rank 0 only.
+        self.callbacks = [as_callback(c) for c in callbacks or []]
+        if self.t.csv_log and self.is_main and not any(isinstance(c, CSVLogger) for c in self.callbacks):
+            self.callbacks.insert(0, CSVLogger())
+        # only these work after every step: under DDP the other ranks wait for them at a barrier
+        self._step_callbacks = [c for c in self.callbacks if has_step_hook(c)]
         self.device = resolve_device(parallel.device_for(self.t.device))
         self._comm_device = self.device   # gloo reduces CPU tensors, NCCL CUDA ones
         self._stop = 0                    # the signal every rank agreed to stop on (0: none)
         self._elapsed = 0.0               # under DDP: the slowest rank's training time
         self._t_step = time.perf_counter()
         self.progress = progress
-        self.is_main = is_main and self.world.is_main  # rank 0 under DDP: the only one that writes
         self.step = 0
         self.images = 0
         self.elapsed = 0.0       # training seconds, summed over resumes
@@ -427,6 +454,7 @@ class Trainer:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             (self.run_dir / "samples").mkdir(exist_ok=True)
         self._restore()
+        self._callbacks("on_start")   # metrics.jsonl now holds the rows up to self.step
         if self.world.size > 1:
             # G and D (or encoder and decoder) each in its own wrapper; buffers (BN statistics)
             # not broadcast from rank 0 at every forward: with BN each rank keeps its own
@@ -464,8 +492,9 @@ class Trainer:
         t_log, images_log = time.perf_counter(), self.images
         self._t_step = time.perf_counter()
         self._stop = 0
-        # whether any rank has callbacks (only rank 0 may: compare's curve recorder)
-        sync_callbacks = self.world.size > 1 and parallel.all_max([float(bool(self.callbacks))], self._comm_device)[0] > 0
+        # whether any rank has per-step callbacks (only rank 0 may: compare's curve recorder)
+        sync_callbacks = self.world.size > 1 and \
+            parallel.all_max([float(bool(self._step_callbacks))], self._comm_device)[0] > 0
         try:
             while not self._done():
                 if stop_signal and self.world.size == 1:
@@ -481,6 +510,7 @@ class Trainer:
                     if metrics is not None:  # metrics.jsonl was rewritten up to that step
                         metrics.close()
                         metrics = open(self.run_dir / "metrics.jsonl", "a")
+                    self._callbacks("on_start")
                     continue
                 for k, v in out.items():
                     v = v.detach().float() if torch.is_tensor(v) else torch.tensor(float(v))
@@ -506,8 +536,8 @@ class Trainer:
                 if self.step % self.t.checkpoint_every == 0 and self.is_main:
                     self.save_checkpoint()
                 if self.is_main:   # under DDP callbacks (compare's curve points) run on rank 0 ...
-                    for callback in self.callbacks:
-                        callback(self)
+                    for callback in self._step_callbacks:
+                        callback.on_step(self)
                 if sync_callbacks:
                     parallel.barrier()   # ... while the others wait here, outside the training time
                 self._t_step = time.perf_counter()  # logging, checkpoints, callbacks: not training time
@@ -598,9 +628,11 @@ class Trainer:
         n = min(self.t.prior_images, len(x_train))
         idx = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(self.t.seed))[:n]
         model.fit_prior(to_float(x_train[idx.to(self.device)]))
-        summary = {"step": self.step, "images": self.images, "train_seconds": round(self.elapsed, 3),
+        # the field names of every result file (see docs/results.md): summary.json, metrics.jsonl,
+        # curve.jsonl and compare's results share them
+        summary = {"steps": self.step, "images_seen": self.images, "train_seconds": round(self.elapsed, 3),
                    "images_per_second": round(self.images / max(self.elapsed, 1e-9), 1),
-                   "updates": self.updates(), "precision": self.precision}
+                   "updates": self.updates(), "dtype": self.precision}
         if self.world.size > 1:
             summary["processes"] = self.world.size
         if self.is_main:
@@ -608,8 +640,15 @@ class Trainer:
             fixed_noise.set_state(fixed_state)
             self._write_samples("final", fixed_noise, x_fixed)
             write_json(self.run_dir / "summary.json", summary)
+            self._callbacks("on_end", summary)
         parallel.barrier()   # every rank returns once the run's files are complete
         return summary
+
+    def _callbacks(self, hook: str, *args) -> None:
+        """Run one hook of every callback (ganvae.callbacks), on rank 0 only."""
+        if self.is_main:
+            for callback in self.callbacks:
+                getattr(callback, hook)(self, *args)
 
     def updates(self) -> dict[str, int]:
         """Optimizer updates so far, {optimizer name: count} (e.g. {"g": 1000, "d": 5000})."""
@@ -631,13 +670,15 @@ class Trainer:
     def _log(self, metrics, writer, bar, scalars, rate) -> None:
         if not self.is_main:
             return
-        row = {"step": self.step, "images": self.images, "time": round(self.elapsed, 3),
-               "img_per_s": round(rate, 1), **{k: round(v, 6) for k, v in scalars.items()}}
+        # images_per_second here: the rate since the previous line (summary.json's is the run's mean)
+        row = {"step": self.step, "images_seen": self.images, "train_seconds": round(self.elapsed, 3),
+               "images_per_second": round(rate, 1), **{k: round(v, 6) for k, v in scalars.items()}}
         metrics.write(json.dumps(row) + "\n")
         metrics.flush()
         for k, v in scalars.items():
             writer.add_scalar(k, v, self.step)
-        writer.add_scalar("perf/img_per_s", rate, self.step)
+        writer.add_scalar("perf/images_per_second", rate, self.step)
+        self._callbacks("on_log", row)
         if bar is not None:
             shown = {k.split("/")[-1] if k.startswith("loss/") else k: f"{v:.3g}" for k, v in scalars.items()
                      if k.startswith("loss/")}
@@ -775,7 +816,8 @@ def train(preset: str, data: str = "shapes", run_dir: str | Path | None = None, 
         run_dir: the run directory (default runs/NNNN-<preset>-<data>).
         overrides: dotted config overrides (`{"beta": 4, "train.lr": ...}`).
         resume: continue the run in `run_dir` from its last checkpoint.
-        callbacks: called with the trainer after every step (see Trainer).
+        callbacks: ganvae.callbacks.Callback objects (hooks on_start, on_step, on_log, on_end;
+            docs/callbacks.md) or plain callables run with the trainer after every step.
         dataset: the already loaded dataset of `data` (saves loading it again).
         nets: a user's own nets in place of the built-in ones, {role: ganvae.net(Class, **kwargs)}
             (roles g and d for GANs, encoder and decoder for AEs and VAEs; see ganvae.custom).

@@ -96,7 +96,10 @@ class CompareConfig:
             resolve(m)  # unknown model -> BadInput before any work
         if len(set(self.models)) != len(self.models):
             raise BadInput(f"--models {','.join(self.models)}: a model is named twice")
-        if sum(x is not None for x in (self.budget, self.steps, self.epochs)) != 1:
+        shared = sum(x is not None for x in (self.budget, self.steps, self.epochs))
+        # a model may carry its own stopping point (`vae:train.steps=1234`: the replay of a
+        # wall-clock comparison); with one for every model no shared budget is needed
+        if shared > 1 or (shared == 0 and not all(own_stop(m) for m in self.models)):
             raise BadInput("give exactly one budget for every model: --budget 3m, --steps N or --epochs E")
         if self.seeds < 1 or self.seeds > 100:
             raise BadInput(f"--seeds {self.seeds}: choose 1..100")
@@ -112,7 +115,9 @@ class CompareConfig:
             return (f"{self.steps} steps per model (a step is one update of each network, and for a GAN one "
                     f"generator update after its n_critic discriminator updates, each on a batch of "
                     f"{self.batch_size})")
-        return f"{self.epochs} epochs (passes over the training split) per model"
+        if self.epochs:
+            return f"{self.epochs} epochs (passes over the training split) per model"
+        return "each model's own stopping point (PRESET:train.steps=N in --models)"
 
 
 class CurveRecorder:
@@ -161,7 +166,7 @@ class CurveRecorder:
         inputs = self.ds.val.a if self.split == "val" and self.ds.val is not None else self.ds.train.a
         fake = generate(model, self.n, self.seed, 500, inputs=inputs)
         feats, _ = self.ev.features_and_probs(fake)
-        row = {"step": trainer.step, "images": trainer.images, "time": round(trainer.elapsed, 3),
+        row = {"step": trainer.step, "images_seen": trainer.images, "train_seconds": round(trainer.elapsed, 3),
                "fd": fd_from_features(self.real_feats, feats), "split": self.split}
         row["eval_seconds"] = round(time.perf_counter() - t0, 2)
         best = min((r["fd"] for r in self.rows), default=math.inf)
@@ -199,6 +204,12 @@ def _selection_split(ds: ImageDataset, ev: Evaluator, data_seed: int, log) -> tu
     return splits, feats
 
 
+def own_stop(spec: str) -> dict:
+    """The stopping point a model spec carries itself: `vae:train.steps=1234` -> {"steps": "1234"}."""
+    own = parse_model_spec(spec)[1]
+    return {k: own[f"train.{k}"] for k in ("steps", "epochs", "budget") if f"train.{k}" in own}
+
+
 def _run_name(model: str, seed: int) -> str:
     """The run directory of a model spec (`dcgan:augment=ada` -> dcgan_augment=ada-seed0)."""
     return f"{re.sub(r'[^A-Za-z0-9.=+-]+', '_', model)}-seed{seed}"
@@ -217,6 +228,11 @@ def _train_one(cfg: CompareConfig, out: Path, preset: str, seed: int, ds: ImageD
     options = dict(steps=cfg.steps, epochs=cfg.epochs, budget=cfg.budget, batch_size=cfg.batch_size, seed=seed,
                    precision=cfg.precision, sample_every=10**9, checkpoint_every=500, log_every=25,
                    device=str(device))
+    name, own = parse_model_spec(preset)   # a variant's own overrides win over --set's
+    stop = own_stop(preset)
+    if stop:   # its own stopping point replaces the shared one
+        options.update({"steps": None, "epochs": None, "budget": None, **stop})
+        own = {k: v for k, v in own.items() if k.removeprefix("train.") not in stop}
     resuming = bool(checkpoints(run_dir))
     t0 = time.perf_counter()
     if resuming:
@@ -231,7 +247,6 @@ def _train_one(cfg: CompareConfig, out: Path, preset: str, seed: int, ds: ImageD
         # the run's config.json records the split, so `ganvae eval RUN` rebuilds the same data
         data_opts = {f"data_{k}": getattr(cfg, k) for k in ("data_dir", "size", "channels", "val_split", "limit")}
         data_opts["data_seed"] = cfg.data_seed
-        name, own = parse_model_spec(preset)   # a variant's own overrides win over --set's
         train(name, cfg.data, run_dir, overrides={**cfg.overrides, **own}, progress=progress, callbacks=callbacks,
               dataset=ds, **options, **{k: v for k, v in data_opts.items() if v is not None})
     # wall-clock seconds of this phase, summed over resumes: training, curve points, and the rest
@@ -313,9 +328,10 @@ def _score_model(model, ds, ev, cfg: CompareConfig, seed: int, log, binarize: st
 
 def _finish_one(cfg: CompareConfig, run_dir: Path, preset: str, seed: int, ds, ev, log, device="cpu") -> dict:
     from ..models.base import GenerativeModel
+    from ..trainer import read_summary
 
     model = GenerativeModel.from_pretrained(run_dir / "model", device=device)
-    summary = json.loads((run_dir / "summary.json").read_text())
+    summary = read_summary(run_dir)
     binarize = json.loads((run_dir / "config.json").read_text()).get("data", {}).get("binarize", "none")
     t0 = time.perf_counter()
     final = _score_model(model, ds, ev, cfg, seed, log, binarize)
@@ -326,10 +342,10 @@ def _finish_one(cfg: CompareConfig, run_dir: Path, preset: str, seed: int, ds, e
     row = {"model": preset, "seed": seed, "family": model.name, "params": count_params(model),
            # transfer (--init-from): where the weights came from, for the report to say
            "init_from": run_cfg.get("train", {}).get("init_from"),
-           "steps": summary["step"], "images_seen": summary["images"], "train_seconds": summary["train_seconds"],
+           "steps": summary["steps"], "images_seen": summary["images_seen"], "train_seconds": summary["train_seconds"],
            "images_per_second": summary["images_per_second"], "final": final["metrics"],
            # optimizer updates by network: a WGAN's step is 1 G and 5 D updates on 5 batches
-           "updates": summary.get("updates", {}), "likelihood": final["likelihood"],
+           "updates": summary.get("updates", {}), "dtype": summary.get("dtype"), "likelihood": final["likelihood"],
            "class_hist": final.get("class_hist"), "figures": figures, "status": "ok"}
     best_dir = run_dir / "best"
     if (best_dir / "point.json").exists():
@@ -458,11 +474,12 @@ def compare(cfg: CompareConfig, out: Path, progress: bool = True, device="cpu",
         timing = {"setup": round(t_setup, 2), "floor": round(t_floor, 2), "wall": round(wall, 2),
                   "train": round(trained, 2), "outside_training": round(wall - trained, 2),
                   "tasks": round(t_tasks, 2)}
-        results = {"config": mine, "budget_kind": cfg.budget_kind, "floor": json.loads(floor_path.read_text()),
+        results = {"schema": RESULTS_SCHEMA, "config": mine, "budget_kind": cfg.budget_kind,
+                   "replay": _write_replay(cfg, out, rows), "floor": json.loads(floor_path.read_text()),
                    "splits": splits, "directions": directions(), "rows": rows, "timing": timing,
                    "tasks": task_results}
         write_json(out / "results.json", results)
-        write_csv(out / "results.csv", rows)
+        write_csv(out / "results.csv", results)
         t_report = time.perf_counter()
         write_report(out)
         tasks_text = f", tasks {t_tasks:.0f}s" if cfg.tasks != ("generate",) else ""
@@ -470,6 +487,25 @@ def compare(cfg: CompareConfig, out: Path, progress: bool = True, device="cpu",
             f"(set-up {t_setup:.0f}s, real-data floor {t_floor:.0f}s{tasks_text}, report "
             f"{time.perf_counter() - t_report:.0f}s)")
         return results
+
+
+def _write_replay(cfg: CompareConfig, out: Path, rows: list[dict]) -> list[dict]:
+    """A wall-clock budget is not reproducible on another machine (or a busier one): for each
+    seed, the same comparison with every model stopped at the step it reached, as a config file
+    for `ganvae compare --config`. -> [{"seed", "config" (file name in out), "steps" {model: N}}]."""
+    if not cfg.budget:
+        return []
+    replays = []
+    for seed in range(cfg.seed, cfg.seed + cfg.seeds):
+        reached = {r["model"]: r["steps"] for r in rows if r["seed"] == seed and r.get("status") == "ok"}
+        if not reached:
+            continue
+        again = dataclasses.replace(cfg, budget=None, seed=seed, seeds=1,
+                                    models=tuple(f"{m}:train.steps={n}" for m, n in reached.items()))
+        name = f"replay-seed{seed}.json"
+        write_json(out / name, dataclasses.asdict(again))
+        replays.append({"seed": seed, "config": name, "steps": reached})
+    return replays
 
 
 def _check_models(cfg: CompareConfig, ds: ImageDataset) -> None:
@@ -569,20 +605,39 @@ def _run_tasks(cfg: CompareConfig, out: Path, runs: list[tuple[str, int]], rows:
     return done
 
 
-def write_csv(path: Path, rows: list[dict]) -> None:
-    """One line per model and seed: cost columns, then every final metric, then best_*."""
-    metric_names = sorted({k for r in rows for k in r.get("final", {})})
-    cols = ["model", "seed", "status", "params", "steps", "images_seen", "train_seconds", "images_per_second",
-            "updates"]
-    cols += metric_names + [f"best_{m}" for m in metric_names] + ["best_step"]
+# results.json's layout (docs/results.md); a change of its fields bumps the number
+RESULTS_SCHEMA = "ganvae.results/1"
+
+# results.csv's columns before the metrics (docs/results.md): what was compared, on what, under
+# which budget and scored by which evaluator, so that one CSV row stands on its own
+CSV_HEAD = ["model", "seed", "status", "dataset", "budget", "evaluator", "dtype", "params", "steps", "images_seen",
+            "train_seconds", "images_per_second", "updates"]
+
+
+def write_csv(path: Path, results: dict) -> None:
+    """One line per model and seed, then the real-data floor's line (model `real-data-floor`,
+    status `floor`): the cost columns, every final metric, then best_*."""
+    rows, floor, cfg = results["rows"], results["floor"], results["config"]
+    metric_names = sorted({k for r in rows for k in r.get("final", {})} | set(floor["metrics"]))
+    cols = CSV_HEAD + metric_names + [f"best_{m}" for m in metric_names] + ["best_step"]
+    common = {"dataset": floor.get("data", cfg["data"]), "budget": budget_text(cfg),
+              "evaluator": floor.get("evaluator", {}).get("id", "")}
 
     def line(r):
-        d = {c: r.get(c, "") for c in cols[:8]}
+        d = {c: r.get(c, "") for c in CSV_HEAD}
+        d.update(common, dtype=r.get("dtype", cfg.get("precision", "")))
+        stop = own_stop(r["model"])   # a model with its own stopping point (a replay)
+        if stop:
+            d["budget"] = " ".join(f"{v} {k}" if k != "budget" else str(v) for k, v in stop.items())
         d["updates"] = " ".join(f"{k}={v}" for k, v in r.get("updates", {}).items())
         d.update({m: r.get("final", {}).get(m, "") for m in metric_names})
         d.update({f"best_{m}": r.get("best", {}).get(m, "") for m in metric_names})
         d["best_step"] = r.get("best_step", "")
         return d
+
+    floor_line = {c: "" for c in cols}
+    floor_line.update(common, model="real-data-floor", status="floor")
+    floor_line.update({m: v for m, v in floor["metrics"].items() if m in metric_names})
 
     def write(p):
         with open(p, "w", newline="") as f:
@@ -590,5 +645,17 @@ def write_csv(path: Path, rows: list[dict]) -> None:
             w.writeheader()
             for r in rows:
                 w.writerow(line(r))
+            w.writerow(floor_line)
 
     atomic_write(path, write)
+
+
+def budget_text(cfg: dict) -> str:
+    """A comparison's budget per model in a few words: `90s`, `1000 steps`, `3 epochs`."""
+    if cfg.get("budget"):
+        return str(cfg["budget"])
+    if cfg.get("steps"):
+        return f"{cfg['steps']} steps"
+    if cfg.get("epochs"):
+        return f"{cfg['epochs']} epochs"
+    return "per model"

@@ -310,8 +310,8 @@ def _plots(results: dict, run_dirs: dict[str, list[Path]], curves: dict[str, lis
     for m, curve in curves.items():
         if not curve:
             continue
-        axes[0].plot([r["time"] for r in curve], [r["fd"] for r in curve], "o-", color=colours[m], label=m)
-        axes[1].plot([r["images"] for r in curve], [r["fd"] for r in curve], "o-", color=colours[m], label=m)
+        axes[0].plot([r["train_seconds"] for r in curve], [r["fd"] for r in curve], "o-", color=colours[m], label=m)
+        axes[1].plot([r["images_seen"] for r in curve], [r["fd"] for r in curve], "o-", color=colours[m], label=m)
     floor = results["floor"]["metrics"]["fd"]
     for ax, xl in zip(axes, ("training seconds", "images seen")):
         ax.axhline(floor, color="grey", ls="--", lw=1, label="real-data floor (test)")
@@ -391,7 +391,9 @@ def build_context(out: Path) -> dict:
     run_dirs: dict[str, list[Path]] = {}
     for r in rows:
         run_dirs.setdefault(r["model"], []).append(out / "runs" / _run_name(r["model"], r["seed"]))
-    curves = {m: read_jsonl(dirs[0] / "curve.jsonl") for m, dirs in run_dirs.items()}
+    from ..trainer import legacy_row
+
+    curves = {m: [legacy_row(r) for r in read_jsonl(dirs[0] / "curve.jsonl")] for m, dirs in run_dirs.items()}
     results["_hist"] = {r["model"]: r["class_hist"] for r in rows
                         if r.get("status") == "ok" and r.get("class_hist") and r["seed"] == 0}
     d = results["directions"]
@@ -439,7 +441,7 @@ def build_context(out: Path) -> dict:
                     figs.append({"kind": kind, "src": _png_data(fig_dir / name)})
         sections.append({"model": m, "figures": figs, "status": row0.get("status"), "error": row0.get("error")})
     return {
-        "title": f"ganvae comparison on {results['floor']['data']}",
+        "title": f"ganvae comparison on {results['floor']['data']}", "out_name": str(out),
         "results": results, "columns": columns, "table": table, "floor_cells": floor_cells,
         "best_last": best_last, "sections": sections, "findings": findings(results, agg, curves),
         "plots": _plots(results, run_dirs, curves), "seeds": results["config"]["seeds"],
