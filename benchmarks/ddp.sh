@@ -18,9 +18,9 @@ for model in dcgan vae; do
   common=(--data fashion-mnist --steps "$steps" --batch-size 64 --set width=32 "${S[@]}" --device cpu --quiet
           --checkpoint-every 100000 --sample-every 100000)
   rm -rf "$out/$model-1" "$out/$model-1t" "$out/$model-2"
-  OMP_NUM_THREADS=$cores $G train $model "${common[@]}" --run-dir "$out/$model-1" > /dev/null
-  OMP_NUM_THREADS=1 $G train $model "${common[@]}" --run-dir "$out/$model-1t" > /dev/null
-  $G train $model "${common[@]}" --run-dir "$out/$model-2" --nproc 2 > /dev/null
+  OMP_NUM_THREADS=$cores $G train $model "${common[@]}" --out "$out/$model-1" > /dev/null
+  OMP_NUM_THREADS=1 $G train $model "${common[@]}" --out "$out/$model-1t" > /dev/null
+  $G train $model "${common[@]}" --out "$out/$model-2" --nproc 2 > /dev/null
   $PY - "$out" "$model" "$cores" <<'PYEOF'
 import json, sys
 from pathlib import Path

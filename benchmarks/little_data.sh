@@ -22,7 +22,7 @@ if [ "$part" != cond ]; then
   # the transfer source: dcgan on 20,000 procedural grey shapes at Fashion-MNIST's size
   if [ ! -f "$out/source/model/config.json" ]; then
     rm -rf "$out/source"
-    $G train dcgan --data shapes:n=20000 --channels 1 "${B[@]}" "${W[@]}" --run-dir "$out/source" --quiet
+    $G train dcgan --data shapes:n=20000 --channels 1 "${B[@]}" "${W[@]}" --out "$out/source" --quiet
   fi
   src="$out/source"
   models="dcgan,dcgan:augment=diffaug:augment_policy=translation+cutout,dcgan:augment=ada,dcgan:train.init_from=$src:freeze_d=1"

@@ -7,9 +7,9 @@ out=${1:-runs/bench}
 G=${GANVAE:-.venv/bin/ganvae}
 mkdir -p "$out"
 rm -rf "$out/vae" "$out/dcgan"
-/usr/bin/time -f "vae train wall %es" $G train vae --data fashion-mnist --epochs 3 --run-dir "$out/vae" --quiet
+/usr/bin/time -f "vae train wall %es" $G train vae --data fashion-mnist --epochs 3 --out "$out/vae" --quiet
 /usr/bin/time -f "dcgan train wall %es" $G train dcgan --data fashion-mnist --epochs 3 --precision bf16 \
-  --run-dir "$out/dcgan" --quiet
+  --out "$out/dcgan" --quiet
 for m in vae dcgan; do
   /usr/bin/time -f "$m eval wall %es" $G eval "$out/$m" -n 10000 --nll-images 500
 done

@@ -73,7 +73,7 @@ def runs(tmp_path_factory):
     out = {}
     for preset in preset_names():
         run = root / preset
-        code = main(["train", preset, "--data", data_for(preset), "--steps", "4", "--run-dir", str(run),
+        code = main(["train", preset, "--data", data_for(preset), "--steps", "4", "--out", str(run),
                      "--log-every", "2", "--sample-every", "2", "--checkpoint-every", "2", *TINY])
         assert code == 0, preset
         out[preset] = run

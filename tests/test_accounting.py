@@ -55,7 +55,7 @@ def test_budget_counts_steps_and_images_by_updates(tmp_path, run_cli):
     """--steps N is N generator updates for every GAN; images seen and D updates follow n_critic."""
     for preset, n_critic in (("dcgan", 1), ("wgan-gp", 5)):
         run = tmp_path / preset
-        code, _, err = run_cli("train", preset, "--data", DATA, "--steps", "3", "--batch-size", "16", "--run-dir", run,
+        code, _, err = run_cli("train", preset, "--data", DATA, "--steps", "3", "--batch-size", "16", "--out", run,
                                "--set", "width=8", "--set", "latent=4", "--quiet")
         assert code == 0, err
         s = json.loads((run / "summary.json").read_text())

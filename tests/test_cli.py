@@ -1,5 +1,7 @@
 """The CLI skeleton: help, version, exit codes, one-line errors."""
 
+import click
+import numpy as np
 import pytest
 
 from ganvae import __version__
@@ -74,9 +76,9 @@ def test_show_writes_a_grid(run_cli, tmp_path):
 
 
 def test_usage_errors_are_one_line_naming_the_help():
-    r = run_subprocess("train", "--bogus")
+    r = run_subprocess("train", "--xyzzy")
     assert r.returncode == 2
-    assert r.stderr.strip() == "ganvae: error: No such option '--bogus'. (see ganvae train --help)"
+    assert r.stderr.strip() == "ganvae: error: No such option '--xyzzy'. (see ganvae train --help)"
     r = run_subprocess("frobnicate")
     assert r.stderr.strip() == "ganvae: error: No such command 'frobnicate'. (see ganvae --help)"
 
@@ -118,7 +120,7 @@ def test_a_missing_data_dir_or_resume_directory_is_named(tmp_path):
 def test_train_reads_its_data_from_data_dir(tmp_path, tiny_idx_dir):
     # --data-dir reaches the data config (it once ended as an unknown TrainConfig key)
     r = run_subprocess("train", "ae", "--data", "mnist", "--data-dir", tiny_idx_dir, "--steps", "1",
-                       "--batch-size", "4", "--set", "width=4", "--set", "latent=4", "--run-dir", tmp_path / "r",
+                       "--batch-size", "4", "--set", "width=4", "--set", "latent=4", "--out", tmp_path / "r",
                        "--quiet", "--val-split", "0")
     assert r.returncode == 0, r.stderr
     import json
@@ -151,7 +153,7 @@ def test_config_prints_a_preset_default_that_trains_back(run_cli, tmp_path):
     cfg["model"].update(width=4, latent=4)
     (tmp_path / "c.json").write_text(json.dumps(cfg))
     code, _, err = run_cli("train", "wgan-gp", "--data", "shapes:n=128,n_test=16", "--config", tmp_path / "c.json",
-                           "--steps", 1, "--batch-size", 8, "--quiet", "--run-dir", tmp_path / "r")
+                           "--steps", 1, "--batch-size", 8, "--quiet", "--out", tmp_path / "r")
     assert code == 0, err
     saved = json.loads((tmp_path / "r" / "config.json").read_text())
     assert saved["model"]["width"] == 4 and saved["model"]["gp_weight"] == cfg["model"]["gp_weight"]
@@ -161,7 +163,7 @@ def test_config_prints_a_preset_default_that_trains_back(run_cli, tmp_path):
 
 def test_an_unknown_key_names_the_preset_typed(run_cli, tmp_path):
     code, _, err = run_cli("train", "wgan-gp", "--data", "shapes", "--steps", 1, "--set", "nope=1",
-                           "--run-dir", tmp_path / "r")
+                           "--out", tmp_path / "r")
     assert code == 2 and err.startswith("ganvae: error: --set for wgan-gp: unknown key 'nope' for GANConfig")
 
 
@@ -291,8 +293,132 @@ def test_every_help_ends_with_examples_that_parse(run_cli, path):
             cmd = cmd.commands[args[i]]
             i += 1
         ctx = cmd.make_context("ganvae", args[i:], resilient_parsing=True)
-        known = {o for p in cmd.params for o in getattr(p, "opts", ())}
+        known = {o for p in cmd.params if not getattr(p, "hidden", False) for o in getattr(p, "opts", ())}
         for a in args[i:]:
             if a.startswith("-") and a not in ("-h", "--help"):
                 assert a.split("=")[0] in known, (e, a)
         ctx.close()
+
+
+def _command(path):
+    cmd = cli
+    for name in path:
+        cmd = cmd.commands[name]
+    return cmd
+
+
+@pytest.mark.parametrize("path", list(_commands(cli)), ids=lambda p: " ".join(p) or "ganvae")
+def test_every_option_follows_the_conventions(path):
+    """One convention on every command (README, "Conventions"): every option has help, defaults
+    shown one way (click's [default: X], never a hand-written [X]), -n/--n for counts,
+    -o/--output for the file written, --out for a directory, --batch-size for images at once,
+    --device on the one checked type."""
+    import re
+
+    from ganvae.cli import DeviceType
+
+    for p in _command(path).params:
+        if not isinstance(p, click.Option) or p.hidden or p.name == "help":
+            continue
+        assert p.help, (path, p.opts)
+        assert not re.search(r"\[[^\]]*\]\.?$", p.help.strip()), (path, p.opts, p.help)   # a default by hand
+        if p.name == "n":
+            assert p.opts == ["-n", "--n"], (path, p.opts)
+        if "-o" in p.opts:
+            assert p.opts == ["-o", "--output"], (path, p.opts)
+        if p.name in ("batch", "batch_size"):
+            assert p.opts == ["--batch-size"], (path, p.opts)
+        if p.name == "device":
+            assert isinstance(p.type, DeviceType), path
+        if "--out" in p.opts or "--steps" in p.opts:
+            assert len(p.opts) == 1, (path, p.opts)
+    opts = {o for p in _command(path).params if not getattr(p, "hidden", False) for o in getattr(p, "opts", ())}
+    assert not opts & {"--batch", "--run-dir", "--dir", "--output-dir"}, (path, opts)
+
+
+@pytest.mark.parametrize("args, note", [
+    (["train", "ae", "--data", "shapes:n=64,n_test=16", "--steps", 1, "--batch-size", 8, "--set", "width=4", "--quiet",
+      "--run-dir", "{tmp}/r"], "train --run-dir is now --out"),
+    (["sample", "{run}", "-n", 2, "--batch", 1, "-o", "{tmp}/s.npz"], "sample --batch is now --batch-size"),
+    (["complete", "{run}", "-n", 2, "--steps", 1, "--method", "latent-opt", "-o", "{tmp}/c.npz", "--quiet"],
+     "complete --steps is now --opt-steps"),
+    (["translate", "{run}", "-n", 2, "--batch", 1, "-o", "{tmp}/t.npz"], "translate --batch is now --batch-size"),
+])
+def test_old_spellings_still_work_with_a_deprecation_note(args, note, run_cli, tmp_path):
+    import ganvae
+    from tests.conftest import DATA
+
+    from PIL import Image
+
+    run, data, overrides = tmp_path / "run", DATA, {"width": 4, "latent": 4}
+    if args[0] == "translate":   # a pix2pix run on 8 aligned pairs of 16x16 images
+        data, overrides = f"pairs:{tmp_path / 'pairs'}", {"width": 4}
+        for side in "AB":
+            (tmp_path / "pairs" / side).mkdir(parents=True)
+            for i in range(8):
+                Image.fromarray(np.full((16, 16), 20 * i + (side == "B") * 50, np.uint8)).save(
+                    tmp_path / "pairs" / side / f"{i}.png")
+    if "{run}" in args:
+        ganvae.train("pix2pix" if args[0] == "translate" else "dcgan", data, run, steps=1, batch_size=4,
+                     progress=False, overrides=overrides)
+    code, _, err = run_cli(*[str(a).format(tmp=tmp_path, run=run) for a in args])
+    assert code == 0, err
+    assert f"ganvae: warning: ganvae {note}; " in err
+    if args[0] == "train":
+        assert (tmp_path / "r" / "summary.json").exists()
+    if args[0] == "sample":
+        assert np.load(tmp_path / "s.npz")["x"].shape[0] == 2
+
+
+def test_eval_and_the_task_commands_take_checkpoint(run_cli, tmp_path):
+    """eval --checkpoint STEP scores that step's model, into RUN/eval-stepN.json (the final
+    model's eval.json is left alone); a task command (probe) takes it too."""
+    import json
+
+    import ganvae
+    from tests.conftest import DATA
+
+    run, _ = ganvae.train("vae", DATA, tmp_path / "run", steps=4, batch_size=16, progress=False,
+                          checkpoint_every=2, overrides={"width": 4, "latent": 4})
+    scores = {}
+    for which, name in (("last", "eval.json"), ("2", "eval-step2.json"), ("4", "eval-step4.json")):
+        code, _, err = run_cli("eval", run, "-n", 200, "--nll-k", 2, "--nll-images", 8, "--checkpoint", which,
+                               "--quiet")
+        assert code == 0, err
+        scores[which] = json.loads((run / name).read_text())
+        assert scores[which]["checkpoint"] == which
+    assert scores["4"]["metrics"]["fd"] == scores["last"]["metrics"]["fd"]       # the final model is step 4's
+    assert scores["2"]["metrics"]["fd"] != scores["4"]["metrics"]["fd"]
+    code, _, err = run_cli("probe", run, "--per-class", "5", "--n-test", 50, "--checkpoint", 2)
+    assert code == 0, err
+    probe = json.loads((run / "eval-step2.json").read_text())
+    assert "probe" in probe["tasks"] and probe["metrics"] == scores["2"]["metrics"]   # merged, not replaced
+    code, _, err = run_cli("eval", run, "--checkpoint", "best")
+    assert code == 2 and "has no best checkpoint" in err
+
+
+@pytest.mark.parametrize("words, expected", [
+    ("ganvae train wg", {"wgan", "wgan-gp"}),
+    ("ganvae config beta", {"beta-vae"}),
+    ("ganvae compare --models ae,va", {"ae,vae", "ae,vaegan", "ae,vaegan-paper"}),
+    ("ganvae train vae --data fa", {"fashion-mnist", "factors"}),
+    ("ganvae sam", {"sample"}),
+])
+def test_shell_completion_completes_commands_presets_and_datasets(words, expected):
+    """The real console script under bash's completion protocol (what `eval "$(_GANVAE_COMPLETE=
+    bash_source ganvae)"` installs): each reply line is TYPE,VALUE."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    ganvae = str(Path(sys.executable).parent / "ganvae")   # the console script pip installed
+    env = {**os.environ, "COMP_WORDS": words, "COMP_CWORD": str(len(words.split()) - 1),
+           "_GANVAE_COMPLETE": "bash_complete"}
+    r = subprocess.run([ganvae], env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    got = {line.split(",", 1)[1] for line in r.stdout.splitlines() if line}
+    assert got == expected, got
+    script = subprocess.run([ganvae], env={**os.environ, "_GANVAE_COMPLETE": "bash_source"},
+                            capture_output=True, text=True, timeout=60).stdout
+    assert "complete -o nosort -F _ganvae_completion ganvae" in script

@@ -216,7 +216,7 @@ def test_complete_command_png_and_npz(runs, run_cli, tmp_path):
     from ganvae.data import load_dataset
 
     code, out, err = run_cli("complete", runs["vae"], "--mask", "half:left", "-n", 10, "-o", tmp_path / "c.png",
-                             "--steps", 5, "--quiet")
+                             "--opt-steps", 5, "--quiet")
     assert code == 0, err
     assert "hole MSE" in out and "mean-image fill" in out and "ms per image" in out
     from PIL import Image
@@ -226,7 +226,7 @@ def test_complete_command_png_and_npz(runs, run_cli, tmp_path):
     masks = np.asarray(Image.open(tmp_path / "c-masks.png"))
     assert masks.max() == 255 and masks.min() == 0
     code, out, err = run_cli("complete", runs["dcgan"], "--mask", "random-pixels:0.5", "-n", 6, "-o",
-                             tmp_path / "c.npz", "--steps", 3, "--restarts", 2, "--seed", 1, "--quiet")
+                             tmp_path / "c.npz", "--opt-steps", 3, "--restarts", 2, "--seed", 1, "--quiet")
     assert code == 0, err
     assert "latent-opt" in out
     with np.load(tmp_path / "c.npz", allow_pickle=False) as z:

@@ -142,7 +142,7 @@ def _rank_pid(rank: int) -> int | None:
 def test_a_killed_rank_stops_the_job_and_it_resumes(runs, tmp_path):
     run = tmp_path / "killed"
     args = [sys.executable, "-m", "ganvae", "train", "dcgan", *COMMON, *_sets(CASES["dcgan"][1]),
-            "--steps", 5000, "--checkpoint-every", 2, "--sample-every", 1, "--run-dir", run, "--nproc", 2]
+            "--steps", 5000, "--checkpoint-every", 2, "--sample-every", 1, "--out", run, "--nproc", 2]
     launcher = subprocess.Popen(list(map(str, args)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 env={**_env(), "GANVAE_KILL_TEST": "1"})
     deadline = time.time() + 120
@@ -186,7 +186,7 @@ def test_resume_under_another_number_of_processes(runs):
 
 
 def test_bad_settings_fail_once_with_one_line(tmp_path):
-    p = ganvae("train", "dcgan", *COMMON, "--batch-size", "15", "--steps", 2, "--run-dir", tmp_path / "odd",
+    p = ganvae("train", "dcgan", *COMMON, "--batch-size", "15", "--steps", 2, "--out", tmp_path / "odd",
                "--nproc", 2, check=False)
     assert p.returncode == 2
     lines = [line for line in p.stderr.splitlines() if line.strip()]
@@ -199,11 +199,11 @@ def test_bad_settings_fail_once_with_one_line(tmp_path):
 
 @pytest.mark.slow
 def test_settings_ddp_cannot_run_are_refused(tmp_path):
-    p = ganvae("train", "dcgan", *COMMON, "--set", "sync_bn=true", "--steps", 2, "--run-dir", tmp_path / "bn",
+    p = ganvae("train", "dcgan", *COMMON, "--set", "sync_bn=true", "--steps", 2, "--out", tmp_path / "bn",
                "--nproc", 2, check=False)
     assert p.returncode == 2 and "SyncBatchNorm runs on GPUs only" in p.stderr
     assert p.stderr.count("ganvae: error") == 1
-    p = ganvae("train", "vaegan", *COMMON, "--steps", 2, "--run-dir", tmp_path / "vg", "--nproc", 2, check=False)
+    p = ganvae("train", "vaegan", *COMMON, "--steps", 2, "--out", tmp_path / "vg", "--nproc", 2, check=False)
     assert p.returncode == 2 and "not yet trainable with several processes" in p.stderr
 
 
@@ -243,7 +243,7 @@ def test_one_process_helpers_are_the_identity():
 def test_ctrl_c_stops_every_process_at_one_step_with_a_checkpoint(tmp_path):
     run = tmp_path / "int"
     args = [sys.executable, "-m", "ganvae", "train", "dcgan", *COMMON, *_sets(CASES["dcgan"][1]),
-            "--steps", 100000, "--checkpoint-every", 100000, "--run-dir", run, "--nproc", 2]
+            "--steps", 100000, "--checkpoint-every", 100000, "--out", run, "--nproc", 2]
     job = subprocess.Popen(list(map(str, args)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                            env=_env(), start_new_session=True)
     deadline = time.time() + 120

@@ -179,7 +179,7 @@ def test_cli_train_options(tmp_path_factory, capsys, bad, ok, model):
     from ganvae.cli import main
 
     run = tmp_path_factory.mktemp("r") / "run"
-    args = ["train", model, "--data", "shapes:n=64,n_test=8", "--quiet", "--run-dir", str(run)]
+    args = ["train", model, "--data", "shapes:n=64,n_test=8", "--quiet", "--out", str(run)]
     for o in ok:
         args += o
     args += bad  # last, so the bad value is the one that counts

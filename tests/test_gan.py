@@ -323,7 +323,7 @@ def test_batch_norm_makes_a_samples_gradient_depend_on_its_batch(norm):
 @pytest.mark.parametrize("reg", ["gp", "r1"])
 def test_gp_r1_with_batch_norm_refused_through_cli(reg, run_cli, tmp_path):
     code, out, err = run_cli("train", "gan", "--data", DATA, "--steps", "1", "--set", f"reg={reg}",
-                             "--run-dir", tmp_path / "run", *CLI_TINY)
+                             "--out", tmp_path / "run", *CLI_TINY)
     assert code == 2, (out, err)
     assert err.count("\n") == 1 and err.startswith("ganvae: error: "), err
     assert f"reg={reg} with d_norm=batch" in err and "depend on the rest of the batch" in err   # the reason
@@ -331,7 +331,7 @@ def test_gp_r1_with_batch_norm_refused_through_cli(reg, run_cli, tmp_path):
     assert err.rstrip().endswith("set d_norm=layer or d_norm=none"), err
     # The fix the message names works.
     code, out, err = run_cli("train", "gan", "--data", DATA, "--steps", "1", "--set", f"reg={reg}",
-                             "--set", "d_norm=layer", "--set", "r1_every=1", "--run-dir", tmp_path / "ok",
+                             "--set", "d_norm=layer", "--set", "r1_every=1", "--out", tmp_path / "ok",
                              *CLI_TINY)
     assert code == 0, err
 

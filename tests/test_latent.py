@@ -88,7 +88,7 @@ def test_compress_task_rate_is_the_kl_in_bits_and_bytes_follow_the_bits(runs):
 
 def test_disentangle_command_on_factors_data(tmp_path, run_cli):
     run = tmp_path / "vae"
-    code, _, err = run_cli("train", "vae", "--data", "factors:n=300,n_test=200", "--steps", 4, "--run-dir", run, *TINY)
+    code, _, err = run_cli("train", "vae", "--data", "factors:n=300,n_test=200", "--steps", 4, "--out", run, *TINY)
     assert code == 0, err
     code, out, err = run_cli("disentangle", run, "-n", 200, "--figure", tmp_path / "t.png")
     assert code == 0, err

@@ -244,7 +244,7 @@ def test_binarized_run_end_to_end(tmp_path, run_cli):
     """`--set data.binarize=dynamic` trains on binary batches; eval scores binary test images and
     says which data space its NLL is in."""
     run = tmp_path / "bin"
-    code, _, err = run_cli("train", "vae", "--data", "shapes:n=256,n_test=64", "--steps", "30", "--run-dir", run,
+    code, _, err = run_cli("train", "vae", "--data", "shapes:n=256,n_test=64", "--steps", "30", "--out", run,
                            "--set", "likelihood=bernoulli", "--set", "data.binarize=dynamic", "--set", "width=8",
                            "--set", "latent=4", "--batch-size", "16", "--quiet")
     assert code == 0, err
@@ -260,7 +260,7 @@ def test_binarized_run_end_to_end(tmp_path, run_cli):
 
 def test_grey_bernoulli_run_says_not_a_likelihood(tmp_path, run_cli):
     run = tmp_path / "grey"
-    code, _, err = run_cli("train", "vae", "--data", "shapes:n=256,n_test=64", "--steps", "5", "--run-dir", run,
+    code, _, err = run_cli("train", "vae", "--data", "shapes:n=256,n_test=64", "--steps", "5", "--out", run,
                            "--set", "likelihood=bernoulli", "--set", "width=8", "--set", "latent=4",
                            "--batch-size", "16", "--quiet")
     assert code == 0, err

@@ -47,7 +47,7 @@ def test_limited_run_records_its_limit_and_eval_rebuilds_the_same_images(tmp_pat
     from ganvae.trainer import load_run, run_dataset
 
     run = tmp_path / "r"
-    code, _, err = run_cli("train", "ae", "--data", DATA, "--limit", "20", "--steps", "2", "--run-dir", run,
+    code, _, err = run_cli("train", "ae", "--data", DATA, "--limit", "20", "--steps", "2", "--out", run,
                            *TINY)
     assert code == 0, err
     cfg = json.loads((run / "config.json").read_text())
@@ -60,7 +60,7 @@ def test_limited_run_records_its_limit_and_eval_rebuilds_the_same_images(tmp_pat
 
 def test_cli_rejects_a_limit_larger_than_the_data(run_cli, tmp_path):
     code, _, err = run_cli("train", "ae", "--data", DATA, "--limit", "5000", "--steps", "1",
-                           "--run-dir", tmp_path / "r", *TINY)
+                           "--out", tmp_path / "r", *TINY)
     assert code == 2 and "--limit 5000" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "r" / "checkpoints").exists()
 
@@ -210,21 +210,21 @@ def test_init_from_starts_from_the_runs_weights(source_run):
 
 
 def test_init_from_refuses_other_nets_in_one_line(source_run, run_cli, tmp_path, runs):
-    code, _, err = run_cli("train", "dcgan", "--data", DATA, "--steps", "1", "--run-dir", tmp_path / "a",
+    code, _, err = run_cli("train", "dcgan", "--data", DATA, "--steps", "1", "--out", tmp_path / "a",
                            "--set", "train.init_from=" + str(source_run), "--set", "width=16", "--quiet")
     assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert "--init-from" in err and "g.net.0.weight is 8x32x7x7, here 64x64x7x7" in err
-    code, _, err = run_cli("train", "dcgan", "--data", DATA, "--steps", "1", "--run-dir", tmp_path / "b",
+    code, _, err = run_cli("train", "dcgan", "--data", DATA, "--steps", "1", "--out", tmp_path / "b",
                            "--init-from", runs["vae"], *TINY)
     assert code == 2 and "a vae run cannot start a gan" in err
-    code, _, err = run_cli("train", "dcgan", "--data", DATA, "--steps", "1", "--run-dir", tmp_path / "c",
+    code, _, err = run_cli("train", "dcgan", "--data", DATA, "--steps", "1", "--out", tmp_path / "c",
                            "--init-from", tmp_path / "nothing", *TINY)
     assert code == 2 and "no trained model" in err
 
 
 def test_transferred_run_records_its_source_and_trains(source_run, run_cli, tmp_path):
     run = tmp_path / "t"
-    code, _, err = run_cli("train", "dcgan", "--data", DATA, "--steps", "2", "--run-dir", run,
+    code, _, err = run_cli("train", "dcgan", "--data", DATA, "--steps", "2", "--out", run,
                            "--init-from", source_run, "--set", "freeze_d=1", *TINY[:4], "--batch-size", "16",
                            "--quiet")
     assert code == 0, err

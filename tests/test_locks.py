@@ -23,13 +23,13 @@ def test_a_second_train_on_a_run_dir_in_use_is_refused_until_the_holder_dies(tmp
     run = tmp_path / "run"
     holder = _holder(run)
     try:
-        code, _, err = run_cli("train", "vae", "--data", DATA, "--steps", 2, "--run-dir", run, *TINY)
-        assert code == 2 and f"--run-dir {run}: in use by pid {holder.pid}" in err, err
+        code, _, err = run_cli("train", "vae", "--data", DATA, "--steps", 2, "--out", run, *TINY)
+        assert code == 2 and f"--out {run}: in use by pid {holder.pid}" in err, err
         assert len(err.strip().splitlines()) == 1 and not (run / "config.json").exists()
     finally:
         holder.send_signal(signal.SIGKILL)   # the kernel drops a killed process's lock
         holder.wait()
-    code, _, err = run_cli("train", "vae", "--data", DATA, "--steps", 2, "--run-dir", run, *TINY)
+    code, _, err = run_cli("train", "vae", "--data", DATA, "--steps", 2, "--out", run, *TINY)
     assert code == 0, err
     # and while the run exists, --resume is locked the same way
     holder = _holder(run)

@@ -111,7 +111,7 @@ def test_fp16_scale_is_checkpointed(tmp_path, run_cli):
 
     args = ["--data", "shapes:n=128,n_test=16", "--set", "width=8", "--set", "latent=4", "--batch-size", "16",
             "--precision", "fp16", "--device", "cpu", "--quiet", "--checkpoint-every", "3"]
-    code, _, err = run_cli("train", "vae", "--steps", "3", "--run-dir", tmp_path / "a", *args)
+    code, _, err = run_cli("train", "vae", "--steps", "3", "--out", tmp_path / "a", *args)
     assert code == 0, err
     state = load_state(checkpoints(tmp_path / "a")[-1])
     assert state["scaler"] is not None and state["scaler"]["scale"] > 0
@@ -127,7 +127,7 @@ def test_the_trainer_hands_the_precision_to_the_model(tmp_path, run_cli):
         run = tmp_path / precision
         code, _, err = run_cli("train", "vae", "--data", "shapes:n=128,n_test=16", "--steps", "4", "--log-every", "1",
                                "--set", "width=8", "--set", "latent=4", "--batch-size", "16", "--quiet",
-                               "--precision", precision, "--run-dir", run)
+                               "--precision", precision, "--out", run)
         assert code == 0, err
         losses[precision] = torch.tensor([json.loads(line)["loss/total"]
                                           for line in (run / "metrics.jsonl").read_text().splitlines()])
@@ -148,11 +148,11 @@ def test_auto_precision_is_bf16_only_where_the_device_has_it(tmp_path, run_cli):
     assert resolve_precision(cpu, "fp16") == "fp16"
     code, _, err = run_cli("train", "vae", "--data", "shapes:n=128,n_test=16", "--steps", "1", "--set", "width=8",
                            "--set", "latent=4", "--batch-size", "16", "--quiet", "--precision", "auto",
-                           "--run-dir", tmp_path / "a")
+                           "--out", tmp_path / "a")
     assert code == 0, err
     assert json.loads((tmp_path / "a" / "summary.json").read_text())["dtype"] == resolve_precision(cpu, "auto")
     code, _, err = run_cli("train", "vae", "--data", "shapes:n=128,n_test=16", "--steps", "1", "--set", "width=8",
                            "--set", "latent=4", "--batch-size", "16", "--quiet", "--precision", "bf16",
-                           "--device", "cpu", "--run-dir", tmp_path / "b")
+                           "--device", "cpu", "--out", tmp_path / "b")
     assert code == 0, err
     assert ("no native bfloat16" in err) == (not cpu_has_bf16())

@@ -26,7 +26,7 @@ def _all_finite(run: Path) -> bool:
 
 def test_divergence_stops_at_the_step_with_names(tmp_path, run_cli):
     run = tmp_path / "r"
-    code, _, err = run_cli("train", "ae", "--data", DATA, "--steps", 50, "--checkpoint-every", 1, "--run-dir", run,
+    code, _, err = run_cli("train", "ae", "--data", DATA, "--steps", 50, "--checkpoint-every", 1, "--out", run,
                            "--set", "lr=1e12", *TINY)
     assert code == 1 and "training diverged at step" in err and "loss/recon" in err, err
     step = int(err.split("at step ")[1].split(":")[0])
@@ -39,7 +39,7 @@ def test_divergence_stops_at_the_step_with_names(tmp_path, run_cli):
 
 def test_rollback_halves_the_learning_rate_then_gives_up(tmp_path, run_cli):
     run = tmp_path / "r"
-    code, _, err = run_cli("train", "ae", "--data", DATA, "--steps", 50, "--checkpoint-every", 1, "--run-dir", run,
+    code, _, err = run_cli("train", "ae", "--data", DATA, "--steps", 50, "--checkpoint-every", 1, "--out", run,
                            "--set", "lr=1e12", "--set", "train.on_nan=rollback", "--set", "train.max_rollbacks=2",
                            *TINY)
     assert code == 1 and "after 2 rollbacks" in err, err
@@ -51,8 +51,8 @@ def test_rollback_halves_the_learning_rate_then_gives_up(tmp_path, run_cli):
 
 def test_damaged_newest_checkpoint_falls_back(tmp_path, run_cli):
     common = ["--data", DATA, "--log-every", 1, "--checkpoint-every", 2, *TINY]
-    assert run_cli("train", "dcgan", "--steps", 6, "--run-dir", tmp_path / "a", *common)[0] == 0
-    assert run_cli("train", "dcgan", "--steps", 4, "--run-dir", tmp_path / "b", *common)[0] == 0
+    assert run_cli("train", "dcgan", "--steps", 6, "--out", tmp_path / "a", *common)[0] == 0
+    assert run_cli("train", "dcgan", "--steps", 4, "--out", tmp_path / "b", *common)[0] == 0
     newest = tmp_path / "b" / "checkpoints" / "step_00000004.safetensors"
     raw = bytearray(newest.read_bytes())
     raw[-10] ^= 0xFF
@@ -81,7 +81,7 @@ def test_full_disk_keeps_the_previous_checkpoint(tmp_path, run_cli, monkeypatch)
 
     monkeypatch.setattr(ck, "save_file", failing)
     run = tmp_path / "r"
-    code, _, err = run_cli("train", "vae", "--data", DATA, "--steps", 6, "--checkpoint-every", 2, "--run-dir", run, *TINY)
+    code, _, err = run_cli("train", "vae", "--data", DATA, "--steps", 6, "--checkpoint-every", 2, "--out", run, *TINY)
     assert code == 1 and "no space left on device" in err and "earlier checkpoints are intact" in err
     stems = sorted(p.name for p in (run / "checkpoints").iterdir())
     assert stems == ["step_00000002.json", "step_00000002.safetensors"]  # no partial file left
@@ -105,7 +105,7 @@ def test_signals_stop_cleanly(tmp_path, sig, code):
     run = tmp_path / "r"
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     p = subprocess.Popen([sys.executable, "-m", "ganvae.cli", "train", "dcgan", "--data", DATA, "--steps", "100000",
-                          "--log-every", "1", "--checkpoint-every", "100000", "--run-dir", str(run), *map(str, TINY)],
+                          "--log-every", "1", "--checkpoint-every", "100000", "--out", str(run), *map(str, TINY)],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         assert _wait_for(run / "metrics.jsonl", lambda f: len(f.read_text().splitlines()) >= 3)
@@ -163,7 +163,7 @@ KILL_POINTS = [
 
 def _train_args(run):
     return ["train", "vae", "--data", DATA, "--steps", "12", "--log-every", "1", "--checkpoint-every", "4",
-            "--sample-every", "6", "--run-dir", str(run), *map(str, TINY)]
+            "--sample-every", "6", "--out", str(run), *map(str, TINY)]
 
 
 @pytest.fixture(scope="module")
@@ -251,7 +251,7 @@ def test_checkpoint_symlinked_outside_is_ignored(tmp_path, runs):
 
 def test_only_the_last_k_checkpoints_are_kept(tmp_path, run_cli):
     run = tmp_path / "r"
-    code, _, err = run_cli("train", "ae", "--data", DATA, "--steps", 6, "--checkpoint-every", 1, "--run-dir", run,
+    code, _, err = run_cli("train", "ae", "--data", DATA, "--steps", 6, "--checkpoint-every", 1, "--out", run,
                            "--set", "train.keep_checkpoints=2", *TINY)
     assert code == 0, err
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [

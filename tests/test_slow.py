@@ -20,7 +20,7 @@ def fashion_mnist():
 
 def _train_and_eval(run_cli, run, preset, *extra):
     code, _, err = run_cli("train", preset, "--data", "fashion-mnist", "--epochs", "1", "--batch-size", "64",
-                           "--run-dir", run, "--quiet", *extra)
+                           "--out", run, "--quiet", *extra)
     assert code == 0, err
     code, out, err = run_cli("eval", run, "-n", "5000", "--nll-k", "100", "--nll-images", "500")
     assert code == 0, err

@@ -83,13 +83,13 @@ def test_latent_commands(runs, preset, command, run_cli, tmp_path):
 
 def test_stop_by_epochs(tmp_path, run_cli):
     code, out, err = run_cli("train", "ae", "--data", "shapes:n=256,n_test=32", "--epochs", 2, "--batch-size", 64,
-                             "--val-split", 0, "--run-dir", tmp_path / "r", "--set", "width=8", "--quiet")
+                             "--val-split", 0, "--out", tmp_path / "r", "--set", "width=8", "--quiet")
     assert code == 0, err
     assert json.loads((tmp_path / "r" / "summary.json").read_text())["steps"] == 8  # 256/64 * 2
 
 
 def test_stop_by_budget(tmp_path, run_cli):
-    code, out, err = run_cli("train", "dcgan", "--data", DATA, "--budget", "2s", "--run-dir", tmp_path / "r", *TINY)
+    code, out, err = run_cli("train", "dcgan", "--data", DATA, "--budget", "2s", "--out", tmp_path / "r", *TINY)
     assert code == 0, err
     s = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert s["train_seconds"] >= 2 and s["steps"] > 2
@@ -103,8 +103,8 @@ def _weights(run):
 @pytest.mark.parametrize("preset", ["dcgan", "vae", "pix2pix", "cyclegan", "unit"])
 def test_resume_is_bit_identical(tmp_path, run_cli, preset):
     common = ["--data", data_for(preset), "--log-every", 1, "--checkpoint-every", 100, *TINY]
-    assert run_cli("train", preset, "--steps", 6, "--run-dir", tmp_path / "a", *common)[0] == 0
-    assert run_cli("train", preset, "--steps", 3, "--run-dir", tmp_path / "b", *common)[0] == 0
+    assert run_cli("train", preset, "--steps", 6, "--out", tmp_path / "a", *common)[0] == 0
+    assert run_cli("train", preset, "--steps", 3, "--out", tmp_path / "b", *common)[0] == 0
     code, _, err = run_cli("train", "--resume", tmp_path / "b", "--steps", 6, "--quiet")
     assert code == 0, err
     a, b = _weights(tmp_path / "a"), _weights(tmp_path / "b")
@@ -117,7 +117,7 @@ def test_resume_is_bit_identical(tmp_path, run_cli, preset):
 
 def test_refuses_before_any_work(tmp_path, run_cli):
     def refused(*args, msg):
-        code, _, err = run_cli("train", *args, "--run-dir", tmp_path / "r")
+        code, _, err = run_cli("train", *args, "--out", tmp_path / "r")
         assert code == 2 and msg in err and "Traceback" not in err, err
         assert not (tmp_path / "r").exists()
 
@@ -133,7 +133,7 @@ def test_refuses_before_any_work(tmp_path, run_cli):
 
 def test_existing_run_dir_is_not_overwritten(runs, run_cli):
     before = (runs["ae"] / "model" / "model.safetensors").read_bytes()
-    code, _, err = run_cli("train", "ae", "--data", DATA, "--steps", 1, "--run-dir", runs["ae"], *TINY)
+    code, _, err = run_cli("train", "ae", "--data", DATA, "--steps", 1, "--out", runs["ae"], *TINY)
     assert code == 2 and "--resume" in err
     assert (runs["ae"] / "model" / "model.safetensors").read_bytes() == before
 
@@ -171,7 +171,7 @@ def test_every_preset_trains_on_fashion_mnist(preset, tmp_path, run_cli):
     from ganvae.registry import resolve
 
     data = "task:edges2fashion" if resolve(preset)[0].translation else "fashion-mnist"
-    code, out, err = run_cli("train", preset, "--data", data, "--steps", 2, "--run-dir", tmp_path / "r",
+    code, out, err = run_cli("train", preset, "--data", data, "--steps", 2, "--out", tmp_path / "r",
                              "--log-every", 1, *TINY)
     assert code == 0, err
     lines = [json.loads(x) for x in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
@@ -190,7 +190,7 @@ def test_config_file_and_precision(tmp_path, run_cli):
     (tmp_path / "c.yaml").write_text("model:\n  beta: 2.5\n  width: 8\ntrain:\n  log_every: 1\n")
     code, _, err = run_cli("train", "vae", "--data", DATA, "--steps", 2, "--batch-size", 16, "--quiet",
                            "--config", tmp_path / "c.yaml", "--set", "latent=3", "--precision", "bf16",
-                           "--run-dir", tmp_path / "r")
+                           "--out", tmp_path / "r")
     assert code == 0, err
     cfg = json.loads((tmp_path / "r" / "config.json").read_text())
     assert cfg["model"]["beta"] == 2.5 and cfg["model"]["latent"] == 3 and cfg["model"]["width"] == 8
@@ -203,7 +203,7 @@ def test_cuda_requested_without_one(tmp_path, run_cli):
 
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    code, _, err = run_cli("train", "ae", "--data", DATA, "--steps", 1, "--device", "cuda", "--run-dir", tmp_path / "r",
+    code, _, err = run_cli("train", "ae", "--data", DATA, "--steps", 1, "--device", "cuda", "--out", tmp_path / "r",
                            *TINY)
     assert code == 2 and "CUDA is not available" in err
 
@@ -218,7 +218,7 @@ def test_memory_format_is_a_speed_choice_not_a_model_change(tmp_path, run_cli):
     assert TrainConfig(precision="bf16").torch_memory_format("cuda") == torch.channels_last
     losses = {}
     for fmt in ("channels_last", "contiguous"):
-        code, out, err = run_cli("train", "vae", "--data", DATA, "--steps", 6, "--run-dir", tmp_path / fmt,
+        code, out, err = run_cli("train", "vae", "--data", DATA, "--steps", 6, "--out", tmp_path / fmt,
                                  "--set", "train.log_every=1", "--set", f"train.memory_format={fmt}", *TINY)
         assert code == 0, err
         rows = [json.loads(x) for x in (tmp_path / fmt / "metrics.jsonl").read_text().splitlines()]
@@ -226,6 +226,6 @@ def test_memory_format_is_a_speed_choice_not_a_model_change(tmp_path, run_cli):
         assert all(t.flags["C_CONTIGUOUS"] for t in _weights(tmp_path / fmt).values())
     assert len(losses["contiguous"]) == 6
     np.testing.assert_allclose(losses["channels_last"], losses["contiguous"], rtol=1e-4)
-    code, out, err = run_cli("train", "vae", "--data", DATA, "--steps", 1, "--run-dir", tmp_path / "bad",
+    code, out, err = run_cli("train", "vae", "--data", DATA, "--steps", 1, "--out", tmp_path / "bad",
                              "--set", "train.memory_format=nhwc", *TINY)
     assert code == 2 and "memory_format" in err and "Traceback" not in err

@@ -86,14 +86,14 @@ def test_trainer_hands_aligned_pairs_to_paired_models_and_independent_draws_to_u
 
 def test_wrong_data_is_a_one_line_error(tmp_path, run_cli):
     code, _, err = run_cli("train", "pix2pix", "--data", "shapes:n=64,n_test=16", "--steps", 1,
-                           "--run-dir", tmp_path / "r", *TINY)
+                           "--out", tmp_path / "r", *TINY)
     assert code == 2 and "has only one domain" in err and "task:NAME" in err and "Traceback" not in err
     for side, shade in (("A", 40), ("B", 200)):
         (tmp_path / side).mkdir()
         for i in range(20):
             Image.fromarray(np.full((16, 16), shade + i, np.uint8)).save(tmp_path / side / f"{i}.png")
     code, _, err = run_cli("train", "pix2pix", "--data", f"unpaired:{tmp_path / 'A'},{tmp_path / 'B'}",
-                           "--steps", 1, "--run-dir", tmp_path / "r", *TINY)
+                           "--steps", 1, "--out", tmp_path / "r", *TINY)
     assert code == 2 and "aligned pairs" in err and "cyclegan or unit" in err
     assert not (tmp_path / "r").exists()
 
@@ -113,7 +113,7 @@ def test_user_folders_train_and_translate(tmp_path, run_cli):
     a = _folder(tmp_path / "a", 24, 30)
     b = _folder(tmp_path / "b", 20, 220)
     code, _, err = run_cli("train", "cyclegan", "--data", f"unpaired:{a},{b}", "--steps", 3, "--size", 16,
-                           "--run-dir", tmp_path / "run", *TINY)
+                           "--out", tmp_path / "run", *TINY)
     assert code == 0, err
     inp = _folder(tmp_path / "in", 3, 30, names={0: "shoe", 1: "bag", 2: "coat"})
     (inp / "sub").mkdir()
@@ -152,7 +152,7 @@ def test_pix2pix_beats_the_identity_map_on_lowres2fashion(tmp_path, run_cli):
     """The issue's check: after a short run on real Fashion-MNIST, pix2pix's translations of the
     7x7 inputs are closer (L1) to the true 28x28 images than the inputs themselves."""
     code, _, err = run_cli("train", "pix2pix", "--data", "task:lowres2fashion", "--steps", 200, "--batch-size", 32,
-                           "--set", "width=16", "--run-dir", tmp_path / "r", "--quiet")
+                           "--set", "width=16", "--out", tmp_path / "r", "--quiet")
     assert code == 0, err
     code, out, err = run_cli("translate", tmp_path / "r", "-n", 1000, "-o", tmp_path / "t.npz")
     assert code == 0, err

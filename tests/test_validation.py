@@ -91,7 +91,7 @@ BAD = ["-1", "1.5", "256", "999", "abc", "", "nan", "0.001"]
 @pytest.mark.parametrize("value", BAD)
 def test_train_refuses_bad_values(value, run_cli, tmp_path):
     code, _, err = run_cli("train", "ae", "--data", DATA, "--steps", 1, "--val-split", value,
-                           "--run-dir", tmp_path / "r", *TINY)
+                           "--out", tmp_path / "r", *TINY)
     assert code == 2 and "--val-split" in err and "Traceback" not in err, err
     assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "r").exists()
@@ -131,7 +131,7 @@ def test_train_records_the_split_and_resume_rebuilds_it(run_cli, tmp_path, seen)
     from ganvae.trainer import run_dataset
 
     common = ["--data", DATA, "--data-seed", 2, "--log-every", 1, *TINY]
-    assert run_cli("train", "ae", "--steps", 3, "--val-split", 0.2, "--run-dir", tmp_path / "r", *common)[0] == 0
+    assert run_cli("train", "ae", "--steps", 3, "--val-split", 0.2, "--out", tmp_path / "r", *common)[0] == 0
     cfg = json.loads((tmp_path / "r" / "config.json").read_text())
     assert cfg["data"]["val_split"] == 0.2 and cfg["data"]["seed"] == 2
     code, _, err = run_cli("train", "--resume", tmp_path / "r", "--steps", 5, "--quiet")
@@ -150,8 +150,8 @@ def test_train_records_the_split_and_resume_rebuilds_it(run_cli, tmp_path, seen)
 
 def test_default_is_auto_and_zero_trains_on_everything(run_cli, tmp_path, seen):
     common = ["--data", DATA, "--steps", 1, *TINY]
-    assert run_cli("train", "ae", "--run-dir", tmp_path / "a", *common)[0] == 0
-    assert run_cli("train", "ae", "--val-split", 0, "--run-dir", tmp_path / "z", *common)[0] == 0
+    assert run_cli("train", "ae", "--out", tmp_path / "a", *common)[0] == 0
+    assert run_cli("train", "ae", "--val-split", 0, "--out", tmp_path / "z", *common)[0] == 0
     assert json.loads((tmp_path / "a" / "config.json").read_text())["data"]["val_split"] == "auto"
     assert json.loads((tmp_path / "z" / "config.json").read_text())["data"]["val_split"] == 0
     assert [n for _, _, n in seen] == [256 - 26, 256]

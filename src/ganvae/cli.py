@@ -6,6 +6,7 @@ one line on stderr; `ganvae --debug ...` shows the traceback too.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import traceback
@@ -34,7 +35,7 @@ def cli(debug: bool) -> None:
     \b
     Examples:
       ganvae compare --data fashion-mnist --models ae,vae,dcgan,vaegan --budget 90s --out cmp
-      ganvae train vae --data fashion-mnist --epochs 3 --run-dir runs/vae
+      ganvae train vae --data fashion-mnist --epochs 3 --out runs/vae
       ganvae sample runs/vae -n 64 -o samples.png
     """
 
@@ -66,7 +67,53 @@ DEVICE = DeviceType()
 DEVICE_HELP = "auto (a GPU if there is one, else the CPU), cpu, cuda or cuda:N."
 
 
-# ---------------------------------------------------------------------------- data options
+def _renamed(old: str, new: str, param: str, **option):
+    """An option's old spelling, hidden but still accepted (scripts keep working) with a
+    deprecation note: given, it sets `param`, the parameter the option spelt `new` now sets.
+    Goes below the new option's decorator."""
+    def remember(ctx, _, value):
+        if value is not None:
+            warnings.warn(f"{ctx.command_path} {old} is now {new}; {old} will be removed", FutureWarning)
+            ctx.meta.setdefault("ganvae.renamed", {})[param] = value
+
+    def decorate(f):
+        @functools.wraps(f)
+        def run(*args, **kwargs):
+            return f(*args, **{**kwargs, **click.get_current_context().meta.get("ganvae.renamed", {})})
+
+        return click.option(old, f"old_{param}", default=None, hidden=True, expose_value=False, callback=remember,
+                            **option)(run)
+
+    return decorate
+
+
+# Shell completion (docs: README, "Shell completion"): click completes commands and options;
+# these complete the values that are names ganvae knows.
+
+def _complete_presets(incomplete: str, listed: bool = False) -> list:
+    """Preset names starting with `incomplete`; listed: the last item of a comma-separated list
+    (compare --models ae,va<TAB> -> ae,vae, ae,vaegan)."""
+    from click.shell_completion import CompletionItem
+
+    from .registry import PRESET_HELP, preset_names
+
+    head, comma, last = incomplete.rpartition(",") if listed else ("", "", incomplete)
+    return [CompletionItem(head + comma + n, help=PRESET_HELP.get(n)) for n in preset_names() if n.startswith(last)]
+
+
+def _complete_data(incomplete: str) -> list:
+    """The named datasets and the spec prefixes; after `folder:` or `npz:`, paths."""
+    from click.shell_completion import CompletionItem
+
+    from .data import NAMED
+
+    kind, colon, _ = incomplete.partition(":")
+    if colon:   # a path: the shell's own file completion does it better than we could
+        return [CompletionItem(incomplete, type="file")]
+    names = [*NAMED, "shapes", "factors", "folder:", "npz:", "pairs:", "unpaired:", "task:"]
+    return [CompletionItem(n) for n in names if n.startswith(incomplete)]
+
+
 # ---------------------------------------------------------------------------- data options
 
 VAL_SPLIT_HELP = ("Images held out of train for model selection, by the data seed: a fraction in (0, 1), "
@@ -138,11 +185,12 @@ def datasets(ctx: click.Context, data_dir: Path | None) -> None:
 
 
 @datasets.command("show", context_settings=CONTEXT)
-@click.argument("data")
+@click.argument("data", shell_complete=lambda c, p, i: _complete_data(i))
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="The .png to write.")
 @click.option("-n", "--n", "n", type=click.IntRange(1, 4096), default=64, show_default=True,
               help="How many images.")
-@click.option("--split", type=click.Choice(["train", "test"]), default="train", show_default=True)
+@click.option("--split", type=click.Choice(["train", "test"]), default="train", show_default=True,
+              help="The split the images come from.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of random splits, procedural data and the images picked.")
 @data_options
@@ -172,7 +220,8 @@ def datasets_show(data, output, n, split, data_dir, size, channels, seed) -> Non
 
 @datasets.command("download", context_settings=CONTEXT)
 @click.argument("name")
-@click.option("--dir", "dest", type=click.Path(path_type=Path), default=None,
+@_renamed("--dir", "--out", "dest", type=click.Path(path_type=Path))
+@click.option("--out", "dest", type=click.Path(path_type=Path), default=None,
               help="Where to put the files (default: $GANVAE_CACHE/NAME, ~/.cache/ganvae/NAME without it; searched).")
 @click.option("--mirror", default=None, help="Base URL serving the same file names.")
 @click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds per connection.")
@@ -182,7 +231,7 @@ def datasets_download(name, dest, mirror, timeout) -> None:
     \b
     Examples:
       ganvae datasets download mnist
-      ganvae datasets download fashion-mnist --dir data/fashion-mnist
+      ganvae datasets download fashion-mnist --out data/fashion-mnist
     """
     from .data.download import download
 
@@ -206,37 +255,39 @@ class _TrainCommand(click.Command):
 
 
 @cli.command("train", cls=_TrainCommand, context_settings=CONTEXT)
-@click.argument("model", required=False)
-@click.option("--data", default=None, help="Dataset spec: fashion-mnist, mnist, shapes, folder:PATH, npz:PATH.")
+@click.argument("model", required=False, shell_complete=lambda c, p, i: _complete_presets(i))
+@click.option("--data", default=None, shell_complete=lambda c, p, i: _complete_data(i),
+              help="Dataset spec: fashion-mnist, mnist, shapes, folder:PATH, npz:PATH.")
 @data_options
-@click.option("--data-seed", type=int, default=None, help="Seed of random splits and procedural data [0].")
-@click.option("--val-split", default=None, help=VAL_SPLIT_HELP + " [auto]")
+@click.option("--data-seed", type=int, default=None, show_default="0", help="Seed of random splits and procedural data.")
+@click.option("--val-split", default=None, show_default="auto", help=VAL_SPLIT_HELP)
 @click.option("--limit", type=click.IntRange(min=1), default=None, metavar="N", help=LIMIT_HELP)
 @click.option("--steps", type=int, default=None, help="Stop after N steps (a GAN step: one G update after n_critic D updates).")
 @click.option("--epochs", type=float, default=None, help="Stop after E passes over the training split.")
 @click.option("--budget", default=None, help="Stop after a wall-clock training time: 90s, 5m, 1h.")
-@click.option("--batch-size", type=int, default=None, help="Images per step [64].")
-@click.option("--seed", type=int, default=None, help="Seed of the weights, the noise and the data order [0].")
+@click.option("--batch-size", type=int, default=None, show_default="64", help="Images per step.")
+@click.option("--seed", type=int, default=None, show_default="0", help="Seed of the weights, the noise and the data order.")
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16", "auto"]), default=None,
-              help="Autocast precision; auto: bf16 where the device has it natively, else fp32 [fp32].")
-@click.option("--device", type=DEVICE, default=None, help=DEVICE_HELP + " [auto]")
+              show_default="fp32", help="Autocast precision; auto: bf16 where the device has it natively, else fp32.")
+@click.option("--device", type=DEVICE, default=None, show_default="auto", help=DEVICE_HELP)
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="Override a config value: beta=4, model.lr_d=1e-4, train.log_every=10 (repeatable).")
 @click.option("--config", "config_file", type=click.Path(path_type=Path), default=None,
               help="YAML/TOML/JSON file of config values (sections model, train, data).")
-@click.option("--run-dir", type=click.Path(path_type=Path), default=None,
-              help="Run directory [runs/NNNN-MODEL-DATA].")
+@click.option("--out", "run_dir", type=click.Path(path_type=Path), default=None, show_default="runs/NNNN-MODEL-DATA",
+              help="The run directory to write.")
+@_renamed("--run-dir", "--out", "run_dir", type=click.Path(path_type=Path))
 @click.option("--resume", type=click.Path(path_type=Path), default=None,
               help="Continue the run in this directory from its last checkpoint.")
 @click.option("--init-from", type=click.Path(path_type=Path), default=None, metavar="RUN",
               help="Start from RUN's final weights (transfer; the same nets), with fresh optimizers; "
                    "--set freeze_d=K keeps D's first K blocks fixed.")
-@click.option("--log-every", type=int, default=None, help="Steps between metric lines [50].")
-@click.option("--sample-every", type=int, default=None, help="Steps between sample grids [500].")
-@click.option("--checkpoint-every", type=int, default=None, help="Steps between checkpoints [1000].")
+@click.option("--log-every", type=int, default=None, show_default="50", help="Steps between metric lines.")
+@click.option("--sample-every", type=int, default=None, show_default="500", help="Steps between sample grids.")
+@click.option("--checkpoint-every", type=int, default=None, show_default="1000", help="Steps between checkpoints.")
 @click.option("--nproc", type=int, default=None, metavar="N",
               help="Train with N processes (DDP, launched through torchrun): one per GPU, or CPU processes. "
-                   "The global batch stays --batch-size [1].")
+                   "The global batch stays --batch-size.", show_default="1")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train_cmd(model, data, data_dir, size, channels, data_seed, val_split, limit, steps, epochs, budget, batch_size, seed,
               precision, device, sets, config_file, run_dir, resume, init_from, log_every, sample_every,
@@ -248,7 +299,7 @@ def train_cmd(model, data, data_dir, size, channels, data_seed, val_split, limit
 
     \b
     Examples:
-      ganvae train vae --data fashion-mnist --epochs 3 --run-dir runs/vae
+      ganvae train vae --data fashion-mnist --epochs 3 --out runs/vae
       ganvae train wgan-gp --data folder:photos/ --size 64 --budget 1h --set arch=resnet
       ganvae train --resume runs/vae --epochs 6
     """
@@ -341,7 +392,7 @@ def models_cmd(as_json: bool) -> None:
 
 
 @cli.command("config", context_settings=CONTEXT)
-@click.argument("preset")
+@click.argument("preset", shell_complete=lambda c, p, i: _complete_presets(i))
 def config_cmd(preset: str) -> None:
     """Print PRESET's full default config (model, train and data sections) as JSON.
 
@@ -377,16 +428,6 @@ def _run_options(f):
     return f
 
 
-def _renamed_steps(old: int | None, points: int, command: str) -> int:
-    """`--steps` of interpolate / traverse was images per path; it is --points now (--steps
-    means training steps everywhere else). The old spelling still works, with a note."""
-    if old is None:
-        return points
-    warnings.warn(f"{command} --steps is now --points (images per path); --steps will be removed", FutureWarning,
-                  stacklevel=2)
-    return old
-
-
 def _checkpoint_option(f):
     """--checkpoint last|best|STEP on a command that loads a run (read by _load)."""
     def remember(ctx, param, value):
@@ -398,12 +439,23 @@ def _checkpoint_option(f):
                              "split, or a step whose checkpoint is kept.")(f)
 
 
+def _checkpoint() -> str:
+    """The command's --checkpoint (last where the command has none)."""
+    ctx = click.get_current_context(silent=True)
+    return str(ctx.meta.get("ganvae.checkpoint", "last")).strip().lower() if ctx is not None else "last"
+
+
+def _eval_json(run, checkpoint: str) -> Path:
+    """Where a run's scores are kept: RUN/eval.json for the final model, RUN/eval-best.json,
+    RUN/eval-step500.json for the others (never mixed into the final model's)."""
+    name = "eval" if checkpoint == "last" else f"eval-{'step' if checkpoint.isdigit() else ''}{checkpoint}"
+    return Path(run) / f"{name}.json"
+
+
 def _load(run, device):
     from .trainer import load_run, resolve_device
 
-    ctx = click.get_current_context(silent=True)
-    checkpoint = ctx.meta.get("ganvae.checkpoint", "last") if ctx is not None else "last"
-    return load_run(run, device=resolve_device(device), checkpoint=checkpoint)
+    return load_run(run, device=resolve_device(device), checkpoint=_checkpoint())
 
 
 def _test_images(cfg, n, device, seed=0):
@@ -427,8 +479,10 @@ def _png(output: Path) -> None:
 
 @cli.command("sample", context_settings=CONTEXT)
 @click.argument("run", type=click.Path(path_type=Path))
-@click.option("-n", "n", type=click.IntRange(1, 1_000_000), default=64, show_default=True)
-@click.option("--batch", type=click.IntRange(1), default=500, show_default=True, help="Images generated at once.")
+@click.option("-n", "--n", "n", type=click.IntRange(1, 1_000_000), default=64, show_default=True, help="Samples drawn.")
+@click.option("--batch-size", "batch", type=click.IntRange(1), default=500, show_default=True,
+              help="Images generated at once.")
+@_renamed("--batch", "--batch-size", "batch", type=click.IntRange(1))
 @click.option("--class", "klass", default=None, metavar="K|NAME|all",
               help="Class-conditional models (cgan): samples of class K (its index or name), or 'all': "
                    "N per class, one column per class.")
@@ -536,7 +590,7 @@ def _class_labels(model, cfg: dict, klass: str, n: int, run: Path):
 
 @cli.command("reconstruct", context_settings=CONTEXT)
 @click.argument("run", type=click.Path(path_type=Path))
-@click.option("-n", "n", type=click.IntRange(1, 512), default=32, show_default=True, help="Test images.")
+@click.option("-n", "--n", "n", type=click.IntRange(1, 512), default=32, show_default=True, help="Test images.")
 @_run_options
 def reconstruct_cmd(run, n, output, seed, device) -> None:
     """Test images (odd rows) above their reconstructions (even rows).
@@ -570,9 +624,9 @@ def reconstruct_cmd(run, n, output, seed, device) -> None:
 @click.option("--pairs", type=click.IntRange(1, 64), default=8, show_default=True, help="Paths (rows).")
 @click.option("--points", "steps", type=click.IntRange(2, 64), default=10, show_default=True,
               help="Images along each path, its two ends included.")
-@click.option("--steps", "old_steps", type=click.IntRange(2, 64), default=None, hidden=True)
+@_renamed("--steps", "--points", "steps", type=click.IntRange(2, 64))
 @_run_options
-def interpolate_cmd(run, pairs, steps, old_steps, output, seed, device) -> None:
+def interpolate_cmd(run, pairs, steps, output, seed, device) -> None:
     """Latent paths between pairs: test images for encoder models, prior draws otherwise.
 
     \b
@@ -586,7 +640,6 @@ def interpolate_cmd(run, pairs, steps, old_steps, output, seed, device) -> None:
     from .images import save_grid
     from .visualize import interpolate
 
-    steps = _renamed_steps(old_steps, steps, "interpolate")
     _png(output)
     model, cfg = _load(run, device)
     x = None
@@ -603,11 +656,11 @@ def interpolate_cmd(run, pairs, steps, old_steps, output, seed, device) -> None:
 @click.argument("run", type=click.Path(path_type=Path))
 @click.option("--dims", type=click.IntRange(1, 256), default=10, show_default=True, help="Rows (most used dims).")
 @click.option("--points", "steps", type=click.IntRange(2, 64), default=11, show_default=True,
-              help="Images along each row, evenly over [-span, span].")
-@click.option("--steps", "old_steps", type=click.IntRange(2, 64), default=None, hidden=True)
+              help="Images along each row, evenly from -span to +span.")
+@_renamed("--steps", "--points", "steps", type=click.IntRange(2, 64))
 @click.option("--span", type=click.FloatRange(0.1, 10), default=3.0, show_default=True, help="Range in std units.")
 @_run_options
-def traverse_cmd(run, dims, steps, old_steps, span, output, seed, device) -> None:
+def traverse_cmd(run, dims, steps, span, output, seed, device) -> None:
     """One row per latent dimension, varied over [-span, span] (most used dimensions first).
 
     \b
@@ -619,7 +672,6 @@ def traverse_cmd(run, dims, steps, old_steps, span, output, seed, device) -> Non
     from .images import save_grid
     from .visualize import needs_encoder, traverse
 
-    steps = _renamed_steps(old_steps, steps, "traverse")
     _png(output)
     model, cfg = _load(run, device)
     needs_encoder(model, "traverse")
@@ -638,8 +690,9 @@ def traverse_cmd(run, dims, steps, old_steps, span, output, seed, device) -> Non
 
 @cli.command("embed", context_settings=CONTEXT)
 @click.argument("run", type=click.Path(path_type=Path))
-@click.option("-n", "n", type=click.IntRange(10, 100_000), default=2000, show_default=True, help="Test images.")
-@click.option("--method", type=click.Choice(["pca", "tsne"]), default="pca", show_default=True)
+@click.option("-n", "--n", "n", type=click.IntRange(10, 100_000), default=2000, show_default=True, help="Test images.")
+@click.option("--method", type=click.Choice(["pca", "tsne"]), default="pca", show_default=True,
+              help="The 2-d projection of the codes.")
 @_run_options
 def embed_cmd(run, n, method, output, seed, device) -> None:
     """Test-set latents in 2-D (PCA or t-SNE), coloured by label.
@@ -672,9 +725,13 @@ def embed_cmd(run, n, method, output, seed, device) -> None:
                                       "repeated encode-decode (encoder models).")
 @click.option("-n", "--n", "n", type=click.IntRange(1, 100_000), default=64, show_default=True,
               help="Test images (the first N of the test split).")
-@click.option("--steps", type=click.IntRange(1), default=None, help="latent-opt: Adam steps on z [100].")
-@click.option("--restarts", type=click.IntRange(1), default=None, help="latent-opt: codes searched per image [4].")
-@click.option("--batch", type=click.IntRange(1), default=256, show_default=True, help="Images completed at once.")
+@click.option("--opt-steps", "steps", type=click.IntRange(1), default=None, show_default="100",
+              help="latent-opt: Adam steps on z.")
+@click.option("--restarts", type=click.IntRange(1), default=None, show_default="4", help="latent-opt: codes searched per image.")
+@click.option("--batch-size", "batch", type=click.IntRange(1), default=256, show_default=True,
+              help="Images completed at once.")
+@_renamed("--batch", "--batch-size", "batch", type=click.IntRange(1))
+@_renamed("--steps", "--opt-steps", "steps", type=click.IntRange(1))
 @click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
               help="Network forwards in bfloat16 (faster on CPUs with AVX-512 bf16 and on GPUs).")
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
@@ -746,8 +803,10 @@ def complete_cmd(run, mask_spec, method, n, steps, restarts, batch, precision, o
 @click.option("--direction", type=click.Choice(["a2b", "b2a"]), default="a2b", show_default=True,
               help="a2b: input domain to target domain; b2a: back (cyclegan, unit).")
 @click.option("-n", "--n", "n", type=click.IntRange(1), default=None,
-              help="At most N inputs [all of INPUTS; 64 of the run's test split without INPUTS].")
-@click.option("--batch", type=click.IntRange(1), default=256, show_default=True, help="Images translated at once.")
+              show_default="all of INPUTS; 64 of the run's test split without INPUTS", help="At most N inputs.")
+@click.option("--batch-size", "batch", type=click.IntRange(1), default=256, show_default=True,
+              help="Images translated at once.")
+@_renamed("--batch", "--batch-size", "batch", type=click.IntRange(1))
 @click.option("--device", type=DEVICE, default="auto", show_default=True, help=DEVICE_HELP)
 def translate_cmd(run, inputs, output, direction, n, batch, device) -> None:
     """Translate images with RUN's translation model (pix2pix, unet-l1, cyclegan, unit).
@@ -896,19 +955,22 @@ def _parse_task_options(tasks, masks, complete_n, complete_method, seed, task_se
 @click.option("--nll-k", type=int, default=1000, show_default=True, help="Importance samples of the VAE NLL bound.")
 @click.option("--nll-images", type=int, default=100, show_default=True,
               help="Test images the NLL bound averages (each costs --nll-k decodes).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the samples drawn from the run.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Also write the result here.")
 @_task_options
+@_checkpoint_option
 @click.option("--device", type=DEVICE, default="auto", show_default=True, help=DEVICE_HELP)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def eval_cmd(run, samples, data, data_dir, size, channels, data_seed, n, k, nll_k, nll_images, seed, json_out,
              tasks, task_sets, masks, complete_n, complete_method, device, quiet) -> None:
-    """Score RUN's final model (writes RUN/eval.json), or --samples from anywhere against --data.
+    """Score RUN's final model (writes RUN/eval.json; another --checkpoint: RUN/eval-best.json,
+    RUN/eval-step500.json), or --samples from anywhere against --data.
 
     \b
     Examples:
       ganvae eval runs/dcgan
       ganvae eval runs/vae --tasks generate,probe,compress
+      ganvae eval cmp/runs/vae-seed0 --checkpoint best
       ganvae eval --samples samples.npz --data fashion-mnist
     """
     from .files import write_json
@@ -937,11 +999,13 @@ def eval_cmd(run, samples, data, data_dir, size, channels, data_seed, n, k, nll_
             raise BadInput("give a RUN directory, or --samples FILE --data DATA")
         from .tasks import evaluate_tasks
 
-        result = evaluate_run(run, cfg, dev, log) if "generate" in task_names else {"source": str(run)}
+        checkpoint = _checkpoint()
+        result = evaluate_run(run, cfg, dev, log, checkpoint) if "generate" in task_names else {"source": str(run)}
         if set(task_names) - {"generate"}:
-            done = evaluate_tasks(run, task_names, task_configs, dev, log, progress=not quiet)
+            done = evaluate_tasks(run, task_names, task_configs, dev, log, progress=not quiet, checkpoint=checkpoint)
             result = {**done, **result, "tasks": done["tasks"]}
-        write_json(Path(run) / "eval.json", _merge_eval(Path(run) / "eval.json", result))
+        path = _eval_json(run, checkpoint)
+        write_json(path, _merge_eval(path, result))
     if json_out:
         write_json(json_out, result)
     click.echo(format_table(result))
@@ -958,6 +1022,7 @@ def eval_cmd(run, samples, data, data_dir, size, channels, data_seed, n, k, nll_
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the samples.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Also write the result here.")
 @click.option("--device", type=DEVICE, default="auto", show_default=True, help=DEVICE_HELP)
+@_checkpoint_option
 def augment_eval_cmd(run, ratio, seeds, budget_images, seed, json_out, device) -> None:
     """Does RUN's class-conditional model help a classifier? The evaluator's classifier trained
     on the run's real training images, on the model's samples alone (Classification Accuracy
@@ -984,10 +1049,12 @@ def _run_one_task(run: Path, name: str, cfg, device: str, json_out: Path | None,
     from .tasks import evaluate_tasks
     from .trainer import resolve_device
 
+    checkpoint = _checkpoint()
     done = evaluate_tasks(run, (name,), {name: cfg}, resolve_device(device), lambda m: click.echo(m, err=True),
-                          data=data, figures_dir=figures_dir)
+                          data=data, figures_dir=figures_dir, checkpoint=checkpoint)
     if data is None:   # RUN/eval.json holds scores on the run's own data
-        write_json(Path(run) / "eval.json", _merge_eval(Path(run) / "eval.json", {**done, "source": str(run)}))
+        path = _eval_json(run, checkpoint)
+        write_json(path, _merge_eval(path, {**done, "source": str(run), "checkpoint": checkpoint}))
     if json_out:
         write_json(json_out, done)
     for table in done["tasks"][name]["tables"]:
@@ -1007,6 +1074,7 @@ def _run_one_task(run: Path, name: str, cfg, device: str, json_out: Path | None,
 @click.option("--n-test", type=click.IntRange(10), default=10_000, show_default=True, help="Test images scored.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Also write the result here.")
 @click.option("--device", type=DEVICE, default="auto", show_default=True, help=DEVICE_HELP)
+@_checkpoint_option
 def probe_cmd(run, data, per_class, seeds, k, n_test, json_out, device) -> None:
     """How good are RUN's frozen features for classification? A linear (logistic regression)
     and a k-NN probe on the encoder's codes (the posterior mean for VAEs), or on a GAN's
@@ -1122,13 +1190,14 @@ def decompress_cmd(run, codes, output, device) -> None:
 @cli.command("disentangle", context_settings=CONTEXT)
 @click.argument("run", type=click.Path(path_type=Path))
 @click.option("--data", default=None, help="Score on this dataset instead of the run's own (e.g. factors).")
-@click.option("-n", "n", type=click.IntRange(100), default=5000, show_default=True, help="Test images encoded.")
+@click.option("-n", "--n", "n", type=click.IntRange(100), default=5000, show_default=True, help="Test images encoded.")
 @click.option("--bins", type=click.IntRange(2), default=20, show_default=True, help="MIG's bins per code dimension.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the FactorVAE votes and DCI's trees.")
 @click.option("--figure", type=click.Path(path_type=Path), default=None,
               help="Also write the latent traversal labelled with the factor each dimension captures (.png).")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Also write the result here.")
 @click.option("--device", type=DEVICE, default="auto", show_default=True, help=DEVICE_HELP)
+@_checkpoint_option
 def disentangle_cmd(run, data, n, bins, seed, figure, json_out, device) -> None:
     """How disentangled are RUN's codes? On data with known factors (--data factors) MIG, the
     FactorVAE score and DCI against the true factors; on any data the total correlation of the
@@ -1136,7 +1205,7 @@ def disentangle_cmd(run, data, n, bins, seed, figure, json_out, device) -> None:
 
     \b
     Examples:
-      ganvae train beta-vae --data factors --steps 3000 --run-dir runs/bvae
+      ganvae train beta-vae --data factors --steps 3000 --out runs/bvae
       ganvae disentangle runs/bvae --figure traversals.png
     """
     import shutil
@@ -1161,9 +1230,11 @@ def disentangle_cmd(run, data, n, bins, seed, figure, json_out, device) -> None:
 # ---------------------------------------------------------------------------- compare / report
 
 @cli.command("compare", context_settings=CONTEXT)
-@click.option("--data", default=None, help="Dataset spec: fashion-mnist, mnist, shapes, folder:PATH, npz:PATH.")
+@click.option("--data", default=None, shell_complete=lambda c, p, i: _complete_data(i),
+              help="Dataset spec: fashion-mnist, mnist, shapes, folder:PATH, npz:PATH.")
 @data_options
-@click.option("--models", default="ae,vae,dcgan,vaegan", show_default=True, help="Comma-separated presets.")
+@click.option("--models", default="ae,vae,dcgan,vaegan", show_default=True, help="Comma-separated presets.",
+              shell_complete=lambda c, p, i: _complete_presets(i, listed=True))
 @click.option("--budget", default=None, help="Wall-clock training time per model: 90s, 3m.")
 @click.option("--steps", type=int, default=None,
               help="Steps per model; a GAN's step is one G update after its n_critic D updates.")
@@ -1173,7 +1244,7 @@ def disentangle_cmd(run, data, n, bins, seed, figure, json_out, device) -> None:
               help="The first training seed (runs use SEED .. SEED + SEEDS - 1).")
 @click.option("--data-seed", type=int, default=0, show_default=True,
               help="Seed of the data's random splits (validation, --limit) and procedural data.")
-@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--batch-size", type=int, default=64, show_default=True, help="Images per training step.")
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16", "auto"]), default="fp32", show_default=True,
               help="Autocast precision; auto: bf16 where the device has it natively, else fp32.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Config override for every model.")
@@ -1198,7 +1269,7 @@ def disentangle_cmd(run, data, n, bins, seed, figure, json_out, device) -> None:
 @click.option("--device", type=DEVICE, default="auto", show_default=True, help=DEVICE_HELP)
 @click.option("--nproc", type=int, default=None, metavar="N",
               help="Train each model with N processes (DDP through torchrun, one model after another); "
-                   "scoring runs in one [1].")
+                   "scoring runs in one.", show_default="1")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def compare_cmd(data, data_dir, size, channels, models, budget, steps, epochs, seeds, seed, data_seed, batch_size,
                 precision, sets,
@@ -1310,10 +1381,10 @@ def evaluator_group() -> None:
 
 
 @evaluator_group.command("train", context_settings=CONTEXT)
-@click.option("--data", required=True, help="Dataset spec.")
+@click.option("--data", required=True, help="Dataset spec.", shell_complete=lambda c, p, i: _complete_data(i))
 @data_options
 @click.option("--data-seed", type=int, default=0, show_default=True, help="Seed of random splits / procedural data.")
-@click.option("--seed", type=int, default=None, help="Training seed [0].")
+@click.option("--seed", type=int, default=None, show_default="0", help="Training seed.")
 @click.option("--epochs", type=click.IntRange(1, 1000), default=None, help="Passes over the training split.")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Write it to OUT/<id>/ instead of the cache (the package's weights/ folder ships it).")

@@ -339,11 +339,13 @@ def encoder_metrics(model, ds: ImageDataset, cfg: EvalConfig, log: Callable[[str
     return out
 
 
-def evaluate_run(run: Path, cfg: EvalConfig, device="cpu", log: Callable[[str], None] = print) -> dict:
-    """The full suite for a run's final model; also written to RUN/eval.json."""
+def evaluate_run(run: Path, cfg: EvalConfig, device="cpu", log: Callable[[str], None] = print,
+                 checkpoint: str = "last") -> dict:
+    """The full suite for a run's final model (or another `checkpoint`: best or a step, see
+    load_run); `ganvae eval` writes it to RUN/eval.json (eval-best.json, eval-step2.json)."""
     from .trainer import load_run, run_dataset
 
-    model, run_cfg = load_run(run, device=device)
+    model, run_cfg = load_run(run, device=device, checkpoint=checkpoint)
     ds = run_dataset(run_cfg)
     ev = get_evaluator(ds, device=device, log=log)
     t0 = time.perf_counter()
@@ -354,6 +356,7 @@ def evaluate_run(run: Path, cfg: EvalConfig, device="cpu", log: Callable[[str], 
     res["metrics"].update(encoder_metrics(model, ds, cfg, log, binarize=binarize))
     res["seconds"]["generate"] = round(t_gen, 2)
     out = _result(res, ev, ds, cfg, source=str(run), model=run_cfg.get("preset", model.name))
+    out["checkpoint"] = str(checkpoint)
     if (info := likelihood_info(model, cfg, binarize)) is not None:
         out["likelihood"] = info
     return out

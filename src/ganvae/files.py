@@ -76,7 +76,7 @@ def dir_lock(directory: str | Path, option: str):
 
     Args:
         directory: created if missing.
-        option: how the user named it (`--run-dir runs/x`, `--out cmp`), for the message.
+        option: how the user named it (`--out runs/x`, `--out cmp`), for the message.
     """
     import sys
 

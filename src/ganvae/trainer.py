@@ -883,10 +883,10 @@ def train(preset: str, data: str = "shapes", run_dir: str | Path | None = None, 
         try:
             trainer = Trainer(model, ds, cfg, run_dir, progress=progress, callbacks=callbacks)   # checks the settings
             if world.is_main:   # (locking creates the directory: only once every setting has passed)
-                what = f"--resume {run_dir}" if resume else f"--run-dir {run_dir}"
+                what = f"--resume {run_dir}" if resume else f"--out {run_dir}"
                 lock.enter_context(dir_lock(run_dir, what))
                 if not resume and (checkpoints(run_dir) or (run_dir / "model").exists()):
-                    raise BadInput(f"--run-dir {run_dir}: already holds a run; use --resume {run_dir} or another "
+                    raise BadInput(f"--out {run_dir}: already holds a run; use --resume {run_dir} or another "
                                    "directory")
                 run_dir.mkdir(parents=True, exist_ok=True)
                 write_json(run_dir / "config.json", {"preset": cfg.preset, "family": model.name,

@@ -112,8 +112,9 @@ def task_summary(prepared: dict) -> dict:
 
 def evaluate_tasks(run: str | Path, names: tuple[str, ...], configs: dict | None = None, device="cpu",
                    log=print, progress: bool = False, data: str | None = None,
-                   figures_dir: str | Path | None = None) -> dict:
-    """`ganvae eval RUN --tasks ...`: each registered task on a run's final model, test split.
+                   figures_dir: str | Path | None = None, checkpoint: str = "last") -> dict:
+    """`ganvae eval RUN --tasks ...`: each registered task on a run's final model (or another
+    `checkpoint`: best or a step, see load_run), test split.
 
     `data`: a dataset spec to run the tasks on instead of the run's own (loaded at the run's
     image size and channels), e.g. to probe features learnt on one dataset on another.
@@ -124,7 +125,7 @@ def evaluate_tasks(run: str | Path, names: tuple[str, ...], configs: dict | None
     from ..evaluators import get_evaluator
     from ..trainer import load_run, run_dataset
 
-    model, run_cfg = load_run(run, device=device)
+    model, run_cfg = load_run(run, device=device, checkpoint=checkpoint)
     ds = run_dataset(run_cfg) if data is None else _other_data(data, model, run_cfg)
     name = run_cfg.get("preset", model.name)
     tasks = [get_task(t) for t in names if t not in BUILT_IN]
