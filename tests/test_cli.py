@@ -152,13 +152,43 @@ def test_config_prints_a_preset_default_that_trains_back(run_cli, tmp_path):
     assert cfg["train"]["batch_size"] == 64 and "spec" not in cfg["data"]
     cfg["model"].update(width=4, latent=4)
     (tmp_path / "c.json").write_text(json.dumps(cfg))
-    code, _, err = run_cli("train", "wgan-gp", "--data", "shapes:n=128,n_test=16", "--config", tmp_path / "c.json",
+    assert cfg["preset"] == "wgan-gp"    # MODEL may be left out: the file names it
+    code, _, err = run_cli("train", "--data", "shapes:n=128,n_test=16", "--config", tmp_path / "c.json",
                            "--steps", 1, "--batch-size", 8, "--quiet", "--out", tmp_path / "r")
     assert code == 0, err
     saved = json.loads((tmp_path / "r" / "config.json").read_text())
     assert saved["model"]["width"] == 4 and saved["model"]["gp_weight"] == cfg["model"]["gp_weight"]
     code, _, err = run_cli("config", "nosuch")
     assert code == 2 and "nosuch" in err
+
+
+def test_a_run_config_json_reproduces_the_run_and_file_errors_name_the_file(run_cli, tmp_path):
+    """train --config RUN/config.json alone trains the same run again (preset, data and every
+    setting from the file; the same weights, bit for bit); options still win over the file; a
+    bad key or value in a file names the file and the section, not --set."""
+    import json
+
+    common = ("--quiet", "--steps", 3, "--batch-size", 16)
+    code, _, err = run_cli("train", "vae", "--data", "shapes:n=256,n_test=64", "--set", "width=4", "--set", "latent=4",
+                           "--set", "beta=2", "--out", tmp_path / "a", *common)
+    assert code == 0, err
+    code, _, err = run_cli("train", "--config", tmp_path / "a" / "config.json", "--out", tmp_path / "b", "--quiet")
+    assert code == 0, err
+    for f in ("config.json", "model/model.safetensors"):
+        assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
+    code, _, err = run_cli("train", "--config", tmp_path / "a" / "config.json", "--out", tmp_path / "c", "--quiet",
+                           "--steps", 2, "--set", "beta=3")
+    assert code == 0, err
+    saved = json.loads((tmp_path / "c" / "config.json").read_text())
+    assert (saved["train"]["steps"], saved["model"]["beta"], saved["model"]["width"]) == (2, 3.0, 4)
+    for text, msg in (('{"model": {"widht": 3}}', "model: unknown key 'widht' for VAEConfig"),
+                      ('{"train": {"steps": -1}}', ": train.steps -1: must be positive"),
+                      ('{"data": {"val_split": "lots"}}', ": data.val_split 'lots': give a fraction")):
+        (tmp_path / "bad.json").write_text(text)
+        code, _, err = run_cli("train", "vae", "--data", "shapes", "--config", tmp_path / "bad.json",
+                               "--out", tmp_path / "d")
+        assert code == 2 and err.startswith(f"ganvae: error: --config {tmp_path / 'bad.json'}: ") and msg in err, err
+        assert not (tmp_path / "d").exists()
 
 
 def test_an_unknown_key_names_the_preset_typed(run_cli, tmp_path):

@@ -310,7 +310,9 @@ def train_cmd(model, data, data_dir, size, channels, data_seed, val_split, limit
 
     _launch_if_asked(nproc, "train")
 
-    overrides = C.load_file(config_file) if config_file else {}
+    overrides = {}
+    if config_file:
+        model, data, overrides = _train_config_file(config_file, model, data, resume)
     overrides.update(C.parse_set(sets))
     options = dict(steps=steps, epochs=epochs, budget=budget, batch_size=batch_size, seed=seed,
                    precision=precision, device=device, log_every=log_every, sample_every=sample_every,
@@ -340,6 +342,39 @@ def train_cmd(model, data, data_dir, size, channels, data_seed, val_split, limit
     click.echo(f"trained {summary['steps']} steps ({summary['images_seen']} images, {summary['train_seconds']:.1f}s, "
                f"{summary['images_per_second']:.0f} img/s)")
     click.echo(f"run: {out}   samples: {out / 'samples' / 'final.png'}   model: {out / 'model'}")
+
+
+def _train_config_file(path: Path, model: str | None, data: str | None, resume) -> tuple:
+    """train --config FILE: a run's config.json (or `ganvae config PRESET`'s output, or YAML/TOML
+    with its sections) -> (preset, data spec, dotted overrides). The file's preset and data are
+    used where MODEL and --data are not given; its keys are checked here, so that an error names
+    the file and the key; the sizes a model takes from its data are left to the data."""
+    import re
+
+    from . import config as C
+    from .registry import resolve
+    from .trainer import DataConfig, TrainConfig, _spread_lr, split_overrides
+
+    over = C.load_file(path)
+    preset, spec = over.pop("preset", None), over.pop("data.spec", None)
+    over.pop("family", None)
+    for filled in ("channels", "size", "num_classes", "channels_a"):
+        over.pop(f"model.{filled}", None)
+    model = model or (None if resume else preset)
+    if model:
+        m_over, t_over, d_over = split_overrides(over)
+        _, cfg = resolve(model)
+        for section, base, values in (("model", cfg, _spread_lr(cfg, m_over)), ("train", TrainConfig(), t_over),
+                                      ("data", DataConfig(), d_over)):
+            try:
+                C.replace(base, values, where=f"--config {path}: {section}")
+            except BadInput as e:   # a value's check names its option (`--steps -1: ...`): here, the file's key
+                text = str(e)
+                if not text.startswith("--config"):
+                    text = re.sub(r"^--([a-z-]+)", lambda m: f"{section}.{m.group(1).replace('-', '_')}", text)
+                    text = f"--config {path}: {text}"
+                raise BadInput(text) from None
+    return model, data or (None if resume else spec), over
 
 
 def _launch_if_asked(nproc: int | None, command: str) -> None:
@@ -396,12 +431,14 @@ def models_cmd(as_json: bool) -> None:
 def config_cmd(preset: str) -> None:
     """Print PRESET's full default config (model, train and data sections) as JSON.
 
-    Save it, edit it and pass it back with `ganvae train PRESET --config FILE`.
+    Save it, edit it and pass it back with `ganvae train --config FILE --data DATA`; a run's
+    own RUN/config.json (data included) reproduces the run with `ganvae train --config`.
 
     \b
     Examples:
       ganvae config wgan-gp
-      ganvae config vae > vae.json && ganvae train vae --data fashion-mnist --config vae.json --steps 500
+      ganvae config vae > vae.json && ganvae train --config vae.json --data fashion-mnist --steps 500
+      ganvae train --config runs/vae/config.json --out runs/vae-again
     """
     import dataclasses
     import json
@@ -413,7 +450,7 @@ def config_cmd(preset: str) -> None:
     model = dataclasses.asdict(cfg)
     for filled in ("channels", "size", "num_classes", "channels_a"):   # taken from the data at training time
         model.pop(filled, None)
-    click.echo(json.dumps({"model": model, "train": dataclasses.asdict(TrainConfig()),
+    click.echo(json.dumps({"preset": preset, "model": model, "train": dataclasses.asdict(TrainConfig()),
                            "data": {k: v for k, v in dataclasses.asdict(DataConfig()).items() if k != "spec"}},
                           indent=2))
 
