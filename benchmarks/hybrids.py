@@ -25,7 +25,7 @@ from pathlib import Path
 
 import ganvae
 from ganvae.data import load_dataset
-from ganvae.evaluate import EvalConfig, encoder_metrics, generate, score
+from ganvae.evaluation import EvalConfig, encoder_metrics, generate, score
 from ganvae.evaluators import get_evaluator
 from ganvae.hardware import machine_line
 

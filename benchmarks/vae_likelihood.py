@@ -13,7 +13,7 @@ import argparse
 import time
 
 import ganvae
-from ganvae.evaluate import EvalConfig, encoder_metrics, likelihood_info
+from ganvae.evaluation import EvalConfig, encoder_metrics, likelihood_info
 from ganvae.trainer import load_run, run_dataset
 
 

@@ -96,7 +96,7 @@ def test_class_histograms_compare_like_with_like(compared):
     images themselves gives mode KL 0, whatever the evaluator's errors (against labels it
     would not)."""
     from ganvae.data import load_dataset
-    from ganvae.evaluate import EvalConfig, score
+    from ganvae.evaluation import EvalConfig, score
     from ganvae.evaluators import get_evaluator
 
     floor = json.loads((compared / "floor.json").read_text())

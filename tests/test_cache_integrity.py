@@ -35,7 +35,7 @@ def test_a_damaged_cached_evaluator_is_retrained_not_used(isolated_cache):
 
 
 def test_a_damaged_statistics_cache_is_recomputed_not_used(isolated_cache):
-    from ganvae.evaluate import real_features
+    from ganvae.evaluation import real_features
     from ganvae.evaluators import cache_root, get_evaluator
 
     ds = load_dataset(SMALL)

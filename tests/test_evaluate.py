@@ -9,7 +9,7 @@ import torch
 
 from ganvae.data import load_dataset
 from ganvae.data.base import ImageDataset, Split
-from ganvae.evaluate import EvalConfig, directions, evaluate_samples, score
+from ganvae.evaluation import EvalConfig, directions, evaluate_samples, score
 from ganvae.evaluators import (SHIPPED, Evaluator, Recipe, _holdout_accuracy, _one_rotation, accuracy, evaluator_id,
                                get_evaluator, recipe_for, train_evaluator)
 from ganvae.registry import preset_names
@@ -252,7 +252,7 @@ def test_evaluate_samples_api(fmnist, fm_evaluator, small_cfg, tmp_path):
 
 
 def test_real_statistics_are_cached_and_damage_recomputed(isolated_cache):
-    from ganvae.evaluate import real_features
+    from ganvae.evaluation import real_features
 
     ds = load_dataset("shapes:n=200,n_test=50,classes=3")
     ev = get_evaluator(ds, log=lambda m: None, recipe=Recipe(epochs=1, batch_size=32))

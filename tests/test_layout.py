@@ -41,12 +41,12 @@ def test_models_import_neither_the_checkpoint_module_nor_the_trainer():
 
 def test_nothing_below_the_tasks_imports_them():
     """evaluate, trainer, models and metrics never reach up into ganvae.tasks (or the report)."""
-    code = ("import json, sys, ganvae.evaluate, ganvae.trainer, ganvae.models, ganvae.metrics.inpainting; "
-            "ganvae.evaluate.evaluate_run; "
+    code = ("import json, sys, ganvae.evaluation, ganvae.trainer, ganvae.models, ganvae.metrics.inpainting; "
+            "ganvae.evaluation.evaluate_run; "
             "print(json.dumps(sorted(m for m in sys.modules if m.startswith('ganvae'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     loaded = set(json.loads(out.stdout))
-    assert "ganvae.evaluate" in loaded
+    assert "ganvae.evaluation" in loaded
     assert not {m for m in loaded if m.startswith(("ganvae.tasks", "ganvae.report"))}, sorted(loaded)
 
 

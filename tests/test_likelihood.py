@@ -15,7 +15,7 @@ from torch.distributions import Normal
 from ganvae.config import replace
 from ganvae.data import load_dataset, to_float
 from ganvae.data.binarize import binarize_batch, binarize_static
-from ganvae.evaluate import EvalConfig, encoder_metrics, likelihood_space
+from ganvae.evaluation import EvalConfig, encoder_metrics, likelihood_space
 from ganvae.errors import BadInput
 from ganvae.models.autoencoder import normal
 from ganvae.models.vae import discretized_gaussian_nll, discretized_logistic_nll
@@ -228,7 +228,7 @@ def test_dynamic_binarization_draws_afresh():
 
 
 def test_bernoulli_on_grey_is_labelled_and_never_ranked(shapes):
-    from ganvae.evaluate import directions
+    from ganvae.evaluation import directions
 
     model = build(likelihood="bernoulli").eval()
     assert likelihood_space(model, "none") == "invalid"

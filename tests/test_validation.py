@@ -173,7 +173,7 @@ CMP = ["--data", DATA, "--steps", 4, "--batch-size", 16, "--set", "width=8", "--
 def test_compare_never_looks_at_test_before_every_choice_is_made(run_cli, tmp_path, monkeypatch):
     """Curves and best checkpoints of every model are settled on the validation split; the test
     split's features are first computed after the last model has finished training."""
-    import ganvae.evaluate
+    import ganvae.evaluation
     import ganvae.report.compare as cmp
     from ganvae.data import load_dataset
     from ganvae.evaluators import Evaluator
@@ -190,13 +190,13 @@ def test_compare_never_looks_at_test_before_every_choice_is_made(run_cli, tmp_pa
     features = Evaluator.features_and_probs
     monkeypatch.setattr(Evaluator, "features_and_probs",
                         lambda self, x, *a, **k: (events.append(("features", kind(x))), features(self, x, *a, **k))[1])
-    real = ganvae.evaluate.real_features
+    real = ganvae.evaluation.real_features
 
     def real_spy(ev, x, what, *a, **k):
         events.append(("real", kind(x), what))
         return real(ev, x, what, *a, **k)
 
-    monkeypatch.setattr(ganvae.evaluate, "real_features", real_spy)
+    monkeypatch.setattr(ganvae.evaluation, "real_features", real_spy)
     monkeypatch.setattr(cmp, "real_features", real_spy)
     fit = Trainer.fit
     monkeypatch.setattr(Trainer, "fit", lambda self: (events.append(("fit",)), fit(self))[1])

@@ -2,20 +2,25 @@
 
     import ganvae
     run_dir, summary = ganvae.train("vae", "shapes", steps=500)
+    scores = ganvae.evaluate(run_dir, n=2000)          # what `ganvae eval --json` writes
     model = ganvae.load(run_dir)            # a GenerativeModel, from safetensors, no pickle
-    x = model.sample(16)                    # (16, C, H, W) in [-1, 1]
+    x = model.sample(16, seed=0)            # (16, C, H, W) in [-1, 1], the same for the same seed
+    ganvae.save_grid(x, "samples.png")      # or ganvae.to_pil(x): one PIL image each
     done = ganvae.complete(model, x, mask)  # mask (16, 1, H, W), 1 = known pixel
     ganvae.train("dcgan", "shapes", steps=500, nets={"g": ganvae.net(MyGenerator, latent=64)})
+    results = ganvae.compare(["vae", "dcgan"], "shapes", steps=500, out="cmp")
+    ganvae.list_models()                    # [{"name", "family", "description"}, ...]
+
+The model classes are in ganvae.models (ganvae.models.VAE, GAN, ...). docs/api.md has an
+example of each function.
 """
 
+# ganvae.api imports only the standard library at its top (torch and the rest load on the
+# first call that needs them), so `import ganvae` stays fast while editors and type checkers
+# see the real signatures.
+from .api import compare, evaluate, list_models, save_grid, to_pil, train
+
 __version__ = "0.1.0"
-
-
-def train(*args, **kwargs):
-    """Train a model; see ganvae.trainer.train (the same as `ganvae train`)."""
-    from .trainer import train as _train
-
-    return _train(*args, **kwargs)
 
 
 def net(cls, **kwargs) -> dict:
@@ -48,3 +53,7 @@ def complete(model, x, mask, method: str = "auto", **kwargs):
     from .tasks.complete import complete as _complete
 
     return _complete(model, x, mask, method=method, **kwargs)
+
+
+__all__ = ["train", "evaluate", "compare", "list_models", "load", "net", "load_dataset", "complete", "to_pil",
+           "save_grid", "__version__"]

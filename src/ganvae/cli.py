@@ -416,9 +416,9 @@ def models_cmd(as_json: bool) -> None:
     """
     import json
 
-    from .registry import PRESET_HELP, preset_names, resolve
+    from .api import list_models
 
-    rows = [{"name": n, "family": resolve(n)[0].name, "description": PRESET_HELP.get(n, "")} for n in preset_names()]
+    rows = list_models()
     if as_json:
         click.echo(json.dumps(rows, indent=1))
         return
@@ -1013,7 +1013,7 @@ def eval_cmd(run, samples, data, data_dir, size, channels, data_seed, n, k, nll_
     from .files import write_json
     from .config import replace
     from .data import load_dataset
-    from .evaluate import EvalConfig, evaluate_run, evaluate_samples, format_table
+    from .evaluation import EvalConfig, evaluate_run, evaluate_samples, format_table
     from .trainer import resolve_device
 
     cfg = replace(EvalConfig(), {"n": n, "k": k, "nll_k": nll_k, "nll_images": nll_images, "seed": seed},
@@ -1081,7 +1081,7 @@ def _run_one_task(run: Path, name: str, cfg, device: str, json_out: Path | None,
                   figures_dir: Path | None = None) -> dict:
     """A task's command (probe, compress, disentangle, augment-eval): run it on RUN, merge it
     into RUN/eval.json, print its tables."""
-    from .evaluate import format_task_table
+    from .evaluation import format_task_table
     from .files import write_json
     from .tasks import evaluate_tasks
     from .trainer import resolve_device
@@ -1154,7 +1154,7 @@ def compress_cmd(run, inputs, output, bits, n_fit, device) -> None:
 
     from .data.folder import read_images
     from .metrics.codec import Quantizer, packed_bytes, write_codes
-    from .evaluate import model_features
+    from .evaluation import model_features
     from .trainer import run_dataset
     from .visualize import needs_encoder
 

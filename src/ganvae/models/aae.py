@@ -48,7 +48,7 @@ from ..nets import dcgan_init, make_decoder, make_encoder
 from ..parallel import randn_rows
 from ..registry import register_model
 from .autoencoder import check_adam, evaluating, normal
-from .base import GenerativeModel, ModelConfig
+from .base import GenerativeModel, ModelConfig, seeded_generator
 from .vae import reparameterize
 
 
@@ -262,6 +262,7 @@ class AAE(GenerativeModel):
         return self.decode(self.encode(x))
 
     @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample(self, n: int, generator: torch.Generator | None = None, *, seed: int | None = None) -> torch.Tensor:
         """Decoded draws of the prior N(0, I), which the aggregate posterior was matched to."""
+        generator = seeded_generator(seed, generator)
         return self.decode(normal((n, self.config.latent), generator, self.device))

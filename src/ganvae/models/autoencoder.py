@@ -27,7 +27,7 @@ from ..custom import autoencoder_nets
 from ..errors import BadInput, GanvaeError
 from ..nets import dcgan_init, make_decoder, make_encoder
 from ..registry import register_model
-from .base import GenerativeModel, ModelConfig
+from .base import GenerativeModel, ModelConfig, seeded_generator
 
 
 @dataclass
@@ -384,5 +384,5 @@ class AE(FittedPrior, GenerativeModel):
         return self.decode(self.encode(x))
 
     @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        return self.decode(self.sample_prior(n, generator))
+    def sample(self, n: int, generator: torch.Generator | None = None, *, seed: int | None = None) -> torch.Tensor:
+        return self.decode(self.sample_prior(n, seeded_generator(seed, generator)))

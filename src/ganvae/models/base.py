@@ -6,8 +6,9 @@
 - `train_step(x, step) -> {scalar name: 0-d tensor}`: every update for one batch of real
   images x (B, C, H, W) in [-1, 1], as explicit phases inside the model. The values are
   detached tensors, so the trainer can average them without a device sync every step.
-- `sample(n, generator) -> (n, C, H, W)` in [-1, 1]; `decode(z)` maps latents (n, latent)
-  to images the same way (the generator / decoder), for interpolations and traversals.
+- `sample(n, generator, *, seed=None) -> (n, C, H, W)` in [-1, 1]; a seed (or a generator,
+  not both) makes the draw repeatable. `decode(z)` maps latents (n, latent) to images the
+  same way (the generator / decoder), for interpolations and traversals.
   `decode` is differentiable in z (callers that need no gradient use torch.no_grad), so tasks
   can search the latent space: completion optimises z against the known pixels.
 - `latent_nll(z) -> (B,)`: -log p(z) under the model's latent prior, up to a constant
@@ -17,9 +18,9 @@
   Those without an encoder also have `d_features(x) -> (B, F)`: the discriminator's
   penultimate activations, what the latent-space probes use for a GAN.
 - Class-conditional models (`conditional`, e.g. cgan) get `train_step((x, y), step)` with
-  integer labels y (B,), and `sample(n, generator, labels=None)` / `decode(z, labels=None)`:
-  labels (n,) pick the classes; sample without them draws classes uniformly, decode without
-  them uses the uniform mixture of the class embeddings.
+  integer labels y (B,), and `sample(n, generator, labels=None, *, seed=None)` /
+  `decode(z, labels=None)`: labels (n,) pick the classes; sample without them draws classes
+  uniformly, decode without them uses the uniform mixture of the class embeddings.
 - Encoder models: `encode(x) -> z (B, latent)` and `reconstruct(x)`; VAEs `log_likelihood(x, k)`.
 - Translation models (models/translation.py: pix2pix, cyclegan, unit) set `translation` to
   "paired" or "unpaired": their `train_step((a, b), step)` gets a batch of input-domain images a
@@ -94,6 +95,19 @@ class ClassConditionalConfig:
             raise BadInput(f"conditional=true with num_classes={self.num_classes}: a class-conditional model needs "
                            "labelled data with at least 2 classes (fashion-mnist, shapes, or folder:PATH with one "
                            "subfolder per class)")
+
+
+def seeded_generator(seed: int | None, generator: torch.Generator | None) -> torch.Generator | None:
+    """The generator `sample` draws from: the one given, or for `seed` a fresh CPU generator
+    seeded with it. On the CPU, as evaluation.generate's, so that one seed gives the same images
+    whatever device the model is on (every draw is made on the generator's device, then moved)."""
+    if seed is None:
+        return generator
+    if generator is not None:
+        raise BadInput("sample: give either seed or generator, not both")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise BadInput(f"sample: seed={seed!r}: expected an integer")
+    return torch.Generator().manual_seed(seed)
 
 
 class GenerativeModel(nn.Module):
@@ -240,7 +254,10 @@ class GenerativeModel(nn.Module):
         return 0.5 * z.float().pow(2).sum(1)
 
     @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample(self, n: int, generator: torch.Generator | None = None, *, seed: int | None = None) -> torch.Tensor:
+        """n images (n, C, H, W) in [-1, 1]; `seed` (or a torch.Generator, not both) makes the
+        draw repeatable: `model.sample(16, seed=0)` gives the same images every time.
+        Subclasses start with `generator = seeded_generator(seed, generator)`."""
         raise NotImplementedError
 
     def fit_prior(self, x: torch.Tensor) -> None:

@@ -53,7 +53,7 @@ from ..errors import BadInput
 from ..nets import ConvBody, dcgan_init, make_decoder, make_encoder
 from ..registry import register_model
 from .autoencoder import check_adam, evaluating, normal
-from .base import GenerativeModel, ModelConfig
+from .base import GenerativeModel, ModelConfig, seeded_generator
 from .vae import reparameterize
 
 ENCODERS = ("deterministic", "gaussian")
@@ -279,6 +279,7 @@ class BiGAN(GenerativeModel):
         return self.decode(self.encode(x))
 
     @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample(self, n: int, generator: torch.Generator | None = None, *, seed: int | None = None) -> torch.Tensor:
         """n images (n, C, H, W) in [-1, 1] from prior draws z ~ N(0, I)."""
+        generator = seeded_generator(seed, generator)
         return self.decode(normal((n, self.config.latent), generator, self.device))

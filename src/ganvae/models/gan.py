@@ -44,7 +44,7 @@ from ..nets import (Decoder, Discriminator, ResNetDecoder, ResNetDiscriminator, 
                     dcgan_init)
 from ..registry import register_model
 from .autoencoder import evaluating
-from .base import ClassConditionalConfig, GenerativeModel, ModelConfig
+from .base import ClassConditionalConfig, GenerativeModel, ModelConfig, seeded_generator
 from .regularizers import add_spectral_norm, clip_weights_, gradient_penalty, r1_penalty
 
 
@@ -473,9 +473,10 @@ class GAN(GenerativeModel):
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None,
-               labels: torch.Tensor | None = None) -> torch.Tensor:
+               labels: torch.Tensor | None = None, *, seed: int | None = None) -> torch.Tensor:
         """n images (n, C, H, W) in [-1, 1] from prior draws z ~ N(0, I). cgan: of the classes
         `labels` (n,), or of classes drawn uniformly (after z, from the same generator)."""
+        generator = seeded_generator(seed, generator)
         z = self._z(n, generator)
         if self.config.conditional and labels is None:
             dev = generator.device if generator is not None else self.device

@@ -15,7 +15,7 @@ target, C channels), both (B, C, S, S) in [-1, 1]. The contract (see models/base
 
 They do not sample from noise: `sample` and `decode` raise a one-line error saying so; what
 the pipeline calls "generating" for them is translating held-out inputs
-(ganvae.evaluate.generate_for).
+(ganvae.evaluation.generate).
 
 Losses, per batch, float32, on PatchGAN logit grids flattened to one logit per patch (so a
 mean over the batch is a mean over every patch of every image, as in Isola et al.'s code):
@@ -181,7 +181,7 @@ class TranslationModel(GenerativeModel):
             y = nets[direction](x)
         return y.float()
 
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample(self, n: int, generator: torch.Generator | None = None, *, seed: int | None = None) -> torch.Tensor:
         raise BadInput(f"{self.name} translates images; it does not sample from noise: "
                        "use ganvae translate RUN INPUT")
 

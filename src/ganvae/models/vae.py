@@ -16,7 +16,7 @@ summed over pixels and latent dimensions, averaged over the batch.
     -log p(x) is a real NLL of the data: bits/dim lies in (0, 8], 8 being the uniform guess.
   - `bernoulli` on the intensities (x + 1) / 2 with decoder logits: a likelihood of binary
     data only (`data.binarize=dynamic|static`); on grey images it is a cross-entropy against
-    soft targets, not a normalised density, and evaluate.py labels it so.
+    soft targets, not a normalised density, and evaluation.py labels it so.
   - `gaussian`: a density on x in [-1, 1] with a fixed sigma or one learned sigma shared by all
     pixels ("σ-VAE", Rybkin et al. 2021); a continuous density of 8-bit data is not a
     probability of it (no discretisation), so its "NLL" can go negative and is labelled so.
@@ -45,7 +45,7 @@ from ..nets import class_weights, dcgan_init, inference_decoder, make_decoder, m
 from ..parallel import randn_rows
 from ..registry import register_model
 from .autoencoder import FittedPrior, check_adam, evaluating, normal
-from .base import ClassConditionalConfig, GenerativeModel, ModelConfig
+from .base import ClassConditionalConfig, GenerativeModel, ModelConfig, seeded_generator
 
 LOG_2PI = math.log(2 * math.pi)
 LOG_SIGMA_FLOOR = -6.0   # a learned sigma stays above ~0.0025 (see VAE.log_sigma)
@@ -375,9 +375,10 @@ class VAE(FittedPrior, GaussianEncoding, GenerativeModel):
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None,
-               labels: torch.Tensor | None = None) -> torch.Tensor:
+               labels: torch.Tensor | None = None, *, seed: int | None = None) -> torch.Tensor:
         """n images; the CVAE's of the classes `labels` (n,), or of classes drawn uniformly
         (after z, from the same generator)."""
+        generator = seeded_generator(seed, generator)
         z = self.sample_prior(n, generator)
         if self.config.conditional and labels is None:
             dev = generator.device if generator is not None else self.device

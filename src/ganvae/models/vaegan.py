@@ -40,7 +40,7 @@ from ..registry import register_model
 from .gan import update_ema_
 from .regularizers import add_spectral_norm
 from .autoencoder import FittedPrior, check_adam, evaluating
-from .base import GenerativeModel, ModelConfig
+from .base import GenerativeModel, ModelConfig, seeded_generator
 from .vae import GaussianEncoding, kl_normal, reparameterize
 
 
@@ -316,5 +316,5 @@ class VAEGAN(FittedPrior, GaussianEncoding, GenerativeModel):
             return self.discriminator(x).float()
 
     @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        return self.decode(self.sample_prior(n, generator))
+    def sample(self, n: int, generator: torch.Generator | None = None, *, seed: int | None = None) -> torch.Tensor:
+        return self.decode(self.sample_prior(n, seeded_generator(seed, generator)))

@@ -43,7 +43,7 @@ from .. import parallel
 from ..data import ImageDataset, to_float, to_uint8
 from ..data.base import AUTO_VAL_MAX, parse_val_split
 from ..errors import BadInput, GanvaeError
-from ..evaluate import (EvalConfig, directions, encoder_metrics, generate, likelihood_info, real_class_hist,
+from ..evaluation import (EvalConfig, directions, encoder_metrics, generate, likelihood_info, real_class_hist,
                         real_features, score)
 from ..evaluators import Evaluator, get_evaluator
 from ..files import atomic_write, dir_lock, read_jsonl, write_json

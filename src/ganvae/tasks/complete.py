@@ -468,7 +468,7 @@ class CompletionTask:
     def prepare(ds, ev, cfg: CompleteConfig, log=print) -> dict:
         """The test images, the masks (one seed for every model), the baselines' and the
         originals' scores: computed once per comparison."""
-        from ..evaluate import real_features
+        from ..evaluation import real_features
 
         cfg.validate()
         n = min(cfg.n, len(ds.test))

@@ -31,7 +31,7 @@ from ..data import to_uint8
 from ..errors import BadInput
 from ..metrics.codec import Quantizer, jpeg_at_bytes, jpeg_curve, pca_codec, rate_distortion_point
 from ..registry import register_task
-from ..evaluate import kl_bits, model_features
+from ..evaluation import kl_bits, model_features
 from . import EncoderTask
 
 # never ranked: each row is a different rate, so the best PSNR of the column would only name the

@@ -28,7 +28,7 @@ from ..data import to_float, to_uint8
 from ..errors import BadInput
 from ..metrics.disentangle import dci, factor_vae_score, gaussian_total_correlation, mig
 from ..registry import register_task
-from ..evaluate import model_features
+from ..evaluation import model_features
 from . import EncoderTask, seed_means
 
 METRICS = [("mig", "MIG", True), ("factor_vae", "FactorVAE score", True), ("dci_d", "DCI disentanglement", True),

@@ -26,7 +26,7 @@ import numpy as np
 from ..errors import BadInput
 from ..metrics.probe import label_subset, pca_fit, probe_curve
 from ..registry import register_task
-from ..evaluate import model_features
+from ..evaluation import model_features
 from . import pixels
 
 DEFAULT_PER_CLASS = "10,100,1000"

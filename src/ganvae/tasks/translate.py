@@ -54,7 +54,7 @@ class TranslateConfig:
 def image_metrics(made: np.ndarray, target: np.ndarray | None, ev=None, real_feats=None,
                   labels: np.ndarray | None = None) -> dict:
     """Scores of uint8 (N, C, H, W) translations (see METRICS); target None: no ground truth."""
-    from ..evaluate import sharpness
+    from ..evaluation import sharpness
 
     out = {}
     if target is not None:
@@ -93,7 +93,7 @@ class TranslationTask:
 
     @staticmethod
     def prepare(ds, ev, cfg: TranslateConfig, log=print) -> dict:
-        from ..evaluate import real_features
+        from ..evaluation import real_features
 
         cfg.validate()
         if ds.test.a is None:

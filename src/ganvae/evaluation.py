@@ -342,21 +342,30 @@ def encoder_metrics(model, ds: ImageDataset, cfg: EvalConfig, log: Callable[[str
 def evaluate_run(run: Path, cfg: EvalConfig, device="cpu", log: Callable[[str], None] = print,
                  checkpoint: str = "last") -> dict:
     """The full suite for a run's final model (or another `checkpoint`: best or a step, see
-    load_run); `ganvae eval` writes it to RUN/eval.json (eval-best.json, eval-step2.json)."""
+    load_run) on the run's own data; `ganvae eval` writes it to RUN/eval.json (eval-best.json,
+    eval-step2.json)."""
     from .trainer import load_run, run_dataset
 
     model, run_cfg = load_run(run, device=device, checkpoint=checkpoint)
-    ds = run_dataset(run_cfg)
+    out = evaluate_model(model, run_dataset(run_cfg), cfg, device, log, source=str(run),
+                         name=run_cfg.get("preset", model.name),
+                         binarize=run_cfg.get("data", {}).get("binarize", "none"))
+    out["checkpoint"] = str(checkpoint)
+    return out
+
+
+def evaluate_model(model, ds: ImageDataset, cfg: EvalConfig, device="cpu", log: Callable[[str], None] = print,
+                   source: str = "", name: str | None = None, binarize: str = "none") -> dict:
+    """The full suite for a model against `ds`: cfg.n samples scored in the evaluator's
+    features, with its encoder and likelihood metrics where it has them."""
     ev = get_evaluator(ds, device=device, log=log)
     t0 = time.perf_counter()
     fake = generate(model, cfg.n, cfg.seed, cfg.batch, inputs=ds.test.a)
     t_gen = time.perf_counter() - t0
     res = score(fake, ds, ev, cfg, log)
-    binarize = run_cfg.get("data", {}).get("binarize", "none")
     res["metrics"].update(encoder_metrics(model, ds, cfg, log, binarize=binarize))
     res["seconds"]["generate"] = round(t_gen, 2)
-    out = _result(res, ev, ds, cfg, source=str(run), model=run_cfg.get("preset", model.name))
-    out["checkpoint"] = str(checkpoint)
+    out = _result(res, ev, ds, cfg, source=source or f"{model.name} model", model=name or model.name)
     if (info := likelihood_info(model, cfg, binarize)) is not None:
         out["likelihood"] = info
     return out
