@@ -265,7 +265,7 @@ def test_lazy_r1_adam_settings_follow_stylegan2_mb_ratio(k):
     # Karras et al. 2020 (Appendix B; mb_ratio in their training loop): lr * c, betas ** c,
     # c = k / (k + 1), because D takes k + 1 steps per k batches.
     model = tiny_model("dcgan", reg="r1", r1_every=k, d_norm="layer", lr_d=3e-4, lr_g=1e-4,
-                       beta1=0.5, beta2=0.99)
+                       adam_beta1=0.5, adam_beta2=0.99)
     c = k / (k + 1)
     opt = model.optimizers()
     (group,) = opt["d"].param_groups
@@ -278,7 +278,7 @@ def test_lazy_r1_adam_settings_follow_stylegan2_mb_ratio(k):
     # (the adjustment is StyleGAN2's, for Adam).
     for overrides in ({"r1_every": 1}, {"reg": "gp"}, {"optimizer": "rmsprop"}):
         other = tiny_model("dcgan", **{"reg": "r1", "r1_every": k, "d_norm": "layer", "lr_d": 3e-4,
-                                       "beta1": 0.5, "beta2": 0.99, **overrides})
+                                       "adam_beta1": 0.5, "adam_beta2": 0.99, **overrides})
         (group,) = other.optimizers()["d"].param_groups
         assert group["lr"] == 3e-4, overrides
         if "betas" in group:
@@ -371,10 +371,10 @@ def test_dcgan28_architecture():
 def test_presets_settings():
     expect = {
         "gan": dict(loss="minimax", reg="none"),
-        "dcgan": dict(loss="ns", reg="none", d_norm="batch", optimizer="adam", lr_d=2e-4, beta1=0.5),
+        "dcgan": dict(loss="ns", reg="none", d_norm="batch", optimizer="adam", lr_d=2e-4, adam_beta1=0.5),
         "wgan": dict(loss="wasserstein", reg="clip", clip_value=0.01, optimizer="rmsprop", lr_d=5e-5, n_critic=5),
         "wgan-gp": dict(loss="wasserstein", reg="gp", gp_weight=10.0, d_norm="layer", lr_d=1e-4,
-                        beta1=0.0, beta2=0.9, n_critic=5),
+                        adam_beta1=0.0, adam_beta2=0.9, n_critic=5),
         "sngan": dict(loss="hinge", reg="spectral", d_norm="none", lr_d=2e-4, n_critic=1),
     }
     for preset, fields in expect.items():
@@ -487,7 +487,7 @@ def test_ema_is_running_average_of_g_weights_and_statistics(batch, n_critic, ema
 @pytest.mark.parametrize("bad", [
     {"n_critic": "0"}, {"loss": "bogus"}, {"reg": "dropout"}, {"d_norm": "instance"},
     {"lr_g": "-1e-4"}, {"lr_d": "0"}, {"ema": "1.0"}, {"ema": "-0.1"}, {"r1_every": "0"},
-    {"clip_value": "0"}, {"beta2": "1"}, {"weight_decay": "-1"}, {"grad_clip": "0"},
+    {"clip_value": "0"}, {"adam_beta2": "1"}, {"weight_decay": "-1"}, {"grad_clip": "0"},
     {"ema_start": "-1"}, {"ema_rampup": "-0.05"}, {"reg": "gp"}, {"reg": "r1"},   # gan: d_norm=batch
 ])
 def test_config_validation(bad):

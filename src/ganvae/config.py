@@ -11,6 +11,7 @@ import json
 import tomllib
 import types
 import typing
+import warnings
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
@@ -91,15 +92,22 @@ def fields_of(cls) -> dict[str, Any]:
     return {f.name: hints[f.name] for f in dataclasses.fields(cls) if f.init}
 
 
-def replace(obj, overrides: dict[str, Any], where: str = "--set"):
+def replace(obj, overrides: dict[str, Any], where: str = "--set", note_renamed: bool = True):
     """A copy of dataclass `obj` with `overrides` applied, type-checked.
 
-    Nested dataclass fields take dotted keys (`train.lr`). Unknown keys raise BadInput.
+    Nested dataclass fields take dotted keys (`train.lr`). Unknown keys raise BadInput. A key
+    the class lists in its `renamed` (old name -> new) is taken under its new name, with a
+    deprecation note where note_renamed (a user's input, not a saved file).
     """
     hints = fields_of(type(obj))
+    renamed = getattr(type(obj), "renamed", {})
     changes: dict[str, Any] = {}
     nested: dict[str, dict] = {}
     for key, value in overrides.items():
+        if key in renamed and key not in hints:
+            if note_renamed:
+                warnings.warn(f"{where}: {key} is now {renamed[key]}; {key} will be removed", FutureWarning)
+            key = renamed[key]
         head, dot, rest = key.partition(".")
         if head not in hints:
             known = ", ".join(sorted(hints))
@@ -125,7 +133,7 @@ def replace(obj, overrides: dict[str, Any], where: str = "--set"):
 
 def from_dict(cls, data: dict, where: str):
     """Build dataclass `cls` from a plain dict (a loaded config.json), strictly."""
-    return replace(cls(), data, where)
+    return replace(cls(), data, where, note_renamed=False)
 
 
 def to_dict(obj) -> dict:

@@ -62,6 +62,11 @@ from ..files import atomic_write, write_json
 class ModelConfig:
     """Fields every model config has; families add their own."""
 
+    # keys of earlier versions and their names now: config.replace maps them (with a note for
+    # --set and --config; silently for a saved run's config.json). One name across families:
+    # adam_beta1 / adam_beta2 (beta alone is the VAE's KL weight)
+    renamed: ClassVar[dict[str, str]] = {"beta1": "adam_beta1", "beta2": "adam_beta2"}
+
     channels: int = 1      # filled from the data
     size: int = 28         # filled from the data
     latent: int = 64       # latent dimension

@@ -57,8 +57,8 @@ class GANConfig(ModelConfig, AugmentConfig, ClassConditionalConfig):
     optimizer: Literal["adam", "rmsprop"] = "adam"
     lr_g: float = 2e-4
     lr_d: float = 2e-4
-    beta1: float = 0.5           # Adam only; DCGAN's 0.5 instead of 0.9 (Radford et al. 2016)
-    beta2: float = 0.999         # Adam only
+    adam_beta1: float = 0.5      # Adam only; DCGAN's 0.5 instead of 0.9 (Radford et al. 2016)
+    adam_beta2: float = 0.999    # Adam only
     # L2 weight decay on D's optimizer only: it limits the discriminator's capacity, which is
     # how it is studied as a GAN regularizer (Kurach et al. 2019, "A Large-Scale Study of
     # Regularization and Normalization in GANs"); decaying G has no such rationale and only
@@ -100,8 +100,8 @@ class GANConfig(ModelConfig, AugmentConfig, ClassConditionalConfig):
         checks = [
             (self.lr_g > 0, f"lr_g={self.lr_g}: must be positive"),
             (self.lr_d > 0, f"lr_d={self.lr_d}: must be positive"),
-            (0 <= self.beta1 < 1, f"beta1={self.beta1}: must be in [0, 1)"),
-            (0 <= self.beta2 < 1, f"beta2={self.beta2}: must be in [0, 1)"),
+            (0 <= self.adam_beta1 < 1, f"adam_beta1={self.adam_beta1}: must be in [0, 1)"),
+            (0 <= self.adam_beta2 < 1, f"adam_beta2={self.adam_beta2}: must be in [0, 1)"),
             (self.weight_decay >= 0, f"weight_decay={self.weight_decay}: must be at least 0"),
             (self.n_critic >= 1, f"n_critic={self.n_critic}: must be at least 1"),
             (self.clip_value > 0, f"clip_value={self.clip_value}: must be positive"),
@@ -182,7 +182,7 @@ LOSSES: dict[str, tuple[DLoss, GLoss]] = {
 
 
 def _adam(params, lr: float, cfg: GANConfig, weight_decay: float) -> torch.optim.Optimizer:
-    return torch.optim.Adam(params, lr=lr, betas=(cfg.beta1, cfg.beta2), weight_decay=weight_decay)
+    return torch.optim.Adam(params, lr=lr, betas=(cfg.adam_beta1, cfg.adam_beta2), weight_decay=weight_decay)
 
 
 def _rmsprop(params, lr: float, cfg: GANConfig, weight_decay: float) -> torch.optim.Optimizer:
@@ -195,7 +195,7 @@ OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {"adam": _adam, "r
 
 PRESETS = {
     "dcgan": (dict(loss="ns", d_norm="batch", g_norm="batch", optimizer="adam", lr_g=2e-4, lr_d=2e-4,
-                   beta1=0.5, beta2=0.999),
+                   adam_beta1=0.5, adam_beta2=0.999),
               "DCGAN: non-saturating loss, batch norm, Adam 2e-4 beta1 0.5 (Radford et al. 2016)"),
     "wgan": (dict(loss="wasserstein", reg="clip", clip_value=0.01, optimizer="rmsprop", lr_g=5e-5,
                   lr_d=5e-5, n_critic=5),
@@ -204,7 +204,7 @@ PRESETS = {
     # per-sample gradient norm the penalty constrains would not be the one of a function of x
     # (Gulrajani et al. 2017, §4 use layer norm in the critic).
     "wgan-gp": (dict(loss="wasserstein", reg="gp", gp_weight=10.0, d_norm="layer", optimizer="adam",
-                     lr_g=1e-4, lr_d=1e-4, beta1=0.0, beta2=0.9, n_critic=5),
+                     lr_g=1e-4, lr_d=1e-4, adam_beta1=0.0, adam_beta2=0.9, n_critic=5),
                 "WGAN-GP: gradient penalty 10, layer-norm critic, Adam 1e-4 (0, 0.9), 5 critic steps "
                 "(Gulrajani et al. 2017)"),
     # Miyato et al. 2018, Table 1 setting C (lr 2e-4, betas 0.5/0.999, n_dis 1): the DCGAN-like
@@ -212,11 +212,11 @@ PRESETS = {
     # Miyato & Koyama 2018: conditional batch norm in G, a projection D with spectral norm and
     # the hinge loss; optimiser as our sngan (setting C of Miyato et al. 2018) for short runs.
     "cgan": (dict(conditional=True, loss="hinge", reg="spectral", d_norm="none", optimizer="adam", lr_g=2e-4,
-                  lr_d=2e-4, beta1=0.5, beta2=0.999, n_critic=1),
+                  lr_d=2e-4, adam_beta1=0.5, adam_beta2=0.999, n_critic=1),
              "cGAN: class-conditional, conditional batch norm in G, projection D, hinge + spectral norm "
              "(Miyato & Koyama 2018)"),
     "sngan": (dict(loss="hinge", reg="spectral", d_norm="none", optimizer="adam", lr_g=2e-4, lr_d=2e-4,
-                   beta1=0.5, beta2=0.999, n_critic=1),
+                   adam_beta1=0.5, adam_beta2=0.999, n_critic=1),
               "SN-GAN: hinge loss, spectral norm in D, Adam 2e-4 (0.5, 0.999) (Miyato et al. 2018)"),
 }
 
@@ -293,7 +293,7 @@ class GAN(GenerativeModel):
             # moment estimates decay by beta ** k, as k steps would without the extra one.
             ratio = c.r1_every / (c.r1_every + 1)
             lr_d = c.lr_d * ratio
-            d_cfg = dataclasses.replace(c, beta1=c.beta1**ratio, beta2=c.beta2**ratio)
+            d_cfg = dataclasses.replace(c, adam_beta1=c.adam_beta1**ratio, adam_beta2=c.adam_beta2**ratio)
         d_params = [p for p in self.d.parameters() if p.requires_grad]     # without Freeze-D's blocks
         return {"g": make(self.g.parameters(), c.lr_g, c, 0.0),            # no decay on G: see GANConfig
                 "d": make(d_params, lr_d, d_cfg, c.weight_decay)}

@@ -63,8 +63,8 @@ class TranslationConfig(ModelConfig):
     d_layers: int = 1
     lr: float = 2e-4           # Adam 2e-4, betas (0.5, 0.999): both papers
     lr_d: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
+    adam_beta1: float = 0.5
+    adam_beta2: float = 0.999
 
     def validate(self) -> None:
         super().validate()
@@ -93,7 +93,7 @@ class TranslationConfig(ModelConfig):
         for name in ("lr", "lr_d"):
             if not getattr(self, name) > 0:
                 raise BadInput(f"{name}={getattr(self, name)}: must be positive")
-        for name in ("beta1", "beta2"):
+        for name in ("adam_beta1", "adam_beta2"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise BadInput(f"{name}={getattr(self, name)}: must be in [0, 1)")
 
@@ -228,7 +228,7 @@ class TranslationModel(GenerativeModel):
 
 
 def adam(params, lr: float, c: TranslationConfig) -> torch.optim.Optimizer:
-    return torch.optim.Adam(params, lr=lr, betas=(c.beta1, c.beta2))
+    return torch.optim.Adam(params, lr=lr, betas=(c.adam_beta1, c.adam_beta2))
 
 
 def l1(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
