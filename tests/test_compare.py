@@ -238,7 +238,8 @@ def test_hybrid_findings_set_a_hybrid_beside_its_parents():
 
 
 @pytest.mark.parametrize("extra,msg", [
-    (["--models", "vae,dcgan", "--set", "nope=1"], "--set for vae: unknown key 'nope'"),
+    (["--models", "vae,dcgan", "--set", "nope=1"], "--set nope: no model of this comparison has that key (vae, dcgan)"),
+    (["--models", "vae,dcgan", "--set", "norm=group"], "norm='group': choose one of batch, layer, none"),
     (["--models", "vae,dcgan:loss=square"], "loss='square'"),
     (["--models", "vae", "--set", "train.log_every=0"], "--log-every 0"),
 ])
@@ -311,3 +312,16 @@ def test_compare_config_file_with_options_that_win(run_cli, tmp_path):
     assert not (tmp_path / "o4").exists()
     code, _, err = run_cli("compare", "--models", "ae", "--steps", 2, "--out", tmp_path / "o5")
     assert code == 2 and "give --data" in err and "--config" in err
+
+
+def test_one_set_reaches_each_model_that_has_the_key(run_cli, tmp_path):
+    """A mixed comparison shares one --set: each model takes the keys it has (norm for the VAE,
+    d_norm for the GAN, lr and train.* for all)."""
+    out = tmp_path / "o"
+    code, _, err = run_cli("compare", "--models", "vae,dcgan", "--set", "norm=none", "--set", "d_norm=layer",
+                           "--set", "lr=0.0005", "--out", out, *ARGS, "--curve-points", 1)
+    assert code == 0, err
+    vae = json.loads((out / "runs" / "vae-seed0" / "config.json").read_text())["model"]
+    gan = json.loads((out / "runs" / "dcgan-seed0" / "config.json").read_text())["model"]
+    assert vae["norm"] == "none" and "d_norm" not in vae and vae["lr"] == 0.0005
+    assert gan["d_norm"] == "layer" and "norm" not in gan and gan["lr_g"] == gan["lr_d"] == 0.0005

@@ -247,7 +247,8 @@ def _train_one(cfg: CompareConfig, out: Path, preset: str, seed: int, ds: ImageD
         # the run's config.json records the split, so `ganvae eval RUN` rebuilds the same data
         data_opts = {f"data_{k}": getattr(cfg, k) for k in ("data_dir", "size", "channels", "val_split", "limit")}
         data_opts["data_seed"] = cfg.data_seed
-        train(name, cfg.data, run_dir, overrides={**cfg.overrides, **own}, progress=progress, callbacks=callbacks,
+        train(name, cfg.data, run_dir, overrides={**shared_overrides(cfg, name), **own}, progress=progress,
+              callbacks=callbacks,
               dataset=ds, **options, **{k: v for k, v in data_opts.items() if v is not None})
     # wall-clock seconds of this phase, summed over resumes: training, curve points, and the rest
     # (start-up, checkpoints, logs) come apart in _timing
@@ -514,11 +515,31 @@ def _check_models(cfg: CompareConfig, ds: ImageDataset) -> None:
     from ..config import replace
     from ..trainer import TrainConfig, build, split_overrides
 
+    used = set()
     for spec in cfg.models:
         name, own = parse_model_spec(spec)
-        m_over, t_over, _ = split_overrides({**cfg.overrides, **own})
+        shared = shared_overrides(cfg, name)
+        used |= set(shared)
+        m_over, t_over, _ = split_overrides({**shared, **own})
         build(name, ds, m_over)
         replace(TrainConfig(), t_over, where=f"--set for {spec}")
+    unknown = sorted(set(cfg.overrides) - used)   # a key no model has: a typo, not a family's own key
+    if unknown:
+        raise BadInput(f"--set {unknown[0]}: no model of this comparison has that key ({', '.join(cfg.models)}); "
+                       "see ganvae config PRESET for a model's keys")
+
+
+def shared_overrides(cfg: CompareConfig, preset: str) -> dict:
+    """compare's --set for one model: every key the model has. A mixed comparison shares one
+    --set (`norm=none` reaches the VAEs, `d_norm=layer` the GANs) while each model takes only
+    its own keys; run and data keys (train.*, data.*) reach every model."""
+    from ..config import fields_of
+    from ..trainer import TRAIN_KEYS
+
+    cls, _ = resolve(preset)
+    own = set(fields_of(cls.Config)) | set(getattr(cls.Config, "renamed", {})) | {"lr"} | set(TRAIN_KEYS)
+    return {k: v for k, v in cfg.overrides.items()
+            if k.partition(".")[0] in ("train", "data") or k.removeprefix("model.").partition(".")[0] in own}
 
 
 def _set_up(cfg: CompareConfig, out: Path, mine: dict, ds: ImageDataset, data_cfg, device, log):
