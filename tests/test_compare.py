@@ -325,3 +325,27 @@ def test_one_set_reaches_each_model_that_has_the_key(run_cli, tmp_path):
     gan = json.loads((out / "runs" / "dcgan-seed0" / "config.json").read_text())["model"]
     assert vae["norm"] == "none" and "d_norm" not in vae and vae["lr"] == 0.0005
     assert gan["d_norm"] == "layer" and "norm" not in gan and gan["lr_g"] == gan["lr_d"] == 0.0005
+
+
+def test_a_comparison_written_before_the_shared_field_names_still_reports(compared, run_cli, tmp_path):
+    """Runs and comparisons written with the old names (summary.json step / images / precision,
+    curve.jsonl time / images, no schema or replay in results.json) are still read."""
+    from ganvae.trainer import read_summary
+
+    out = tmp_path / "old"
+    shutil.copytree(compared, out)
+    old_names = {"steps": "step", "images_seen": "images", "dtype": "precision"}
+    for run in (out / "runs").iterdir():
+        summary = json.loads((run / "summary.json").read_text())
+        (run / "summary.json").write_text(json.dumps({old_names.get(k, k): v for k, v in summary.items()}))
+        assert read_summary(run) == summary
+        curve = [json.loads(x) for x in (run / "curve.jsonl").read_text().splitlines()]
+        renamed = [{{"images_seen": "images", "train_seconds": "time"}.get(k, k): v for k, v in r.items()} for r in curve]
+        (run / "curve.jsonl").write_text("".join(json.dumps(r) + "\n" for r in renamed))
+    res = json.loads((out / "results.json").read_text())
+    del res["schema"], res["replay"]
+    (out / "results.json").write_text(json.dumps(res))
+    (out / "report.html").unlink()
+    code, _, err = run_cli("report", out)
+    assert code == 0, err
+    assert "against training time and images seen" in (out / "report.html").read_text()   # the curves' plot
