@@ -344,6 +344,10 @@ def train_cmd(model, data, data_dir, size, channels, data_seed, val_split, limit
     click.echo(f"run: {out}   samples: {out / 'samples' / 'final.png'}   model: {out / 'model'}")
 
 
+# model config keys taken from the data at training time: a config file does not fix them
+FILLED_FROM_DATA = ("channels", "size", "num_classes", "channels_a")
+
+
 def _train_config_file(path: Path, model: str | None, data: str | None, resume) -> tuple:
     """train --config FILE: a run's config.json (or `ganvae config PRESET`'s output, or YAML/TOML
     with its sections) -> (preset, data spec, dotted overrides). The file's preset and data are
@@ -358,7 +362,7 @@ def _train_config_file(path: Path, model: str | None, data: str | None, resume) 
     over = C.load_file(path)
     preset, spec = over.pop("preset", None), over.pop("data.spec", None)
     over.pop("family", None)
-    for filled in ("channels", "size", "num_classes", "channels_a"):
+    for filled in FILLED_FROM_DATA:
         over.pop(f"model.{filled}", None)
     model = model or (None if resume else preset)
     if model:
@@ -448,7 +452,7 @@ def config_cmd(preset: str) -> None:
 
     _, cfg = resolve(preset)
     model = dataclasses.asdict(cfg)
-    for filled in ("channels", "size", "num_classes", "channels_a"):   # taken from the data at training time
+    for filled in FILLED_FROM_DATA:
         model.pop(filled, None)
     click.echo(json.dumps({"preset": preset, "model": model, "train": dataclasses.asdict(TrainConfig()),
                            "data": {k: v for k, v in dataclasses.asdict(DataConfig()).items() if k != "spec"}},
