@@ -364,6 +364,8 @@ def test_every_option_follows_the_conventions(path):
             assert len(p.opts) == 1, (path, p.opts)
     opts = {o for p in _command(path).params if not getattr(p, "hidden", False) for o in getattr(p, "opts", ())}
     assert not opts & {"--batch", "--run-dir", "--dir", "--output-dir"}, (path, opts)
+    text = _command(path).get_help(click.Context(_command(path), info_name="ganvae"))
+    assert "[default: (" not in text and "default: (" not in text, path   # shown as [default: X], every one
 
 
 @pytest.mark.parametrize("args, note", [

@@ -21,6 +21,23 @@ from .errors import BadInput, GanvaeError
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
+class _Option(click.Option):
+    """Every option of ganvae: a default given as text (show_default="64", for an option whose
+    None means "the preset's or the run's own") is shown as click shows a plain default,
+    `[default: 64]`, not `[default: (64)]`: one way for all."""
+
+    def get_help_extra(self, ctx):
+        extra = super().get_help_extra(ctx)
+        if isinstance(self.show_default, str):
+            extra["default"] = self.show_default
+        return extra
+
+
+def option(*names, **kwargs):
+    """click.option with ganvae's Option class (see _Option)."""
+    return click.option(*names, cls=_Option, **kwargs)
+
+
 def _warning_line(message, category, filename, lineno, file=None, line=None):
     # Warnings meant for the user (skipped files, ...) print as one line, not with source lines.
     print(f"ganvae: warning: {message}", file=sys.stderr)
@@ -28,7 +45,7 @@ def _warning_line(message, category, filename, lineno, file=None, line=None):
 
 @click.group(context_settings=CONTEXT)
 @click.version_option(__version__, "-V", "--version", prog_name="ganvae")
-@click.option("--debug", is_flag=True, help="Show the full traceback on errors.")
+@option("--debug", is_flag=True, help="Show the full traceback on errors.")
 def cli(debug: bool) -> None:
     """Train, evaluate and compare autoencoders, VAEs, GANs and VAE-GANs side by side.
 
@@ -67,7 +84,7 @@ DEVICE = DeviceType()
 DEVICE_HELP = "auto (a GPU if there is one, else the CPU), cpu, cuda or cuda:N."
 
 
-def _renamed(old: str, new: str, param: str, **option):
+def _renamed(old: str, new: str, param: str, **settings):
     """An option's old spelling, hidden but still accepted (scripts keep working) with a
     deprecation note: given, it sets `param`, the parameter the option spelt `new` now sets.
     Goes below the new option's decorator."""
@@ -81,8 +98,8 @@ def _renamed(old: str, new: str, param: str, **option):
         def run(*args, **kwargs):
             return f(*args, **{**kwargs, **click.get_current_context().meta.get("ganvae.renamed", {})})
 
-        return click.option(old, f"old_{param}", default=None, hidden=True, expose_value=False, callback=remember,
-                            **option)(run)
+        return option(old, f"old_{param}", default=None, hidden=True, expose_value=False, callback=remember,
+                      **settings)(run)
 
     return decorate
 
@@ -126,18 +143,18 @@ LIMIT_HELP = ("Train on only N training images (class-stratified, drawn by the d
 
 def data_options(f):
     """--data-dir, --size, --channels: how a dataset spec is read."""
-    f = click.option("--channels", type=int, default=None,
-                     help="1 (grey) or 3 (RGB); default: the data's own.")(f)
-    f = click.option("--size", type=int, default=None,
-                     help="Resize + centre-crop images to SIZE x SIZE; default: the data's own.")(f)
-    f = click.option("--data-dir", type=click.Path(path_type=Path), default=None,
-                     help="Directory searched first for fashion-mnist / mnist.")(f)
+    f = option("--channels", type=int, default=None,
+               help="1 (grey) or 3 (RGB); default: the data's own.")(f)
+    f = option("--size", type=int, default=None,
+               help="Resize + centre-crop images to SIZE x SIZE; default: the data's own.")(f)
+    f = option("--data-dir", type=click.Path(path_type=Path), default=None,
+               help="Directory searched first for fashion-mnist / mnist.")(f)
     return f
 
 
 @cli.group(invoke_without_command=True, context_settings=CONTEXT)
-@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
-              help="Directory searched first for fashion-mnist / mnist.")
+@option("--data-dir", type=click.Path(path_type=Path), default=None,
+        help="Directory searched first for fashion-mnist / mnist.")
 @click.pass_context
 def datasets(ctx: click.Context, data_dir: Path | None) -> None:
     """List the named datasets: where each is found (or how to get it) and its shape.
@@ -186,13 +203,13 @@ def datasets(ctx: click.Context, data_dir: Path | None) -> None:
 
 @datasets.command("show", context_settings=CONTEXT)
 @click.argument("data", shell_complete=lambda c, p, i: _complete_data(i))
-@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="The .png to write.")
-@click.option("-n", "--n", "n", type=click.IntRange(1, 4096), default=64, show_default=True,
-              help="How many images.")
-@click.option("--split", type=click.Choice(["train", "test"]), default="train", show_default=True,
-              help="The split the images come from.")
-@click.option("--seed", type=int, default=0, show_default=True,
-              help="Seed of random splits, procedural data and the images picked.")
+@option("-o", "--output", type=click.Path(path_type=Path), required=True, help="The .png to write.")
+@option("-n", "--n", "n", type=click.IntRange(1, 4096), default=64, show_default=True,
+        help="How many images.")
+@option("--split", type=click.Choice(["train", "test"]), default="train", show_default=True,
+        help="The split the images come from.")
+@option("--seed", type=int, default=0, show_default=True,
+        help="Seed of random splits, procedural data and the images picked.")
 @data_options
 def datasets_show(data, output, n, split, data_dir, size, channels, seed) -> None:
     """Write a grid of real images from DATA (a --data spec) to a PNG.
@@ -221,10 +238,10 @@ def datasets_show(data, output, n, split, data_dir, size, channels, seed) -> Non
 @datasets.command("download", context_settings=CONTEXT)
 @click.argument("name")
 @_renamed("--dir", "--out", "dest", type=click.Path(path_type=Path))
-@click.option("--out", "dest", type=click.Path(path_type=Path), default=None,
-              help="Where to put the files (default: $GANVAE_CACHE/NAME, ~/.cache/ganvae/NAME without it; searched).")
-@click.option("--mirror", default=None, help="Base URL serving the same file names.")
-@click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds per connection.")
+@option("--out", "dest", type=click.Path(path_type=Path), default=None,
+        help="Where to put the files (default: $GANVAE_CACHE/NAME, ~/.cache/ganvae/NAME without it; searched).")
+@option("--mirror", default=None, help="Base URL serving the same file names.")
+@option("--timeout", type=float, default=60.0, show_default=True, help="Seconds per connection.")
 def datasets_download(name, dest, mirror, timeout) -> None:
     """Download NAME's official files over HTTPS and verify their SHA-256.
 
@@ -256,39 +273,39 @@ class _TrainCommand(click.Command):
 
 @cli.command("train", cls=_TrainCommand, context_settings=CONTEXT)
 @click.argument("model", required=False, shell_complete=lambda c, p, i: _complete_presets(i))
-@click.option("--data", default=None, shell_complete=lambda c, p, i: _complete_data(i),
-              help="Dataset spec: fashion-mnist, mnist, shapes, folder:PATH, npz:PATH.")
+@option("--data", default=None, shell_complete=lambda c, p, i: _complete_data(i),
+        help="Dataset spec: fashion-mnist, mnist, shapes, folder:PATH, npz:PATH.")
 @data_options
-@click.option("--data-seed", type=int, default=None, show_default="0", help="Seed of random splits and procedural data.")
-@click.option("--val-split", default=None, show_default="auto", help=VAL_SPLIT_HELP)
-@click.option("--limit", type=click.IntRange(min=1), default=None, metavar="N", help=LIMIT_HELP)
-@click.option("--steps", type=int, default=None, help="Stop after N steps (a GAN step: one G update after n_critic D updates).")
-@click.option("--epochs", type=float, default=None, help="Stop after E passes over the training split.")
-@click.option("--budget", default=None, help="Stop after a wall-clock training time: 90s, 5m, 1h.")
-@click.option("--batch-size", type=int, default=None, show_default="64", help="Images per step.")
-@click.option("--seed", type=int, default=None, show_default="0", help="Seed of the weights, the noise and the data order.")
-@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16", "auto"]), default=None,
-              show_default="fp32", help="Autocast precision; auto: bf16 where the device has it natively, else fp32.")
-@click.option("--device", type=DEVICE, default=None, show_default="auto", help=DEVICE_HELP)
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
-              help="Override a config value: beta=4, model.lr_d=1e-4, train.log_every=10 (repeatable).")
-@click.option("--config", "config_file", type=click.Path(path_type=Path), default=None,
-              help="YAML/TOML/JSON file of config values (sections model, train, data).")
-@click.option("--out", "run_dir", type=click.Path(path_type=Path), default=None, show_default="runs/NNNN-MODEL-DATA",
-              help="The run directory to write.")
+@option("--data-seed", type=int, default=None, show_default="0", help="Seed of random splits and procedural data.")
+@option("--val-split", default=None, show_default="auto", help=VAL_SPLIT_HELP)
+@option("--limit", type=click.IntRange(min=1), default=None, metavar="N", help=LIMIT_HELP)
+@option("--steps", type=int, default=None, help="Stop after N steps (a GAN step: one G update after n_critic D updates).")
+@option("--epochs", type=float, default=None, help="Stop after E passes over the training split.")
+@option("--budget", default=None, help="Stop after a wall-clock training time: 90s, 5m, 1h.")
+@option("--batch-size", type=int, default=None, show_default="64", help="Images per step.")
+@option("--seed", type=int, default=None, show_default="0", help="Seed of the weights, the noise and the data order.")
+@option("--precision", type=click.Choice(["fp32", "bf16", "fp16", "auto"]), default=None,
+        show_default="fp32", help="Autocast precision; auto: bf16 where the device has it natively, else fp32.")
+@option("--device", type=DEVICE, default=None, show_default="auto", help=DEVICE_HELP)
+@option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+        help="Override a config value: beta=4, model.lr_d=1e-4, train.log_every=10 (repeatable).")
+@option("--config", "config_file", type=click.Path(path_type=Path), default=None,
+        help="YAML/TOML/JSON file of config values (sections model, train, data).")
+@option("--out", "run_dir", type=click.Path(path_type=Path), default=None, show_default="runs/NNNN-MODEL-DATA",
+        help="The run directory to write.")
 @_renamed("--run-dir", "--out", "run_dir", type=click.Path(path_type=Path))
-@click.option("--resume", type=click.Path(path_type=Path), default=None,
-              help="Continue the run in this directory from its last checkpoint.")
-@click.option("--init-from", type=click.Path(path_type=Path), default=None, metavar="RUN",
-              help="Start from RUN's final weights (transfer; the same nets), with fresh optimizers; "
-                   "--set freeze_d=K keeps D's first K blocks fixed.")
-@click.option("--log-every", type=int, default=None, show_default="50", help="Steps between metric lines.")
-@click.option("--sample-every", type=int, default=None, show_default="500", help="Steps between sample grids.")
-@click.option("--checkpoint-every", type=int, default=None, show_default="1000", help="Steps between checkpoints.")
-@click.option("--nproc", type=int, default=None, metavar="N",
-              help="Train with N processes (DDP, launched through torchrun): one per GPU, or CPU processes. "
-                   "The global batch stays --batch-size.", show_default="1")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@option("--resume", type=click.Path(path_type=Path), default=None,
+        help="Continue the run in this directory from its last checkpoint.")
+@option("--init-from", type=click.Path(path_type=Path), default=None, metavar="RUN",
+        help="Start from RUN's final weights (transfer; the same nets), with fresh optimizers; "
+             "--set freeze_d=K keeps D's first K blocks fixed.")
+@option("--log-every", type=int, default=None, show_default="50", help="Steps between metric lines.")
+@option("--sample-every", type=int, default=None, show_default="500", help="Steps between sample grids.")
+@option("--checkpoint-every", type=int, default=None, show_default="1000", help="Steps between checkpoints.")
+@option("--nproc", type=int, default=None, metavar="N",
+        help="Train with N processes (DDP, launched through torchrun): one per GPU, or CPU processes. "
+             "The global batch stays --batch-size.", show_default="1")
+@option("--quiet", is_flag=True, help="No progress bar.")
 def train_cmd(model, data, data_dir, size, channels, data_seed, val_split, limit, steps, epochs, budget, batch_size, seed,
               precision, device, sets, config_file, run_dir, resume, init_from, log_every, sample_every,
               checkpoint_every, nproc, quiet) -> None:
@@ -409,7 +426,7 @@ def _without_option(args: list[str], name: str) -> list[str]:
 
 
 @cli.command("models", context_settings=CONTEXT)
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per preset: name, family, description.")
+@option("--json", "as_json", is_flag=True, help="One JSON object per preset: name, family, description.")
 def models_cmd(as_json: bool) -> None:
     """List the model presets, one line each.
 
@@ -463,9 +480,9 @@ def config_cmd(preset: str) -> None:
 
 def _run_options(f):
     f = _checkpoint_option(f)
-    f = click.option("--device", type=DEVICE, default="auto", show_default=True, help=DEVICE_HELP)(f)
-    f = click.option("--seed", type=int, default=0, show_default=True, help="Seed of the latent draws.")(f)
-    f = click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="The .png to write.")(f)
+    f = option("--device", type=DEVICE, default="auto", show_default=True, help=DEVICE_HELP)(f)
+    f = option("--seed", type=int, default=0, show_default=True, help="Seed of the latent draws.")(f)
+    f = option("-o", "--output", type=click.Path(path_type=Path), required=True, help="The .png to write.")(f)
     return f
 
 
@@ -474,10 +491,10 @@ def _checkpoint_option(f):
     def remember(ctx, param, value):
         ctx.meta["ganvae.checkpoint"] = value
 
-    return click.option("--checkpoint", default="last", show_default=True, expose_value=False, callback=remember,
-                        metavar="last|best|STEP",
-                        help="Which weights: the final model, the checkpoint compare picked on the validation "
-                             "split, or a step whose checkpoint is kept.")(f)
+    return option("--checkpoint", default="last", show_default=True, expose_value=False, callback=remember,
+                  metavar="last|best|STEP",
+                  help="Which weights: the final model, the checkpoint compare picked on the validation "
+                       "split, or a step whose checkpoint is kept.")(f)
 
 
 def _checkpoint() -> str:
@@ -520,13 +537,13 @@ def _png(output: Path) -> None:
 
 @cli.command("sample", context_settings=CONTEXT)
 @click.argument("run", type=click.Path(path_type=Path))
-@click.option("-n", "--n", "n", type=click.IntRange(1, 1_000_000), default=64, show_default=True, help="Samples drawn.")
-@click.option("--batch-size", "batch", type=click.IntRange(1), default=500, show_default=True,
-              help="Images generated at once.")
+@option("-n", "--n", "n", type=click.IntRange(1, 1_000_000), default=64, show_default=True, help="Samples drawn.")
+@option("--batch-size", "batch", type=click.IntRange(1), default=500, show_default=True,
+        help="Images generated at once.")
 @_renamed("--batch", "--batch-size", "batch", type=click.IntRange(1))
-@click.option("--class", "klass", default=None, metavar="K|NAME|all",
-              help="Class-conditional models (cgan): samples of class K (its index or name), or 'all': "
-                   "N per class, one column per class.")
+@option("--class", "klass", default=None, metavar="K|NAME|all",
+        help="Class-conditional models (cgan): samples of class K (its index or name), or 'all': "
+             "N per class, one column per class.")
 @_run_options
 def sample_cmd(run, n, batch, klass, output, seed, device) -> None:
     """Draw N samples from RUN's model into a .png grid, an .npz (x: uint8 (N, C, H, W)) or a
@@ -631,7 +648,7 @@ def _class_labels(model, cfg: dict, klass: str, n: int, run: Path):
 
 @cli.command("reconstruct", context_settings=CONTEXT)
 @click.argument("run", type=click.Path(path_type=Path))
-@click.option("-n", "--n", "n", type=click.IntRange(1, 512), default=32, show_default=True, help="Test images.")
+@option("-n", "--n", "n", type=click.IntRange(1, 512), default=32, show_default=True, help="Test images.")
 @_run_options
 def reconstruct_cmd(run, n, output, seed, device) -> None:
     """Test images (odd rows) above their reconstructions (even rows).
@@ -662,9 +679,9 @@ def reconstruct_cmd(run, n, output, seed, device) -> None:
 
 @cli.command("interpolate", context_settings=CONTEXT)
 @click.argument("run", type=click.Path(path_type=Path))
-@click.option("--pairs", type=click.IntRange(1, 64), default=8, show_default=True, help="Paths (rows).")
-@click.option("--points", "steps", type=click.IntRange(2, 64), default=10, show_default=True,
-              help="Images along each path, its two ends included.")
+@option("--pairs", type=click.IntRange(1, 64), default=8, show_default=True, help="Paths (rows).")
+@option("--points", "steps", type=click.IntRange(2, 64), default=10, show_default=True,
+        help="Images along each path, its two ends included.")
 @_renamed("--steps", "--points", "steps", type=click.IntRange(2, 64))
 @_run_options
 def interpolate_cmd(run, pairs, steps, output, seed, device) -> None:
@@ -695,11 +712,11 @@ def interpolate_cmd(run, pairs, steps, output, seed, device) -> None:
 
 @cli.command("traverse", context_settings=CONTEXT)
 @click.argument("run", type=click.Path(path_type=Path))
-@click.option("--dims", type=click.IntRange(1, 256), default=10, show_default=True, help="Rows (most used dims).")
-@click.option("--points", "steps", type=click.IntRange(2, 64), default=11, show_default=True,
-              help="Images along each row, evenly from -span to +span.")
+@option("--dims", type=click.IntRange(1, 256), default=10, show_default=True, help="Rows (most used dims).")
+@option("--points", "steps", type=click.IntRange(2, 64), default=11, show_default=True,
+        help="Images along each row, evenly from -span to +span.")
 @_renamed("--steps", "--points", "steps", type=click.IntRange(2, 64))
-@click.option("--span", type=click.FloatRange(0.1, 10), default=3.0, show_default=True, help="Range in std units.")
+@option("--span", type=click.FloatRange(0.1, 10), default=3.0, show_default=True, help="Range in std units.")
 @_run_options
 def traverse_cmd(run, dims, steps, span, output, seed, device) -> None:
     """One row per latent dimension, varied over [-span, span] (most used dimensions first).
@@ -731,9 +748,9 @@ def traverse_cmd(run, dims, steps, span, output, seed, device) -> None:
 
 @cli.command("embed", context_settings=CONTEXT)
 @click.argument("run", type=click.Path(path_type=Path))
-@click.option("-n", "--n", "n", type=click.IntRange(10, 100_000), default=2000, show_default=True, help="Test images.")
-@click.option("--method", type=click.Choice(["pca", "tsne"]), default="pca", show_default=True,
-              help="The 2-d projection of the codes.")
+@option("-n", "--n", "n", type=click.IntRange(10, 100_000), default=2000, show_default=True, help="Test images.")
+@option("--method", type=click.Choice(["pca", "tsne"]), default="pca", show_default=True,
+        help="The 2-d projection of the codes.")
 @_run_options
 def embed_cmd(run, n, method, output, seed, device) -> None:
     """Test-set latents in 2-D (PCA or t-SNE), coloured by label.
@@ -758,28 +775,29 @@ def embed_cmd(run, n, method, output, seed, device) -> None:
 @cli.command("complete", context_settings=CONTEXT)
 @_checkpoint_option
 @click.argument("run", type=click.Path(path_type=Path))
-@click.option("--mask", "mask_spec", default="center", show_default=True,
-              help="center, half[:left|right|top|bottom], random-blocks[:COUNT], random-pixels[:FRACTION] "
-                   "(the share missing, 0.6 by default) or PATH.png (white = known).")
-@click.option("--method", type=click.Choice(["auto", "latent-opt", "encoder", "gibbs"]), default="auto",
-              show_default=True, help="latent-opt: search z (every model); encoder: one encode-decode; gibbs: "
-                                      "repeated encode-decode (encoder models).")
-@click.option("-n", "--n", "n", type=click.IntRange(1, 100_000), default=64, show_default=True,
-              help="Test images (the first N of the test split).")
-@click.option("--opt-steps", "steps", type=click.IntRange(1), default=None, show_default="100",
-              help="latent-opt: Adam steps on z.")
-@click.option("--restarts", type=click.IntRange(1), default=None, show_default="4", help="latent-opt: codes searched per image.")
-@click.option("--batch-size", "batch", type=click.IntRange(1), default=256, show_default=True,
-              help="Images completed at once.")
+@option("--mask", "mask_spec", default="center", show_default=True,
+        help="center, half[:left|right|top|bottom], random-blocks[:COUNT], random-pixels[:FRACTION] "
+             "(the share missing, 0.6 by default) or PATH.png (white = known).")
+@option("--method", type=click.Choice(["auto", "latent-opt", "encoder", "gibbs"]), default="auto",
+        show_default=True, help="latent-opt: search z (every model); encoder: one encode-decode; gibbs: "
+                                "repeated encode-decode (encoder models).")
+@option("-n", "--n", "n", type=click.IntRange(1, 100_000), default=64, show_default=True,
+        help="Test images (the first N of the test split).")
+@option("--opt-steps", "steps", type=click.IntRange(1), default=None, show_default="100",
+        help="latent-opt: Adam steps on z.")
+@option("--restarts", type=click.IntRange(1), default=None, show_default="4",
+        help="latent-opt: codes searched per image.")
+@option("--batch-size", "batch", type=click.IntRange(1), default=256, show_default=True,
+        help="Images completed at once.")
 @_renamed("--batch", "--batch-size", "batch", type=click.IntRange(1))
 @_renamed("--steps", "--opt-steps", "steps", type=click.IntRange(1))
-@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
-              help="Network forwards in bfloat16 (faster on CPUs with AVX-512 bf16 and on GPUs).")
-@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
-              help="A .png grid (masked | completion | original rows) or an .npz (x, mask, original).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of random masks and starting codes.")
-@click.option("--device", type=DEVICE, default="auto", show_default=True, help=DEVICE_HELP)
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
+        help="Network forwards in bfloat16 (faster on CPUs with AVX-512 bf16 and on GPUs).")
+@option("-o", "--output", type=click.Path(path_type=Path), required=True,
+        help="A .png grid (masked | completion | original rows) or an .npz (x, mask, original).")
+@option("--seed", type=int, default=0, show_default=True, help="Seed of random masks and starting codes.")
+@option("--device", type=DEVICE, default="auto", show_default=True, help=DEVICE_HELP)
+@option("--quiet", is_flag=True, help="No progress bar.")
 def complete_cmd(run, mask_spec, method, n, steps, restarts, batch, precision, output, seed, device, quiet) -> None:
     """Fill in the masked part of test images with RUN's model; the masks are saved beside the output.
 
@@ -838,17 +856,17 @@ def complete_cmd(run, mask_spec, method, n, steps, restarts, batch, precision, o
 @_checkpoint_option
 @click.argument("run", type=click.Path(path_type=Path))
 @click.argument("inputs", type=click.Path(path_type=Path), required=False)
-@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
-              help="A folder (one PNG per input, under the input's name), an .npz (x: uint8 (N, C, H, W)) or "
-                   "a .png grid (input | translation rows, and the true targets where the run's data has them).")
-@click.option("--direction", type=click.Choice(["a2b", "b2a"]), default="a2b", show_default=True,
-              help="a2b: input domain to target domain; b2a: back (cyclegan, unit).")
-@click.option("-n", "--n", "n", type=click.IntRange(1), default=None,
-              show_default="all of INPUTS; 64 of the run's test split without INPUTS", help="At most N inputs.")
-@click.option("--batch-size", "batch", type=click.IntRange(1), default=256, show_default=True,
-              help="Images translated at once.")
+@option("-o", "--output", type=click.Path(path_type=Path), required=True,
+        help="A folder (one PNG per input, under the input's name), an .npz (x: uint8 (N, C, H, W)) or "
+             "a .png grid (input | translation rows, and the true targets where the run's data has them).")
+@option("--direction", type=click.Choice(["a2b", "b2a"]), default="a2b", show_default=True,
+        help="a2b: input domain to target domain; b2a: back (cyclegan, unit).")
+@option("-n", "--n", "n", type=click.IntRange(1), default=None,
+        show_default="all of INPUTS; 64 of the run's test split without INPUTS", help="At most N inputs.")
+@option("--batch-size", "batch", type=click.IntRange(1), default=256, show_default=True,
+        help="Images translated at once.")
 @_renamed("--batch", "--batch-size", "batch", type=click.IntRange(1))
-@click.option("--device", type=DEVICE, default="auto", show_default=True, help=DEVICE_HELP)
+@option("--device", type=DEVICE, default="auto", show_default=True, help=DEVICE_HELP)
 def translate_cmd(run, inputs, output, direction, n, batch, device) -> None:
     """Translate images with RUN's translation model (pix2pix, unet-l1, cyclegan, unit).
 
@@ -922,20 +940,20 @@ def translate_cmd(run, inputs, output, direction, n, batch, device) -> None:
 
 def _task_options(f):
     """--tasks and the completion task's options, shared by eval and compare."""
-    f = click.option("--complete-method", type=click.Choice(["auto", "latent-opt", "encoder", "gibbs"]),
-                     default="auto", show_default=True, help="Completion method (--tasks complete).")(f)
-    f = click.option("--complete-n", type=click.IntRange(1), default=500, show_default=True,
-                     help="Test images completed per mask kind (--tasks complete).")(f)
-    f = click.option("--masks", default="center,half,random-blocks,random-pixels", show_default=True,
-                     help="Mask kinds scored by --tasks complete (see ganvae complete --help).")(f)
-    f = click.option("--task-set", "task_sets", multiple=True, metavar="TASK.KEY=VALUE",
-                     help="A task's setting: augment.seeds=1, augment.ratio=2, translate.n=500, probe.per_class=10,100, "
-                          "compress.bits=2,4,8 (repeatable).")(f)
-    f = click.option("--tasks", default="generate", show_default=True,
-                     help="What to score: generate (samples; a translator's outputs), complete (inpainting), "
-                          "translate (translation against ground truth), augment (a classifier on real and "
-                          "synthetic images; class-conditional models), probe, compress, disentangle (the latent "
-                          "space: see ganvae probe/compress/disentangle --help), comma-separated.")(f)
+    f = option("--complete-method", type=click.Choice(["auto", "latent-opt", "encoder", "gibbs"]),
+               default="auto", show_default=True, help="Completion method (--tasks complete).")(f)
+    f = option("--complete-n", type=click.IntRange(1), default=500, show_default=True,
+               help="Test images completed per mask kind (--tasks complete).")(f)
+    f = option("--masks", default="center,half,random-blocks,random-pixels", show_default=True,
+               help="Mask kinds scored by --tasks complete (see ganvae complete --help).")(f)
+    f = option("--task-set", "task_sets", multiple=True, metavar="TASK.KEY=VALUE",
+               help="A task's setting: augment.seeds=1, augment.ratio=2, translate.n=500, probe.per_class=10,100, "
+                    "compress.bits=2,4,8 (repeatable).")(f)
+    f = option("--tasks", default="generate", show_default=True,
+               help="What to score: generate (samples; a translator's outputs), complete (inpainting), "
+                    "translate (translation against ground truth), augment (a classifier on real and "
+                    "synthetic images; class-conditional models), probe, compress, disentangle (the latent "
+                    "space: see ganvae probe/compress/disentangle --help), comma-separated.")(f)
     return f
 
 
@@ -986,22 +1004,22 @@ def _parse_task_options(tasks, masks, complete_n, complete_method, seed, task_se
 
 @cli.command("eval", context_settings=CONTEXT)
 @click.argument("run", type=click.Path(path_type=Path), required=False)
-@click.option("--samples", type=click.Path(path_type=Path), default=None,
-              help="Score these images instead of a run: an .npz (x uint8 (N, C, H, W)) or a folder.")
-@click.option("--data", default=None, help="The dataset --samples are compared with.")
+@option("--samples", type=click.Path(path_type=Path), default=None,
+        help="Score these images instead of a run: an .npz (x uint8 (N, C, H, W)) or a folder.")
+@option("--data", default=None, help="The dataset --samples are compared with.")
 @data_options
-@click.option("--data-seed", type=int, default=0, show_default=True, help="Seed of random splits / procedural data.")
-@click.option("-n", "--n", "n", type=int, default=10_000, show_default=True, help="Samples generated from the run.")
-@click.option("--k", type=int, default=5, show_default=True, help="Neighbours for precision/recall/density/coverage.")
-@click.option("--nll-k", type=int, default=1000, show_default=True, help="Importance samples of the VAE NLL bound.")
-@click.option("--nll-images", type=int, default=100, show_default=True,
-              help="Test images the NLL bound averages (each costs --nll-k decodes).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the samples drawn from the run.")
-@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Also write the result here.")
+@option("--data-seed", type=int, default=0, show_default=True, help="Seed of random splits / procedural data.")
+@option("-n", "--n", "n", type=int, default=10_000, show_default=True, help="Samples generated from the run.")
+@option("--k", type=int, default=5, show_default=True, help="Neighbours for precision/recall/density/coverage.")
+@option("--nll-k", type=int, default=1000, show_default=True, help="Importance samples of the VAE NLL bound.")
+@option("--nll-images", type=int, default=100, show_default=True,
+        help="Test images the NLL bound averages (each costs --nll-k decodes).")
+@option("--seed", type=int, default=0, show_default=True, help="Seed of the samples drawn from the run.")
+@option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Also write the result here.")
 @_task_options
 @_checkpoint_option
-@click.option("--device", type=DEVICE, default="auto", show_default=True, help=DEVICE_HELP)
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@option("--device", type=DEVICE, default="auto", show_default=True, help=DEVICE_HELP)
+@option("--quiet", is_flag=True, help="No progress bars.")
 def eval_cmd(run, samples, data, data_dir, size, channels, data_seed, n, k, nll_k, nll_images, seed, json_out,
              tasks, task_sets, masks, complete_n, complete_method, device, quiet) -> None:
     """Score RUN's final model (writes RUN/eval.json; another --checkpoint: RUN/eval-best.json,
@@ -1054,15 +1072,15 @@ def eval_cmd(run, samples, data, data_dir, size, channels, data_seed, n, k, nll_
 
 @cli.command("augment-eval", context_settings=CONTEXT)
 @click.argument("run", type=click.Path(path_type=Path))
-@click.option("--ratio", type=float, default=1.0, show_default=True,
-              help="Synthetic images per real one in the real+synthetic training set.")
-@click.option("--seeds", type=click.IntRange(1, 20), default=3, show_default=True,
-              help="Classifier seeds: accuracies are their mean ± std.")
-@click.option("--budget-images", type=click.IntRange(1), default=30_000, show_default=True,
-              help="Images each classifier sees in training, the same for all three training sets.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the samples.")
-@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Also write the result here.")
-@click.option("--device", type=DEVICE, default="auto", show_default=True, help=DEVICE_HELP)
+@option("--ratio", type=float, default=1.0, show_default=True,
+        help="Synthetic images per real one in the real+synthetic training set.")
+@option("--seeds", type=click.IntRange(1, 20), default=3, show_default=True,
+        help="Classifier seeds: accuracies are their mean ± std.")
+@option("--budget-images", type=click.IntRange(1), default=30_000, show_default=True,
+        help="Images each classifier sees in training, the same for all three training sets.")
+@option("--seed", type=int, default=0, show_default=True, help="Seed of the samples.")
+@option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Also write the result here.")
+@option("--device", type=DEVICE, default="auto", show_default=True, help=DEVICE_HELP)
 @_checkpoint_option
 def augment_eval_cmd(run, ratio, seeds, budget_images, seed, json_out, device) -> None:
     """Does RUN's class-conditional model help a classifier? The evaluator's classifier trained
@@ -1105,16 +1123,16 @@ def _run_one_task(run: Path, name: str, cfg, device: str, json_out: Path | None,
 
 @cli.command("probe", context_settings=CONTEXT)
 @click.argument("run", type=click.Path(path_type=Path))
-@click.option("--data", default=None,
-              help="Probe on this dataset instead of the run's own (at the run's size and channels).")
-@click.option("--per-class", default="10,100,1000", show_default=True,
-              help="Labelled training images per class, one point of the label-efficiency curve each.")
-@click.option("--seeds", type=click.IntRange(1, 20), default=1, show_default=True,
-              help="Draws of the labelled images: accuracies are their mean ± std.")
-@click.option("--k", type=click.IntRange(1), default=10, show_default=True, help="Neighbours of the k-NN probe.")
-@click.option("--n-test", type=click.IntRange(10), default=10_000, show_default=True, help="Test images scored.")
-@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Also write the result here.")
-@click.option("--device", type=DEVICE, default="auto", show_default=True, help=DEVICE_HELP)
+@option("--data", default=None,
+        help="Probe on this dataset instead of the run's own (at the run's size and channels).")
+@option("--per-class", default="10,100,1000", show_default=True,
+        help="Labelled training images per class, one point of the label-efficiency curve each.")
+@option("--seeds", type=click.IntRange(1, 20), default=1, show_default=True,
+        help="Draws of the labelled images: accuracies are their mean ± std.")
+@option("--k", type=click.IntRange(1), default=10, show_default=True, help="Neighbours of the k-NN probe.")
+@option("--n-test", type=click.IntRange(10), default=10_000, show_default=True, help="Test images scored.")
+@option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Also write the result here.")
+@option("--device", type=DEVICE, default="auto", show_default=True, help=DEVICE_HELP)
 @_checkpoint_option
 def probe_cmd(run, data, per_class, seeds, k, n_test, json_out, device) -> None:
     """How good are RUN's frozen features for classification? A linear (logistic regression)
@@ -1139,11 +1157,11 @@ def probe_cmd(run, data, per_class, seeds, k, n_test, json_out, device) -> None:
 @_checkpoint_option
 @click.argument("run", type=click.Path(path_type=Path))
 @click.argument("inputs", type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="The codes file (.npz) to write.")
-@click.option("--bits", type=click.IntRange(1, 16), default=8, show_default=True, help="Bits per latent dimension.")
-@click.option("--n-fit", type=click.IntRange(100), default=5000, show_default=True,
-              help="Training images of the run whose codes fit the quantiser's range.")
-@click.option("--device", type=DEVICE, default="auto", show_default=True, help=DEVICE_HELP)
+@option("-o", "--output", type=click.Path(path_type=Path), required=True, help="The codes file (.npz) to write.")
+@option("--bits", type=click.IntRange(1, 16), default=8, show_default=True, help="Bits per latent dimension.")
+@option("--n-fit", type=click.IntRange(100), default=5000, show_default=True,
+        help="Training images of the run whose codes fit the quantiser's range.")
+@option("--device", type=DEVICE, default="auto", show_default=True, help=DEVICE_HELP)
 def compress_cmd(run, inputs, output, bits, n_fit, device) -> None:
     """Compress the images INPUTS (a folder or an .npz with x) into RUN's latent codes, each
     dimension quantised to --bits (a uniform quantiser fitted on the run's training codes), packed
@@ -1184,9 +1202,9 @@ def compress_cmd(run, inputs, output, bits, n_fit, device) -> None:
 @_checkpoint_option
 @click.argument("run", type=click.Path(path_type=Path))
 @click.argument("codes", type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
-              help="A folder for one PNG per image, or an .npz (x uint8 (N, C, H, W)).")
-@click.option("--device", type=DEVICE, default="auto", show_default=True, help=DEVICE_HELP)
+@option("-o", "--output", type=click.Path(path_type=Path), required=True,
+        help="A folder for one PNG per image, or an .npz (x uint8 (N, C, H, W)).")
+@option("--device", type=DEVICE, default="auto", show_default=True, help=DEVICE_HELP)
 def decompress_cmd(run, codes, output, device) -> None:
     """Decode a codes file written by `ganvae compress` with RUN's decoder.
 
@@ -1230,14 +1248,14 @@ def decompress_cmd(run, codes, output, device) -> None:
 
 @cli.command("disentangle", context_settings=CONTEXT)
 @click.argument("run", type=click.Path(path_type=Path))
-@click.option("--data", default=None, help="Score on this dataset instead of the run's own (e.g. factors).")
-@click.option("-n", "--n", "n", type=click.IntRange(100), default=5000, show_default=True, help="Test images encoded.")
-@click.option("--bins", type=click.IntRange(2), default=20, show_default=True, help="MIG's bins per code dimension.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the FactorVAE votes and DCI's trees.")
-@click.option("--figure", type=click.Path(path_type=Path), default=None,
-              help="Also write the latent traversal labelled with the factor each dimension captures (.png).")
-@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Also write the result here.")
-@click.option("--device", type=DEVICE, default="auto", show_default=True, help=DEVICE_HELP)
+@option("--data", default=None, help="Score on this dataset instead of the run's own (e.g. factors).")
+@option("-n", "--n", "n", type=click.IntRange(100), default=5000, show_default=True, help="Test images encoded.")
+@option("--bins", type=click.IntRange(2), default=20, show_default=True, help="MIG's bins per code dimension.")
+@option("--seed", type=int, default=0, show_default=True, help="Seed of the FactorVAE votes and DCI's trees.")
+@option("--figure", type=click.Path(path_type=Path), default=None,
+        help="Also write the latent traversal labelled with the factor each dimension captures (.png).")
+@option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Also write the result here.")
+@option("--device", type=DEVICE, default="auto", show_default=True, help=DEVICE_HELP)
 @_checkpoint_option
 def disentangle_cmd(run, data, n, bins, seed, figure, json_out, device) -> None:
     """How disentangled are RUN's codes? On data with known factors (--data factors) MIG, the
@@ -1271,47 +1289,47 @@ def disentangle_cmd(run, data, n, bins, seed, figure, json_out, device) -> None:
 # ---------------------------------------------------------------------------- compare / report
 
 @cli.command("compare", context_settings=CONTEXT)
-@click.option("--data", default=None, shell_complete=lambda c, p, i: _complete_data(i),
-              help="Dataset spec: fashion-mnist, mnist, shapes, folder:PATH, npz:PATH.")
+@option("--data", default=None, shell_complete=lambda c, p, i: _complete_data(i),
+        help="Dataset spec: fashion-mnist, mnist, shapes, folder:PATH, npz:PATH.")
 @data_options
-@click.option("--models", default="ae,vae,dcgan,vaegan", show_default=True, help="Comma-separated presets.",
-              shell_complete=lambda c, p, i: _complete_presets(i, listed=True))
-@click.option("--budget", default=None, help="Wall-clock training time per model: 90s, 3m.")
-@click.option("--steps", type=int, default=None,
-              help="Steps per model; a GAN's step is one G update after its n_critic D updates.")
-@click.option("--epochs", type=float, default=None, help="Epochs per model.")
-@click.option("--seeds", type=int, default=1, show_default=True, help="Seeds per model (mean ± std in the report).")
-@click.option("--seed", type=int, default=0, show_default=True,
-              help="The first training seed (runs use SEED .. SEED + SEEDS - 1).")
-@click.option("--data-seed", type=int, default=0, show_default=True,
-              help="Seed of the data's random splits (validation, --limit) and procedural data.")
-@click.option("--batch-size", type=int, default=64, show_default=True, help="Images per training step.")
-@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16", "auto"]), default="fp32", show_default=True,
-              help="Autocast precision; auto: bf16 where the device has it natively, else fp32.")
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Config override for every model.")
-@click.option("--eval-n", type=int, default=10_000, show_default=True, help="Samples scored per model.")
-@click.option("--curve-points", type=int, default=5, show_default=True, help="Quick FDs during training.")
-@click.option("--curve-n", type=int, default=1000, show_default=True, help="Samples per quick FD.")
-@click.option("--nll-k", type=int, default=100, show_default=True,
-              help="Importance samples of the likelihood models' NLL bound (ganvae eval uses 1000).")
-@click.option("--nll-images", type=int, default=200, show_default=True,
-              help="Test images the ELBO and the NLL bound are averaged over.")
-@click.option("--val-split", default="auto", show_default=True,
-              help=VAL_SPLIT_HELP + " Curves and the best checkpoint are judged on it; with 0 no best checkpoint "
-                   "is picked.")
-@click.option("--limit", type=click.IntRange(min=1), default=None, metavar="N", help=LIMIT_HELP)
+@option("--models", default="ae,vae,dcgan,vaegan", show_default=True, help="Comma-separated presets.",
+        shell_complete=lambda c, p, i: _complete_presets(i, listed=True))
+@option("--budget", default=None, help="Wall-clock training time per model: 90s, 3m.")
+@option("--steps", type=int, default=None,
+        help="Steps per model; a GAN's step is one G update after its n_critic D updates.")
+@option("--epochs", type=float, default=None, help="Epochs per model.")
+@option("--seeds", type=int, default=1, show_default=True, help="Seeds per model (mean ± std in the report).")
+@option("--seed", type=int, default=0, show_default=True,
+        help="The first training seed (runs use SEED .. SEED + SEEDS - 1).")
+@option("--data-seed", type=int, default=0, show_default=True,
+        help="Seed of the data's random splits (validation, --limit) and procedural data.")
+@option("--batch-size", type=int, default=64, show_default=True, help="Images per training step.")
+@option("--precision", type=click.Choice(["fp32", "bf16", "fp16", "auto"]), default="fp32", show_default=True,
+        help="Autocast precision; auto: bf16 where the device has it natively, else fp32.")
+@option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Config override for every model.")
+@option("--eval-n", type=int, default=10_000, show_default=True, help="Samples scored per model.")
+@option("--curve-points", type=int, default=5, show_default=True, help="Quick FDs during training.")
+@option("--curve-n", type=int, default=1000, show_default=True, help="Samples per quick FD.")
+@option("--nll-k", type=int, default=100, show_default=True,
+        help="Importance samples of the likelihood models' NLL bound (ganvae eval uses 1000).")
+@option("--nll-images", type=int, default=200, show_default=True,
+        help="Test images the ELBO and the NLL bound are averaged over.")
+@option("--val-split", default="auto", show_default=True,
+        help=VAL_SPLIT_HELP + " Curves and the best checkpoint are judged on it; with 0 no best checkpoint "
+             "is picked.")
+@option("--limit", type=click.IntRange(min=1), default=None, metavar="N", help=LIMIT_HELP)
 @_task_options
-@click.option("--sweep", default=None, metavar="KEY=V1,V2,...",
-              help="Compare every model at each of these values of one setting: --sweep beta=0.25,0.5,1,2,4,8.")
-@click.option("--config", "config_file", type=click.Path(path_type=Path), default=None,
-              help="A comparison's settings (its compare.json, a replay-seedN.json, or YAML/TOML/JSON with "
-                   "the same keys); options given on the command line win.")
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="Output directory.")
-@click.option("--device", type=DEVICE, default="auto", show_default=True, help=DEVICE_HELP)
-@click.option("--nproc", type=int, default=None, metavar="N",
-              help="Train each model with N processes (DDP through torchrun, one model after another); "
-                   "scoring runs in one.", show_default="1")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@option("--sweep", default=None, metavar="KEY=V1,V2,...",
+        help="Compare every model at each of these values of one setting: --sweep beta=0.25,0.5,1,2,4,8.")
+@option("--config", "config_file", type=click.Path(path_type=Path), default=None,
+        help="A comparison's settings (its compare.json, a replay-seedN.json, or YAML/TOML/JSON with "
+             "the same keys); options given on the command line win.")
+@option("--out", type=click.Path(path_type=Path), required=True, help="Output directory.")
+@option("--device", type=DEVICE, default="auto", show_default=True, help=DEVICE_HELP)
+@option("--nproc", type=int, default=None, metavar="N",
+        help="Train each model with N processes (DDP through torchrun, one model after another); "
+             "scoring runs in one.", show_default="1")
+@option("--quiet", is_flag=True, help="No progress bars.")
 def compare_cmd(data, data_dir, size, channels, models, budget, steps, epochs, seeds, seed, data_seed, batch_size,
                 precision, sets,
                 eval_n, curve_points, curve_n, nll_k, nll_images, val_split, limit, tasks, task_sets, masks,
@@ -1422,14 +1440,14 @@ def evaluator_group() -> None:
 
 
 @evaluator_group.command("train", context_settings=CONTEXT)
-@click.option("--data", required=True, help="Dataset spec.", shell_complete=lambda c, p, i: _complete_data(i))
+@option("--data", required=True, help="Dataset spec.", shell_complete=lambda c, p, i: _complete_data(i))
 @data_options
-@click.option("--data-seed", type=int, default=0, show_default=True, help="Seed of random splits / procedural data.")
-@click.option("--seed", type=int, default=None, show_default="0", help="Training seed.")
-@click.option("--epochs", type=click.IntRange(1, 1000), default=None, help="Passes over the training split.")
-@click.option("--out", type=click.Path(path_type=Path), default=None,
-              help="Write it to OUT/<id>/ instead of the cache (the package's weights/ folder ships it).")
-@click.option("--device", type=DEVICE, default="auto", show_default=True, help=DEVICE_HELP)
+@option("--data-seed", type=int, default=0, show_default=True, help="Seed of random splits / procedural data.")
+@option("--seed", type=int, default=None, show_default="0", help="Training seed.")
+@option("--epochs", type=click.IntRange(1, 1000), default=None, help="Passes over the training split.")
+@option("--out", type=click.Path(path_type=Path), default=None,
+        help="Write it to OUT/<id>/ instead of the cache (the package's weights/ folder ships it).")
+@option("--device", type=DEVICE, default="auto", show_default=True, help=DEVICE_HELP)
 def evaluator_train(data, data_dir, size, channels, data_seed, seed, epochs, out, device) -> None:
     """Train the evaluator for --data deterministically and record its test accuracy.
 
