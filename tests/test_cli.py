@@ -454,3 +454,10 @@ def test_shell_completion_completes_commands_presets_and_datasets(words, expecte
     script = subprocess.run([ganvae], env={**os.environ, "_GANVAE_COMPLETE": "bash_source"},
                             capture_output=True, text=True, timeout=60).stdout
     assert "complete -o nosort -F _ganvae_completion ganvae" in script
+
+
+def test_datasets_download_still_takes_its_old_dir_option(run_cli, tmp_path):
+    """--dir is --out now: still parsed (with a note), so the command gets as far as the name."""
+    code, _, err = run_cli("datasets", "download", "nosuch", "--dir", tmp_path / "d")
+    assert code == 2 and "ganvae datasets download --dir is now --out" in err
+    assert "unknown dataset 'nosuch'" in err and not (tmp_path / "d").exists()
