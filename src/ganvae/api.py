@@ -76,14 +76,13 @@ def train(preset: str, data: str = "shapes", run_dir: str | Path | None = None, 
         >>> run, summary = ganvae.train("vae", "shapes", steps=200, overrides={"latent": 16})
         >>> model = ganvae.load(run)
     """
-    from .trainer import DataConfig, TrainConfig
+    from .trainer import DataConfig, TrainConfig, data_option_field
     from .trainer import train as _train
 
     train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    # data_dir is a DataConfig field under its own name; the others carry a data_ prefix
-    data_fields = {"data_dir"} | {f"data_{f.name}" for f in dataclasses.fields(DataConfig)
-                                  if f.name not in ("spec", "data_dir")}
-    unknown = sorted(set(options) - train_fields - data_fields)
+    data_fields = {k for k in ("data_dir", *(f"data_{f.name}" for f in dataclasses.fields(DataConfig)))
+                   if data_option_field(k)}
+    unknown = sorted(k for k in options if k not in train_fields and data_option_field(k) is None)
     if unknown:
         raise BadInput(f"ganvae.train: unknown option {', '.join(map(repr, unknown))}; training options: "
                        f"{', '.join(sorted(train_fields))}; data options: {', '.join(sorted(data_fields))}")

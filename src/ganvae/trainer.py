@@ -804,6 +804,13 @@ def split_overrides(overrides: dict[str, Any]) -> tuple[dict, dict, dict]:
     return model, train, data
 
 
+def data_option_field(option: str) -> str | None:
+    """The DataConfig field a keyword of train() sets (data_dir under its own name, the others
+    with a data_ prefix: data_size -> size), or None where it is no data option."""
+    name = option if option == "data_dir" else option[5:] if option.startswith("data_") else None
+    return name if name in {f.name for f in dataclasses.fields(DataConfig)} and name != "spec" else None
+
+
 def train(preset: str, data: str = "shapes", run_dir: str | Path | None = None, *,
           overrides: dict | None = None, resume: bool = False, progress: bool = True,
           runs_root: str | Path = "runs", callbacks: list | None = None, dataset: ImageDataset | None = None,
@@ -830,11 +837,9 @@ def train(preset: str, data: str = "shapes", run_dir: str | Path | None = None, 
     m_over, t_over, d_over = split_overrides(overrides or {})
     if nets:   # a user's own nets (ganvae.net): part of the model's config, saved in config.json
         m_over["nets"] = nets
-    data_fields = {f.name for f in dataclasses.fields(DataConfig)}
     for k in list(train_options):
-        # data_dir is a DataConfig field under its own name; the others carry a data_ prefix
-        name = k if k == "data_dir" else k[5:] if k.startswith("data_") else None
-        if name in data_fields:
+        name = data_option_field(k)
+        if name is not None:
             v = train_options.pop(k)
             if v is not None:
                 d_over[name] = v
