@@ -201,6 +201,77 @@ def test_augment_eval_trains_classifiers_on_real_synthetic_and_both(runs, run_cl
     assert code == 2 and "--ratio 0" in err
 
 
+def _count_training(fn):
+    """Run fn() and count, independently of the code under test, the optimizer steps taken and
+    the images the classifier's body saw in training mode (global hooks on every optimizer and
+    every module)."""
+    from torch.nn.modules.module import register_module_forward_pre_hook
+    from torch.optim.optimizer import register_optimizer_step_post_hook
+
+    from ganvae.evaluators.net import EvalNet
+
+    counts = {"steps": 0, "images": 0}
+
+    def on_step(opt, args, kwargs):
+        counts["steps"] += 1
+
+    def on_forward(module, args):
+        # the training loop calls net.body directly; its parent is an EvalNet in train mode
+        if module.training and getattr(module, "_counted_body", False):
+            counts["images"] += len(args[0])
+
+    hooks = [register_optimizer_step_post_hook(on_step), register_module_forward_pre_hook(on_forward)]
+    original = EvalNet.__init__
+
+    def mark(self, *a, **k):
+        original(self, *a, **k)
+        self.body._counted_body = True
+
+    EvalNet.__init__ = mark
+    try:
+        result = fn()
+    finally:
+        EvalNet.__init__ = original
+        for h in hooks:
+            h.remove()
+    return result, counts
+
+
+@pytest.mark.parametrize("n", [100, 250, 300])
+def test_augment_classifiers_train_equal_steps_and_images_whatever_the_set_size(n):
+    # Issue 30: with budget 3,000 the old recipe gave a 100-image set 30 steps (3,000 images)
+    # and a 200-image set 15 steps (1,920 images). Real (N), synthetic (N) and real+synthetic
+    # (2N) sets of one comparison share the batch min(128, N_real) = 100 here. A pass-based
+    # schedule gives the 250-image set 2 steps a pass for 12 passes: 24 steps, 2,400 images.
+    from ganvae.tasks.augment import AugmentEvalConfig, classifier_run
+
+    ds = _load_data(DataConfig(spec="shapes:n=300,n_test=50", val_split=0))
+    cfg = AugmentEvalConfig(budget_images=3000)
+    x, y = ds.train.x[:n], ds.train.y[:n]
+    res, counts = _count_training(lambda: classifier_run(x, y, ds, cfg, seed=0, batch_size=100))
+    assert counts == {"steps": 30, "images": 3000}
+    assert (res["steps"], res["images_seen"]) == (30, 3000)
+
+
+def test_augment_task_records_equal_training_for_all_three(runs):
+    from ganvae.tasks.augment import AugmentEvalConfig, AugmentTask
+    from ganvae.trainer import load_run, run_dataset
+
+    model, cfg = load_run(runs["cgan"])
+    ds = run_dataset(cfg)
+    task_cfg = AugmentEvalConfig(seeds=1, budget_images=250)
+    (prepared, res), counts = _count_training(lambda: (
+        p := AugmentTask.prepare(ds, type("Ev", (), {"meta": {}})(), task_cfg, log=lambda m: None),
+        AugmentTask.run(model, ds, None, task_cfg, p, log=lambda m: None)))
+    bs = min(128, len(ds.train))
+    steps = -(-250 // bs)
+    # three classifiers (real, synthetic, real+synthetic), each `steps` steps of bs images
+    assert counts == {"steps": 3 * steps, "images": 3 * steps * bs}
+    assert (res["classifier_steps"], res["classifier_images_seen"], res["classifier_batch_size"]) == \
+        (steps, steps * bs, bs)
+    assert (prepared["steps"], prepared["images_seen"]) == (steps, steps * bs)
+
+
 @pytest.mark.slow   # ~20 s: out of the default run to keep it under 10 minutes (make test-all)
 def test_classifier_accuracy_learns_real_labels_and_not_noise():
     from ganvae.tasks.augment import AugmentEvalConfig, classifier_accuracy

@@ -62,14 +62,43 @@ class Recipe:
     one_rotation: bool = False  # rotation task: one random rotation per image and step, not all four
     input_pool: int = 1        # average the input down by this factor first (EvalNet.pool)
     channels_last: bool = False  # train in NHWC memory order: ~1.2x faster oneDNN steps here
+    # > 0: exactly this many optimizer steps of `batch_size` images each, drawn from back-to-back
+    # random permutations (no remainder dropped, every image seen as often as any other, +-1),
+    # whatever the number of images: classifiers trained on sets of different sizes then get the
+    # same steps *and* the same images seen (the augment task's equal budget). Overrides passes.
+    steps: int = 0
 
     def passes(self, n: int) -> int:
+        if self.steps > 0:
+            return math.ceil(self.steps / _steps_per_pass(self, n))
         if self.budget_images > 0:
             return max(1, min(self.epochs, math.ceil(self.budget_images / max(n, 1))))
         return self.epochs
 
 
-_LATER_FIELDS = ("budget_images", "holdout", "patience", "one_rotation", "input_pool", "channels_last")
+_LATER_FIELDS = ("budget_images", "holdout", "patience", "one_rotation", "input_pool", "channels_last", "steps")
+
+
+def _steps_per_pass(recipe: Recipe, n: int) -> int:
+    """Optimizer steps in one pass over n images: n // batch (the remainder dropped, as the
+    shipped evaluator was trained), or with a fixed step count ceil(n / batch) (none dropped)."""
+    bs = min(recipe.batch_size, n)
+    return max(1, math.ceil(n / bs) if recipe.steps > 0 else n // bs)
+
+
+class _IndexStream:
+    """Batches of indices into n images from back-to-back random permutations, so a batch may
+    span two of them and no image is left out at a pass's end."""
+
+    def __init__(self, n: int, generator: torch.Generator, device):
+        self.n, self.generator, self.device = n, generator, device
+        self.buffer = torch.empty(0, dtype=torch.int64)
+
+    def take(self, k: int) -> torch.Tensor:
+        while len(self.buffer) < k:
+            self.buffer = torch.cat([self.buffer, torch.randperm(self.n, generator=self.generator)])
+        idx, self.buffer = self.buffer[:k], self.buffer[k:]
+        return idx.to(self.device)
 
 
 def _identity(recipe: Recipe) -> dict:
@@ -327,9 +356,11 @@ def train_evaluator(ds: ImageDataset, recipe: Recipe, device="cpu",
     hold_x = net.pool(to_float(torch.from_numpy(ds.train.x[hold_idx]).to(device)))
     hold_y = torch.from_numpy(ds.train.y[hold_idx]).to(device) if labelled else None
     bs = min(recipe.batch_size, n)
-    steps_per_epoch = max(1, n // bs)
+    steps_per_epoch = _steps_per_pass(recipe, n)
     passes = recipe.passes(n)
-    total = passes * steps_per_epoch
+    total = recipe.steps if recipe.steps > 0 else passes * steps_per_epoch
+    stream = _IndexStream(n, gen, device) if recipe.steps > 0 else None
+    steps_done = images_done = 0
     memory = torch.channels_last if recipe.channels_last else torch.contiguous_format
     net = net.to(memory_format=memory)
     opt = torch.optim.AdamW(net.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
@@ -347,10 +378,14 @@ def train_evaluator(ds: ImageDataset, recipe: Recipe, device="cpu",
     t0 = time.perf_counter()
     for epoch in range(passes):
         net.train()
-        perm = torch.randperm(n, generator=gen).to(device)
+        if stream is None:
+            perm = torch.randperm(n, generator=gen).to(device)
+            n_steps = steps_per_epoch
+        else:   # the last pass of a fixed step count may be a partial one
+            n_steps = min(steps_per_epoch, total - epoch * steps_per_epoch)
         running = torch.zeros((), device=device)   # summed on the device: no sync per step
-        for s in range(steps_per_epoch):
-            idx = perm[s * bs:(s + 1) * bs]
+        for s in range(n_steps):
+            idx = perm[s * bs:(s + 1) * bs] if stream is None else stream.take(bs)
             xb = x_all[idx]
             xb = _augment(xb if xb.is_floating_point() else to_float(xb), recipe.shift, recipe.flip, gen)
             xb = xb.contiguous(memory_format=memory)
@@ -369,8 +404,10 @@ def train_evaluator(ds: ImageDataset, recipe: Recipe, device="cpu",
             opt.step()
             sched.step()
             running += loss.detach()
+            steps_done += 1
+            images_done += len(idx)
             bar.update()
-        line = f"evaluator pass {epoch + 1}/{passes}: loss {float(running) / steps_per_epoch:.4f}"
+        line = f"evaluator pass {epoch + 1}/{passes}: loss {float(running) / n_steps:.4f}"
         if n_hold:
             acc = _holdout_accuracy(net, hold_x, hold_y, recipe.seed)
             line += f", held-out accuracy {acc:.4f}"
@@ -393,7 +430,7 @@ def train_evaluator(ds: ImageDataset, recipe: Recipe, device="cpu",
         "shape": list(ds.shape), "channels": ds.shape[0], "outputs": outputs,
         "classes": ds.classes if labelled else None,
         "accuracy": round(acc, 5), "accuracy_of": "test-set classes" if labelled else "test-set rotations (4-way)",
-        "recipe": dataclasses.asdict(recipe), "train_images": n,
+        "recipe": dataclasses.asdict(recipe), "train_images": n, "steps": steps_done, "images_seen": images_done,
         "train_seconds": round(time.perf_counter() - t0, 1), "torch": torch.__version__,
         # bf16 training repeats bit for bit only on the same kind of CPU with the same thread
         # count: recorded so a rebuild can say whether it should match exactly

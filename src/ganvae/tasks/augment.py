@@ -2,7 +2,7 @@
 classifier that has only the run's N real images?
 
 The evaluator's classifier architecture (evaluators.net.EvalNet) is trained from scratch, with
-the evaluator's recipe and an equal budget of images seen, on
+the evaluator's recipe, on each of
 
     real            the N real training images (a baseline: the same for every model)
     synthetic       N images sampled from the model, classes balanced: the Classification
@@ -10,7 +10,12 @@ the evaluator's recipe and an equal budget of images seen, on
                     Conditional Generative Models"), how much of each class the model learned
     real+synthetic  the N real images and ratio x N samples: generative data augmentation
 
-and scored on the test split; mean ± std over `seeds` classifier seeds. The full-data
+and scored on the test split; mean ± std over `seeds` classifier seeds. The three are trained
+equally: the same batch size (min(128, N)), the same number of optimizer steps
+(ceil(budget_images / batch)) and so the same images seen, whatever the size of their set; batches
+run through back-to-back permutations of it, so no remainder is dropped. (Before, a pass
+dropped n mod batch images and the pass count was ceil(budget / n): at budget 3,000 the
+100-image set took 30 steps and the 200-image set 15.) Both counts are in the result. The full-data
 evaluator's own test accuracy is the ceiling row. Only class-conditional models (cgan, cvae)
 take part: an unconditional model's samples have no labels to train on.
 """
@@ -18,6 +23,7 @@ take part: an unconditional model's samples have no labels to train on.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +32,7 @@ import torch
 
 from ..data import to_uint8
 from ..data.base import ImageDataset, Split
-from ..errors import BadInput
+from ..errors import BadInput, GanvaeError
 from ..registry import register_task
 from . import seed_means
 
@@ -38,7 +44,9 @@ METRICS = [("real", "real only", True), ("synthetic", "synthetic only (CAS)", Tr
 class AugmentEvalConfig:
     ratio: float = 1.0           # synthetic images per real one in real+synthetic
     seeds: int = 3               # classifier seeds (mean ± std)
-    budget_images: int = 30_000  # images each classifier sees in training: equal for all three
+    # images each classifier sees in training, rounded up to whole batches: the same optimizer
+    # steps and images for real, synthetic and real+synthetic
+    budget_images: int = 30_000
     seed: int = 0                # of the samples
 
     def validate(self) -> None:
@@ -50,19 +58,32 @@ class AugmentEvalConfig:
             raise BadInput(f"--budget-images {self.budget_images}: must be at least 1")
 
 
-def classifier_accuracy(x: np.ndarray, y: np.ndarray, ds: ImageDataset, cfg: AugmentEvalConfig, seed: int,
-                        device="cpu") -> float:
-    """Test accuracy of the evaluator's classifier trained on uint8 images x (N, C, H, W) with
-    labels y (N,), by the evaluator's recipe for `budget_images` images, from `seed`."""
+def classifier_batch(n_real: int) -> int:
+    """The batch size every classifier of a comparison on n_real real images trains with."""
+    return max(1, min(128, n_real))
+
+
+def classifier_run(x: np.ndarray, y: np.ndarray, ds: ImageDataset, cfg: AugmentEvalConfig, seed: int,
+                   batch_size: int, device="cpu") -> dict:
+    """The evaluator's classifier trained on uint8 images x (N, C, H, W) with labels y (N,), from
+    `seed`, for ceil(budget_images / batch_size) optimizer steps of `batch_size` images whatever
+    N is. Returns {"accuracy": test accuracy, "steps": optimizer steps, "images_seen": images}."""
     from ..evaluators import recipe_for, train_evaluator
 
     # (train_evaluator autocasts to bf16 only where the device has it natively)
-    recipe = dataclasses.replace(recipe_for(ds.as_loaded()), seed=seed, epochs=10**6,
-                                 budget_images=cfg.budget_images, holdout=0.0, patience=0, max_train=len(x))
+    steps = math.ceil(cfg.budget_images / batch_size)
+    recipe = dataclasses.replace(recipe_for(ds.as_loaded()), seed=seed, epochs=10**6, batch_size=batch_size,
+                                 steps=steps, budget_images=0, holdout=0.0, patience=0, max_train=len(x))
     train = ImageDataset(name=f"{ds.name} (augment-eval)", train=Split(x, y.astype(np.int64)), test=ds.test,
                          classes=ds.classes)
     ev = train_evaluator(train, recipe, device=device, log=lambda m: None, progress=False)
-    return float(ev.meta["accuracy"])
+    return {"accuracy": float(ev.meta["accuracy"]), "steps": ev.meta["steps"], "images_seen": ev.meta["images_seen"]}
+
+
+def classifier_accuracy(x: np.ndarray, y: np.ndarray, ds: ImageDataset, cfg: AugmentEvalConfig, seed: int,
+                        device="cpu") -> float:
+    """Test accuracy of `classifier_run` with the batch size of a set of len(x) real images."""
+    return classifier_run(x, y, ds, cfg, seed, classifier_batch(len(x)), device)["accuracy"]
 
 
 def balanced_labels(n: int, k: int) -> np.ndarray:
@@ -88,10 +109,13 @@ class AugmentTask:
         cfg.validate()
         if ds.train.y is None or ds.test.y is None:
             raise BadInput(f"--tasks augment: {ds.name} has no class labels to train a classifier on")
-        log(f"augment-eval: classifiers on the {len(ds.train)} real training images, {cfg.seeds} seeds")
-        real = [classifier_accuracy(ds.train.x, ds.train.y, ds, cfg, s) for s in range(cfg.seeds)]
-        return {"n_real": len(ds.train), "n_test": len(ds.test), "real": real, "ceiling": ev.meta.get("accuracy"),
-                "config": dataclasses.asdict(cfg)}
+        bs = classifier_batch(len(ds.train))
+        log(f"augment-eval: classifiers on the {len(ds.train)} real training images, {cfg.seeds} seeds, "
+            f"{math.ceil(cfg.budget_images / bs)} steps of {bs} images each")
+        runs = [classifier_run(ds.train.x, ds.train.y, ds, cfg, s, bs) for s in range(cfg.seeds)]
+        return {"n_real": len(ds.train), "n_test": len(ds.test), "real": [r["accuracy"] for r in runs],
+                "ceiling": ev.meta.get("accuracy"), "config": dataclasses.asdict(cfg), "batch_size": bs,
+                "steps": runs[0]["steps"], "images_seen": runs[0]["images_seen"]}
 
     @staticmethod
     def run(model, ds, ev, cfg: AugmentEvalConfig, prepared: dict, figures_dir: Path | None = None,
@@ -108,15 +132,25 @@ class AugmentTask:
             made = np.concatenate([to_uint8(model.sample(len(part), gen, labels=torch.from_numpy(part))).cpu().numpy()
                                    for part in np.array_split(labels, max(1, n_syn // 500))])
         mixed_n = int(round(cfg.ratio * n))
-        synthetic, mixed = [], []
+        bs = prepared.get("batch_size", classifier_batch(n))
+        runs = []
         for s in range(cfg.seeds):
-            synthetic.append(classifier_accuracy(made[:n], labels[:n], ds, cfg, s))
+            runs.append(("synthetic", classifier_run(made[:n], labels[:n], ds, cfg, s, bs)))
             x = np.concatenate([ds.train.x, made[:mixed_n]])
             y = np.concatenate([ds.train.y, labels[:mixed_n]])
-            mixed.append(classifier_accuracy(x, y, ds, cfg, s))
+            runs.append(("mixed", classifier_run(x, y, ds, cfg, s, bs)))
+        synthetic = [r["accuracy"] for kind, r in runs if kind == "synthetic"]
+        mixed = [r["accuracy"] for kind, r in runs if kind == "mixed"]
+        counts = {(r["steps"], r["images_seen"]) for _, r in runs}
+        if "steps" in prepared:
+            counts.add((prepared["steps"], prepared["images_seen"]))
+        if len(counts) != 1:   # the comparison's premise: never report unequal training as equal
+            raise GanvaeError(f"augment-eval: the classifiers trained unequally (steps, images seen: {sorted(counts)})")
+        (steps, seen), = counts
         real = prepared["real"]
         out = {"real": float(np.mean(real)), "synthetic": float(np.mean(synthetic)), "mixed": float(np.mean(mixed)),
-               "synthetic_seeds": synthetic, "mixed_seeds": mixed}
+               "synthetic_seeds": synthetic, "mixed_seeds": mixed, "classifier_batch_size": bs,
+               "classifier_steps": steps, "classifier_images_seen": seen}
         out["gain"] = out["mixed"] - out["real"]
         if cfg.seeds > 1:
             out.update(synthetic_std=float(np.std(synthetic, ddof=1)), mixed_std=float(np.std(mixed, ddof=1)))
@@ -135,8 +169,10 @@ class AugmentTask:
             rows.append({"name": "all real images (the evaluator)", "kind": "floor", "real": prepared["ceiling"]})
         columns = [c for c in METRICS if any(c[0] in r for r in rows)]
         cfg = prepared["config"]
+        budget = (f"; each {prepared['steps']:,} steps of {prepared['batch_size']} images"
+                  if "steps" in prepared else "")
         return [{"title": f"test accuracy of a classifier trained on {prepared['n_real']:,} real images and / or "
-                          f"samples (real+synthetic: ratio {cfg['ratio']:g}; {cfg['seeds']} classifier seeds)",
+                          f"samples (real+synthetic: ratio {cfg['ratio']:g}; {cfg['seeds']} classifier seeds{budget})",
                  "columns": columns, "rows": rows, "n": prepared["n_test"]}]
 
     @staticmethod
