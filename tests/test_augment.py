@@ -98,6 +98,19 @@ def test_rand_translation_moves_a_bright_pixel_by_at_most_an_eighth():
     assert {d for d, _ in seen} >= {-(s // 8), s // 8} and len(seen) > 20
 
 
+def test_rand_translation_range_is_the_references_rounded_eighth():
+    # DiffAugment's reference code: shift = int(S * 0.125 + 0.5), dx, dy uniform in [-shift, shift].
+    # At S = 28 that is +-4 (3.5 rounded), where S // 8 would stop at 3.
+    s, b = 28, 512
+    x = torch.full((b, 1, s, s), -1.0)
+    x[:, :, 14, 14] = 1.0                                                # +-4 keeps it inside
+    where = (rand_translation(x, gen())[:, 0] == 1).nonzero()           # (b, 3): sample, row, col
+    assert where[:, 0].tolist() == list(range(b))                        # one bright pixel each
+    dy, dx = where[:, 1] - 14, where[:, 2] - 14
+    # 512 draws of 9 values: each occurs (missing one has probability < 1e-25), and never +-5
+    assert set(dx.tolist()) == set(dy.tolist()) == set(range(-4, 5))
+
+
 @pytest.mark.parametrize("s", [16, 17])
 def test_cutout_zeros_one_clipped_square_and_nothing_else(s):
     side = int(s * 0.5 + 0.5)
@@ -261,6 +274,25 @@ def test_ada_geometric_and_color_on_constant_images():
     out = ada(1.0, ops="c")(const, gen()).flatten(1)                     # only brightness acts
     assert torch.allclose(out, out[:, :1].expand_as(out), atol=1e-6)
     assert out[:, 0].unique().numel() == 8
+
+
+def test_ada_colour_is_the_reference_colour_matrix_contrast_about_zero(monkeypatch):
+    """StyleGAN2-ADA (Karras et al. 2020, their augment.py) composes brightness b, contrast c and
+    saturation s as one colour matrix on [-1, 1] data: contrast is a scale about 0 applied after
+    brightness, x' = c (x + b), then saturation about the grey axis. Every normal draw is fixed
+    to z and every uniform to 0 (each op applied at p = 1), so b, c and s are known numbers."""
+    import ganvae.augment as aug
+
+    z = 1.5
+    monkeypatch.setattr(aug, "_draw", lambda shape, x, generator, normal=False: torch.full(shape, z if normal else 0.0))
+    b, c, s = 0.2 * z, 2 ** (0.5 * z), 2 ** z                            # std 0.2, log2-std 0.5 and 1
+    for channels in (1, 3):
+        x = images(c=channels) * 0.5 + 0.3                               # per-image means far from 0
+        want = c * (x + b)
+        if channels == 3:                                                # grey images have no saturation
+            grey = want.mean(1, keepdim=True)
+            want = grey + s * (want - grey)
+        torch.testing.assert_close(ada(1.0, ops="c")(x, gen()), want)
 
 
 def test_ada_update_steers_p():

@@ -269,3 +269,114 @@ def test_real_statistics_are_cached_and_damage_recomputed(isolated_cache):
     # another count of images is another cache entry
     real_features(ev, ds.test.x[:20], "test")
     assert len(list((isolated_cache / "stats").glob("*.npz"))) == len(files) + 1
+
+
+# ------------------------------------------------------------------ too little data, folder samples
+
+
+def _square_pngs(root, n: int, seed: int = 0):
+    """n grey 28x28 PNGs of centred squares of n sizes and brightnesses: learnable, cheap."""
+    from PIL import Image
+
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        a = np.zeros((28, 28), np.uint8)
+        r = 4 + i % 8
+        a[14 - r:14 + r, 14 - r:14 + r] = int(rng.integers(128, 256))
+        Image.fromarray(a).save(root / f"{i:03d}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def tiny_folder_run(tmp_path_factory):
+    """A 70-image folder (7 test images) and a VAE with 16-dim codes trained 2 steps on it; its
+    rotation evaluator (~2 s) is trained by the first eval and cached for the session."""
+    from ganvae.cli import main
+
+    root = _square_pngs(tmp_path_factory.mktemp("tiny") / "imgs", 70)
+    run = root.parent / "run"
+    code = main(["train", "vae", "--data", f"folder:{root}", "--steps", "2", "--out", str(run),
+                 "--set", "width=8", "--set", "latent=16", "--batch-size", "16", "--quiet"])
+    assert code == 0
+    return root, run
+
+
+def test_eval_of_a_tiny_folder_run_skips_what_it_cannot_compute_and_keeps_the_rest(tiny_folder_run, run_cli):
+    """7 test codes cannot give a 16-dim covariance (latent_tc), nor 8-NN balls (--k 8): those are
+    noted in one line and in eval.json's `skipped`; every other score is written, exit 0."""
+    _, run = tiny_folder_run
+    # an older evaluation's notes are replaced, not merged into this one's
+    (run / "eval.json").write_text(json.dumps({"metrics": {"fd": 1.0}, "skipped": {"kid": "old"}}))
+    code, out, err = run_cli("eval", run, "-n", 20, "--nll-k", 2, "--nll-images", 4, "--quiet")
+    assert code == 0, err
+    res = json.loads((run / "eval.json").read_text())
+    assert res["test_images"] == 7 and res["skipped"] == {
+        "latent_tc": "codes: 7 rows cannot estimate a 16-dim covariance; give more rows than dims"}
+    m = res["metrics"]
+    assert "latent_tc" not in m
+    for name in ("fd", "kid", "precision", "recall", "density", "coverage", "sharpness", "recon_mse", "psnr",
+                 "rate_bits", "elbo", "nll"):
+        assert math.isfinite(m[name]), name
+    assert math.isfinite(res["floor"]["fd"]) and math.isfinite(res["floor"]["precision"])
+    notes = [line for line in err.splitlines() if "not computed" in line]
+    assert notes == ["warning: not computed from this little data: latent_tc (codes: 7 rows cannot estimate "
+                     "a 16-dim covariance; give more rows than dims)"]
+    assert "latent_tc" not in out   # (the table lists what was computed)
+    # --k 8 needs 9 test images: the k-NN family is left out too, named together on the line
+    code, out, err = run_cli("eval", run, "-n", 20, "--nll-k", 2, "--nll-images", 4, "--k", 8, "--quiet")
+    assert code == 0, err
+    res = json.loads((run / "eval.json").read_text())
+    prdc_names = {"precision", "recall", "density", "coverage"}
+    assert set(res["skipped"]) == {"latent_tc"} | prdc_names and not (set(res["metrics"]) & prdc_names)
+    assert "k=8" in res["skipped"]["precision"] and "real 7" in res["skipped"]["precision"]
+    assert math.isfinite(res["metrics"]["fd"]) and math.isfinite(res["metrics"]["recon_mse"])
+    notes = [line for line in err.splitlines() if "not computed" in line]
+    assert len(notes) == 1 and "precision, recall, density, coverage (prdc: k=8" in notes[0]
+
+
+def test_eval_samples_folder_says_what_was_converted_resized_and_skipped(tiny_folder_run, run_cli, tmp_path):
+    """Samples in a folder are fitted to the data's 1x28x28 as train fits a data folder, and the
+    one warning line counts what that did: colour -> grey, resized (from which sizes), skipped."""
+    from PIL import Image
+
+    data, _ = tiny_folder_run
+    samples = tmp_path / "samples"
+    _square_pngs(samples, 20, seed=1)                            # already 1x28x28: not mentioned
+    rng = np.random.default_rng(2)
+    for i in range(12):                                          # RGB, 40 wide and 30 high
+        Image.fromarray(rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)).save(samples / f"rgb{i}.png")
+    for i in range(18):                                          # grey but 64x64
+        Image.fromarray(rng.integers(0, 256, (64, 64), dtype=np.uint8)).save(samples / f"big{i}.png")
+    (samples / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    code, out, err = run_cli("eval", "--samples", samples, "--data", f"folder:{data}", "--json", tmp_path / "r.json")
+    assert code == 0, err
+    assert (f"ganvae: warning: --samples {samples}: 12 colour images converted to grey; 30 images resized from "
+            "64x64 / 40x30 to 28x28 (non-square ones centre-cropped); skipped 1 file(s) that are not readable "
+            "images (broken.png)") in err.splitlines()
+    res = json.loads((tmp_path / "r.json").read_text())
+    assert res["n"] == 50 and res["skipped"] == {} and "50 samples" in out
+    assert all(math.isfinite(res["metrics"][k]) for k in ("fd", "kid", "precision", "coverage"))
+
+
+def test_only_too_few_rows_is_skipped_never_bad_features():
+    """sample_metrics leaves out a family the rows cannot support when asked to (and raises
+    TooFewRows when not); NaN features are a bug upstream and raise either way."""
+    from ganvae.errors import BadInput
+    from ganvae.metrics import TooFewRows, sample_metrics
+
+    rng = np.random.default_rng(0)
+    real, fake = rng.normal(size=(4, 3)), rng.normal(size=(30, 3))
+    skipped = {}
+    m = sample_metrics(real, fake, k=5, kid_subsets=2, kid_subset_size=4, skipped=skipped)
+    assert set(skipped) == {"precision", "recall", "density", "coverage"} and "fd" in m and "kid" in m
+    with pytest.raises(TooFewRows, match="k=5"):
+        sample_metrics(real, fake, k=5, kid_subsets=2, kid_subset_size=4)
+    skipped = {}
+    one = sample_metrics(real[:1], fake, k=5, kid_subsets=2, kid_subset_size=4, skipped=skipped)
+    assert {"fd", "kid", "kid_std", "precision"} <= set(skipped) and "fd" not in one
+    bad = fake.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(BadInput, match="NaN") as e:
+        sample_metrics(real, bad, k=2, kid_subsets=2, kid_subset_size=4, skipped={})
+    assert not isinstance(e.value, TooFewRows)

@@ -204,3 +204,26 @@ def test_a_file_that_is_not_an_npz_says_so_not_numpys_pickle_message(tmp_path, r
                                          "write one with numpy.savez(path, x=images)")
     code, _, err = run_cli("eval", "--samples", f, "--data", "shapes")
     assert code == 2 and err.startswith(f"ganvae: error: --samples {f}: not an .npz file") and "pickle" not in err
+
+
+def test_read_folder_counts_what_fitting_changed_and_train_still_names_only_skips(mixed_folder):
+    """One Fitting for every folder reader: `--samples` says all of it; a data folder (train)
+    still warns only of the files it skipped, in the same words."""
+    from ganvae.data.folder import read_folder
+
+    x, kept, fitting = read_folder(mixed_folder, 40, 1)
+    assert x.shape == (15, 1, 40, 40) and len(kept) == 15
+    # 6 RGB PNGs, the RGB BMP and WebP, and the GIF (a palette image, counted as colour as
+    # load_folder's choice of channels counts it) -> grey; the 80x40 BMP and 20x20 GIF -> 40x40
+    assert fitting.recoloured == 9 and dict(fitting.resized) == {(80, 40): 1, (20, 20): 1}
+    assert fitting.note("--samples D", mixed_folder) == (
+        "--samples D: 9 colour images converted to grey; 2 images resized from 20x20 / 80x40 to 40x40 "
+        "(non-square ones centre-cropped); skipped 3 file(s) that are not readable images "
+        "(cats/broken.png, dogs/notes.txt, cats/truncated.png)")
+    _, _, rgb = read_folder(mixed_folder, 40, 3)
+    assert rgb.note("D", mixed_folder).startswith("D: 6 grey images converted to RGB; 2 images resized")
+    with pytest.warns(SkippedFilesWarning) as caught:
+        load_dataset(f"folder:{mixed_folder}", size=40, channels=1)
+    assert [str(w.message) for w in caught] == [
+        f"{mixed_folder}: skipped 3 file(s) that are not readable images "
+        "(cats/broken.png, dogs/notes.txt, cats/truncated.png)"]

@@ -483,6 +483,55 @@ def test_ema_is_running_average_of_g_weights_and_statistics(batch, n_critic, ema
     assert not torch.equal(got["net.1.running_var"], model.g.state_dict()["net.1.running_var"])
 
 
+# ---------------------------------------------------------------- ADA's overfitting signal
+# Halfway between D's targets for real and fake images, where an undecided D's outputs sit: 0
+# for the logistic losses (sigma(0) = 1/2) and hinge (targets +-1); 0.5 for ls (Mao et al.
+# 2017 with a = 0, b = 1: the optimal D is (b p_data + a p_g) / (p_data + p_g) = 1/2 at p_g =
+# p_data). A Wasserstein critic has none: adding a constant changes neither player's loss.
+MIDPOINTS = {"minimax": 0.0, "ns": 0.0, "hinge": 0.0, "ls": 0.5}
+
+
+@pytest.mark.parametrize("loss", list(MIDPOINTS))
+def test_ada_p_stays_at_zero_while_d_cannot_tell_real_from_fake(loss):
+    # interval 1, 64 images per unit of p: one sign-heavy batch of 64 would move p by 1 (to p_max)
+    model = tiny_model(loss=loss, augment="ada", ada_interval=1, ada_speed_images=64)
+    mid, g = MIDPOINTS[loss], torch.Generator().manual_seed(0)
+    for _ in range(20):
+        # D at equilibrium: its outputs on the reals symmetric about the midpoint, so r_t = 0
+        noise = 0.3 * torch.randn(32, generator=g)
+        model.augment.observe(mid + torch.cat([noise, -noise]))
+        model.augment.observe(torch.full((64,), mid))                    # exactly undecided
+        assert float(model.augment.p) == 0.0
+    # and the control: a D sure of its reals (all above the midpoint) raises p
+    model.augment.observe(mid + 0.1 + torch.rand(64, generator=g))
+    assert float(model.augment.p) == pytest.approx(0.8)
+
+
+@pytest.mark.parametrize("loss", list(MIDPOINTS))
+def test_ada_p_stays_at_zero_in_training_against_an_undecided_d(loss, batch):
+    """Real train_steps with a D that outputs the midpoint for every image (its head's weights
+    0, its bias the midpoint, frozen): it cannot tell real from fake, so p must not move."""
+    model = tiny_model(loss=loss, augment="ada", ada_interval=1, ada_speed_images=16)
+    with torch.no_grad():
+        model.d.head.weight.zero_()
+        model.d.head.bias.fill_(MIDPOINTS[loss])
+    model.d.head.requires_grad_(False)                                   # before the optimizers exist
+    for step in range(3):
+        out = model.train_step(batch, step)
+        assert float(out["d/real"]) == MIDPOINTS[loss] and float(out["aug/p"]) == 0.0
+
+
+def test_ada_refused_for_a_wasserstein_critic():
+    for preset in ("wgan", "wgan-gp"):
+        _, cfg = resolve(preset)
+        with pytest.raises(BadInput, match=r"^augment=ada with loss=wasserstein: .*augment=diffaug") as e:
+            replace(cfg, {"augment": "ada"})
+        assert "\n" not in str(e.value)
+        assert replace(cfg, {"augment": "diffaug"}).augment == "diffaug"   # DiffAugment needs no signal
+    with pytest.raises(BadInput, match="augment=ada"):
+        GANConfig(loss="wasserstein", augment="ada").validate()
+
+
 # ---------------------------------------------------------------- config validation
 @pytest.mark.parametrize("bad", [
     {"n_critic": "0"}, {"loss": "bogus"}, {"reg": "dropout"}, {"d_norm": "instance"},

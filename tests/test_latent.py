@@ -66,24 +66,48 @@ def test_compress_then_decompress_gives_the_decoder_output_of_the_quantised_code
 
 
 def test_compress_task_rate_is_the_kl_in_bits_and_bytes_follow_the_bits(runs):
-    from ganvae.data import to_float
     from ganvae.tasks import evaluate_tasks
     from ganvae.tasks.compress import CompressConfig
-    from ganvae.trainer import load_run, run_dataset
 
     done = evaluate_tasks(runs["vae"], ("compress",), {"compress": CompressConfig(bits="2,8", n=40, n_fit=100)},
                           log=lambda m: None)
     res = done["tasks"]["compress"]["result"]
     assert [p["bytes"] for p in res["points"]] == [2, 8]                    # ceil(8 dims * b / 8)
     assert [p["bytes"] for p in res["pca"]] == [2, 8] and res["jpeg"] == [None, None]   # JPEG needs ~40 bytes
-    model, cfg = load_run(runs["vae"])
-    x = to_float(torch.from_numpy(run_dataset(cfg).test.x[:40]))
-    with torch.no_grad():
-        mu, logvar = model.encode_dist(x)
-    kl = 0.5 * (mu.double() ** 2 + logvar.double().exp() - 1 - logvar.double()).sum(1).mean()
-    assert res["kl"]["bits"] == pytest.approx(float(kl) / math.log(2), rel=1e-6)
     rows = done["tasks"]["compress"]["tables"][0]["rows"]
     assert rows[-1]["name"].startswith("JPEG quality 1") and rows[-1]["bytes"] > 8
+    assert any("decoding a sample z ~ q(z|x)" in r["name"] for r in rows)
+    assert any("decoding the posterior mean" in r["name"] for r in rows)
+
+
+def test_bits_back_point_is_a_known_kl_paired_with_the_decode_of_a_posterior_sample(runs):
+    # A posterior of known form, q(z|x) = N(1, 0.5^2 I) for every image: its KL to N(0, I) is
+    # D/2 (mu^2 + s^2 - 1 - ln s^2) nats (torch.distributions' own closed form checks it), and
+    # what a bits-back coder sends is a draw of it, so the point's PSNR must be the decode of
+    # 1 + 0.5 eps, not of the mean 1 (issue 30: the mean's decode was reported with the rate).
+    from torch.distributions import Normal, kl_divergence
+
+    from ganvae.metrics.codec import rate_distortion_point
+    from ganvae.tasks.compress import CompressConfig, CompressTask, decode_uint8
+    from ganvae.trainer import load_run, run_dataset
+
+    model, cfg = load_run(runs["vae"])
+    ds = run_dataset(cfg)
+    d = model.config.latent
+    model.encode_dist = lambda x, labels=None: (torch.ones(len(x), d), torch.full((len(x), d), math.log(0.25)))
+    ccfg = CompressConfig(bits="4", n=40, n_fit=100, seed=7)
+    res = CompressTask.run(model, ds, None, ccfg, CompressTask.prepare(ds, None, ccfg, log=lambda m: None),
+                           log=lambda m: None)
+    nats = d / 2 * (1 + 0.25 - 1 - math.log(0.25))
+    assert nats == pytest.approx(float(kl_divergence(Normal(1.0, 0.5), Normal(0.0, 1.0))) * d)
+    assert res["kl"]["bits"] == pytest.approx(nats / math.log(2), rel=1e-6)   # (float32 log-variance)
+    test_x = ds.test.x[:40]
+    eps = torch.randn(40, d, generator=torch.Generator().manual_seed(7))
+    sent = rate_distortion_point(test_x, decode_uint8(model, (1 + 0.5 * eps).numpy()), 0)
+    mean = rate_distortion_point(test_x, decode_uint8(model, np.ones((40, d), np.float32)), 0)
+    assert res["kl"]["psnr"] == pytest.approx(sent["psnr"]) and res["kl"]["mse"] == pytest.approx(sent["mse"])
+    assert res["kl"]["psnr_posterior_mean"] == pytest.approx(mean["psnr"])
+    assert res["kl"]["psnr"] != pytest.approx(res["kl"]["psnr_posterior_mean"])
 
 
 def test_disentangle_command_on_factors_data(tmp_path, run_cli):

@@ -229,3 +229,43 @@ def test_memory_format_is_a_speed_choice_not_a_model_change(tmp_path, run_cli):
     code, out, err = run_cli("train", "vae", "--data", DATA, "--steps", 1, "--out", tmp_path / "bad",
                              "--set", "train.memory_format=nhwc", *TINY)
     assert code == 2 and "memory_format" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("preset,extra", [("ae", []), ("vaegan", []), ("vae", ["--set", "prior=gmm",
+                                                                             "--set", "gmm_components=2"])])
+def test_a_step_checkpoint_samples_from_its_own_fitted_prior(tmp_path, preset, extra):
+    # Issue 30: checkpoints were written before fit_prior ran, so --checkpoint STEP sampled
+    # N(0, I) while the codes had std ~0.02. The last checkpoint holds the final weights: it
+    # must sample exactly as the final model; an earlier one from a prior fitted to its own
+    # encoder (refitting it now, independently, gives the same buffers).
+    from ganvae.checkpoint import load_state, save_state
+    from ganvae.cli import main
+    from ganvae.trainer import load_run, prior_images
+
+    run = tmp_path / preset
+    assert main(["train", preset, "--data", DATA, "--steps", "6", "--checkpoint-every", "3", "--out", str(run),
+                 *TINY, *extra]) == 0
+    final, _ = load_run(run)
+    last, _ = load_run(run, checkpoint="6")
+    assert torch.equal(final.sample(8, seed=3), last.sample(8, seed=3))
+    early, cfg = load_run(run, checkpoint="3")
+    assert bool(early.prior_fitted)
+    prior = {k: v.clone() for k, v in early.state_dict().items() if k.startswith(("prior_", "gmm_"))}
+    assert prior
+    from ganvae.data import to_float
+    from ganvae.trainer import run_dataset
+
+    x = torch.from_numpy(run_dataset(cfg).train.x)
+    early.fit_prior(to_float(prior_images(x, cfg["train"]["prior_images"], cfg["train"]["seed"])))
+    for k, v in prior.items():
+        assert torch.allclose(v, early.state_dict()[k], rtol=1e-4, atol=1e-6), k   # (memory layout: last bits)
+    # a checkpoint written before checkpoints carried their prior is refit on load, the same way
+    stem = run / "checkpoints" / "step_00000003"
+    state = load_state(stem)
+    del state["trainer"]["prior_fitted"]
+    for k in prior:
+        state["model"][k] = early.__class__(early.config).state_dict()[k]   # the unfitted buffers
+    save_state(stem, state)
+    old, _ = load_run(run, checkpoint="3")
+    for k, v in prior.items():
+        assert torch.allclose(v, old.state_dict()[k], rtol=1e-4, atol=1e-6), k

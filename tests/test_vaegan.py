@@ -6,6 +6,7 @@ reconstruction, save/load) is tested with the other encoder models in test_autoe
 
 from __future__ import annotations
 
+import collections
 import copy
 import math
 
@@ -306,6 +307,63 @@ def test_vaegan_spectral_norm_and_decoder_ema():
     z = torch.randn(4, TINY["latent"])
     torch.testing.assert_close(model.decode(z), model.decoder_ema.eval()(z))
     assert not torch.allclose(model.decode(z), model.decoder.eval()(z))
+
+
+@pytest.mark.parametrize("augment", ["ada", "diffaug"])
+def test_vaegan_d_sees_a_real_image_and_its_reconstruction_through_one_transform(augment):
+    """Inside train_step, D's view of x and of its reconstruction x_tilde must be the same
+    transform of each (else L_feat compares an image with a differently moved copy). The decoder
+    is made to return x itself, so equal transforms give equal images, and L_feat is 0."""
+    model = build(augment=augment)
+    if augment == "ada":
+        model.augment.ada.p.fill_(1.0)                                   # every op on every image
+    x = fixed_batch()
+    # x_tilde = x_p = x, with the decoder's graph kept (each network still gets its gradient)
+    model.decoder.register_forward_hook(lambda m, args, out: out * 0 + torch.cat([x, x]))
+    seen = []                                                            # D's input, (3B, C, H, W)
+    model.discriminator.body.net[0].register_forward_pre_hook(lambda m, args: seen.append(args[0].detach().clone()))
+    logs = model.train_step(x, 0)
+    (h,) = seen
+    real, rec, prior = h.split(len(x))
+    assert ((real - x).flatten(1).abs().amax(1) > 1e-2).all()           # every image augmented
+    assert torch.equal(rec, real) and torch.equal(prior, real)           # by the same transform
+    assert float(logs["loss/feat"]) < 1e-6                               # so Dis_l matches exactly
+
+
+def test_vaegan_reports_the_d_updates_that_ran_across_a_resume(tmp_path, monkeypatch):
+    """The equilibrium rule rests D on some steps: the run summary's `updates` must count the
+    optimizer steps that ran (through a checkpoint and resume), and ADA must observe D's logits
+    only on the steps D updates (its p follows the D it steers)."""
+    from torch.optim.optimizer import register_optimizer_step_post_hook
+
+    import ganvae.models.vaegan as vaegan
+    from ganvae.trainer import train
+    from tests.conftest import DATA
+
+    calls = []
+
+    def rest_d_but_every_third(*args):                                   # D trains on steps 0, 3, 6, ...
+        calls.append(args)
+        return len(calls) % 3 == 1, True
+
+    monkeypatch.setattr(vaegan, "equilibrium_rule", rest_d_but_every_third)
+    ran, models = collections.Counter(), []
+    hook = register_optimizer_step_post_hook(lambda opt, a, kw: ran.update([opt]))
+    try:
+        run, opts = tmp_path / "run", {"progress": False, "callbacks": [lambda t: models.append(t.model)]}
+        _, first = train("vaegan", DATA, run, steps=4, batch_size=16, **opts, overrides={
+            **TINY, "equilibrium": 0.68, "augment": "ada", "ada_interval": 1000, "diag_every": 0, "prior": "normal"})
+        _, second = train("", run_dir=run, resume=True, steps=7, **opts)
+    finally:
+        hook.remove()
+    assert len(calls) == 7
+    done = {name: sum(ran[m.optimizers()[name]] for m in {id(m): m for m in models}.values())
+            for name in ("enc", "dec", "disc")}
+    assert done == {"enc": 7, "dec": 7, "disc": 3}                       # D on steps 0, 3 and 6
+    assert first["updates"] == {"enc": 4, "dec": 4, "disc": 2}
+    assert second["updates"] == done
+    ada = models[-1].augment.ada                                         # interval 1000: nothing reset
+    assert int(ada.calls) == 3 and float(ada.sign_count) == 3 * 16
 
 
 @pytest.mark.parametrize("field,value", [("pixel", -1.0), ("prior_weight", -0.5), ("lr_d", -1e-4),

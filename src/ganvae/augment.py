@@ -5,7 +5,9 @@
   fake images before D, every op to every image, each image with its own parameters (§3).
 - ADA: Karras, Aittala, Hellsten, Laine, Lehtinen & Aila 2020, "Training Generative Adversarial
   Networks with Limited Data" (NeurIPS). Each op is applied to each image with probability p,
-  and p is steered by the overfitting heuristic r_t = E[sign(D(real))] towards a target (§3).
+  and p is steered by the overfitting heuristic r_t = E[sign(D(real))] towards a target (§3),
+  here E[sign(D(real) - m)] with m the output of a D that cannot tell real from fake under the
+  model's loss (0 for the logistic and hinge losses the paper's heuristic assumes).
   Here a reduced 'bgc' pipeline of their Appendix B.1: blit, geometric and colour groups,
   without luma flip and hue rotation.
 
@@ -100,9 +102,17 @@ def adjust_saturation(x: Tensor, factor: Tensor) -> Tensor:
 
 @_in_float32
 def adjust_contrast(x: Tensor, factor: Tensor) -> Tensor:
-    """Scale each image's distance from its own mean over C, H, W by factor (B,)."""
+    """Scale each image's distance from its own mean over C, H, W by factor (B,): DiffAugment's
+    contrast (its reference rand_contrast keeps each image's mean)."""
     mean = x.mean(dim=(1, 2, 3), keepdim=True)                          # (B, 1, 1, 1)
     return mean + (x - mean) * _per_sample(factor, x)
+
+
+@_in_float32
+def scale_contrast(x: Tensor, factor: Tensor) -> Tensor:
+    """x * factor (B,): contrast scaled about 0, the centre of [-1, 1] data, as ADA's reference
+    colour matrix does (Karras et al. 2020, after brightness), unlike adjust_contrast."""
+    return x * _per_sample(factor, x)
 
 
 @_in_float32
@@ -144,10 +154,12 @@ def rand_color(x: Tensor, generator: torch.Generator | None = None) -> Tensor:
 
 @_in_float32
 def rand_translation(x: Tensor, generator: torch.Generator | None = None) -> Tensor:
-    """Integer shifts dx, dy each uniform in [-S/8, S/8] (S/8 rounded down), zero-filled."""
+    """Integer shifts dx, dy each uniform in [-s, s], s = S/8 rounded to nearest as the paper's
+    reference code (int(S * 0.125 + 0.5): 4 at S = 28, where S // 8 would give 3), zero-filled."""
     B, _, H, W = x.shape
-    dx = _randint(-(W // 8), W // 8, B, x, generator)
-    dy = _randint(-(H // 8), H // 8, B, x, generator)
+    sx, sy = int(W * 0.125 + 0.5), int(H * 0.125 + 0.5)
+    dx = _randint(-sx, sx, B, x, generator)
+    dy = _randint(-sy, sy, B, x, generator)
     return translate(x, dx, dy)
 
 
@@ -251,12 +263,17 @@ class AdaptiveAugment(nn.Module):
 
     p and the sign accumulators are buffers: checkpoints carry them, so a resumed run adjusts
     p at the same calls and by the same amounts as one that never stopped.
+
+    `midpoint` is what D outputs for an image it cannot place, halfway between its targets for
+    real and fake ones: the paper's r_t = E[sign D(real)] assumes logits centred at 0; with
+    least squares (targets 0 and 1) an undecided D outputs 0.5, whose sign is +1 without any
+    overfitting. A number from the model, which knows its loss.
     """
 
     GROUPS = "bgc"
 
     def __init__(self, target: float = 0.6, interval: int = 4, speed_images: int = 100_000,
-                 p_max: float = 0.8, ops: str = "bgc"):
+                 p_max: float = 0.8, ops: str = "bgc", midpoint: float = 0.0):
         super().__init__()
         checks = [
             (0 < target < 1, f"ada_target={target}: must be in (0, 1)"),
@@ -268,7 +285,7 @@ class AdaptiveAugment(nn.Module):
         for ok, message in checks:
             if not ok:
                 raise BadInput(message)
-        self.target, self.interval, self.ops = target, interval, ops
+        self.target, self.interval, self.ops, self.midpoint = target, interval, ops, float(midpoint)
         # The paper lets p move 0 -> 1 in 500k images; our runs last minutes, so p must be able
         # to react within them: 100k by default, configurable.
         self.speed_images = speed_images
@@ -282,9 +299,9 @@ class AdaptiveAugment(nn.Module):
 
     @torch.no_grad()
     def update(self, logits_real: Tensor) -> None:
-        """Accumulate sign(D(real)); every `interval`-th call move p by sign(r_t - target) times
-        the images seen since / speed_images. Tensor arithmetic only: no host sync."""
-        signs = torch.sign(logits_real.detach().float())
+        """Accumulate sign(D(real) - midpoint); every `interval`-th call move p by sign(r_t - target)
+        times the images seen since / speed_images. Tensor arithmetic only: no host sync."""
+        signs = torch.sign(logits_real.detach().float() - self.midpoint)
         # under DDP the heuristic is the global batch's: every rank adds every rank's signs, so
         # all ranks keep one p (one small all-reduce per D step; nothing on one process)
         stats = all_sum_(torch.stack([signs.sum(), torch.tensor(float(signs.numel()), device=signs.device)]))
@@ -330,7 +347,8 @@ class AdaptiveAugment(nn.Module):
     def _color(self, x: Tensor, generator: torch.Generator | None) -> Tensor:
         normal = lambda: _draw((x.shape[0],), x, generator, normal=True)  # noqa: E731
         x = adjust_brightness(x, self._gate(x, generator, 0.2 * normal(), 0.0))
-        x = adjust_contrast(x, self._gate(x, generator, torch.exp(0.5 * math.log(2) * normal()), 1.0))
+        # about 0, scaling the brightness shift too: the reference's colour matrix C = S_c T_b
+        x = scale_contrast(x, self._gate(x, generator, torch.exp(0.5 * math.log(2) * normal()), 1.0))
         if x.shape[1] == 3:                                              # grey has no saturation
             x = adjust_saturation(x, self._gate(x, generator, torch.exp(math.log(2) * normal()), 1.0))
         return x
@@ -359,7 +377,8 @@ class AugmentConfig:
     augment: Literal["none", "diffaug", "ada"] = "none"
     # DiffAugment's ops, in order; its paper's choice for little data is all three
     augment_policy: str = "color,translation,cutout"
-    ada_target: float = 0.6        # the r_t = E[sign D(real)] that p steers to (the paper's 0.6)
+    # the r_t = E[sign(D(real) - m)] that p steers to (the paper's 0.6; m: see AdaptiveAugment)
+    ada_target: float = 0.6
     ada_interval: int = 4          # D updates between adjustments of p (the paper's 4)
     ada_speed_images: int = 100_000  # images for p to move by 1 (the paper's 500k; see AdaptiveAugment)
     ada_p_max: float = 0.8         # p's ceiling, below which the pipeline does not leak
@@ -380,15 +399,16 @@ class DiscriminatorAugment(nn.Module):
     augment=none), `observe(logits_real)` feeds ADA's heuristic, `p` is ADA's probability (1
     for DiffAugment, which augments every image; 0 for none). The same generator state gives
     the same transforms to a batch of the same size: VAE-GAN compares x and its
-    reconstruction under one transform that way."""
+    reconstruction under one transform that way. `midpoint`: the model's undecided D output
+    (see AdaptiveAugment), for ADA's heuristic."""
 
-    def __init__(self, cfg: AugmentConfig):
+    def __init__(self, cfg: AugmentConfig, midpoint: float = 0.0):
         super().__init__()
         self.kind = cfg.augment
         self.policy = parse_policy(cfg.augment_policy)
         if self.kind == "ada":     # a submodule: its p is in the model's state_dict and checkpoints
             self.ada = AdaptiveAugment(cfg.ada_target, cfg.ada_interval, cfg.ada_speed_images, cfg.ada_p_max,
-                                       cfg.ada_ops)
+                                       cfg.ada_ops, midpoint)
 
     def forward(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
         if self.kind == "diffaug":

@@ -6,6 +6,11 @@ the test split: the real-data floor, the value a perfect model would get at this
 
 Features and classifier outputs come from the dataset's evaluator (see evaluators/); those of
 real data are cached by a hash of the images, the evaluator and the count.
+
+A metric that cannot be computed from this much data (a 7-image test split cannot give the
+covariance of 64-dim codes, nor k-NN balls with k >= 7) is left out, named in the result's
+`skipped` {metric: why} and in one warning line, and every other score is kept: the metric's
+own size check raises TooFewRows, and only that is caught, so any other error still stops.
 """
 
 from __future__ import annotations
@@ -25,8 +30,9 @@ from .data.binarize import binarize_static
 from .errors import BadInput
 from .evaluators import Evaluator, cache_root, get_evaluator
 from .files import atomic_write, check_npz
+from .metrics import TooFewRows, sample_metrics
 from .metrics import directions as sample_directions
-from .metrics import sample_metrics
+from .metrics.inpainting import psnr_of
 from .models.vae import DISCRETIZED
 
 
@@ -181,8 +187,14 @@ def _floor_slice(ds: ImageDataset, n: int, seed: int) -> np.ndarray:
 
 
 def score(fake_x: np.ndarray, ds: ImageDataset, ev: Evaluator, cfg: EvalConfig,
-          log: Callable[[str], None] = print, with_floor: bool = True) -> dict:
-    """Sample metrics of uint8 images fake_x against the test split, and the floor."""
+          log: Callable[[str], None] = print, with_floor: bool = True,
+          skipped: dict[str, str] | None = None) -> dict:
+    """Sample metrics of uint8 images fake_x against the test split, and the floor.
+
+    skipped: None: a metric too few images cannot support raises TooFewRows. A dict: it is left
+    out and recorded there, {name: why}; a floor value missing beside a computed metric as
+    `floor/NAME`.
+    """
     if fake_x.shape[1:] != ds.test.x.shape[1:]:
         raise BadInput(f"samples are {'x'.join(map(str, fake_x.shape[1:]))} images but {ds.name} "
                        f"has {'x'.join(map(str, ds.shape))}")
@@ -197,7 +209,7 @@ def score(fake_x: np.ndarray, ds: ImageDataset, ev: Evaluator, cfg: EvalConfig,
     common = dict(num_classes=num_classes, real_hist=real_hist, k=cfg.k, kid_subsets=cfg.kid_subsets,
                   kid_subset_size=cfg.kid_subset_size, seed=cfg.seed)
     t1 = time.perf_counter()
-    out = {"metrics": sample_metrics(real_f, fake_f, real_p, fake_p, **common), "n": len(fake_x)}
+    out = {"metrics": sample_metrics(real_f, fake_f, real_p, fake_p, **common, skipped=skipped), "n": len(fake_x)}
     out["metrics"]["sharpness"] = sharpness(fake_x) / max(sharpness(ds.test.x[: len(fake_x)]), 1e-12)
     if fake_p is not None:  # the class histogram of the samples, for mode-coverage plots
         out["class_hist"] = (np.bincount(fake_p.argmax(1), minlength=fake_p.shape[1]) / len(fake_p)).tolist()
@@ -205,8 +217,11 @@ def score(fake_x: np.ndarray, ds: ImageDataset, ev: Evaluator, cfg: EvalConfig,
     if with_floor:
         floor_x = _floor_slice(ds, len(fake_x), cfg.seed)
         fl_f, fl_p = real_features(ev, floor_x, "train-slice", log)
-        out["floor"] = sample_metrics(real_f, fl_f, real_p, fl_p, **common)
+        floor_skipped = None if skipped is None else {}
+        out["floor"] = sample_metrics(real_f, fl_f, real_p, fl_p, **common, skipped=floor_skipped)
         out["floor_images"] = len(floor_x)
+        if skipped is not None:   # the floor shares the test side, so it mostly fails with the metric: said once
+            skipped.update({f"floor/{k}": why for k, why in floor_skipped.items() if k not in skipped})
     out["seconds"] = {"features": round(t1 - t0, 2), "metrics": round(t2 - t1, 2),
                       "floor": round(time.perf_counter() - t2, 2)}
     return out
@@ -272,17 +287,26 @@ def kl_bits(model, x: np.ndarray, batch: int = 500) -> float | None:
     return total / len(x) / math.log(2)
 
 
-def latent_summary(model, ds: ImageDataset, n: int) -> dict:
+def latent_summary(model, ds: ImageDataset, n: int, skipped: dict[str, str] | None = None) -> dict:
     """The cheap latent-space numbers of an encoder model on its first n (at most 5,000) test
     codes: the Gaussian total correlation, the bits-back rate of a Gaussian posterior, and the
     MIG when the data has known factors. The full measurements are the probe, compress and
-    disentangle tasks (ganvae eval --tasks ...)."""
+    disentangle tasks (ganvae eval --tasks ...).
+
+    skipped: as in `score`: None raises TooFewRows (a test split with no more codes than live
+    code dims has no total correlation); a dict records it and leaves latent_tc out."""
     from .metrics.disentangle import gaussian_total_correlation, mig
 
     x = ds.test.x[:min(n, 5000)]
     _, codes = model_features(model, x)
     live = codes[:, codes.var(0) > 0]
-    out = {"latent_tc": gaussian_total_correlation(live) if live.shape[1] > 1 else 0.0}
+    out = {}
+    try:
+        out["latent_tc"] = gaussian_total_correlation(live) if live.shape[1] > 1 else 0.0
+    except TooFewRows as e:
+        if skipped is None:
+            raise
+        skipped["latent_tc"] = str(e)
     rate = kl_bits(model, x)
     if rate is not None:
         out["rate_bits"] = rate
@@ -292,11 +316,12 @@ def latent_summary(model, ds: ImageDataset, n: int) -> dict:
 
 
 def encoder_metrics(model, ds: ImageDataset, cfg: EvalConfig, log: Callable[[str], None] = print,
-                    binarize: str = "none") -> dict:
+                    binarize: str = "none", skipped: dict[str, str] | None = None) -> dict:
     """Reconstruction error for encoder models; ELBO and IWAE NLL for likelihood models.
 
     The likelihood terms are named by their data space (see EXTRA): `binarize` is the run's
     data.binarize, which decides whether a Bernoulli decoder's numbers are probabilities.
+    skipped: as in `score`, for the metrics too few test images cannot support.
     """
     out = {}
     x_all = torch.from_numpy(ds.test.x)
@@ -304,18 +329,18 @@ def encoder_metrics(model, ds: ImageDataset, cfg: EvalConfig, log: Callable[[str
     if getattr(model, "has_encoder", False):
         # on as many test images as samples are scored (all 10,000 by default; a comparison's
         # --eval-n); the mean squared error of thousands of images is stable to ~1%
-        se, count = 0.0, 0
+        per_image = []
         x_rec = x_all[:cfg.n]
         with torch.no_grad():   # (reconstruct is differentiable for the tasks that need it)
             for i in range(0, len(x_rec), cfg.batch):
                 x = to_float(x_rec[i:i + cfg.batch].to(model.device))
                 x_hat = model.reconstruct(x).clamp(-1, 1)
-                se += float(((x_hat - x) / 2).pow(2).sum())  # on [0, 1] intensities
-                count += x.numel()
-        mse = se / count
-        out["recon_mse"] = mse
-        out["psnr"] = 10 * math.log10(1.0 / max(mse, 1e-12))
-        out.update(latent_summary(model, ds, cfg.n))
+                # (B,) each image's MSE on [0, 1] intensities, in float64
+                per_image.append(((x_hat - x) / 2).double().pow(2).flatten(1).mean(1).cpu().numpy())
+        per_image = np.concatenate(per_image)
+        out["recon_mse"] = float(per_image.mean())    # (equal-sized images: the pooled MSE too)
+        out["psnr"] = psnr_of(per_image)              # the mean of per-image PSNRs, as everywhere
+        out.update(latent_summary(model, ds, cfg.n, skipped))
     if getattr(model, "has_likelihood", False):
         # The ELBO and the importance-weighted bound on the same images, so that IWAE >= ELBO
         # can be read off the table; binary models are scored on one fixed draw of them.
@@ -362,10 +387,13 @@ def evaluate_model(model, ds: ImageDataset, cfg: EvalConfig, device="cpu", log: 
     t0 = time.perf_counter()
     fake = generate(model, cfg.n, cfg.seed, cfg.batch, inputs=ds.test.a)
     t_gen = time.perf_counter() - t0
-    res = score(fake, ds, ev, cfg, log)
-    res["metrics"].update(encoder_metrics(model, ds, cfg, log, binarize=binarize))
+    skipped: dict[str, str] = {}
+    res = score(fake, ds, ev, cfg, log, skipped=skipped)
+    res["metrics"].update(encoder_metrics(model, ds, cfg, log, binarize=binarize, skipped=skipped))
     res["seconds"]["generate"] = round(t_gen, 2)
-    out = _result(res, ev, ds, cfg, source=source or f"{model.name} model", model=name or model.name)
+    _note_skipped(skipped, log)
+    out = _result(res, ev, ds, cfg, source=source or f"{model.name} model", model=name or model.name,
+                  skipped=skipped)
     if (info := likelihood_info(model, cfg, binarize)) is not None:
         out["likelihood"] = info
     return out
@@ -380,21 +408,25 @@ def evaluate_samples(samples: Path, ds: ImageDataset, cfg: EvalConfig, device="c
     """Score images from anywhere: an .npz with `x` uint8 (N, C, H, W) or a folder of images."""
     x = load_samples(samples, ds)
     ev = get_evaluator(ds, device=device, log=log)
-    res = score(x, ds, ev, cfg, log)
-    return _result(res, ev, ds, cfg, source=str(samples), model=None)
+    skipped: dict[str, str] = {}
+    res = score(x, ds, ev, cfg, log, skipped=skipped)
+    _note_skipped(skipped, log)
+    return _result(res, ev, ds, cfg, source=str(samples), model=None, skipped=skipped)
 
 
 def load_samples(path: Path, ds: ImageDataset) -> np.ndarray:
-    from .data import load_dataset
-
+    """Samples as uint8 (N, C, H, W) of ds's shape: an .npz must already have it; a folder's
+    images are fitted to it (grey or RGB, resized) as a folder dataset's are, and what that
+    changed or skipped is said in one warning line (`--samples DIR: ...`)."""
     c, h, _ = ds.shape
     if path.is_dir():
-        import warnings
+        from .data.folder import EXTENSIONS, read_folder
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            loaded = load_dataset(f"folder:{path}", size=h, channels=c)
-        return np.concatenate([loaded.train.x, loaded.test.x])
+        x, kept, fitting = read_folder(path, h, c)
+        fitting.warn(f"--samples {path}", path)
+        if not kept:
+            raise BadInput(f"--samples {path}: no readable images found (looked for {', '.join(sorted(EXTENSIONS))})")
+        return x
     if path.suffix == ".npz":
         if not path.exists():
             raise BadInput(f"--samples {path}: no such file")
@@ -414,14 +446,33 @@ def load_samples(path: Path, ds: ImageDataset) -> np.ndarray:
     raise BadInput(f"--samples {path}: give an .npz file (array x) or a folder of images")
 
 
-def _result(res: dict, ev: Evaluator, ds: ImageDataset, cfg: EvalConfig, source: str, model) -> dict:
+def _result(res: dict, ev: Evaluator, ds: ImageDataset, cfg: EvalConfig, source: str, model,
+            skipped: dict[str, str] | None = None) -> dict:
+    """The result object eval.json holds. `skipped` is always there ({} when nothing was): an
+    evaluation merged into an older RUN/eval.json must not keep that one's stale notes."""
     return {
         "source": source, "model": model, "data": ds.name, "n": res["n"], "test_images": len(ds.test),
         "evaluator": _evaluator_info(ev),
         "metrics": res["metrics"], "floor": res.get("floor", {}), "floor_images": res.get("floor_images"),
         "higher_is_better": {k: v for k, v in directions().items() if k in res["metrics"]},
+        "skipped": dict(skipped or {}),
         "seconds": res["seconds"],
     }
+
+
+def _note_skipped(skipped: dict[str, str], log: Callable[[str], None]) -> None:
+    if skipped:
+        log(f"warning: {skipped_line(skipped)}")
+
+
+def skipped_line(skipped: dict[str, str]) -> str:
+    """{metric: why} as one line, the metrics that share a reason (a family) named together:
+    `not computed from this little data: latent_tc (codes: 7 rows ...); precision, recall, ...`."""
+    by_reason: dict[str, list[str]] = {}
+    for name, why in skipped.items():
+        by_reason.setdefault(why, []).append(name)
+    return "not computed from this little data: " + "; ".join(
+        f"{', '.join(names)} ({why})" for why, names in by_reason.items())
 
 
 def format_task_table(table: dict) -> str:

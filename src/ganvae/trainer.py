@@ -260,6 +260,8 @@ class Trainer:
         self.device = resolve_device(parallel.device_for(self.t.device))
         self._comm_device = self.device   # gloo reduces CPU tensors, NCCL CUDA ones
         self._stop = 0                    # the signal every rank agreed to stop on (0: none)
+        self._x_train = None              # the training images on the device, once fit() has them
+        self._prior_fitted = False        # whether the last checkpoint's prior fits its encoder
         self._elapsed = 0.0               # under DDP: the slowest rank's training time
         self._t_step = time.perf_counter()
         self.progress = progress
@@ -337,9 +339,33 @@ class Trainer:
             "scaler": self.model.scaler.state_dict() if self.model.scaler is not None else None,
         }
 
+    def fit_prior(self, strict: bool = True) -> bool:
+        """Fit the model's latent prior to its encoder as it is now (a no-op for models without
+        a fitted prior). Always the same training images: `prior_images` of them chosen by the
+        run's seed, so the final model, every checkpoint and compare's curve points each carry
+        the prior of their own encoder, fitted alike. Returns whether the prior now fits the
+        encoder; `strict=False`: codes that are not finite (an encoder diverging before its
+        loss shows it) leave the prior as it was and return False instead of raising."""
+        if self._x_train is None or not has_fitted_prior(self.model):
+            return True
+        try:
+            self.model.fit_prior(to_float(prior_images(self._x_train, self.t.prior_images, self.t.seed)))
+        except GanvaeError:
+            if strict:
+                raise
+            return False
+        return True
+
     def save_checkpoint(self) -> Path:
         stem = self.run_dir / "checkpoints" / f"step_{self.step:08d}"
-        save_state(stem, self.state())
+        # A checkpoint's prior must be its own encoder's (issue 30): fitted before writing, so
+        # `--checkpoint STEP` samples like the final model would have at that step.
+        # The loss check decides about divergence, not the prior: a checkpoint whose codes are
+        # not finite is still written, marked unfitted (loading refits or says why it can't).
+        fitted = self.fit_prior(strict=False)
+        state = self.state()
+        state["trainer"]["prior_fitted"] = self._prior_fitted = fitted   # (False or absent: refit on load)
+        save_state(stem, state)
         for old in checkpoints(self.run_dir)[: -self.t.keep_checkpoints]:
             old.with_suffix(".safetensors").unlink(missing_ok=True)
             old.with_suffix(".json").unlink(missing_ok=True)
@@ -469,6 +495,7 @@ class Trainer:
         if self.cfg.data.binarize == "static":   # one fixed draw, reproduced from the data seed
             x_np = binarize_static(x_np, self.cfg.data.seed)
         x_train = torch.from_numpy(x_np).to(self.device)  # uint8, stays there
+        self._x_train = x_train   # (what fit_prior fits to)
         a_train = torch.from_numpy(self.data.train.a).to(self.device) if model.translation else None
         self.y_train = torch.from_numpy(self.data.train.y).to(self.device) if model.conditional else None
         fixed_noise = torch.Generator().manual_seed(1234)
@@ -624,10 +651,9 @@ class Trainer:
     def _finish(self, x_train, fixed_noise, fixed_state, x_fixed) -> dict:
         model = self.model
         if self.is_main:
-            self.save_checkpoint()
-        n = min(self.t.prior_images, len(x_train))
-        idx = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(self.t.seed))[:n]
-        model.fit_prior(to_float(x_train[idx.to(self.device)]))
+            self.save_checkpoint()   # fits the prior: the final model's is the last checkpoint's
+        if not self.is_main or not self._prior_fitted:
+            self.fit_prior()         # (strict: a final model never carries a prior of other codes)
         # the field names of every result file (see docs/results.md): summary.json, metrics.jsonl,
         # curve.jsonl and compare's results share them
         summary = {"steps": self.step, "images_seen": self.images, "train_seconds": round(self.elapsed, 3),
@@ -651,7 +677,12 @@ class Trainer:
                 getattr(callback, hook)(self, *args)
 
     def updates(self) -> dict[str, int]:
-        """Optimizer updates so far, {optimizer name: count} (e.g. {"g": 1000, "d": 5000})."""
+        """Optimizer updates so far, {optimizer name: count} (e.g. {"g": 1000, "d": 5000}): the
+        model's own count of the steps that ran where it keeps one (a VAE-GAN's D rests on some
+        steps), else its fixed updates per step times the steps."""
+        done = self.model.updates_done()
+        if done is not None:
+            return {k: int(v) for k, v in done.items()}
         return {k: int(round(v * self.step)) for k, v in self.model.updates_per_step().items()}
 
     def _bar(self):
@@ -999,8 +1030,37 @@ def _load_step(run: Path, step: int, device: str):
         raise BadInput(f"--checkpoint {step}: {run} has no checkpoint of step {step} (kept: {kept})")
     cfg = json.loads((run / "config.json").read_text())
     model = GenerativeModel.from_config(cfg["family"], cfg["model"], where=str(run / "config.json"))
-    model.load_state_dict(load_state(stems[step])["model"])
-    return model.to(device).eval(), cfg
+    state = load_state(stems[step])
+    model.load_state_dict(state["model"])
+    model = model.to(device).eval()
+    if has_fitted_prior(model) and not state["trainer"].get("prior_fitted"):
+        # a checkpoint written before checkpoints carried their prior: refit it now, as the
+        # trainer would have (the run's training images, its seed and prior_images)
+        t = cfg.get("train", {})
+        x = torch.from_numpy(_training_images(run_dataset(cfg), cfg)).to(model.device)
+        model.fit_prior(to_float(prior_images(x, t.get("prior_images", TrainConfig.prior_images), t.get("seed", 0))))
+    return model, cfg
+
+
+def has_fitted_prior(model) -> bool:
+    """Whether the model fits a latent density to its codes (ae, vaegan, prior=gmm, ...)."""
+    from .models.base import GenerativeModel
+
+    return type(model).fit_prior is not GenerativeModel.fit_prior and getattr(model, "_prior_kind", "") != "normal"
+
+
+def prior_images(x_train: torch.Tensor, n: int, seed: int) -> torch.Tensor:
+    """The min(n, N) training images (uint8, (n, C, H, W)) a run fits its prior to: the first of a
+    permutation drawn from `seed`, the same at every checkpoint and at the end."""
+    idx = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(seed))[:min(n, len(x_train))]
+    return x_train[idx.to(x_train.device)]
+
+
+def _training_images(ds: ImageDataset, cfg: dict) -> np.ndarray:
+    """The uint8 training images a run trained on (after a static binarization)."""
+    if cfg.get("data", {}).get("binarize") == "static":
+        return binarize_static(ds.train.x, cfg["data"].get("seed", 0))
+    return ds.train.x
 
 
 def run_dataset(cfg: dict) -> ImageDataset:

@@ -8,6 +8,10 @@
   grey) are reached by scaling the shorter side and cropping the centre.
 - Files that are not readable images are skipped and counted in one warning; an image whose
   header claims more pixels than Pillow's decompression-bomb limit is an error.
+
+`Fitting` records what reading a folder did to reach one (channels, size, size): which images
+changed between grey and colour, which were resized (from which sizes), which files were
+skipped. Every reader here builds it the same way and says it in one warning line.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import warnings
 import zipfile
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -30,8 +35,70 @@ GREY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
 TEST_FRACTION = 0.1
 
 
-class SkippedFilesWarning(UserWarning):
+class FolderNoteWarning(UserWarning):
+    """Reading a folder changed its images (grey <-> colour, resized) or left files out."""
+
+
+class SkippedFilesWarning(FolderNoteWarning):
     """Some files under a folder dataset were not readable images and were left out."""
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+@dataclass
+class Fitting:
+    """What reading a folder did to its files to reach (channels, size, size) images."""
+
+    channels: int
+    size: int
+    recoloured: int = 0                                      # grey -> RGB or colour -> grey
+    resized: Counter = field(default_factory=Counter)        # (w, h) -> images resized from it
+    skipped: list[Path] = field(default_factory=list)        # not readable images, left out
+
+    @classmethod
+    def of(cls, items, kept: list[Path], size: int, channels: int, skipped: list[Path]) -> "Fitting":
+        """From `_scan`'s headers [(path, (w, h), is_grey)], the paths `_decode` kept and those
+        left out: only kept images count as converted or resized."""
+        fitting = cls(channels, size, skipped=list(skipped))
+        kept = set(kept)
+        for p, wh, grey in items:
+            if p not in kept:
+                continue
+            fitting.recoloured += int(grey != (channels == 1))
+            if wh != (size, size):
+                fitting.resized[wh] += 1
+        return fitting
+
+    def note(self, where, root: Path, conversions: bool = True) -> str | None:
+        """One line: `where: 12 colour images converted to grey; 30 images resized from 40x30 /
+        64x64 to 28x28 (...); skipped 2 file(s) that are not readable images (a.png, b.png)`,
+        or None when there is nothing to say. Skipped files are named relative to root.
+
+        conversions=False says only what was skipped: data folders are fitted to the size and
+        channels they were read at by design (--size, their most common size; a pairs: domain
+        to its partner's), where a note on every load would be noise."""
+        parts = []
+        if conversions and self.recoloured:
+            parts.append(f"{_plural(self.recoloured, 'colour image')} converted to grey" if self.channels == 1
+                         else f"{_plural(self.recoloured, 'grey image')} converted to RGB")
+        if conversions and self.resized:
+            sizes = [f"{w}x{h}" for (w, h), _ in sorted(self.resized.items(), key=lambda kv: (-kv[1], kv[0]))]
+            shown = " / ".join(sizes[:3]) + (f" / {len(sizes) - 3} other sizes" if len(sizes) > 3 else "")
+            crop = any(w != h for w, h in self.resized)   # the shorter side is scaled, the rest cut off
+            parts.append(f"{_plural(sum(self.resized.values()), 'image')} resized from {shown} to "
+                         f"{self.size}x{self.size}" + (" (non-square ones centre-cropped)" if crop else ""))
+        if self.skipped:
+            names = ", ".join(str(p.relative_to(root)) for p in self.skipped[:3])
+            parts.append(f"skipped {len(self.skipped)} file(s) that are not readable images "
+                         f"({'e.g. ' if len(self.skipped) > 3 else ''}{names})")
+        return f"{where}: " + "; ".join(parts) if parts else None
+
+    def warn(self, where, root: Path, conversions: bool = True) -> None:
+        """The note as one warning (SkippedFilesWarning when files were left out), if any."""
+        if (text := self.note(where, root, conversions)) is not None:
+            warnings.warn(text, SkippedFilesWarning if self.skipped else FolderNoteWarning, stacklevel=3)
 
 
 def _open(path: Path) -> Image.Image:
@@ -123,10 +190,8 @@ def load_folder(path: str | Path, size: int | None = None, channels: int | None 
     decoded = {}
     for name, its in scans.items():
         decoded[name] = _decode(its, size, channels, skipped)
-    if skipped:
-        examples = ", ".join(str(p.relative_to(root)) for p in skipped[:3])
-        warnings.warn(f"{root}: skipped {len(skipped)} file(s) that are not readable images "
-                      f"(e.g. {examples})", SkippedFilesWarning, stacklevel=2)
+    kept = [p for _, paths in decoded.values() for p in paths]
+    Fitting.of(items, kept, size, channels, skipped).warn(root, root, conversions=False)
 
     if presplit:
         (x, ptr), (xt, pte) = decoded["train"], decoded["test"]
@@ -178,12 +243,20 @@ def read_images(path: str | Path, size: int, channels: int) -> tuple[np.ndarray,
         return x, [f"{i:05d}" for i in range(len(x))]
     if not p.is_dir():
         raise BadInput(f"{p}: give a folder of images or an .npz file with an array x")
-    items, skipped = _scan(p)
-    x, kept = _decode(items, size, channels, skipped)
-    if skipped:
-        examples = ", ".join(str(q.relative_to(p)) for q in skipped[:3])
-        warnings.warn(f"{p}: skipped {len(skipped)} file(s) that are not readable images (e.g. {examples})",
-                      SkippedFilesWarning, stacklevel=2)
+    x, kept, fitting = read_folder(p, size, channels)
+    fitting.warn(p, p, conversions=False)
     if not kept:
         raise BadInput(f"{p}: no readable images in it")
     return x, [str(k.relative_to(p).with_suffix("")) for k in kept]
+
+
+def read_folder(root: Path, size: int, channels: int) -> tuple[np.ndarray, list[Path], Fitting]:
+    """Every readable image below root (sorted paths, no split), fitted to (channels, size, size).
+
+    Returns:
+        x uint8 (N, channels, size, size), the N paths kept, and the Fitting that says what was
+        converted, resized and skipped (the caller words the warning: `fitting.warn(where, root)`).
+    """
+    items, skipped = _scan(root)
+    x, kept = _decode(items, size, channels, skipped)
+    return x, kept, Fitting.of(items, kept, size, channels, skipped)

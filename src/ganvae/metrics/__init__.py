@@ -20,6 +20,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import BadInput
+from ._checks import TooFewRows
 from .classifier import classifier_score, classifier_score_splits, mode_coverage
 from .fd import fd_from_features, frechet_distance, gaussian_stats
 from .kid import kernel_inception_distance
@@ -28,7 +29,7 @@ from .prdc import prdc
 __all__ = [
     "METRICS", "KINDS", "Metric", "MetricInputs", "register_family", "sample_metrics", "directions",
     "frechet_distance", "gaussian_stats", "fd_from_features", "kernel_inception_distance", "prdc",
-    "classifier_score", "classifier_score_splits", "mode_coverage",
+    "classifier_score", "classifier_score_splits", "mode_coverage", "TooFewRows",
 ]
 
 
@@ -148,7 +149,7 @@ def directions() -> dict[str, bool]:
 
 def sample_metrics(real_feats, fake_feats, real_probs=None, fake_probs=None, num_classes=None,
                    real_hist=None, k: int = 5, kid_subsets: int = 100, kid_subset_size: int = 1000,
-                   seed: int = 0) -> dict[str, float]:
+                   seed: int = 0, skipped: dict[str, str] | None = None) -> dict[str, float]:
     """Every registered metric that the inputs allow, as plain floats.
 
     Args:
@@ -160,6 +161,9 @@ def sample_metrics(real_feats, fake_feats, real_probs=None, fake_probs=None, num
             if that is None too, uniform.
         k: neighbours for precision / recall / density / coverage.
         kid_subsets, kid_subset_size, seed: KID's subsets and their seed.
+        skipped: None: a family that cannot be computed from this few rows raises TooFewRows.
+            A dict: that family's metrics (and extras) are left out and recorded in it as
+            {name: why}; every other error still raises.
     Returns:
         {name: value} in registry order, plus each family's extras (kid_std).
     """
@@ -167,14 +171,22 @@ def sample_metrics(real_feats, fake_feats, real_probs=None, fake_probs=None, num
                        k, kid_subsets, kid_subset_size, seed)
     if fake_probs is not None and real_probs is not None and np.shape(real_probs)[1:] != np.shape(fake_probs)[1:]:
         raise BadInput(f"real probs have shape {np.shape(real_probs)}, fake probs {np.shape(fake_probs)}")
-    computed: dict[Callable, dict[str, float]] = {}   # family function -> its outputs
+    computed: dict[Callable, dict[str, float] | TooFewRows] = {}   # family function -> its outputs, or why not
     out: dict[str, float] = {}
     for name, metric in METRICS.items():
         if not KINDS[metric.kind](inp):
             continue
         if metric.function not in computed:
-            computed[metric.function] = metric.function(inp)
+            try:
+                computed[metric.function] = metric.function(inp)
+            except TooFewRows as e:
+                if skipped is None:
+                    raise
+                computed[metric.function] = e
         values = computed[metric.function]
+        if isinstance(values, TooFewRows):   # the whole family is out: each of its names says why
+            skipped.update({key: str(values) for key in (name, *metric.extras)})
+            continue
         for key in (name, *metric.extras):
             out[key] = float(values[key])
     return out

@@ -7,6 +7,16 @@ import numpy as np
 from ..errors import BadInput
 
 
+class TooFewRows(BadInput):
+    """A metric was given fewer rows than it can be computed from (a covariance of N <= D codes,
+    k-NN balls with k >= N, an unbiased estimate from one row).
+
+    Its own class, a BadInput still, so that the evaluation suite can leave out a metric a small
+    test split cannot support, note why, and keep every other score, while any other bad input
+    (NaN features, mismatched widths: a bug upstream) stays an error.
+    """
+
+
 def as_features(x, name: str, min_rows: int = 1) -> np.ndarray:
     """`x` as a finite floating (N, D) array (float16 and integers become float32).
 
@@ -21,7 +31,7 @@ def as_features(x, name: str, min_rows: int = 1) -> np.ndarray:
     if not np.issubdtype(x.dtype, np.floating) or x.dtype.itemsize < 4:
         x = x.astype(np.float32)
     if len(x) < min_rows:
-        raise BadInput(f"{name}: needs at least {min_rows} rows, got {len(x)}")
+        raise TooFewRows(f"{name}: needs at least {min_rows} rows, got {len(x)}")
     if not np.isfinite(x).all():
         raise BadInput(f"{name}: contains NaN or infinite values")
     return x

@@ -25,7 +25,7 @@ from sklearn.ensemble import ExtraTreesClassifier, GradientBoostingClassifier
 from sklearn.metrics import mutual_info_score
 
 from ..errors import BadInput
-from ._checks import as_features
+from ._checks import TooFewRows, as_features
 
 __all__ = ["mig", "factor_vae_score", "dci", "gaussian_total_correlation", "dims_to_factors"]
 
@@ -269,7 +269,8 @@ def gaussian_total_correlation(codes) -> float:
     if z.shape[1] < 2:
         return 0.0
     if len(z) <= z.shape[1]:
-        raise BadInput(f"codes: {len(z)} rows cannot estimate a {z.shape[1]}-dim covariance; give more rows than dims")
+        raise TooFewRows(f"codes: {len(z)} rows cannot estimate a {z.shape[1]}-dim covariance; "
+                         "give more rows than dims")
     sign, logdet = np.linalg.slogdet(np.corrcoef(z, rowvar=False))
     if sign <= 0:
         return float("inf")

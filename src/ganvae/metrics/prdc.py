@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from ..errors import BadInput
-from ._checks import as_features, same_width
+from ._checks import TooFewRows, as_features, same_width
 
 BLOCK_BYTES = 1 << 27  # float64 distances per block: 128 MB
 _RADII: OrderedDict[tuple, torch.Tensor] = OrderedDict()   # real radii by (features hash, k, dtype)
@@ -100,9 +100,11 @@ def prdc(real, fake, k: int = 5) -> dict[str, float]:
     real = as_features(real, "real")
     fake = as_features(fake, "fake")
     same_width(real, fake, "prdc")
-    if k < 1 or k >= min(len(real), len(fake)):
-        raise BadInput(f"prdc: k={k} needs 1 <= k < the number of samples in each set "
-                       f"(real {len(real)}, fake {len(fake)})")
+    if k < 1:
+        raise BadInput(f"prdc: k={k} must be at least 1")
+    if k >= min(len(real), len(fake)):   # a ball needs k neighbours besides its own centre
+        raise TooFewRows(f"prdc: k={k} needs 1 <= k < the number of samples in each set "
+                         f"(real {len(real)}, fake {len(fake)})")
     out_dtype = torch.float32 if np.result_type(real.dtype, fake.dtype) == np.float32 else torch.float64
     x = torch.from_numpy(real).to(torch.float64)              # (N, D)
     y = torch.from_numpy(fake).to(torch.float64)              # (M, D)

@@ -262,7 +262,7 @@ def pca_fit(train_x, dims: int, seed: int = 0, randomized: bool = False) -> PCAB
 
 
 def probe_curve(features: Mapping[str, tuple], train_y, test_y, per_class: Iterable[int] = (10, 100, 1000),
-                seeds: Iterable[int] = (0,), k: int = 10) -> list[dict]:
+                seeds: Iterable[int] = (0,), k: int = 10, c: float = LOGREG_C) -> list[dict]:
     """Linear and k-NN probe accuracy of every feature set at every labels-per-class count.
 
     For each count n and seed s the training rows are `label_subset(train_y, n, s)`, the same
@@ -276,6 +276,7 @@ def probe_curve(features: Mapping[str, tuple], train_y, test_y, per_class: Itera
         per_class: labels-per-class counts.
         seeds: subset seeds; accuracies are averaged over them.
         k: neighbours of the k-NN probe.
+        c: the linear probe's inverse L2 strength (LOGREG_C; tasks.tuning chooses it).
     Returns:
         one row per (feature set, count), in the order given:
         {"features": name, "per_class": n, "n_train": labelled examples actually used (smaller
@@ -322,7 +323,7 @@ def probe_curve(features: Mapping[str, tuple], train_y, test_y, per_class: Itera
                 lin, knn = [], []
                 for s in seed_list:
                     idx = subsets[(n, s)]
-                    lin.append(_linear(tr[idx], train_y[idx], te, test_y, c=LOGREG_C))
+                    lin.append(_linear(tr[idx], train_y[idx], te, test_y, c=c))
                     knn.append(_knn(tr[idx], train_y[idx], te, test_y, k=k))
                 many = len(seed_list) > 1
                 rows.append({

@@ -29,7 +29,8 @@
   registry name) + model.safetensors; loading rebuilds the model without unpickling anything.
 - `updates_per_step()` -> {optimizer name: updates per train_step}, and `batches_per_step`: how
   many batches one step consumes (a GAN with n_critic = 5 takes five: one per D update, as
-  StudioGAN and mimicry count a step as one generator update).
+  StudioGAN and mimicry count a step as one generator update). A model whose updates depend on
+  the run (a VAE-GAN's D rests on some steps) also counts those that ran: `updates_done()`.
 
 Mixed precision is the model's business, because only the model knows which parts are network
 forwards and which are losses (the trainer calls `set_precision` once):
@@ -237,6 +238,12 @@ class GenerativeModel(nn.Module):
         """{optimizer name: updates per train_step (on average)}: what a step costs, so that
         budgets and reports can show unequal update counts."""
         return {name: 1.0 for name in self.optimizers()}
+
+    def updates_done(self) -> dict[str, int] | None:
+        """{optimizer name: optimizer steps run so far}, kept across checkpoints and resume, for a
+        model whose updates per step are not fixed; None (the default): they are, and
+        updates_per_step times the steps is the count."""
+        return None
 
     # ---- the contract
     def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:

@@ -95,6 +95,12 @@ class GANConfig(ModelConfig, AugmentConfig, ClassConditionalConfig):
         for key, table in (("loss", LOSSES), ("optimizer", OPTIMIZERS)):
             if getattr(self, key) not in table:
                 raise BadInput(f"{key}={getattr(self, key)!r}: choose one of {', '.join(table)}")
+        if self.augment == "ada" and ADA_MIDPOINTS[self.loss] is None:
+            # ADA's overfitting signal is the sign of D(real) against an undecided D's output;
+            # a critic has no such output (its loss ignores a constant added to it). The paper's
+            # other heuristic r_v (a validation set) is not implemented.
+            raise BadInput(f"augment=ada with loss={self.loss}: the critic's outputs have no midpoint for ADA's "
+                           "overfitting signal sign(D(real)); use augment=diffaug")
         if self.reg not in REGS:
             raise BadInput(f"reg={self.reg!r}: choose one of {', '.join(REGS)}")
         checks = [
@@ -167,6 +173,13 @@ def _d_ls(logits_real: torch.Tensor, logits_fake: torch.Tensor) -> torch.Tensor:
 def _g_ls(logits_fake: torch.Tensor) -> torch.Tensor:
     return 0.5 * (logits_fake - 1).square().mean()
 
+
+# ADA's midpoint m for r_t = E[sign(D(real) - m)] (augment.AdaptiveAugment): what a D that
+# cannot tell real from fake outputs, halfway between its targets. 0 for the logistic losses
+# (sigma(0) = 1/2) and hinge (margins at +-1); 0.5 for ls, whose optimal D is (b p_data + a p_g) /
+# (p_data + p_g) = (a + b) / 2 at p_g = p_data (Mao et al. 2017, eq. 4; a = 0, b = 1 here).
+# None: a Wasserstein critic is defined up to a constant, so no output is the undecided one.
+ADA_MIDPOINTS: dict[str, float | None] = {"minimax": 0.0, "ns": 0.0, "hinge": 0.0, "wasserstein": None, "ls": 0.5}
 
 DLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 GLoss = Callable[[torch.Tensor], torch.Tensor]
@@ -274,7 +287,7 @@ class GAN(GenerativeModel):
         if d_user is None:
             self.d.body.freeze(c.freeze_d)
         # D's view of every image, real or fake (augment=none: the images themselves)
-        self.augment = DiscriminatorAugment(c)
+        self.augment = DiscriminatorAugment(c, midpoint=ADA_MIDPOINTS[c.loss] or 0.0)   # None: no ADA (validate)
         self.d_loss, self.g_loss = LOSSES[c.loss]
         if c.ema > 0:
             # A submodule (not a plain attribute), so state_dict and save_pretrained carry it.

@@ -178,7 +178,9 @@ class VAEGAN(FittedPrior, GaussianEncoding, GenerativeModel):
             # A submodule, so state_dict and save_pretrained carry it.
             self.decoder_ema = copy.deepcopy(self.decoder).eval().requires_grad_(False)
         self.init_prior(c.prior, c.latent, c.gmm_components)
-        self.augment = DiscriminatorAugment(c)   # D's view of every image (augment=none: the images)
+        # D's view of every image (augment=none: the images). D's logits are the logistic loss's:
+        # an undecided D outputs 0, ADA's midpoint.
+        self.augment = DiscriminatorAugment(c, midpoint=0.0)
 
     def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         c = self.config
@@ -220,7 +222,6 @@ class VAEGAN(FittedPrior, GaussianEncoding, GenerativeModel):
         logits = logits.float()
         f_real, f_rec, _ = feats.split(b)
         l_real, l_rec, l_p = logits.split(b)
-        self.augment.observe(l_real)                                     # ADA's r_t (no-op otherwise)
 
         kl = kl_normal(mu, logvar).mean()                                # nats per image
         # The real features are the fixed target of the reconstruction (a Gaussian mean).
@@ -248,7 +249,7 @@ class VAEGAN(FittedPrior, GaussianEncoding, GenerativeModel):
             train_d, gan_on = equilibrium_rule(err_real, err_fake, c.equilibrium, c.margin)
         diag["train_d"] = torch.tensor(float(train_d))
         diag["gan_on"] = torch.tensor(float(gan_on))
-        return {"kl": kl, "feat": feat, "pixel": pix, "gan_rec": gan_rec, "gan_prior": gan_prior,
+        return {"kl": kl, "feat": feat, "pixel": pix, "gan_rec": gan_rec, "gan_prior": gan_prior, "logits_real": l_real,
                 "enc": c.beta * kl + feat + pix,
                 "dec": c.gamma * feat + pix + (gan_rec + c.prior_weight * gan_prior if gan_on else 0.0),
                 "disc": gan_d, **diag}
@@ -277,6 +278,10 @@ class VAEGAN(FittedPrior, GaussianEncoding, GenerativeModel):
                 logs[f"grad/{key}"] = torch.linalg.vector_norm(torch.stack([t.norm() for t in g]))
         if not bool(loss["train_d"]):   # the equilibrium rule: D rests this step
             groups.pop("disc")
+        else:
+            # ADA's r_t only on the steps D learns: a resting D is not becoming more overfit,
+            # and p would keep moving on logits of the same weights
+            self.augment.observe(loss["logits_real"])                    # (no-op without ADA)
         grads = {}
         for name, net in groups.items():
             params = list(net.parameters())
@@ -300,6 +305,15 @@ class VAEGAN(FittedPrior, GaussianEncoding, GenerativeModel):
                    if self.config.equilibrium > 0 else {}),
                 **({"aug/p": self.augment.p} if self.config.augment == "ada" else {}),
                 **logs}
+
+    def updates_done(self) -> dict[str, int]:
+        """Optimizer steps run so far, {"enc", "dec", "disc": count}: D's are fewer than the steps
+        when the equilibrium rule rests it. Read from Adam's own step count of each parameter
+        (every parameter gets a gradient whenever its optimizer steps): optimizer state, so
+        checkpoints, resume and rollback carry it, --init-from (fresh optimizers) starts it at
+        0, and older runs' files load unchanged; under fp16 a skipped step is not counted."""
+        return {name: max((int(st["step"]) for st in opt.state.values() if "step" in st), default=0)
+                for name, opt in self.optimizers().items()}
 
     # ---- inference, as the VAE (eval mode); encode_dist / encode come from GaussianEncoding
     def decode(self, z: torch.Tensor) -> torch.Tensor:

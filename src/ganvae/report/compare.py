@@ -43,7 +43,7 @@ from .. import parallel
 from ..data import ImageDataset, to_float, to_uint8
 from ..data.base import AUTO_VAL_MAX, parse_val_split
 from ..errors import BadInput, GanvaeError
-from ..evaluation import (EvalConfig, directions, encoder_metrics, generate, likelihood_info, real_class_hist,
+from ..evaluation import (EvalConfig, directions, encoder_metrics, skipped_line, generate, likelihood_info, real_class_hist,
                         real_features, score)
 from ..evaluators import Evaluator, get_evaluator
 from ..files import atomic_write, dir_lock, read_jsonl, write_json
@@ -137,7 +137,6 @@ class CurveRecorder:
         self.split, self.select = split, select
         self.path = run_dir / "curve.jsonl"
         self.rows = read_jsonl(self.path)
-        self.x_prior = None
 
     def truncate(self, step: int) -> None:
         """Forget points past `step` (a resumed run redoes them)."""
@@ -158,10 +157,10 @@ class CurveRecorder:
     def record(self, trainer) -> None:
         model = trainer.model
         t0 = time.perf_counter()
-        if self.x_prior is None:  # encoder models generate through a prior fitted to their codes
-            n = min(2000, len(self.ds.train))
-            self.x_prior = torch.from_numpy(self.ds.train.x[:n])
-        model.fit_prior(to_float(self.x_prior.to(trainer.device)))
+        # encoder models generate through a prior fitted to their codes: the trainer's own fit
+        # (the same images as the final model's and every checkpoint's), so the best point's
+        # saved model samples as the final one would at that step
+        trainer.fit_prior()
         # translation models translate the held-out inputs of the split the curve is measured on
         inputs = self.ds.val.a if self.split == "val" and self.ds.val is not None else self.ds.train.a
         fake = generate(model, self.n, self.seed, 500, inputs=inputs)
@@ -321,9 +320,15 @@ def _figures(model, run_dir: Path, ds: ImageDataset, seed: int) -> dict[str, str
 def _score_model(model, ds, ev, cfg: CompareConfig, seed: int, log, binarize: str = "none") -> dict:
     ecfg = EvalConfig(n=cfg.eval_n, nll_k=cfg.nll_k, nll_images=cfg.nll_images, seed=seed)
     fake = generate(model, cfg.eval_n, seed, 500, inputs=ds.test.a)
-    res = score(fake, ds, ev, ecfg, log, with_floor=False)
-    res["metrics"].update(encoder_metrics(model, ds, ecfg, log=lambda m: None, binarize=binarize))
+    # a metric too few test images cannot support is left out and named (results.json: skipped),
+    # the rest of the model's scores kept, as `ganvae eval` does
+    skipped: dict[str, str] = {}
+    res = score(fake, ds, ev, ecfg, log, with_floor=False, skipped=skipped)
+    res["metrics"].update(encoder_metrics(model, ds, ecfg, log=lambda m: None, binarize=binarize, skipped=skipped))
     res["likelihood"] = likelihood_info(model, ecfg, binarize)
+    if skipped:
+        res["skipped"] = skipped
+        log(f"{model.name}: warning: {skipped_line(skipped)}")
     return res
 
 
@@ -348,6 +353,8 @@ def _finish_one(cfg: CompareConfig, run_dir: Path, preset: str, seed: int, ds, e
            # optimizer updates by network: a WGAN's step is 1 G and 5 D updates on 5 batches
            "updates": summary.get("updates", {}), "dtype": summary.get("dtype"), "likelihood": final["likelihood"],
            "class_hist": final.get("class_hist"), "figures": figures, "status": "ok"}
+    if final.get("skipped"):
+        row["skipped"] = final["skipped"]
     best_dir = run_dir / "best"
     if (best_dir / "point.json").exists():
         point = json.loads((best_dir / "point.json").read_text())
