@@ -122,3 +122,12 @@ def test_tuning_cannot_read_the_test_split():
     with pytest.raises(TestSplitRead):
         ds.test.x
     assert len(ds.val.x) == 20 and len(ds.train.x) == 80
+
+
+def test_the_probes_c_is_the_one_the_validation_split_chose():
+    # benchmarks/tune_tasks.py probe wrote this file from Fashion-MNIST's validation split
+    from ganvae.metrics.probe import LOGREG_C
+
+    res = json.loads((RESULTS / "tune_probe.json").read_text())
+    assert res["val_images"] == 5000 and res["chosen"] == LOGREG_C
+    assert {r["c"] for r in res["rows"]} >= {LOGREG_C}
