@@ -3,8 +3,7 @@
     torchrun --standalone --nproc-per-node 2 -m tests.ddp_job ROOT
 
 Trains each case of test_ddp.CASES into ROOT/NAME-2, and the dcgan case for half its steps into
-ROOT/switch (resumed by one process in the test), through the Python API under torchrun, with
-aae's and bigan's nets built as the one-process runs build them (test_ddp.without_batch_norm).
+ROOT/switch (resumed by one process in the test), through the Python API under torchrun.
 """
 
 import sys
@@ -12,14 +11,13 @@ from pathlib import Path
 
 from ganvae import parallel
 from ganvae.trainer import train
-from tests.test_ddp import CASES, DATA, STEPS, without_batch_norm
+from tests.test_ddp import CASES, DATA, STEPS
 
 
 def main(root: Path) -> None:
-    with without_batch_norm():
-        for name, (preset, over) in CASES.items():
-            train(preset, DATA, root / f"{name}-2", overrides={**over, "width": 8, "latent": 8},
-                  steps=STEPS[name], batch_size=16, device="cpu", progress=False, log_every=1, checkpoint_every=4)
+    for name, (preset, over) in CASES.items():
+        train(preset, DATA, root / f"{name}-2", overrides={**over, "width": 8, "latent": 8},
+              steps=STEPS[name], batch_size=16, device="cpu", progress=False, log_every=1, checkpoint_every=4)
     preset, over = CASES["dcgan"]
     train(preset, DATA, root / "switch", overrides={**over, "width": 8, "latent": 8}, steps=STEPS["dcgan"] // 2,
           batch_size=16, device="cpu", progress=False, log_every=1)

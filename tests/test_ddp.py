@@ -5,13 +5,9 @@ gradients; with the noise drawn for the global batch (parallel.py) it computes w
 computes, so the weights agree to float rounding: for nets without batch norm (or dropout)
 only. Batch norm normalises each rank's B/2 rows by their own statistics, a different (equally
 valid) training run; SyncBatchNorm, the cure, runs on GPUs only. So every case below trains
-nets without batch norm: by config where the model has a key for it, and for aae and bigan,
-which have none for their encoder, decoder and generator, by building those at norm="none"
-(`without_batch_norm`).
+nets without batch norm, by config (`norm`, `d_norm`, `g_norm`).
 """
 
-import contextlib
-import functools
 import json
 import os
 import signal
@@ -38,37 +34,14 @@ CASES = {   # preset and the overrides that take batch norm out of its nets
     # lazy R1 (its own D update with 0 * D(x)) and ADA, whose p must count every rank's signs
     "r1-ada": ("dcgan", {"d_norm": "none", "g_norm": "none", "reg": "r1", "r1_every": 2, "augment": "ada",
                          "ada_interval": 1, "ada_speed_images": 50}),
-    # encoder and decoder without batch norm by without_batch_norm(); the latent D is an MLP
-    # without norms; the gaussian encoder adds the reparameterization's noise to the prior draws
-    "aae": ("aae", {"encoder": "gaussian", "d_hidden": 32}),
-    # encoder and generator by without_batch_norm(); D keeps its default per-sample layer norm
-    # and no dropout (ali's 0.2 would draw per-rank masks); diag_every 2: the eval-mode
-    # inversion errors on the way
-    "bigan": ("bigan", {"d_dropout": 0.0, "diag_every": 2}),
+    # the latent D is an MLP without norms; the gaussian encoder adds the reparameterization's
+    # noise to the prior draws
+    "aae": ("aae", {"norm": "none", "encoder": "gaussian", "d_hidden": 32}),
+    # D keeps its default per-sample layer norm and no dropout (ali's 0.2 would draw per-rank
+    # masks); diag_every 2: the eval-mode inversion errors on the way
+    "bigan": ("bigan", {"norm": "none", "d_dropout": 0.0, "diag_every": 2}),
 }
 STEPS = {"dcgan": 8, "vae": 3, "wgan-gp": 3, "r1-ada": 4, "aae": 3, "bigan": 3}
-
-
-@contextlib.contextmanager
-def without_batch_norm():
-    """aae's encoder and decoder and bigan's encoder and generator built with norm="none".
-
-    Both models always build them with batch norm (their configs have no key for it; bigan's
-    d_norm is its discriminator's), so no override can take it out; this swaps the builders
-    those two modules call, and nothing else (the other models import their own names).
-    """
-    from ganvae import nets
-    from ganvae.models import aae, bigan
-
-    saved = [(m, m.make_encoder, m.make_decoder) for m in (aae, bigan)]
-    for m in (aae, bigan):
-        m.make_encoder = functools.partial(nets.make_encoder, norm="none")
-        m.make_decoder = functools.partial(nets.make_decoder, norm="none")
-    try:
-        yield
-    finally:
-        for m, enc, dec in saved:
-            m.make_encoder, m.make_decoder = enc, dec
 
 
 def _env():
@@ -104,12 +77,11 @@ def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("ddp")
     before = torch.get_num_threads()
     try:
-        with without_batch_norm():
-            for threads, suffix in ((1, "1"), (2, "1-threads")):
-                torch.set_num_threads(threads)
-                for name, (preset, over) in CASES.items():
-                    train(preset, DATA, root / f"{name}-{suffix}", overrides={**over, "width": 8, "latent": 8},
-                          steps=STEPS[name], batch_size=16, device="cpu", progress=False, log_every=1)
+        for threads, suffix in ((1, "1"), (2, "1-threads")):
+            torch.set_num_threads(threads)
+            for name, (preset, over) in CASES.items():
+                train(preset, DATA, root / f"{name}-{suffix}", overrides={**over, "width": 8, "latent": 8},
+                      steps=STEPS[name], batch_size=16, device="cpu", progress=False, log_every=1)
     finally:
         torch.set_num_threads(before)
     # the 2-process runs: one torchrun job (tests/ddp_job.py) trains them all, through the API

@@ -99,8 +99,8 @@ class TrainConfig:
     augment_data: str = "none"
     # Under DDP (torchrun, --nproc): replace every BatchNorm by SyncBatchNorm, so batch
     # statistics are the global batch's and N ranks train as one process would. PyTorch runs
-    # SyncBatchNorm on GPUs only; on CPU ranks use nets without BN (d_norm / g_norm = none or
-    # layer). Ignored on one process.
+    # SyncBatchNorm on GPUs only; on CPU ranks use nets without BN (norm, or a GAN's d_norm /
+    # g_norm, = none or layer). Ignored on one process.
     sync_bn: bool = False
     # Also write metrics.jsonl's rows as run_dir/metrics.csv (ganvae.callbacks.CSVLogger), for
     # spreadsheets and pandas; false: the JSON lines alone.
@@ -278,7 +278,8 @@ class Trainer:
                            "ae, aae and bigan and their presets); train it with one process (no --nproc)")
         if self.t.sync_bn and self.world.size > 1 and self.device.type == "cpu":
             raise BadInput("sync_bn=true: PyTorch's SyncBatchNorm runs on GPUs only; on CPU processes train nets "
-                           "without batch norm (--set d_norm=none --set g_norm=none, or layer) or use one process")
+                           "without batch norm (--set norm=none, for a GAN --set d_norm=none --set g_norm=none; or layer) "
+                           "or use one process")
         if self.t.batch_size > n:
             raise BadInput(f"--batch-size {self.t.batch_size}: larger than the {n} training images of {data.name}")
         # a step may consume several batches (a GAN's n_critic D updates): an epoch is measured

@@ -60,6 +60,10 @@ class AAEConfig(ModelConfig):
     # mse: tanh decoder vs x in [-1, 1]; bce: logits vs (x + 1) / 2. Summed over pixels and
     # averaged over the batch, as the AE's loss, so loss/recon compares with its number.
     recon: Literal["mse", "bce"] = "mse"
+    # normalization in the encoder and decoder: batch norm (DCGAN's), layer norm or none. Layer
+    # norm and none treat each image alone, so N DDP processes compute what one process does
+    # (to float rounding); batch norm normalises each process's B / N rows by their own statistics
+    norm: Literal["batch", "layer", "none"] = "batch"
     # Weight of the encoder's adversarial loss L_G against L_recon. L_recon sums ~800 squared
     # pixel errors per image, L_G is about log 2, and while D is untrained the encoder's gradient
     # from L_recon is ~100x that from L_G (measured on `shapes`, width 16, batches of 64). Once
@@ -84,6 +88,8 @@ class AAEConfig(ModelConfig):
         super().validate()
         if self.encoder not in ("deterministic", "gaussian"):
             raise BadInput(f"encoder={self.encoder!r}: choose deterministic or gaussian")
+        if self.norm not in ("batch", "layer", "none"):
+            raise BadInput(f"norm={self.norm!r}: choose batch, layer or none")
         if self.recon not in ("mse", "bce"):
             raise BadInput(f"recon={self.recon!r}: choose mse or bce")
         if not self.adv_weight >= 0:
@@ -170,10 +176,11 @@ class AAE(GenerativeModel):
         super().__init__(config)
         c = config
         gaussian = c.encoder == "gaussian"
-        self.encoder = make_encoder(c.arch, c.channels, c.size, c.width, out_dim=2 * c.latent if gaussian else c.latent)
+        self.encoder = make_encoder(c.arch, c.channels, c.size, c.width,
+                                    out_dim=2 * c.latent if gaussian else c.latent, norm=c.norm)
         # bce: raw logits (the loss applies the sigmoid stably); mse: tanh images in [-1, 1].
         self.decoder = make_decoder(c.arch, c.latent, c.channels, c.size, c.width,
-                                    out="none" if c.recon == "bce" else "tanh")
+                                    out="none" if c.recon == "bce" else "tanh", norm=c.norm)
         self.discriminator = LatentDiscriminator(c.latent, c.d_hidden)
         dcgan_init(self)   # the encoder and decoder as every family's, so families compare fairly
 

@@ -35,6 +35,10 @@ class AEConfig(ModelConfig):
     loss: Literal["mse", "bce"] = "mse"          # mse: tanh decoder vs x; bce: logits vs (x+1)/2
     prior: Literal["gaussian", "gmm"] = "gaussian"  # the density fitted to the codes after training
     gmm_components: int = 10                     # K, for prior="gmm"
+    # normalization in the encoder and decoder: batch norm (DCGAN's), layer norm or none. Layer
+    # norm and none treat each image alone, so N DDP processes compute what one process does
+    # (to float rounding); batch norm normalises each process's B / N rows by their own statistics
+    norm: Literal["batch", "layer", "none"] = "batch"
     lr: float = 1e-3
     # Adam's default momentum: reconstruction is a plain minimisation, and the 0.5 that DCGAN
     # uses is a remedy for the oscillation of adversarial games, which an AE does not have.
@@ -45,6 +49,8 @@ class AEConfig(ModelConfig):
         super().validate()
         if self.gmm_components < 1:
             raise BadInput(f"gmm_components={self.gmm_components}: must be at least 1")
+        if self.norm not in ("batch", "layer", "none"):
+            raise BadInput(f"norm={self.norm!r}: choose batch, layer or none")
         check_adam(self.lr, self.adam_beta1, self.adam_beta2)
 
 
@@ -328,10 +334,10 @@ class AE(FittedPrior, GenerativeModel):
         config.validate()
         super().__init__(config)
         c = config
-        self.encoder = make_encoder(c.arch, c.channels, c.size, c.width, out_dim=c.latent)
+        self.encoder = make_encoder(c.arch, c.channels, c.size, c.width, out_dim=c.latent, norm=c.norm)
         # bce: raw logits (the loss applies the sigmoid stably); mse: tanh images in [-1, 1].
         self.decoder = make_decoder(c.arch, c.latent, c.channels, c.size, c.width,
-                                    out="none" if c.loss == "bce" else "tanh")
+                                    out="none" if c.loss == "bce" else "tanh", norm=c.norm)
         dcgan_init(self)   # the same initialisation as the GAN nets, so families compare fairly
         enc, dec = autoencoder_nets(c, c.latent, c.channels, "ae")   # a user's own (custom.py)
         self.encoder, self.decoder = enc or self.encoder, dec or self.decoder

@@ -66,6 +66,10 @@ class BiGANConfig(ModelConfig):
     # pair's code is a reparameterized sample, so D's gradient reaches mu and sigma (ALI).
     # encode() returns mu either way.
     encoder: Literal["deterministic", "gaussian"] = "deterministic"
+    # normalization in E and G (D's is d_norm): batch norm (DCGAN's), layer norm or none. Layer
+    # norm and none treat each image alone, so N DDP processes compute what one process does
+    # (to float rounding); batch norm normalises each process's B / N rows by their own statistics
+    norm: Literal["batch", "layer", "none"] = "batch"
     # E and G share one optimizer ("gen") at lr_g: they are one player of the game.
     lr_g: float = 2e-4
     lr_d: float = 2e-4
@@ -94,6 +98,8 @@ class BiGANConfig(ModelConfig):
         # Literal fields are checked when set from strings; a config built in Python is not.
         if self.encoder not in ENCODERS:
             raise BadInput(f"encoder={self.encoder!r}: choose one of {', '.join(ENCODERS)}")
+        if self.norm not in NORMS:
+            raise BadInput(f"norm={self.norm!r}: choose one of {', '.join(NORMS)}")
         if self.d_norm not in NORMS:
             raise BadInput(f"d_norm={self.d_norm!r}: choose one of {', '.join(NORMS)}")
         for key in ("lr_g", "lr_d"):
@@ -165,8 +171,8 @@ class BiGAN(GenerativeModel):
         c = config
         out_dim = 2 * c.latent if c.encoder == "gaussian" else c.latent   # (mu, logvar) or z
         # arch=resnet: the encoder and the generator; the joint (x, z) discriminator stays DCGAN's
-        self.encoder = make_encoder(c.arch, c.channels, c.size, c.width, out_dim=out_dim)
-        self.generator = make_decoder(c.arch, c.latent, c.channels, c.size, c.width, out="tanh")
+        self.encoder = make_encoder(c.arch, c.channels, c.size, c.width, out_dim=out_dim, norm=c.norm)
+        self.generator = make_decoder(c.arch, c.latent, c.channels, c.size, c.width, out="tanh", norm=c.norm)
         self.discriminator = JointDiscriminator(c.channels, c.size, c.width, c.latent, c.d_norm, c.d_dropout)
         # Convolutions and norms as DCGAN. D's Linear layers keep PyTorch's fan-in-scaled
         # default: a fixed std of 0.02 would scale the joint layer's output with the square root

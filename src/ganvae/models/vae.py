@@ -68,7 +68,7 @@ class VAEConfig(ModelConfig, ClassConditionalConfig):
     beta: float = 1.0             # weight of the KL term (β-VAE: 4)
     kl_warmup: int = 0            # steps over which the KL weight rises linearly 0 -> beta; 0 = off
     # normalization in the encoder and decoder: batch norm (DCGAN's), layer norm or none; the
-    # last two treat each image alone, so several DDP processes train exactly as one does
+    # last two treat each image alone, so several DDP processes train as one does (to float rounding)
     norm: Literal["batch", "layer", "none"] = "batch"
     # The density `sample` draws latents from: "normal" = N(0, I), the model's prior (the
     # default, and the only one the ELBO, the IWAE bound and bits/dim refer to); "gaussian" /
