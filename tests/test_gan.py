@@ -552,3 +552,26 @@ def test_direct_construction_is_validated():
     cls, _ = resolve("gan")
     with pytest.raises(BadInput):
         cls(GANConfig(n_critic=0))
+
+
+def test_lazy_r1_runs_report_the_d_updates_that_ran(tmp_path):
+    # R1 runs at D updates 0, 4, 8, ...: 5 steps of dcgan take 5 + ceil(5 / 4) = 7 D optimizer
+    # steps; the mean rate 1 + 1/4 would say round(6.25) = 6. Counted by a global step hook.
+    import collections
+
+    from torch.optim.optimizer import register_optimizer_step_post_hook
+
+    from ganvae.trainer import train
+    from tests.conftest import DATA
+
+    ran, models = collections.Counter(), []
+    hook = register_optimizer_step_post_hook(lambda opt, a, kw: ran.update([opt]))
+    try:
+        _, summary = train("dcgan", DATA, tmp_path / "r", steps=5, batch_size=16, progress=False,
+                           callbacks=[lambda t: models.append(t.model)],
+                           overrides={"width": 8, "latent": 8, "reg": "r1", "r1_every": 4, "d_norm": "layer"})
+    finally:
+        hook.remove()
+    model = models[-1]
+    assert {"g": ran[model.optimizers()["g"]], "d": ran[model.optimizers()["d"]]} == {"g": 5, "d": 7}
+    assert summary["updates"] == {"g": 5, "d": 7}

@@ -245,6 +245,20 @@ class GenerativeModel(nn.Module):
         updates_per_step times the steps is the count."""
         return None
 
+    def optimizer_steps(self) -> dict[str, int] | None:
+        """{optimizer name: steps it has taken}, read from the optimizers' own per-parameter step
+        counters (Adam, AdamW, RMSprop keep one): optimizer state, so checkpoints, resume and
+        rollback carry it, --init-from (fresh optimizers) starts it at 0, and under fp16 a step
+        the loss scaler skipped is not counted. None when an optimizer keeps no counter (plain
+        SGD): then nothing can be read. A model's `updates_done` can return this."""
+        out = {}
+        for name, opt in self.optimizers().items():
+            steps = [int(st["step"]) for st in opt.state.values() if "step" in st]
+            if not steps and opt.state:
+                return None
+            out[name] = max(steps, default=0)
+        return out
+
     # ---- the contract
     def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         raise NotImplementedError

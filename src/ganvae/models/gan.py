@@ -330,6 +330,12 @@ class GAN(GenerativeModel):
             d += c.n_critic / c.r1_every
         return {"g": 1.0, "d": d}
 
+    def updates_done(self) -> dict[str, int] | None:
+        """With lazy R1 the D updates that ran: n_critic per step plus R1's, which run at D
+        updates 0, r1_every, 2 r1_every, ... (ceil(n / r1_every) of n, not the rounded mean
+        rate); read from the optimizers' counters where they keep them."""
+        return self.optimizer_steps() if self.config.reg == "r1" and self.config.r1_every > 1 else None
+
     def train_step(self, x: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
         """One generator update and the n_critic discriminator updates before it.
 

@@ -306,14 +306,11 @@ class VAEGAN(FittedPrior, GaussianEncoding, GenerativeModel):
                 **({"aug/p": self.augment.p} if self.config.augment == "ada" else {}),
                 **logs}
 
-    def updates_done(self) -> dict[str, int]:
+    def updates_done(self) -> dict[str, int] | None:
         """Optimizer steps run so far, {"enc", "dec", "disc": count}: D's are fewer than the steps
-        when the equilibrium rule rests it. Read from Adam's own step count of each parameter
-        (every parameter gets a gradient whenever its optimizer steps): optimizer state, so
-        checkpoints, resume and rollback carry it, --init-from (fresh optimizers) starts it at
-        0, and older runs' files load unchanged; under fp16 a skipped step is not counted."""
-        return {name: max((int(st["step"]) for st in opt.state.values() if "step" in st), default=0)
-                for name, opt in self.optimizers().items()}
+        when the equilibrium rule rests it (optimizer_steps: Adam's own counters, so older runs'
+        files load unchanged)."""
+        return self.optimizer_steps()
 
     # ---- inference, as the VAE (eval mode); encode_dist / encode come from GaussianEncoding
     def decode(self, z: torch.Tensor) -> torch.Tensor:
