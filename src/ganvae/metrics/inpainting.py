@@ -62,7 +62,8 @@ def psnr_of(mse_per_image: np.ndarray) -> float:
     mean squared error on [0, 1] intensities (peak 1), capped at 100 dB for a perfect image;
     NaN entries (images with nothing scored) are left out. Every PSNR ganvae reports (eval's
     reconstructions, compress, complete, translate) is this, never 10 log10(1 / pooled MSE),
-    which weights the hard images less and reads 0.2-1 dB higher (docs/results.md)."""
+    which the worst images dominate and which reads lower (Jensen; 0.65-1.0 dB on the β sweep's
+    VAEs in BENCHMARKS.md; docs/results.md)."""
     mse = np.asarray(mse_per_image, dtype=np.float64)
     mse = mse[~np.isnan(mse)]
     return float(np.mean(10 * np.log10(1.0 / np.maximum(mse, MSE_FLOOR))))
