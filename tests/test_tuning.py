@@ -131,3 +131,15 @@ def test_the_probes_c_is_the_one_the_validation_split_chose():
     res = json.loads((RESULTS / "tune_probe.json").read_text())
     assert res["val_images"] == 5000 and res["chosen"] == LOGREG_C
     assert {r["c"] for r in res["rows"]} >= {LOGREG_C}
+
+
+def test_completions_defaults_are_the_ones_the_validation_split_chose():
+    # benchmarks/tune_tasks.py complete wrote this file from the validation images of the four
+    # models of a comparison; CompleteConfig's defaults must be what it chose
+    from ganvae.tasks.complete import CompleteConfig
+
+    res = json.loads((RESULTS / "tune_completion.json").read_text())
+    assert res["val_images"] == 100 and res["chosen"]
+    defaults = CompleteConfig()
+    for key, value in res["chosen"].items():
+        assert getattr(defaults, key) == value, key

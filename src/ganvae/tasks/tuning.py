@@ -100,17 +100,18 @@ def tune_probe_c(ds: ImageDataset, cs: Iterable[float] = (1.0, 0.1, 0.01, 0.001)
 
 
 def tune_completion(models: Mapping[str, object], ds: ImageDataset, grid: Mapping[str, Iterable],
-                    base=None, n: int = 100, mask: str = "center", seed: int = 0, log=print) -> dict:
+                    base=None, n: int = 100, mask: str = "center", seed: int = 0, tolerance: float = 0.01,
+                    log=print) -> dict:
     """latent-opt's settings chosen on masked validation images.
 
     One setting at a time is moved through its values from `base` (a CompleteConfig; its
     defaults when None), the others held; every model completes the first `n` validation
-    images under the `mask` kind's masks of `seed`, and the hole MSE is recorded. Per setting,
-    the value chosen is the one whose worst relative excess over each model's best value is
-    smallest (least_regret on -MSE / best MSE), so no model is sacrificed for another.
+    images under the `mask` kind's masks of `seed`, and the hole MSE is recorded. The choice
+    per setting is `choose_completion`'s.
 
     Returns {"rows": [{model, key, value, hole_mse}], "chosen": {key: value}, "regret":
-    {key: {value: worst relative excess}}, "val_images": n, "mask": mask}.
+    {key: {value: worst relative excess}}, "val_images": n, "mask": mask, "base": base's fields,
+    "tolerance": tolerance}.
     """
     from ..metrics.inpainting import hole_mse
     from .complete import CompleteConfig, complete, make_masks, mean_image, parse_mask
@@ -121,28 +122,47 @@ def tune_completion(models: Mapping[str, object], ds: ImageDataset, grid: Mappin
     original = ds.val.x[:n]
     masks = make_masks(parse_mask(mask), n, ds.shape[1:], seed)                    # (n, 1, H, W)
     fill = to_float(torch.from_numpy(mean_image(ds)))
-    rows, chosen, regrets = [], {}, {}
+    rows = []
     for key, values in grid.items():
         if key not in {f.name for f in dataclasses.fields(CompleteConfig)}:
             raise BadInput(f"tune completion: {key!r} is not a CompleteConfig field")
-        values = list(values)
-        per_model: dict[object, list[float]] = {v: [] for v in values}
         for name, model in models.items():
             dev = model.device
             x = to_float(torch.from_numpy(original)).to(dev)
-            mses = []
             for v in values:
                 cfg = dataclasses.replace(base, **{key: v})
                 done = complete(model, x, torch.from_numpy(masks).to(dev), "latent-opt", cfg, fill.to(dev),
                                 torch.Generator().manual_seed(seed))
                 mse = hole_mse(to_uint8(done).cpu().numpy(), original, masks)
-                mses.append(mse)
                 rows.append({"model": name, "key": key, "value": v, "hole_mse": mse})
                 log(f"tune completion: {name} {key}={v}: hole MSE {mse:.4f}")
-            best = min(mses)
-            for v, m in zip(values, mses):
-                per_model[v].append(-m / max(best, 1e-12))
-        chosen[key], regret = least_regret(per_model)
-        regrets[key] = regret
+    chosen, regrets = choose_completion(rows, dataclasses.asdict(base), tolerance)
     return {"rows": rows, "chosen": chosen, "regret": regrets, "val_images": int(n), "mask": mask,
-            "base": dataclasses.asdict(base)}
+            "base": dataclasses.asdict(base), "tolerance": tolerance}
+
+
+def choose_completion(rows: list[dict], base: Mapping[str, object], tolerance: float = 0.01
+                      ) -> tuple[dict, dict]:
+    """Per setting, from tune_completion's rows: the value whose worst relative excess of hole
+    MSE over each model's best value is smallest (least_regret on -MSE / best MSE), so no model
+    is sacrificed for another; but the base (current default) value stays unless the chosen one
+    lowers that worst excess by more than `tolerance` (1%: the seed-to-seed wobble of 100
+    images' hole MSE), so noise never moves a default.
+
+    Returns ({key: value}, {key: {value: worst relative excess}}).
+    """
+    chosen, regrets = {}, {}
+    for key in dict.fromkeys(r["key"] for r in rows):
+        mine = [r for r in rows if r["key"] == key]
+        values = list(dict.fromkeys(r["value"] for r in mine))
+        per_value: dict[object, list[float]] = {v: [] for v in values}
+        for name in dict.fromkeys(r["model"] for r in mine):
+            mses = {r["value"]: r["hole_mse"] for r in mine if r["model"] == name}
+            best = min(mses.values())
+            for v in values:
+                per_value[v].append(-mses[v] / max(best, 1e-12))
+        pick, regret = least_regret(per_value)
+        if base.get(key) in regret and regret[base[key]] - regret[pick] <= tolerance:
+            pick = base[key]
+        chosen[key], regrets[key] = pick, regret
+    return chosen, regrets
