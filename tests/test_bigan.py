@@ -317,3 +317,21 @@ def test_presets():
     # ALI's encoder outputs (mu, logvar); BiGAN's the code itself
     assert build("ali").encoder.head.out_channels == 2 * TINY["latent"]
     assert build("bigan").encoder.head.out_channels == TINY["latent"]
+
+
+def test_global_batch_dropout_is_inverted_dropout_drawn_for_the_global_batch():
+    # One process: keep each unit with probability 1 - p and scale by 1 / (1 - p), so the mean
+    # is kept; the same generator state gives the same mask (what every DDP rank draws, each
+    # keeping its rows); eval mode and p = 0 are the identity.
+    from ganvae.models.bigan import GlobalBatchDropout
+
+    drop = GlobalBatchDropout(0.25).train()
+    h = torch.ones(4000, 50)
+    torch.manual_seed(0)
+    out = drop(h)
+    kept = out != 0
+    assert float(kept.float().mean()) == pytest.approx(0.75, abs=0.01)
+    assert torch.allclose(out[kept], torch.full_like(out[kept], 1 / 0.75))
+    torch.manual_seed(0)
+    assert torch.equal(drop(h), out)
+    assert torch.equal(drop.eval()(h), h) and torch.equal(GlobalBatchDropout(0.0).train()(h), h)

@@ -2,8 +2,8 @@
 
 A 2-rank run splits each global batch of B images into two halves and averages the ranks'
 gradients; with the noise drawn for the global batch (parallel.py) it computes what one process
-computes, so the weights agree to float rounding: for nets without batch norm (or dropout)
-only. Batch norm normalises each rank's B/2 rows by their own statistics, a different (equally
+computes, so the weights agree to float rounding (dropout included: its masks are drawn for
+the global batch too), for nets without batch norm. Batch norm normalises each rank's B/2 rows by their own statistics, a different (equally
 valid) training run; SyncBatchNorm, the cure, runs on GPUs only. So every case below trains
 nets without batch norm, by config (`norm`, `d_norm`, `g_norm`).
 """
@@ -37,11 +37,12 @@ CASES = {   # preset and the overrides that take batch norm out of its nets
     # the latent D is an MLP without norms; the gaussian encoder adds the reparameterization's
     # noise to the prior draws
     "aae": ("aae", {"norm": "none", "encoder": "gaussian", "d_hidden": 32}),
-    # D keeps its default per-sample layer norm and no dropout (ali's 0.2 would draw per-rank
-    # masks); diag_every 2: the eval-mode inversion errors on the way
+    # D keeps its default per-sample layer norm; diag_every 2: the eval-mode inversion errors
     "bigan": ("bigan", {"norm": "none", "d_dropout": 0.0, "diag_every": 2}),
+    # ALI: the gaussian encoder and D's dropout 0.2, whose masks are drawn for the global batch
+    "ali": ("ali", {"norm": "none", "diag_every": 2}),
 }
-STEPS = {"dcgan": 8, "vae": 3, "wgan-gp": 3, "r1-ada": 4, "aae": 3, "bigan": 3}
+STEPS = {"dcgan": 8, "vae": 3, "wgan-gp": 3, "r1-ada": 4, "aae": 3, "bigan": 3, "ali": 3}
 
 
 def _env():

@@ -9,7 +9,8 @@ torchrun for the user) starts N processes; each calls `init()` and then trains a
   penalty's interpolation weights, augmentation parameters, binarization) is drawn for the
   whole global batch from the same RNG stream on every rank, and each rank keeps its rows. So
   the ranks' RNGs stay equal, a checkpoint's RNG state is every rank's, and a run resumes under
-  any N. Dropout masks are the exception: each rank draws masks for its own B / N rows.
+  any N. Dropout masks too (bigan's GlobalBatchDropout): nn.Dropout would give row i of every
+  rank the same mask, the ranks' generators being equal.
 - Each trained network is wrapped in its own DDP (`GenerativeModel.parallelize`), which
   all-reduces (averages) its gradients during backward: the average of the ranks' gradients of
   their B / N-row mean losses is the gradient of the B-row mean loss, when each row's loss
@@ -17,17 +18,15 @@ torchrun for the user) starts N processes; each calls `init()` and then trains a
 - Rank 0 alone writes files; the others compute.
 
 What N ranks compute, against one process:
-- Nets without batch norm and without dropout: the same gradients, so the same weights, to
-  float rounding (tests/test_ddp.py: 2 ranks against 1 for dcgan, vae, wgan-gp, lazy R1 with
-  ADA, aae and bigan).
+- Nets without batch norm: the same gradients, so the same weights, to float rounding
+  (tests/test_ddp.py: 2 ranks against 1 for dcgan, vae, wgan-gp, lazy R1 with ADA, aae, bigan
+  and ali with its dropout).
 - Batch norm: each rank normalises by the statistics of its own B / N rows, and keeps its own
   running statistics (the trainer turns off DDP's broadcast of rank 0's buffers; rank 0's are
   saved, and every rank resumes from them). That is batch norm over B / N rows: a different,
   equally valid training run, close to the one-process run but not equal to it.
   `sync_bn=true` (SyncBatchNorm, GPUs only) normalises by the global batch's statistics
   instead, and the running statistics then agree.
-- Dropout (bigan's d_dropout; 0.2 in the ali preset): masks drawn per rank, not the
-  one-process run's, and the RNG stream advances by B / N rows' masks, not B's: another run too.
 - Batch norm is in the built-in nets by default. gan: G (g_norm=batch, in every preset) and D
   (d_norm=batch; layer in wgan-gp, none in sngan and cgan); `g_norm=none|layer` and
   `d_norm=none|layer` take it out. vae (beta-vae, cvae): encoder and decoder (norm=batch);

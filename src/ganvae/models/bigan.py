@@ -130,6 +130,27 @@ def bigan_losses(logits_real: torch.Tensor, logits_fake: torch.Tensor) -> tuple[
     return loss_d, loss_eg
 
 
+class GlobalBatchDropout(nn.Module):
+    """Dropout whose masks are drawn for the global batch (parallel.draw_rows), each DDP rank
+    keeping its rows. nn.Dropout would draw from each rank's generator alone, and the ranks'
+    generators are equal by design (parallel.py), so row i of every rank would get the same
+    mask: D's noise repeated N times in a global batch. With this, N ranks drop exactly what
+    one process drops. (B, F) features; the identity in eval mode or at p = 0. `groups`: the B
+    rows are that many equal parts stacked, each its own global batch's rows (D's real pairs,
+    then its fake ones), so each part's mask is drawn for its own global batch."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = float(p)
+
+    def forward(self, h: torch.Tensor, groups: int = 1) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return h
+        n = h.shape[0] // groups                                       # this rank's rows of a part
+        keep = parallel.draw_rows(lambda m: torch.rand((groups, m, *h.shape[1:]), device=h.device), n, dim=1)
+        return h * (keep >= self.p).reshape(h.shape).to(h.dtype) / (1 - self.p)
+
+
 class JointDiscriminator(nn.Module):
     """D(x, z): images (B, C, S, S) and codes (B, latent) -> logits (B,).
 
@@ -145,13 +166,17 @@ class JointDiscriminator(nn.Module):
         fx = self.body.out_channels * self.body.base ** 2              # 2w * 7 * 7 at 28x28
         hidden = 8 * width                                             # 512 at DCGAN width 64
         self.z_net = nn.Sequential(nn.Linear(latent, hidden), nn.LeakyReLU(0.2))
-        self.joint = nn.Sequential(nn.Dropout(dropout), nn.Linear(fx + hidden, hidden), nn.LeakyReLU(0.2),
-                                   nn.Dropout(dropout), nn.Linear(hidden, 1))
+        self.joint = nn.Sequential(GlobalBatchDropout(dropout), nn.Linear(fx + hidden, hidden), nn.LeakyReLU(0.2),
+                                   GlobalBatchDropout(dropout), nn.Linear(hidden, 1))
 
-    def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, z: torch.Tensor, groups: int = 1) -> torch.Tensor:
+        """Logits (B,) of the pairs (x, z); `groups`: B is that many stacked parts (dropout)."""
         hx = self.body(x).flatten(1)                                   # (B, fx)
         hz = self.z_net(z)                                             # (B, hidden)
-        return self.joint(torch.cat([hx, hz], 1)).flatten()           # (B,)
+        h = torch.cat([hx, hz], 1)
+        for layer in self.joint:
+            h = layer(h, groups) if isinstance(layer, GlobalBatchDropout) else layer(h)
+        return h.flatten()                                             # (B,)
 
 
 @register_model("bigan", presets={
@@ -223,7 +248,7 @@ class BiGAN(GenerativeModel):
 
         # (1) D: E(x) and G(z) are fixed inputs (detached): L_D reaches D's weights only.
         with self.autocast():
-            logits = self.ddp("discriminator")(pairs_x.detach(), pairs_z.detach())   # (2B,)
+            logits = self.ddp("discriminator")(pairs_x.detach(), pairs_z.detach(), groups=2)   # (2B,)
         l_real, l_fake = logits.float().split(b)
         loss_d, _ = bigan_losses(l_real, l_fake)
         opts["disc"].zero_grad(set_to_none=True)
@@ -233,7 +258,7 @@ class BiGAN(GenerativeModel):
         # (2) E+G against the updated D: L_EG reaches E through z_hat and G through x_fake; D's
         # weights are constants here (inputs= leaves their gradients uncomputed).
         with self.autocast():
-            logits_eg = self.discriminator(pairs_x, pairs_z)           # (2B,)
+            logits_eg = self.discriminator(pairs_x, pairs_z, groups=2)  # (2B,)
         _, loss_eg = bigan_losses(*logits_eg.float().split(b))
         gen = [p for group in opts["gen"].param_groups for p in group["params"]]
         opts["gen"].zero_grad(set_to_none=True)
