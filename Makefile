@@ -37,11 +37,13 @@ browser:
 	  echo "chromium not found and apt-get unavailable: the browser test will fail" >&2; \
 	fi
 
+# One pytest worker per core (pytest-xdist; tests/conftest.py gives each its share of threads):
+# most tests are small single-threaded nets, so 2 workers on 2 cores take ~6 minutes, not ~8.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto
 
 test-all: $(STAMP)
-	$(BIN)/python -m pytest -q -m ''
+	$(BIN)/python -m pytest -q -n auto -m ''
 
 demo: $(STAMP)
 	rm -rf runs/demo
