@@ -492,9 +492,7 @@ class Trainer:
             no_sync = {"forward_sync_buffers": False} if "forward_sync_buffers" in inspect.signature(DDP).parameters \
                 else {"broadcast_buffers": False}   # (the newer name of the same setting)
             model.parallelize(lambda net: DDP(net, device_ids=ids, **no_sync))
-        x_np = self.data.train.x
-        if self.cfg.data.binarize == "static":   # one fixed draw, reproduced from the data seed
-            x_np = binarize_static(x_np, self.cfg.data.seed)
+        x_np = training_images(self.data.train.x, self.cfg.data.binarize, self.cfg.data.seed)
         x_train = torch.from_numpy(x_np).to(self.device)  # uint8, stays there
         self._x_train = x_train   # (what fit_prior fits to)
         a_train = torch.from_numpy(self.data.train.a).to(self.device) if model.translation else None
@@ -1038,7 +1036,9 @@ def _load_step(run: Path, step: int, device: str):
         # a checkpoint written before checkpoints carried their prior: refit it now, as the
         # trainer would have (the run's training images, its seed and prior_images)
         t = cfg.get("train", {})
-        x = torch.from_numpy(_training_images(run_dataset(cfg), cfg)).to(model.device)
+        d = cfg.get("data", {})
+        x = torch.from_numpy(training_images(run_dataset(cfg).train.x, d.get("binarize", "none"), d.get("seed", 0)))
+        x = x.to(model.device)
         model.fit_prior(to_float(prior_images(x, t.get("prior_images", TrainConfig.prior_images), t.get("seed", 0))))
     return model, cfg
 
@@ -1057,11 +1057,10 @@ def prior_images(x_train: torch.Tensor, n: int, seed: int) -> torch.Tensor:
     return x_train[idx.to(x_train.device)]
 
 
-def _training_images(ds: ImageDataset, cfg: dict) -> np.ndarray:
-    """The uint8 training images a run trained on (after a static binarization)."""
-    if cfg.get("data", {}).get("binarize") == "static":
-        return binarize_static(ds.train.x, cfg["data"].get("seed", 0))
-    return ds.train.x
+def training_images(x: np.ndarray, binarize: str, seed: int) -> np.ndarray:
+    """The uint8 training images (N, C, H, W) a run trains on: x itself, or with
+    binarize="static" one fixed draw of it, reproduced from the data seed."""
+    return binarize_static(x, seed) if binarize == "static" else x
 
 
 def run_dataset(cfg: dict) -> ImageDataset:

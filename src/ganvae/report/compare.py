@@ -43,8 +43,8 @@ from .. import parallel
 from ..data import ImageDataset, to_float, to_uint8
 from ..data.base import AUTO_VAL_MAX, parse_val_split
 from ..errors import BadInput, GanvaeError
-from ..evaluation import (EvalConfig, directions, encoder_metrics, skipped_line, generate, likelihood_info, real_class_hist,
-                        real_features, score)
+from ..evaluation import (EvalConfig, directions, encoder_metrics, generate, likelihood_info, real_class_hist,
+                        real_features, score, skipped_line)
 from ..evaluators import Evaluator, get_evaluator
 from ..files import atomic_write, dir_lock, read_jsonl, write_json
 from ..images import save_grid, translation_grid
