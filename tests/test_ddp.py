@@ -231,6 +231,14 @@ def test_compare_trains_each_model_with_two_processes_and_scores_once(tmp_path):
     assert (out / "report.html").stat().st_size > 0
 
 
+def test_an_early_stop_on_rank_zero_stops_every_rank(runs):
+    # rank 0's callback asked at step 5 of 12; rank 1 (no callbacks) stopped there too, or the
+    # job would hang on the next collective
+    summary = json.loads((runs / "stopped" / "summary.json").read_text())
+    assert summary["steps"] == 5 and summary["stopped_early"] == "asked at 5" and summary["processes"] == 2
+    assert (runs / "stopped" / "model" / "config.json").exists()
+
+
 def test_one_process_helpers_are_the_identity():
     assert parallel.world() == parallel.World(0, 1, 0)
     torch.manual_seed(3)

@@ -1310,6 +1310,9 @@ def disentangle_cmd(run, data, n, bins, seed, figure, json_out, device) -> None:
 @option("--eval-n", type=int, default=10_000, show_default=True, help="Samples scored per model.")
 @option("--curve-points", type=int, default=5, show_default=True, help="Quick FDs during training.")
 @option("--curve-n", type=int, default=1000, show_default=True, help="Samples per quick FD.")
+@option("--stop-on-rise", type=float, default=None, metavar="FRAC",
+        help="End a model's training once its validation FD has stood FRAC above its best for two curve "
+             "points in a row (0.1: 10%; D overfitting little data); summary.json says where.")
 @option("--nll-k", type=int, default=100, show_default=True,
         help="Importance samples of the likelihood models' NLL bound (ganvae eval uses 1000).")
 @option("--nll-images", type=int, default=200, show_default=True,
@@ -1332,8 +1335,8 @@ def disentangle_cmd(run, data, n, bins, seed, figure, json_out, device) -> None:
 @option("--quiet", is_flag=True, help="No progress bars.")
 def compare_cmd(data, data_dir, size, channels, models, budget, steps, epochs, seeds, seed, data_seed, batch_size,
                 precision, sets,
-                eval_n, curve_points, curve_n, nll_k, nll_images, val_split, limit, tasks, task_sets, masks,
-                complete_n, complete_method, sweep, config_file, out, device, nproc, quiet) -> None:
+                eval_n, curve_points, curve_n, stop_on_rise, nll_k, nll_images, val_split, limit, tasks, task_sets,
+                masks, complete_n, complete_method, sweep, config_file, out, device, nproc, quiet) -> None:
     """Train MODELS on --data under one budget, score them all, and write report.html.
 
     Re-running the same command resumes: finished models are skipped. A wall-clock --budget
@@ -1370,7 +1373,7 @@ def compare_cmd(data, data_dir, size, channels, models, budget, steps, epochs, s
                         steps=steps, epochs=epochs, seeds=seeds, seed=seed, data_seed=data_seed,
                         batch_size=batch_size, precision=precision,
                         overrides=overrides, eval_n=eval_n, curve_points=curve_points, curve_n=curve_n,
-                        nll_k=nll_k, nll_images=nll_images,
+                        stop_on_rise=stop_on_rise, nll_k=nll_k, nll_images=nll_images,
                         data_dir=str(data_dir) if data_dir else None, size=size, channels=channels,
                         val_split=parse_val_split(val_split), limit=limit)
     if config_file:

@@ -260,6 +260,9 @@ class Trainer:
         self.device = resolve_device(parallel.device_for(self.t.device))
         self._comm_device = self.device   # gloo reduces CPU tensors, NCCL CUDA ones
         self._stop = 0                    # the signal every rank agreed to stop on (0: none)
+        # a callback's early stop (request_stop): the run ends at this step as if its budget were
+        # spent, and summary.json says why
+        self.stop_reason: str | None = None
         self._x_train = None              # the training images on the device, once fit() has them
         self._prior_fitted = False        # whether the last checkpoint's prior fits its encoder
         self._elapsed = 0.0               # under DDP: the slowest rank's training time
@@ -461,7 +464,21 @@ class Trainer:
             parts.append(self.elapsed / self.budget)
         return min(1.0, max(parts)) if parts else 0.0
 
+    def request_stop(self, reason: str) -> None:
+        """End the run after the current step as a finished one (final model, summary.json with
+        `stopped_early`: reason), not as an interruption; for callbacks such as compare's early
+        stop on a rising validation FD. Under DDP rank 0's request reaches every rank."""
+        self.stop_reason = reason
+
+    def _agree_stop(self) -> None:
+        """Under DDP: every rank takes rank 0's early stop (callbacks run there alone)."""
+        if self.world.size > 1:
+            if parallel.all_max([float(self.stop_reason is not None)], self._comm_device)[0] > 0:
+                self.stop_reason = self.stop_reason or "stopped early by rank 0"
+
     def _done(self) -> bool:
+        if self.stop_reason is not None:
+            return True
         if self.max_steps is not None and self.step >= self.max_steps:
             return True
         return self.budget is not None and self.elapsed >= self.budget
@@ -521,6 +538,7 @@ class Trainer:
         # whether any rank has per-step callbacks (only rank 0 may: compare's curve recorder)
         sync_callbacks = self.world.size > 1 and \
             parallel.all_max([float(bool(self._step_callbacks))], self._comm_device)[0] > 0
+        self._agree_stop()   # a callback's on_start may have stopped the run already
         try:
             while not self._done():
                 if stop_signal and self.world.size == 1:
@@ -564,8 +582,13 @@ class Trainer:
                 if self.is_main:   # under DDP callbacks (compare's curve points) run on rank 0 ...
                     for callback in self._step_callbacks:
                         callback.on_step(self)
-                if sync_callbacks:
-                    parallel.barrier()   # ... while the others wait here, outside the training time
+                if sync_callbacks:   # ... while the others wait here, outside the training time,
+                    self._agree_stop()  # and learn whether one of them stopped the run
+                if self.stop_reason is not None and sums:   # stopped early: log the steps since the last line
+                    scalars = parallel.all_mean({k: float(sums[k]) / counts[k] for k in sums}, self._comm_device)
+                    rate = (self.images - images_log) / max(now - t_log, 1e-9)
+                    sums, counts = {}, {}
+                    self._log(metrics, writer, bar, scalars, rate)
                 self._t_step = time.perf_counter()  # logging, checkpoints, callbacks: not training time
         except RuntimeError as e:
             # a collective failed: another rank is gone (a GanvaeError passes through untouched)
@@ -658,6 +681,8 @@ class Trainer:
         summary = {"steps": self.step, "images_seen": self.images, "train_seconds": round(self.elapsed, 3),
                    "images_per_second": round(self.images / max(self.elapsed, 1e-9), 1),
                    "updates": self.updates(), "dtype": self.precision}
+        if self.stop_reason is not None:
+            summary["stopped_early"] = self.stop_reason
         if self.world.size > 1:
             summary["processes"] = self.world.size
         if self.is_main:

@@ -1,6 +1,7 @@
 """Datasets: the forms a user names with `--data`, all giving an `ImageDataset`.
 
-    fashion-mnist, mnist     the standard IDX files (see named.py for where they are looked for)
+    fashion-mnist, mnist     the standard IDX files (see named.py for where they are looked for);
+                             NAME:classes=0-4 keeps those classes alone, relabelled 0..k-1
     shapes[:opts]            procedural shapes with known modes (shapes.py)
     factors[:opts]           procedural shapes with known generative factors, dSprites-like (factors.py)
     folder:PATH              an image folder (folder.py)
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import BadInput
-from .base import ImageDataset, Split, to_float, to_uint8
+from .base import ImageDataset, Split, parse_classes, select_classes, to_float, to_uint8
 from .factors import load_factors
 from .folder import load_folder
 from .named import NAMED, load_named
@@ -32,6 +33,12 @@ __all__ = ["ImageDataset", "Split", "load_dataset", "to_float", "to_uint8", "FOR
 def _named(name: str) -> Callable[..., ImageDataset]:
     def load(arg: str, data_dir=None, size=None, channels=None, seed=0) -> ImageDataset:
         ds = load_named(name, data_dir)
+        if arg:   # fashion-mnist:classes=5-9
+            key, eq, value = arg.partition("=")
+            if key != "classes" or not eq:
+                raise BadInput(f"--data {name}:{arg}: '{name}' takes one option, classes=, as in "
+                               f"{name}:classes=0-4; use --data-dir to say where it is")
+            ds = select_classes(ds, parse_classes(value, ds.classes, f"--data {name}:{arg}"))
         if size or channels:
             ds.train.x = conform(ds.train.x, size, channels)
             ds.test.x = conform(ds.test.x, size, channels)
@@ -83,6 +90,4 @@ def load_dataset(spec: str, data_dir: str | Path | None = None, size: int | None
                        "unpaired:DIR_A,DIR_B, task:NAME")
     if kind in NEEDS_ARG and not arg:
         raise BadInput(f"--data {spec!r}: give {'a task name, as in task:NAME' if kind == 'task' else f'a path, as in {kind}:PATH'}")
-    if kind in NAMED and arg:
-        raise BadInput(f"--data {spec!r}: '{kind}' takes no argument; use --data-dir to say where it is")
     return FORMS[kind](arg, data_dir=data_dir, size=size, channels=channels, seed=seed)

@@ -216,6 +216,45 @@ def hold_out_val(ds: ImageDataset, value, seed: int = 0) -> ImageDataset:
     return dataclasses.replace(ds, train=part(keep, a_keep), val=part(idx, a_idx), full_train=tr)
 
 
+def parse_classes(text: str, classes: list[str], where: str) -> list[int]:
+    """`0-4`, `5,7,9` or `0-2,8` -> sorted class indices, each checked against `classes`."""
+    picked: set[int] = set()
+    hint = f"give class indices in 0..{len(classes) - 1} as 0-4 or 5,7,9 ({', '.join(f'{i} {c}' for i, c in enumerate(classes))})"
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        lo, dash, hi = part.partition("-")
+        try:
+            a, b = (int(lo), int(hi)) if dash else (int(part), int(part))
+        except ValueError:
+            raise BadInput(f"{where}: '{part}' is not a class index or range; {hint}") from None
+        if not 0 <= a <= b < len(classes):
+            raise BadInput(f"{where}: '{part}' is outside the classes; {hint}")
+        picked.update(range(a, b + 1))
+    if not picked:
+        raise BadInput(f"{where}: no classes named; {hint}")
+    return sorted(picked)
+
+
+def select_classes(ds: ImageDataset, keep: list[int]) -> ImageDataset:
+    """`ds` with only the images of the classes `keep` (indices, sorted), relabelled 0..k-1 in
+    that order, and its class names cut to match: a dataset of its own (its own evaluator,
+    its own real-data floor). Fashion-MNIST's classes 5-9 are then classes 0-4 named sandal ..
+    ankle boot. Applied before any split is held out."""
+    if ds.train.y is None or not ds.classes:
+        raise BadInput(f"classes=: {ds.name} has no labels to select by")
+    new = np.full(len(ds.classes), -1, dtype=np.int64)
+    new[keep] = np.arange(len(keep))
+
+    def part(sp: Split) -> Split:
+        m = np.isin(sp.y, keep)
+        return Split(sp.x[m], new[sp.y[m]], None if sp.a is None or not sp.paired else sp.a[m], sp.paired,
+                     None if sp.factors is None else sp.factors[m])
+
+    name = f"{ds.name}:classes={','.join(map(str, keep))}"
+    return dataclasses.replace(ds, name=name, train=part(ds.train), test=part(ds.test),
+                               classes=[ds.classes[i] for i in keep], info={**ds.info, "classes_of": ds.name,
+                                                                            "class_indices": keep})
+
+
 def limit_train(ds: ImageDataset, n: int | None, seed: int = 0) -> ImageDataset:
     """`ds` training on only n of its training images (`--limit N`), the little-data setting.
 

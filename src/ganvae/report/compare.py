@@ -51,6 +51,7 @@ from ..images import save_grid, translation_grid
 from ..metrics import fd_from_features
 from ..nets import count_params
 from ..registry import parse_model_spec, resolve
+from .curves import CurveRecorder
 
 
 @dataclass
@@ -71,6 +72,9 @@ class CompareConfig:
     # samples per quick evaluation: the curve and the best-checkpoint choice compare points of
     # one model with each other, so the FD's bias at small n (the same at every point) cancels
     curve_n: int = 1_000
+    # end a model's training once its curve's FD stands this fraction above its best for two
+    # points in a row (0.1: 10%), the point where a GAN's D starts to overfit; None: never
+    stop_on_rise: float | None = None
     nll_k: int = 100            # importance samples of the VAE NLL bound (eval uses 1000)
     nll_images: int = 200
     data_dir: str | None = None
@@ -103,6 +107,11 @@ class CompareConfig:
             raise BadInput("give exactly one budget for every model: --budget 3m, --steps N or --epochs E")
         if self.seeds < 1 or self.seeds > 100:
             raise BadInput(f"--seeds {self.seeds}: choose 1..100")
+        if self.stop_on_rise is not None and not 0 < self.stop_on_rise < 10:
+            raise BadInput(f"--stop-on-rise {self.stop_on_rise}: give a fraction above the best FD, e.g. 0.1 for 10%")
+        if self.stop_on_rise is not None and self.curve_points < 4:
+            raise BadInput(f"--stop-on-rise needs a curve to watch: give --curve-points 4 or more "
+                           f"(now {self.curve_points})")
         for name in ("eval_n", "curve_points", "curve_n", "nll_k", "nll_images", "batch_size"):
             if getattr(self, name) < 1:
                 raise BadInput(f"--{name.replace('_', '-')} {getattr(self, name)}: must be at least 1")
@@ -118,63 +127,6 @@ class CompareConfig:
         if self.epochs:
             return f"{self.epochs} epochs (passes over the training split) per model"
         return "each model's own stopping point (PRESET:train.steps=N in --models)"
-
-
-class CurveRecorder:
-    """A trainer callback: quick scores at evenly spaced points of the budget; keeps the best.
-
-    Args:
-        real_feats: evaluator features of the real images the quick FD is measured against:
-            the validation split's (never the test split's: the best point is chosen on them).
-        split: the name of those images' split, written into every curve row.
-        select: keep the best point's model in run_dir/best; False: only record the curve.
-    """
-
-    def __init__(self, run_dir: Path, ds: ImageDataset, ev: Evaluator, real_feats: np.ndarray | None,
-                 points: int, n: int, seed: int = 0, split: str = "val", select: bool = True):
-        self.run_dir, self.ds, self.ev, self.real_feats = run_dir, ds, ev, real_feats
-        self.points, self.n, self.seed = points, n, seed
-        self.split, self.select = split, select
-        self.path = run_dir / "curve.jsonl"
-        self.rows = read_jsonl(self.path)
-
-    def truncate(self, step: int) -> None:
-        """Forget points past `step` (a resumed run redoes them)."""
-        self.rows = [r for r in self.rows if r["step"] <= step]
-        atomic_write(self.path, lambda p: p.write_text("".join(json.dumps(r) + "\n" for r in self.rows)))
-
-    def __call__(self, trainer) -> None:
-        if len(self.rows) and self.rows[-1]["step"] > trainer.step:
-            self.truncate(trainer.step)
-        due = len(self.rows) + 1  # the next point: fraction due / points
-        if trainer.fraction_done() + 1e-9 < due / self.points and not trainer._done():
-            return
-        if trainer._done() and self.rows and self.rows[-1]["step"] == trainer.step:
-            return
-        self.record(trainer)
-
-    @torch.no_grad()
-    def record(self, trainer) -> None:
-        model = trainer.model
-        t0 = time.perf_counter()
-        # encoder models generate through a prior fitted to their codes: the trainer's own fit
-        # (the same images as the final model's and every checkpoint's), so the best point's
-        # saved model samples as the final one would at that step
-        trainer.fit_prior()
-        # translation models translate the held-out inputs of the split the curve is measured on
-        inputs = self.ds.val.a if self.split == "val" and self.ds.val is not None else self.ds.train.a
-        fake = generate(model, self.n, self.seed, 500, inputs=inputs)
-        feats, _ = self.ev.features_and_probs(fake)
-        row = {"step": trainer.step, "images_seen": trainer.images, "train_seconds": round(trainer.elapsed, 3),
-               "fd": fd_from_features(self.real_feats, feats), "split": self.split}
-        row["eval_seconds"] = round(time.perf_counter() - t0, 2)
-        best = min((r["fd"] for r in self.rows), default=math.inf)
-        if self.select and row["fd"] < best and math.isfinite(row["fd"]):
-            model.save_pretrained(self.run_dir / "best")
-            write_json(self.run_dir / "best" / "point.json", row)
-        self.rows.append(row)
-        with open(self.path, "a") as f:
-            f.write(json.dumps(row) + "\n")
 
 
 def _selection_split(ds: ImageDataset, ev: Evaluator, data_seed: int, log) -> tuple[dict, np.ndarray]:
@@ -221,7 +173,8 @@ def _train_one(cfg: CompareConfig, out: Path, preset: str, seed: int, ds: ImageD
     run_dir = out / "runs" / _run_name(preset, seed)
     # (under DDP only rank 0 records the curve; the other ranks have no evaluator)
     recorder = CurveRecorder(run_dir, ds, ev, real_curve_feats, cfg.curve_points, cfg.curve_n, seed,
-                             split=splits["curve"], select=splits["best_selection"] is not None) \
+                             split=splits["curve"], select=splits["best_selection"] is not None,
+                             stop_on_rise=cfg.stop_on_rise) \
         if parallel.world().is_main else None
     callbacks = [recorder] if recorder is not None else []
     options = dict(steps=cfg.steps, epochs=cfg.epochs, budget=cfg.budget, batch_size=cfg.batch_size, seed=seed,

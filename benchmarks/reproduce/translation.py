@@ -1,0 +1,27 @@
+"""Claims 6-8 share this: translation models on edges2fashion (Sobel edges -> Fashion-MNIST
+images), scored by the translate task against the true targets, with the identity map beside
+them. Unpaired models (cyclegan, unit) draw their inputs and targets independently."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import common
+
+DATA = "task:edges2fashion"
+WIDTH = 32
+
+
+def run(out: Path, models: list[str], steps: int, quick: bool, seeds: int = 1) -> tuple[dict, dict, dict]:
+    """(results.json, {model: translate-task result of seed 0 .. as a list}, the task's summary)."""
+    res = common.compare(out, models, data=DATA, steps=steps, seeds=seeds, curve_points=3 if quick else 5,
+                         eval_n=500 if quick else 5000, curve_n=300 if quick else 1000, tasks=["translate"],
+                         task_configs={"translate": {"n": 300 if quick else 2000}},
+                         overrides={"width": 8 if quick else WIDTH})
+    task = res["tasks"]["translate"]
+    return res, task["results"], task["summary"]
+
+
+def scores(r: dict) -> dict:
+    keep = ("l1", "psnr", "ssim", "fd", "accuracy", "sharpness", "cycle")
+    return {k: round(r[k], 4) for k in keep if r.get(k) is not None}
