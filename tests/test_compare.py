@@ -6,7 +6,10 @@ import shutil
 
 import pytest
 
-ARGS = ["--data", "shapes:n=512,n_test=128", "--steps", 12, "--batch-size", 32, "--set", "width=8",
+from tests.conftest import DATA
+
+# the tests' shared tiny data: its evaluator is trained once per worker for every test module
+ARGS = ["--data", DATA, "--steps", 12, "--batch-size", 32, "--set", "width=8",
         "--set", "latent=8", "--eval-n", 300, "--curve-n", 200, "--curve-points", 3, "--quiet"]
 
 
@@ -48,7 +51,7 @@ def test_results_files(compared):
     # every line says what it is: the data, the budget, the evaluator and the numeric precision
     # (dtype; `precision` is only ever the metric)
     ev = res["floor"]["evaluator"]["id"]
-    assert all((r["dataset"], r["budget"], r["evaluator"]) == ("shapes:n=512,n_test=128", "12 steps", ev) for r in rows)
+    assert all((r["dataset"], r["budget"], r["evaluator"]) == (DATA, "12 steps", ev) for r in rows)
     assert [r["dtype"] for r in rows[:6]] == ["fp32"] * 6
     assert [(r["model"], r["seed"]) for r in rows[:6]] == [(m["model"], str(m["seed"])) for m in res["rows"]]
     assert float(rows[0]["precision"]) == res["rows"][0]["final"]["precision"]
@@ -299,7 +302,7 @@ def test_compare_config_file_with_options_that_win(run_cli, tmp_path):
     mine, theirs = (json.loads((d / "compare.json").read_text()) for d in (out, tmp_path / "o2"))
     assert theirs == {**mine, "seed": 1} and (tmp_path / "o2" / "runs" / "ae-seed1" / "summary.json").exists()
     # a budget given on the command line replaces the file's budget whole (not two budgets)
-    (tmp_path / "c.yaml").write_text("data: shapes:n=512,n_test=128\nmodels: [ae]\nsteps: 4\nbatch_size: 32\n"
+    (tmp_path / "c.yaml").write_text(f"data: {DATA}\nmodels: [ae]\nsteps: 4\nbatch_size: 32\n"
                                     "overrides: {width: 8, latent: 8}\neval_n: 300\ncurve_n: 200\n")
     code, _, err = run_cli("compare", "--config", tmp_path / "c.yaml", "--epochs", 0.1, "--out", tmp_path / "o3",
                            "--quiet")

@@ -61,7 +61,30 @@ def _numbers(out: Path, spec: str, res: dict) -> dict:
             # D's mean logit on training images minus on held-out real ones: the overfitting signal
             "d_gap_at_best": gap(pts[i_best]), "d_gap_at_end": gap(pts[-1]),
             "ada_p_end": common.last_logged(out, spec, "aug/p"),
+            "copying": copying(out, spec),
             "curve": [{"step": p["step"], "fd": round(p["fd"], 3), "d_gap": gap(p)} for p in pts]}
+
+
+def copying(out: Path, spec: str, n_samples: int = 1000) -> dict:
+    """Does the final G copy its N training images? Each of n_samples samples' nearest pixel
+    distance (L2 on [0, 1]) to the N training images, and to as many held-out real images;
+    `ratio` = the mean of the first over the mean of the second: about 1 for a G that models
+    the distribution, well below 1 for one that reproduces its training set."""
+    import numpy as np
+    import torch
+
+    import ganvae
+    from ganvae.trainer import load_run, run_dataset
+
+    run = common.run_dir(out, spec)
+    model, cfg = load_run(run)
+    ds = run_dataset(cfg)
+    x = ganvae.evaluation.generate(model, n_samples, 0, 500).reshape(n_samples, -1).astype(np.float32) / 255
+    train = ds.train.x.reshape(len(ds.train.x), -1).astype(np.float32) / 255
+    val = ds.val.x[:len(train)].reshape(-1, train.shape[1]).astype(np.float32) / 255
+    nearest = lambda ref: torch.cdist(torch.from_numpy(x), torch.from_numpy(ref)).min(1).values.mean().item()  # noqa: E731
+    d_train, d_val = nearest(train), nearest(val)
+    return {"nn_to_train": round(d_train, 4), "nn_to_val": round(d_val, 4), "ratio": round(d_train / d_val, 4)}
 
 
 def judge(plain_n: dict, rem: dict) -> tuple[bool, str]:
