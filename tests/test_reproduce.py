@@ -74,6 +74,10 @@ def test_compare_stops_a_model_whose_val_fd_turned_up_and_keeps_it_stopped(tmp_p
     assert row["best_step"] == 10 and json.loads((run / "best" / "point.json").read_text())["step"] == 10
     # D's realism on training and held-out images is recorded beside the FD (a GAN's D)
     assert all(isinstance(p["d_real_train"], float) and isinstance(p["d_real_val"], float) for p in points)
+    # the row and the report say so
+    assert row["stopped_early"] == summary["stopped_early"]
+    html = (tmp_path / "c" / "report.html").read_text()
+    assert "stopped early at step 20: validation FD 9.50 stood 10% or more above its best 8.00" in html
     # the same command again: the run is finished, not trained on
     res = ganvae.compare(["dcgan"], out=tmp_path / "c", **settings)
     assert res["rows"][0]["steps"] == 20 and len((run / "curve.jsonl").read_text().splitlines()) == 4

@@ -308,6 +308,8 @@ def _finish_one(cfg: CompareConfig, run_dir: Path, preset: str, seed: int, ds, e
            "class_hist": final.get("class_hist"), "figures": figures, "status": "ok"}
     if final.get("skipped"):
         row["skipped"] = final["skipped"]
+    if summary.get("stopped_early"):   # --stop-on-rise (or a callback) ended it before its budget
+        row["stopped_early"] = summary["stopped_early"]
     best_dir = run_dir / "best"
     if (best_dir / "point.json").exists():
         point = json.loads((best_dir / "point.json").read_text())

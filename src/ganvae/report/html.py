@@ -9,6 +9,7 @@ import base64
 import io
 import json
 import math
+from html import escape
 from pathlib import Path
 
 import numpy as np
@@ -187,6 +188,10 @@ def findings(results: dict, agg: dict, curves: dict[str, list[dict]]) -> list[st
         if name in floor:
             text += f"; real-data floor {_fmt(floor[name], name)}"
         out.append(text + ").")
+    for r in results.get("rows", []):
+        if r.get("stopped_early"):
+            out.append(f"<b>{r['model']}</b> (seed {r['seed']}) stopped early at step {r['steps']:,}: "
+                       f"{escape(r['stopped_early'])}.")
     fd_best = min(models, key=lambda m: agg[m]["fd"][0])
     ratio = agg[fd_best]["fd"][0] / max(floor["fd"], 1e-12)
     out.append(f"The best FD is {ratio:.0f}x the real-data floor: " +
