@@ -29,6 +29,25 @@ def test_unet_skips_carry_detail_past_the_bottleneck():
     assert g[14:19, 14:19].sum() > 5 * g[0:5, 0:5].sum()
 
 
+@pytest.mark.parametrize("bottom, sides", [(2, [16, 8, 4, 2]), (4, [16, 8, 4]), (8, [16, 8])])
+def test_unet_bottom_sets_its_innermost_grid(bottom, sides):
+    net = UNet(1, 1, 28, width=8, bottom=bottom).eval()
+    x = torch.rand(2, 1, 28, 28) * 2 - 1
+    seen = []
+    hooks = [block.register_forward_hook(lambda m, i, o: seen.append(o.shape[-1])) for block in net.down]
+    assert net(x).shape == (2, 1, 28, 28)
+    for h in hooks:
+        h.remove()
+    assert seen == sides and net.skips == len(sides) - 1
+
+
+@pytest.mark.parametrize("bottom", [0, 3, 16])
+def test_unet_bottom_is_checked(bottom):
+    with pytest.raises(BadInput, match=f"unet_bottom={bottom}: the innermost grid side must be a power of two, "
+                                       "at most 8 for 28-pixel images"):
+        UNet(1, 1, 28, bottom=bottom)
+
+
 def test_unet_refuses_tiny_images():
     with pytest.raises(BadInput, match="at least 8"):
         UNet(1, 1, 4)

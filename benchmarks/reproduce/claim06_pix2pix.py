@@ -57,7 +57,7 @@ def main(argv=None) -> None:
     common.write_result(
         args, 6, "pix2pix_sharper", title="The adversary makes pix2pix sharper than L1 alone",
         paper="Isola et al. 2017, Image-to-Image Translation with Conditional Adversarial Networks",
-        setup=f"pix2pix vs unet-l1 (the same U-Net, width {8 if args.quick else T.WIDTH}), edges2fashion; the first "
+        setup=f"pix2pix vs unet-l1 (the same U-Net, width {8 if args.quick else T.WIDTH}, down to 4x4), edges2fashion; the first "
               "2,000 test inputs against their targets", budget=f"{steps} steps each (batch 64)",
         criterion="pix2pix's FD lower, its sharpness ratio closer to 1, its L1 within 15% of unet-l1's",
         numbers={"pix2pix": p, "unet-l1": u, "identity": T.scores(summary["baselines"]["identity"]),

@@ -38,14 +38,14 @@ def main(argv=None) -> None:
     args = common.parse_args(__doc__, argv, model=dict(choices=sorted(CLAIM), default="cyclegan"))
     claim, slug, title, paper = CLAIM[args.model]
     steps = 40 if args.quick else STEPS
-    out = args.out / "unpaired"
+    out = args.out / f"unpaired-{args.model}"
     res, results, summary = T.run(out, [args.model], steps, args.quick)
     m = T.scores(results[args.model][0])
     ident = T.scores(summary["baselines"]["identity"])
     ok = m["l1"] <= 0.5 * ident["l1"] and m["accuracy"] >= 0.6
     common.write_result(
         args, claim, slug, title=title, paper=paper,
-        setup=f"{args.model} (width {8 if args.quick else T.WIDTH}), edges2fashion drawn unpaired; the first 2,000 "
+        setup=f"{args.model} (width {8 if args.quick else T.WIDTH}{', U-Nets down to 4x4' if args.model == 'cyclegan' else ''}), edges2fashion drawn unpaired; the first 2,000 "
               "test inputs against their true targets", budget=f"{steps} steps (batch 64)",
         criterion="L1 to the true targets <= 0.5x the identity map's, class kept >= 0.6",
         numbers={args.model: m, "identity": ident, "training": cycle_trend(out, args.model)}, shown=ok,

@@ -511,7 +511,7 @@ def _pow2_at_least(n: int) -> int:
 
 class UNet(nn.Module):
     """The pix2pix generator (Isola et al. 2017, after Ronneberger et al. 2015): an encoder of
-    k4 s2 convolutions down to a 2x2 grid, a decoder of k4 s2 transposed convolutions back up,
+    k4 s2 convolutions down to a `bottom` x `bottom` grid (2x2 by default), a decoder of k4 s2 transposed convolutions back up,
     and a skip connection from every encoder level to the decoder level of the same size, so
     detail that is already in the input need not pass the bottleneck.
 
@@ -521,12 +521,16 @@ class UNet(nn.Module):
     """
 
     def __init__(self, in_channels: int, out_channels: int, size: int, width: int = 64, norm: str = "batch",
-                 dropout_layers: int = 3):
+                 dropout_layers: int = 3, bottom: int = 2):
         super().__init__()
         if size < 8:
             raise BadInput(f"image size {size}: the U-Net needs a side of at least 8")
+        if bottom < 1 or bottom & (bottom - 1) or bottom > _pow2_at_least(size) // 4:
+            raise BadInput(f"unet_bottom={bottom}: the innermost grid side must be a power of two, at most "
+                           f"{_pow2_at_least(size) // 4} for {size}-pixel images")
         self.size, self.padded = size, _pow2_at_least(size)
-        depth = self.padded.bit_length() - 2                       # halvings down to 2x2: 32 -> 4
+        # halvings down to a bottom x bottom grid: 32 -> 4 at bottom 2, 3 at bottom 4
+        depth = self.padded.bit_length() - bottom.bit_length()
         chans = [width * min(8, 2**j) for j in range(depth)]        # after each halving
         self.down = nn.ModuleList()
         cin = in_channels

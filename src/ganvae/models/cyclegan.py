@@ -59,6 +59,7 @@ class CycleGANConfig(TranslationConfig):
     cycle_weight: float = 10.0             # lambda of eq. 3
     identity_weight: float = 0.5           # times cycle_weight (§5.2); 0 switches the term off
     pool_size: int = 50                    # fakes kept for D (§4); 0: D sees this step's only
+    unet_bottom: int = 2                   # the U-Nets' innermost grid side (see Pix2PixConfig)
 
     def validate(self) -> None:
         super().validate()
@@ -110,8 +111,10 @@ class CycleGAN(TranslationModel):
         super().__init__(config)
         c = config
         # G: A -> B and F: B -> A; no dropout (CycleGAN's only noise is the unpaired draw)
-        self.g_ab = UNet(c.channels_a, c.channels, c.size, c.width, norm=c.norm, dropout_layers=0)
-        self.g_ba = UNet(c.channels, c.channels_a, c.size, c.width, norm=c.norm, dropout_layers=0)
+        self.g_ab = UNet(c.channels_a, c.channels, c.size, c.width, norm=c.norm, dropout_layers=0,
+                         bottom=c.unet_bottom)
+        self.g_ba = UNet(c.channels, c.channels_a, c.size, c.width, norm=c.norm, dropout_layers=0,
+                         bottom=c.unet_bottom)
         dcgan_init(self.g_ab)
         dcgan_init(self.g_ba)
         self.d_a = self.make_discriminator(c.channels_a)     # real a vs F(b)

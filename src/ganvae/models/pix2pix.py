@@ -38,6 +38,10 @@ class Pix2PixConfig(TranslationConfig):
     l1_weight: float = 100.0       # lambda of eq. 4
     adv_weight: float = 1.0        # 0: no GAN at all (the unet-l1 baseline)
     dropout_layers: int = 3        # innermost U-Net decoder levels with dropout 0.5
+    # The U-Net's innermost grid side: 2 (down to 2x2, the pix2pix layout at this size) or 4,
+    # one level fewer: on a CPU the 2x2 level's wide, tiny convolutions cost far more than their
+    # FLOPs (1.3x the step time at width 32 on 28 px; BENCHMARKS.md, Reproductions)
+    unet_bottom: int = 2
 
     def validate(self) -> None:
         super().validate()
@@ -67,7 +71,8 @@ class Pix2Pix(TranslationModel):
         config.validate()
         super().__init__(config)
         c = config
-        self.g = UNet(c.channels_a, c.channels, c.size, c.width, norm=c.norm, dropout_layers=c.dropout_layers)
+        self.g = UNet(c.channels_a, c.channels, c.size, c.width, norm=c.norm, dropout_layers=c.dropout_layers,
+                      bottom=c.unet_bottom)
         dcgan_init(self.g)
         # D exists only when it is trained, so unet-l1's weights hold the U-Net alone
         self.d = self.make_discriminator(c.channels_a + c.channels) if c.adv_weight > 0 else None
