@@ -99,9 +99,17 @@ def write_result(args: argparse.Namespace, claim: int, slug: str, **fields) -> P
     """Write the claim's JSON (see the module docstring); returns its path."""
     import torch
 
+    # the command as a reader reruns it: where the runs and the JSON went is left out
+    argv, skip = [], False
+    for a in sys.argv[1:]:
+        if skip:
+            skip = False
+        elif a in ("--out", "--results"):
+            skip = True
+        elif not a.startswith(("--out=", "--results=")):
+            argv.append(a)
     payload = {"claim": claim, **fields,
-               "command": "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0], REPO)]
-                                               + sys.argv[1:]),
+               "command": "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0], REPO)] + argv),
                "machine": machine(), "torch": torch.__version__, "threads": torch.get_num_threads(),
                "quick": bool(args.quick),
                "finished": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
