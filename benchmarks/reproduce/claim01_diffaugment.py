@@ -18,24 +18,14 @@ SPEC = "dcgan:augment=diffaug:augment_policy=translation+cutout"
 
 
 def main(argv=None) -> None:
-    args = common.parse_args(__doc__, argv, n=dict(type=int, nargs='*', default=[100, 1000],
-                             help='the N to run (default 100 1000; the claim needs both)'))
-    out = args.out / "little"
-    per_n, verdicts, shown = {}, [], True
-    for n in args.n:
-        p = L.plain(out, n, args.quick)
-        r = L.remedy(out, n, "diffaug", SPEC, p["steps"], args.quick)
-        ok, why = L.judge(p, r)
-        if not p["turned_up"]:
-            ok, why = False, f"plain's curve never turned up in {p['steps']} steps: budget too short; " + why
-        per_n[n] = {"plain": p, "diffaugment": r, "shown": ok}
-        verdicts.append(f"N={n}: {why}")
-        shown = shown and ok
+    args = L.parse_args(__doc__, argv)
+    per_n, verdicts, shown = L.run_claim(args, "diffaugment", SPEC, "diffaug")
     common.write_result(
         args, 1, "diffaugment", title="DiffAugment stops D overfitting with little data",
         paper="Zhao et al. 2020, Differentiable Augmentation for Data-Efficient GAN Training",
         setup="dcgan (width 32), Fashion-MNIST --limit 100 and 1000, batch 64; DiffAugment translation+cutout",
-        budget={n: f"{v['plain']['steps']} steps (plain {'stopped: FD turned up' if v['plain']['stopped_early'] else 'ran to its cap'})"
+        budget={n: f"{v['plain']['steps']} steps (plain "
+                   f"{'stopped: FD turned up' if v['plain']['stopped_early'] else 'ran to its cap'})"
                 for n, v in per_n.items()},
         criterion="DiffAugment's best val FD >= 10% below plain's at the same N, and its curve does not turn up "
                   "in the same steps (at N = 100 and 1,000)",

@@ -16,19 +16,9 @@ SPEC = "dcgan:augment=ada"
 
 
 def main(argv=None) -> None:
-    args = common.parse_args(__doc__, argv, n=dict(type=int, nargs='*', default=[100, 1000],
-                             help='the N to run (default 100 1000; the claim needs both)'))
-    out = args.out / "little"
-    per_n, verdicts, shown = {}, [], True
-    for n in args.n:
-        p = L.plain(out, n, args.quick)
-        r = L.remedy(out, n, "ada", SPEC, p["steps"], args.quick)
-        ok, why = L.judge(p, r)
-        if not p["turned_up"]:
-            ok, why = False, f"plain's curve never turned up in {p['steps']} steps: budget too short; " + why
-        per_n[n] = {"plain": p, "ada": r, "shown": ok}
-        verdicts.append(f"N={n}: {why}, p ends {common.fmt(r['ada_p_end'], 3)}")
-        shown = shown and ok
+    args = L.parse_args(__doc__, argv)
+    per_n, verdicts, shown = L.run_claim(args, "ada", SPEC, "ada")
+    verdicts = [f"{v}, p ends {common.fmt(per_n[n]['ada']['ada_p_end'], 3)}" for n, v in zip(per_n, verdicts)]
     p100, p1000 = (per_n[n]["ada"]["ada_p_end"] if n in per_n else None for n in (100, 1000))
     p_order = p100 is not None and p1000 is not None and p100 > p1000
     verdicts.append(f"p at N=100 {'>' if p_order else 'not >'} p at N=1000")

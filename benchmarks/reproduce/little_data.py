@@ -22,6 +22,29 @@ EVERY = 500
 QUICK = dict(max_steps=300, every=50, eval_n=500, curve_n=300)
 
 
+def parse_args(doc: str, argv=None):
+    """The claims' options: common's, and --n (which N to run; the claim needs 100 and 1000)."""
+    return common.parse_args(doc, argv, n=dict(type=int, nargs="*", default=[100, 1000],
+                                               help="the N to run (default 100 1000; the claim needs both)"))
+
+
+def run_claim(args, name: str, spec: str, dirname: str) -> tuple[dict, list[str], bool]:
+    """Plain and the remedy `spec` (its runs in OUT/little/DIRNAME-N) at each N of args.n:
+    ({N: {"plain", name, "shown"}}, one verdict per N, shown at every N)."""
+    out = args.out / "little"
+    per_n, verdicts, shown = {}, [], True
+    for n in args.n:
+        p = plain(out, n, args.quick)
+        r = remedy(out, n, dirname, spec, p["steps"], args.quick)
+        ok, why = judge(p, r)
+        if not p["turned_up"]:
+            ok, why = False, f"plain's curve never turned up in {p['steps']} steps: budget too short; " + why
+        per_n[n] = {"plain": p, name: r, "shown": ok}
+        verdicts.append(f"N={n}: {why}")
+        shown = shown and ok
+    return per_n, verdicts, shown
+
+
 def plain(out: Path, n: int, quick: bool) -> dict:
     """The plain dcgan at N, trained until its FD turns up (or MAX_STEPS)."""
     max_steps = QUICK["max_steps"] if quick else MAX_STEPS[n]
