@@ -174,3 +174,16 @@ def test_the_reproduction_scripts_cover_every_claim():
         path = REPRO / script
         assert path.exists(), script
         assert "--quick" in path.read_text() or "parse_args" in path.read_text()
+
+
+@pytest.mark.slow   # each script at smoke size: tiny nets, a few dozen steps (about 15 minutes in all)
+@pytest.mark.parametrize("script", sorted(p.name for p in REPRO.glob("claim*.py")))
+def test_every_reproduction_script_runs_at_smoke_size(script, tmp_path):
+    p = subprocess.run([sys.executable, str(REPRO / script), "--out", str(tmp_path), "--quick"],
+                       capture_output=True, text=True, cwd=tmp_path, timeout=1800)
+    assert p.returncode == 0, p.stderr[-3000:]
+    (result,) = list(tmp_path.glob("[0-9][0-9]_*.json"))
+    d = json.loads(result.read_text())
+    assert d["quick"] is True and isinstance(d["shown"], bool) and d["verdict"] and d["numbers"]
+    assert f"claim {d['claim']}: " in p.stdout and d["command"].startswith(f"python benchmarks/reproduce/{script}")
+    assert "--out" not in d["command"]
