@@ -78,6 +78,7 @@ def test_compare_stops_a_model_whose_val_fd_turned_up_and_keeps_it_stopped(tmp_p
     assert row["stopped_early"] == summary["stopped_early"]
     html = (tmp_path / "c" / "report.html").read_text()
     assert "stopped early at step 20: validation FD 9.50 stood 10% or more above its best 8.00" in html
+    assert "<h2>Discriminator overfitting</h2>" in html
     # the same command again: the run is finished, not trained on
     res = ganvae.compare(["dcgan"], out=tmp_path / "c", **settings)
     assert res["rows"][0]["steps"] == 20 and len((run / "curve.jsonl").read_text().splitlines()) == 4

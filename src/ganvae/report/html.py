@@ -364,6 +364,22 @@ def _plots(results: dict, run_dirs: dict[str, list[Path]], curves: dict[str, lis
         ax.legend(fontsize=8)
         fig.tight_layout()
         plots["ada"] = _fig_data(fig)
+    # D overfitting: its mean logit on training images minus on held-out real ones, per curve
+    # point, for the models whose curves recorded it (GANs, VAE-GAN)
+    gaps = {m: [(r["step"], r["d_real_train"] - r["d_real_val"]) for r in curve if "d_real_train" in r]
+            for m, curve in curves.items()}
+    gaps = {m: pts for m, pts in gaps.items() if pts}
+    if gaps:
+        fig, ax = plt.subplots(figsize=(6, 3))
+        for m, pts in gaps.items():
+            ax.plot(*zip(*pts), "o-", ms=3, color=colours.get(m), label=m)
+        ax.axhline(0, color="grey", lw=1)
+        ax.set_xlabel("step")
+        ax.set_ylabel("D logit: train − held-out")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        plots["d_gap"] = _fig_data(fig)
     # mode coverage: class histograms of the samples against the real one
     real = results["floor"].get("class_hist")
     hists = results["_hist"]
