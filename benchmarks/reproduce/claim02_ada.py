@@ -28,7 +28,8 @@ def main(argv=None) -> None:
         setup="dcgan (width 32), Fashion-MNIST --limit 100 and 1000, batch 64; ADA (target r_t 0.6)",
         budget={n: f"{v['plain']['steps']} steps" for n, v in per_n.items()},
         criterion="as claim 1, and ADA's p ends higher at N = 100 than at N = 1,000",
-        numbers={**per_n, "p_end": {"100": p100, "1000": p1000}}, shown=shown and p_order,
+        numbers={**per_n, "p_end": {"100": p100, "1000": p1000}},
+        shown=None if shown is None else shown and p_order,
         verdict="; ".join(verdicts), investigation=None)
 
 

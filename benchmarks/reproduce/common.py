@@ -8,7 +8,7 @@ Each script in this folder tests one published claim on this machine, with crite
      "shown": true | false | null, "verdict": one line, "investigation": text or null,
      "command", "machine", "torch", "finished"}
 
-`shown` is null while a run is unfinished. `table.py` turns the files into the
+`shown` is null while the claim is not settled (a run unfinished, or only some of its settings run). `table.py` turns the files into the
 "Reproductions" table at the top of BENCHMARKS.md. Re-running a script resumes its runs
 (compare skips finished models and resumes an interrupted one from its last checkpoint).
 """
@@ -118,7 +118,8 @@ def write_result(args: argparse.Namespace, claim: int, slug: str, **fields) -> P
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(payload, indent=1) + "\n")
     tmp.replace(path)
-    print(f"claim {claim}: {'shown' if payload.get('shown') else 'NOT shown'}: {payload.get('verdict', '')}")
+    state = {True: "shown", False: "NOT shown", None: "not settled yet"}[payload.get("shown")]
+    print(f"claim {claim}: {state}: {payload.get('verdict', '')}")
     print(f"wrote {path}")
     return path
 

@@ -37,12 +37,15 @@ def run_claim(args, name: str, spec: str, dirname: str) -> tuple[dict, list[str]
         p = plain(out, n, args.quick)
         r = remedy(out, n, dirname, spec, p["steps"], args.quick)
         ok, why = judge(p, r)
-        if not p["turned_up"]:
-            ok, why = False, f"plain's curve never turned up in {p['steps']} steps: budget too short; " + why
+        if not p["turned_up"]:   # the criterion is judged all the same, on the steps plain had
+            rise = p["last_val_fd"] / p["best_val_fd"] - 1
+            why += (f"; plain's curve did not turn up within its {p['steps']} steps (best at {p['best_step']}, "
+                    f"last {rise * 100:+.0f}% above it)")
         per_n[n] = {"plain": p, name: r, "shown": ok}
         verdicts.append(f"N={n}: {why}")
         shown = shown and ok
-    return per_n, verdicts, shown
+    # the claim is about both N: with only some run, it is not settled either way
+    return per_n, verdicts, (shown if set(args.n) >= {100, 1000} else None)
 
 
 def plain(out: Path, n: int, quick: bool) -> dict:

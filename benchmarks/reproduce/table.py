@@ -71,21 +71,22 @@ def section(found: dict[int, dict]) -> str:
              "`benchmarks/results/reproduce/`). The criteria are ours and the budgets far smaller than the "
              "papers'; a claim not shown carries what we checked and the budget that would settle it. "
              "This table is written by `python benchmarks/reproduce/table.py`.", "",
-             f"**{shown} of {len(CLAIMS)} shown**; {len(CLAIMS) - len(found)} not run yet.", "",
+             f"**{shown} of {len(CLAIMS)} shown**; {sum(d.get('shown') is None for d in found.values())} in progress, "
+             f"{len(CLAIMS) - len(found)} not run yet.", "",
              "| # | claim | paper | setup | budget | result | |", "|---|---|---|---|---|---|---|"]
     for n, (title, paper, script) in CLAIMS.items():
         d = found.get(n)
         if d is None:
             lines.append(f"| {n} | {_cell(title)} | {paper} | `{script}` | | | *not run yet* |")
             continue
-        mark = "**shown**" if d.get("shown") else "**not shown**"
+        mark = {True: "**shown**", False: "**not shown**", None: "*in progress*"}[d.get("shown")]
         lines.append(f"| {n} | {_cell(d['title'])} | {_cell(d['paper'])} | {_cell(d['setup'])} | "
                      f"{_cell(_budget(d['budget']))} | {_cell(d['verdict'])} | {mark} |")
     lines += ["", "Criteria, commands and the investigations of the claims not shown:", ""]
     for n, d in sorted(found.items()):
         lines.append(f"- **{n}. {d['title']}** — shown when {d['criterion']}. `{d['command']}` "
                      f"({d['machine']}, torch {d['torch']}, {d['threads']} thread(s), finished {d['finished']}).")
-        if not d.get("shown") and d.get("investigation"):
+        if d.get("shown") is not True and d.get("investigation"):
             lines.append(f"  *Investigation:* {d['investigation']}")
     lines += ["", END]
     return "\n".join(lines) + "\n"
