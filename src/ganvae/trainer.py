@@ -568,12 +568,8 @@ class Trainer:
                 if bar is not None:
                     bar.update(1)
                 if self.step % self.t.log_every == 0 or self._done():
-                    # under DDP the ranks' averages, averaged: the global batch's
-                    scalars = parallel.all_mean({k: float(sums[k]) / counts[k] for k in sums}, self._comm_device)
-                    rate = (self.images - images_log) / max(now - t_log, 1e-9)
-                    t_log, images_log = now, self.images
+                    t_log, images_log = self._log_since(metrics, writer, bar, sums, counts, now, t_log, images_log)
                     sums, counts = {}, {}
-                    self._log(metrics, writer, bar, scalars, rate)
                 if self.step % self.t.sample_every == 0 and self.is_main:
                     fixed_noise.set_state(fixed_state)
                     self._write_samples(f"step_{self.step:08d}", fixed_noise, x_fixed)
@@ -585,10 +581,8 @@ class Trainer:
                 if sync_callbacks:   # ... while the others wait here, outside the training time,
                     self._agree_stop()  # and learn whether one of them stopped the run
                 if self.stop_reason is not None and sums:   # stopped early: log the steps since the last line
-                    scalars = parallel.all_mean({k: float(sums[k]) / counts[k] for k in sums}, self._comm_device)
-                    rate = (self.images - images_log) / max(now - t_log, 1e-9)
+                    self._log_since(metrics, writer, bar, sums, counts, now, t_log, images_log)
                     sums, counts = {}, {}
-                    self._log(metrics, writer, bar, scalars, rate)
                 self._t_step = time.perf_counter()  # logging, checkpoints, callbacks: not training time
         except RuntimeError as e:
             # a collective failed: another rank is gone (a GanvaeError passes through untouched)
@@ -721,6 +715,13 @@ class Trainer:
         interval = 0.5 if sys.stderr.isatty() else 15.0
         return tqdm(total=total, initial=self.step if total else 0, unit="step", dynamic_ncols=True,
                     desc=f"{self.cfg.preset}", leave=True, mininterval=interval, file=sys.stderr)
+
+    def _log_since(self, metrics, writer, bar, sums, counts, now, t_log, images_log) -> tuple[float, int]:
+        """Log the mean of each loss since the last line; returns the new (t_log, images_log)."""
+        # under DDP the ranks' averages, averaged: the global batch's
+        scalars = parallel.all_mean({k: float(sums[k]) / counts[k] for k in sums}, self._comm_device)
+        self._log(metrics, writer, bar, scalars, (self.images - images_log) / max(now - t_log, 1e-9))
+        return now, self.images
 
     def _log(self, metrics, writer, bar, scalars, rate) -> None:
         if not self.is_main:
