@@ -105,14 +105,17 @@ def test_fp16_goes_through_a_grad_scaler(preset, overrides, batch, monkeypatch):
 
 
 def test_fp16_scale_is_checkpointed(tmp_path, run_cli):
-    """A resumed fp16 run continues with the saved loss scale (and so bit-identically on CPU)."""
+    """A resumed fp16 run continues with the saved loss scale (and so bit-identically on CPU);
+    on a CPU without native float16 convolutions the run warns that fp16 is emulated there."""
     from ganvae.checkpoint import load_state
+    from ganvae.hardware import cpu_has_fp16
     from ganvae.trainer import checkpoints
 
     args = ["--data", "shapes:n=128,n_test=16", "--set", "width=8", "--set", "latent=4", "--batch-size", "16",
             "--precision", "fp16", "--device", "cpu", "--quiet", "--checkpoint-every", "3"]
     code, _, err = run_cli("train", "vae", "--steps", "3", "--out", tmp_path / "a", *args)
     assert code == 0, err
+    assert ("no native float16" in err) == (not cpu_has_fp16()), err
     state = load_state(checkpoints(tmp_path / "a")[-1])
     assert state["scaler"] is not None and state["scaler"]["scale"] > 0
 

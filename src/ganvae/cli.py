@@ -285,7 +285,7 @@ class _TrainCommand(click.Command):
 @option("--batch-size", type=int, default=None, show_default="64", help="Images per step.")
 @option("--seed", type=int, default=None, show_default="0", help="Seed of the weights, the noise and the data order.")
 @option("--precision", type=click.Choice(["fp32", "bf16", "fp16", "auto"]), default=None,
-        show_default="fp32", help="Autocast precision; auto: bf16 where the device has it natively, else fp32.")
+        show_default="fp32", help="Autocast precision; auto: bf16 where the device has it natively, else fp32. bf16 and fp16 warn on a CPU that only emulates them (many times slower).")
 @option("--device", type=DEVICE, default=None, show_default="auto", help=DEVICE_HELP)
 @option("--set", "sets", multiple=True, metavar="KEY=VALUE",
         help="Override a config value: beta=4, model.lr_d=1e-4, train.log_every=10 (repeatable).")
@@ -1305,7 +1305,7 @@ def disentangle_cmd(run, data, n, bins, seed, figure, json_out, device) -> None:
         help="Seed of the data's random splits (validation, --limit) and procedural data.")
 @option("--batch-size", type=int, default=64, show_default=True, help="Images per training step.")
 @option("--precision", type=click.Choice(["fp32", "bf16", "fp16", "auto"]), default="fp32", show_default=True,
-        help="Autocast precision; auto: bf16 where the device has it natively, else fp32.")
+        help="Autocast precision; auto: bf16 where the device has it natively, else fp32. bf16 and fp16 warn on a CPU that only emulates them (many times slower).")
 @option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Config override for every model.")
 @option("--eval-n", type=int, default=10_000, show_default=True, help="Samples scored per model.")
 @option("--curve-points", type=int, default=5, show_default=True, help="Quick FDs during training.")

@@ -34,6 +34,15 @@ def cpu_has_bf16() -> bool:
         return False
 
 
+def cpu_has_fp16() -> bool:
+    """Whether oneDNN runs float16 convolutions natively on this CPU (AVX-512 FP16 or AMX-FP16).
+    Without it fp16 autocast falls back to reference loops, as bf16 does without AVX-512 BF16."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_fp16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def machine_line() -> str:
     """'torch 2.13.0, 2 threads, Intel(R) Xeon(R) Processor' (and the GPU where there is one)."""
     line = f"torch {torch.__version__}, {torch.get_num_threads()} threads, {cpu_name()}"

@@ -35,7 +35,7 @@ from .data.base import hold_out_val, limit_train, parse_val_split
 from .data.binarize import binarize_batch, binarize_static
 from .errors import BadInput, GanvaeError, Stopped
 from .files import dir_lock, write_json
-from .hardware import cpu_has_bf16
+from .hardware import cpu_has_bf16, cpu_has_fp16
 from .images import save_grid
 from . import parallel
 
@@ -181,6 +181,13 @@ def check_precision(device: torch.device, precision: str) -> None:
         # reference loops instead: 20-50x slower than fp32 (measured on an AVX2 EPYC, BENCHMARKS.md).
         warnings.warn("--precision bf16: this CPU has no native bfloat16 convolutions (no AVX-512 BF16 or AMX); "
                       "they run many times slower than fp32 here; use --precision fp32", stacklevel=2)
+    if precision == "fp16" and device.type == "cpu" and not cpu_has_fp16():
+        import warnings
+
+        # oneDNN has float16 convolutions only with AVX-512 FP16 / AMX-FP16; elsewhere autocast
+        # runs PyTorch's reference loops: 45x slower than fp32 (48 against 2,167 img/s, issue 32).
+        warnings.warn("--precision fp16: this CPU has no native float16 convolutions (no AVX-512 FP16 or AMX-FP16); "
+                      "they run many times slower than fp32 here; use --precision fp32 (or auto)", stacklevel=2)
 
 
 
