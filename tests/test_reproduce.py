@@ -190,3 +190,20 @@ def test_every_reproduction_script_runs_at_smoke_size(script, tmp_path):
     assert d["quick"] is True and d["shown"] in (True, False) and d["verdict"] and d["numbers"]
     assert f"claim {d['claim']}: " in p.stdout and d["command"].startswith(f"python benchmarks/reproduce/{script}")
     assert "--out" not in d["command"]
+
+
+@pytest.mark.slow   # two smoke-sized bigan runs
+def test_claim11_records_the_ali_setting_beside_plain_bigan_and_judges_plain(tmp_path):
+    script = str(REPRO / "claim11_bigan_probe.py")
+    run = lambda *a: subprocess.run([sys.executable, script, "--out", str(tmp_path), "--quick", *a],
+                                    capture_output=True, text=True, cwd=tmp_path, timeout=1800)
+    p = run("--model", "ali")
+    # the ALI run is kept; the claim is judged on plain bigan, so no JSON until that has run
+    assert p.returncode == 0 and "run this script without --model first" in p.stdout
+    assert not (tmp_path / "11_bigan_features.json").exists() and (tmp_path / "ali-100-seeds1").is_dir()
+    assert run().returncode == 0
+    d = json.loads((tmp_path / "11_bigan_features.json").read_text())
+    assert [s["model"] for s in d["numbers"]["settings"]] == ["ali", "bigan"]
+    ali = d["numbers"]["settings"][0]
+    assert 0 < ali["latent_mse_last_quarter"] and 0 <= ali["d_acc_real_last_quarter"] <= 1
+    assert d["numbers"]["judged"] == {"steps": 100, "seeds": 1} and "also ali" in d["verdict"]
