@@ -15,7 +15,7 @@ from torch.distributions import Normal
 from ganvae.config import replace
 from ganvae.data import load_dataset, to_float
 from ganvae.data.binarize import binarize_batch, binarize_static
-from ganvae.evaluation import EvalConfig, encoder_metrics, likelihood_space
+from ganvae.evaluation import NLL_IMAGES_FLOOR, EvalConfig, encoder_metrics, likelihood_space, plan_likelihood
 from ganvae.errors import BadInput
 from ganvae.models.autoencoder import normal
 from ganvae.models.vae import discretized_gaussian_nll, discretized_logistic_nll
@@ -268,3 +268,40 @@ def test_grey_bernoulli_run_says_not_a_likelihood(tmp_path, run_cli):
     assert code == 0, err
     assert "not a likelihood of the data" in out
     assert json.loads((run / "eval.json").read_text())["likelihood"]["valid"] is False
+
+
+def test_the_likelihood_plan_fits_the_stated_time_and_keeps_given_counts(shapes):
+    """k and the image count are sized from the decoder speed the plan measures: the most that
+    fit nll_seconds, up to the targets; a count given is kept as given."""
+    model = build().eval()
+    x = to_float(torch.from_numpy(shapes.test.x[:64]))
+    given = plan_likelihood(model, x, EvalConfig(nll_k=7, nll_images=500))
+    assert (given["k"], given["images"], given["auto"], given["decodes_per_second"]) == (7, 64, False, None)
+    roomy = plan_likelihood(model, x, EvalConfig(nll_seconds=1e6))
+    assert (roomy["k"], roomy["images"], roomy["auto"]) == (1000, 64, True) and roomy["decodes_per_second"] > 0
+    tight = plan_likelihood(model, x, EvalConfig(nll_seconds=1e-4))   # nothing fits: the fewest that still mean something
+    assert (tight["k"], tight["images"]) == (1, NLL_IMAGES_FLOOR)
+    for seconds in (0.05, 0.5):
+        p = plan_likelihood(model, x, EvalConfig(nll_seconds=seconds))
+        assert p["k"] * p["images"] <= p["decodes_per_second"] * seconds or p["images"] == NLL_IMAGES_FLOOR
+        # images are given up only to keep k >= 50, and never below the floor
+        assert p["images"] == 64 or p["k"] >= 50 or p["images"] == NLL_IMAGES_FLOOR
+    k_given = plan_likelihood(model, x, EvalConfig(nll_k=10, nll_seconds=1e-4))
+    assert (k_given["k"], k_given["images"]) == (10, 1)
+    n_given = plan_likelihood(model, x, EvalConfig(nll_images=8, nll_seconds=1e6))
+    assert (n_given["k"], n_given["images"]) == (1000, 8)
+
+
+def test_eval_sizes_the_bound_to_nll_seconds_and_says_so(tmp_path, run_cli):
+    run = tmp_path / "vae"
+    code, _, err = run_cli("train", "vae", "--data", "shapes:n=256,n_test=64", "--steps", "5", "--out", run,
+                           "--set", "width=8", "--set", "latent=4", "--batch-size", "16", "--quiet")
+    assert code == 0, err
+    code, out, err = run_cli("eval", run, "-n", "200", "--nll-images", "8", "--nll-seconds", "0.5")
+    assert code == 0, err
+    lk = json.loads((run / "eval.json").read_text())["likelihood"]
+    assert lk["images"] == 8 and 1 <= lk["k"] <= 1000 and lk["seconds"] > 0
+    assert f"IWAE bound (k={lk['k']}) on 8 test images, sized to fit --nll-seconds 0.5" in err
+    assert f"k={lk['k']}" in out and "--nll-seconds" in out
+    code, _, err = run_cli("eval", run, "--nll-seconds", "0")
+    assert code != 0 and "--nll-seconds 0" in err and "Traceback" not in err

@@ -121,8 +121,8 @@ class _EvalRequest:
 
 
 def evaluate(model_or_samples: GenerativeModel | str | Path | Images, data: str | None = None, *,
-             n: int = 10_000, seed: int = 0, k: int = 5, nll_k: int = 1000, nll_images: int = 100,
-             batch: int = 500, device: str = "auto", data_dir: str | Path | None = None,
+             n: int = 10_000, seed: int = 0, k: int = 5, nll_k: int | None = None,
+             nll_images: int | None = None, nll_seconds: float = 60.0, batch: int = 500, device: str = "auto", data_dir: str | Path | None = None,
              size: int | None = None, channels: int | None = None, data_seed: int = 0,
              checkpoint: str | int = "last", json_out: str | Path | None = None, progress: bool = False) -> dict:
     """Score a model, a run or images against a dataset's test split; the twin of `ganvae eval`.
@@ -140,7 +140,8 @@ def evaluate(model_or_samples: GenerativeModel | str | Path | Images, data: str 
         n: samples generated from a model or run (images given are scored all).
         seed: the seed of those samples and of the metrics' subsets.
         k: neighbours of precision / recall / density / coverage.
-        nll_k, nll_images: importance samples and test images of a VAE's NLL bound.
+        nll_k, nll_images: importance samples and test images of a VAE's NLL bound; None
+            sizes each to fit `nll_seconds` (up to 1000 and 100), a number is used as given.
         batch: images per forward pass.
         device: where the evaluator (and a run's model) runs: "auto", "cpu", "cuda", ...
         data_dir, size, channels, data_seed: how `data` is loaded (as --data-dir, --size,
@@ -166,8 +167,8 @@ def evaluate(model_or_samples: GenerativeModel | str | Path | Images, data: str 
     from .files import write_json
     from .trainer import resolve_device
 
-    cfg = replace(EvalConfig(), {"n": n, "k": k, "nll_k": nll_k, "nll_images": nll_images, "seed": seed,
-                                 "batch": batch}, where="ganvae.evaluate")
+    cfg = replace(EvalConfig(), {"n": n, "k": k, "nll_k": nll_k, "nll_images": nll_images,
+                                 "nll_seconds": nll_seconds, "seed": seed, "batch": batch}, where="ganvae.evaluate")
     cfg.validate()
     request = _EvalRequest(data=data, cfg=cfg, device=resolve_device(device), log=_log(progress),
                            data_dir=str(data_dir) if data_dir is not None else None, size=size,
@@ -365,7 +366,7 @@ def compare(models: str | Sequence[str], data: str = "shapes", *, out: str | Pat
         device: "auto", "cpu", "cuda", ...
         progress: progress bars and messages on stderr.
         **settings: any other CompareConfig field: eval_n, curve_points, curve_n, batch_size,
-            seed, data_seed, precision, nll_k, nll_images, val_split, limit, size, channels,
+            seed, data_seed, precision, nll_k, nll_images, nll_seconds, val_split, limit, size, channels,
             data_dir, task_configs.
 
     Returns:

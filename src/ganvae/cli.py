@@ -84,6 +84,23 @@ DEVICE = DeviceType()
 DEVICE_HELP = "auto (a GPU if there is one, else the CPU), cpu, cuda or cuda:N."
 
 
+class AutoCount(click.ParamType):
+    """A count or `auto` (None: the command chooses, e.g. the NLL bound's k to fit a time)."""
+
+    name = "N|auto"
+
+    def convert(self, value, param, ctx):
+        if value is None or str(value).strip().lower() == "auto":
+            return None
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r}: give a whole number or auto", param, ctx)
+
+
+AUTO_COUNT = AutoCount()
+
+
 def _renamed(old: str, new: str, param: str, **settings):
     """An option's old spelling, hidden but still accepted (scripts keep working) with a
     deprecation note: given, it sets `param`, the parameter the option spelt `new` now sets.
@@ -1011,16 +1028,21 @@ def _parse_task_options(tasks, masks, complete_n, complete_method, seed, task_se
 @option("--data-seed", type=int, default=0, show_default=True, help="Seed of random splits / procedural data.")
 @option("-n", "--n", "n", type=int, default=10_000, show_default=True, help="Samples generated from the run.")
 @option("--k", type=int, default=5, show_default=True, help="Neighbours for precision/recall/density/coverage.")
-@option("--nll-k", type=int, default=1000, show_default=True, help="Importance samples of the VAE NLL bound.")
-@option("--nll-images", type=int, default=100, show_default=True,
-        help="Test images the NLL bound averages (each costs --nll-k decodes).")
+@option("--nll-k", type=AUTO_COUNT, default="auto", show_default=True,
+        help="Importance samples of the VAE NLL bound; auto: the most that fit --nll-seconds, up to 1000.")
+@option("--nll-images", type=AUTO_COUNT, default="auto", show_default=True,
+        help="Test images the NLL bound averages, each costing --nll-k decodes; auto: what fits --nll-seconds, "
+             "up to 100.")
+@option("--nll-seconds", type=float, default=60.0, show_default=True,
+        help="Time the NLL bound may take where --nll-k or --nll-images is not given (measured first).")
 @option("--seed", type=int, default=0, show_default=True, help="Seed of the samples drawn from the run.")
 @option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Also write the result here.")
 @_task_options
 @_checkpoint_option
 @option("--device", type=DEVICE, default="auto", show_default=True, help=DEVICE_HELP)
 @option("--quiet", is_flag=True, help="No progress bars.")
-def eval_cmd(run, samples, data, data_dir, size, channels, data_seed, n, k, nll_k, nll_images, seed, json_out,
+def eval_cmd(run, samples, data, data_dir, size, channels, data_seed, n, k, nll_k, nll_images, nll_seconds, seed,
+             json_out,
              tasks, task_sets, masks, complete_n, complete_method, device, quiet) -> None:
     """Score RUN's final model (writes RUN/eval.json; another --checkpoint: RUN/eval-best.json,
     RUN/eval-step500.json), or --samples from anywhere against --data.
@@ -1038,8 +1060,8 @@ def eval_cmd(run, samples, data, data_dir, size, channels, data_seed, n, k, nll_
     from .evaluation import EvalConfig, evaluate_run, evaluate_samples, format_table
     from .trainer import resolve_device
 
-    cfg = replace(EvalConfig(), {"n": n, "k": k, "nll_k": nll_k, "nll_images": nll_images, "seed": seed},
-                  where="ganvae eval")
+    cfg = replace(EvalConfig(), {"n": n, "k": k, "nll_k": nll_k, "nll_images": nll_images,
+                                 "nll_seconds": nll_seconds, "seed": seed}, where="ganvae eval")
     task_names, task_configs = _parse_task_options(tasks, masks, complete_n, complete_method, seed, task_sets)
     dev = resolve_device(device)
     log = lambda m: click.echo(m, err=True)  # noqa: E731
@@ -1313,10 +1335,13 @@ def disentangle_cmd(run, data, n, bins, seed, figure, json_out, device) -> None:
 @option("--stop-on-rise", type=float, default=None, metavar="FRAC",
         help="End a model's training once its validation FD has stood FRAC above its best for two curve "
              "points in a row (0.1: 10%; D overfitting little data); summary.json says where.")
-@option("--nll-k", type=int, default=100, show_default=True,
-        help="Importance samples of the likelihood models' NLL bound (ganvae eval uses 1000).")
-@option("--nll-images", type=int, default=200, show_default=True,
-        help="Test images the ELBO and the NLL bound are averaged over.")
+@option("--nll-k", type=AUTO_COUNT, default="auto", show_default=True,
+        help="Importance samples of the likelihood models' NLL bound; auto: the most that fit --nll-seconds, "
+             "up to 100, chosen once for every model (OUT/likelihood.json).")
+@option("--nll-images", type=AUTO_COUNT, default="auto", show_default=True,
+        help="Test images the ELBO and the NLL bound are averaged over; auto: what fits --nll-seconds, up to 200.")
+@option("--nll-seconds", type=float, default=20.0, show_default=True,
+        help="Time each scoring's NLL bound may take where --nll-k or --nll-images is not given.")
 @option("--val-split", default="auto", show_default=True,
         help=VAL_SPLIT_HELP + " Curves and the best checkpoint are judged on it; with 0 no best checkpoint "
              "is picked.")
@@ -1335,7 +1360,7 @@ def disentangle_cmd(run, data, n, bins, seed, figure, json_out, device) -> None:
 @option("--quiet", is_flag=True, help="No progress bars.")
 def compare_cmd(data, data_dir, size, channels, models, budget, steps, epochs, seeds, seed, data_seed, batch_size,
                 precision, sets,
-                eval_n, curve_points, curve_n, stop_on_rise, nll_k, nll_images, val_split, limit, tasks, task_sets,
+                eval_n, curve_points, curve_n, stop_on_rise, nll_k, nll_images, nll_seconds, val_split, limit, tasks, task_sets,
                 masks, complete_n, complete_method, sweep, config_file, out, device, nproc, quiet) -> None:
     """Train MODELS on --data under one budget, score them all, and write report.html.
 
@@ -1373,7 +1398,7 @@ def compare_cmd(data, data_dir, size, channels, models, budget, steps, epochs, s
                         steps=steps, epochs=epochs, seeds=seeds, seed=seed, data_seed=data_seed,
                         batch_size=batch_size, precision=precision,
                         overrides=overrides, eval_n=eval_n, curve_points=curve_points, curve_n=curve_n,
-                        stop_on_rise=stop_on_rise, nll_k=nll_k, nll_images=nll_images,
+                        stop_on_rise=stop_on_rise, nll_k=nll_k, nll_images=nll_images, nll_seconds=nll_seconds,
                         data_dir=str(data_dir) if data_dir else None, size=size, channels=channels,
                         val_split=parse_val_split(val_split), limit=limit)
     if config_file:

@@ -42,16 +42,58 @@ class EvalConfig:
     k: int = 5                 # neighbours for precision / recall / density / coverage
     kid_subsets: int = 100
     kid_subset_size: int = 1000
-    nll_k: int = 1000          # importance samples for the VAE's IWAE bound
-    nll_images: int = 100      # test images the IWAE bound is averaged over (it costs n * k decodes:
-                               # ~55 s for 100 x 1000 on 2 CPU cores)
+    # The likelihood models' IWAE bound costs images x k decoder passes: ~55 s for 100 x 1000 at
+    # 28x28 on 2 CPU cores, several minutes at 64x64 RGB. None (the default) sizes each to fit
+    # nll_seconds, up to the targets (see plan_likelihood); a number is used as given.
+    nll_k: int | None = None           # importance samples per image
+    nll_images: int | None = None      # test images the bound is averaged over
+    nll_seconds: float = 60.0
+    nll_k_target: int = 1000
+    nll_images_target: int = 100
     seed: int = 0
     batch: int = 500
 
     def validate(self) -> None:
-        for name in ("n", "k", "kid_subsets", "kid_subset_size", "nll_k", "nll_images", "batch"):
-            if getattr(self, name) < 1:
+        for name in ("n", "k", "kid_subsets", "kid_subset_size", "nll_k", "nll_images", "batch",
+                     "nll_k_target", "nll_images_target"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise BadInput(f"--{name.replace('_', '-')} {getattr(self, name)}: must be at least 1")
+        if not self.nll_seconds > 0:
+            raise BadInput(f"--nll-seconds {self.nll_seconds}: give a positive number of seconds")
+
+
+# Below these the bound is poor enough that spending fewer images is the better trade: the gap
+# to log p(x) shrinks like 1/k (Burda et al. 2016), while 20 images already give the mean.
+NLL_K_FLOOR, NLL_IMAGES_FLOOR = 50, 20
+
+
+def plan_likelihood(model, x: torch.Tensor, cfg: EvalConfig) -> dict:
+    """The IWAE bound's k and image count: cfg's where given, else the most that fit
+    cfg.nll_seconds at the decoder speed measured here (a short probe on x, images (N, C, H, W)
+    in [-1, 1]), up to cfg's targets. Returns {"k", "images", "auto", "budget_seconds",
+    "decodes_per_second"} (the last None when nothing was measured)."""
+    k, n = cfg.nll_k, cfg.nll_images
+    n_max = min(cfg.nll_images_target if n is None else n, len(x))
+    plan = {"auto": k is None or n is None, "budget_seconds": cfg.nll_seconds, "decodes_per_second": None}
+    if not plan["auto"]:
+        return {**plan, "k": k, "images": n_max}
+    probe = x[:min(4, len(x))]
+    model.log_likelihood(probe, k=64)                   # warm-up: inference decoder, allocator
+    t = time.perf_counter()
+    model.log_likelihood(probe, k=256)
+    rate = len(probe) * 256 / max(time.perf_counter() - t, 1e-6)
+    decodes = rate * cfg.nll_seconds
+    if k is not None:                                   # k given: as many images as fit
+        n = max(1, min(n_max, int(decodes // k)))
+    elif n is not None:                                 # images given: as many samples as fit
+        n, k = n_max, max(1, min(cfg.nll_k_target, int(decodes // n_max)))
+    else:
+        n = n_max
+        k = min(cfg.nll_k_target, int(decodes // n))
+        if k < NLL_K_FLOOR:                             # too slow for all the images: fewer of them
+            n = max(min(NLL_IMAGES_FLOOR, n_max), min(n_max, int(decodes // NLL_K_FLOOR)))
+            k = max(1, min(cfg.nll_k_target, int(decodes // n)))
+    return {**plan, "k": k, "images": n, "decodes_per_second": round(rate, 1)}
 
 
 # Metrics that need an encoder or a likelihood: name -> (higher is better, description).
@@ -95,14 +137,17 @@ def likelihood_space(model, binarize: str = "none") -> str:
     return "invalid"
 
 
-def likelihood_info(model, cfg: "EvalConfig", binarize: str = "none") -> dict | None:
-    """What a reader needs beside a likelihood number: its space, bound and sample counts."""
+def likelihood_info(model, metrics: dict, binarize: str = "none", seconds: float | None = None) -> dict | None:
+    """What a reader needs beside a likelihood number: its space, bound and the sample counts
+    encoder_metrics used (from its `metrics`), and the `seconds` the bound took."""
     if not getattr(model, "has_likelihood", False):
         return None
     space = likelihood_space(model, binarize)
+    k = metrics.get("nll_k")
     return {"space": space, "description": SPACES[space][1], "valid": SPACES[space][2],
             "likelihood": getattr(model.config, "likelihood", None), "binarize": binarize,
-            "bound": "IWAE", "k": cfg.nll_k, "label": f"NLL (IWAE, k={cfg.nll_k})"}
+            "bound": "IWAE", "k": k, "images": metrics.get("nll_images"), "seconds": seconds,
+            "label": f"NLL (IWAE, k={k})"}
 
 
 def nats_to_bpd(nats_per_image: float, dims: int) -> float:
@@ -316,12 +361,14 @@ def latent_summary(model, ds: ImageDataset, n: int, skipped: dict[str, str] | No
 
 
 def encoder_metrics(model, ds: ImageDataset, cfg: EvalConfig, log: Callable[[str], None] = print,
-                    binarize: str = "none", skipped: dict[str, str] | None = None) -> dict:
+                    binarize: str = "none", skipped: dict[str, str] | None = None,
+                    seconds: dict | None = None) -> dict:
     """Reconstruction error for encoder models; ELBO and IWAE NLL for likelihood models.
 
     The likelihood terms are named by their data space (see EXTRA): `binarize` is the run's
     data.binarize, which decides whether a Bernoulli decoder's numbers are probabilities.
     skipped: as in `score`, for the metrics too few test images cannot support.
+    seconds: where given, its "likelihood" entry is set to the bound's wall time.
     """
     out = {}
     x_all = torch.from_numpy(ds.test.x)
@@ -344,23 +391,30 @@ def encoder_metrics(model, ds: ImageDataset, cfg: EvalConfig, log: Callable[[str
     if getattr(model, "has_likelihood", False):
         # The ELBO and the importance-weighted bound on the same images, so that IWAE >= ELBO
         # can be read off the table; binary models are scored on one fixed draw of them.
-        n = min(cfg.nll_images, len(x_all))
-        x_ll = ds.test.x[:n]
+        x_ll = ds.test.x[:min(len(x_all), cfg.nll_images or cfg.nll_images_target)]
         if binarize != "none":
             x_ll = binarize_static(x_ll, cfg.seed)
         x_ll = torch.from_numpy(x_ll)
+        plan = plan_likelihood(model, to_float(x_ll.to(model.device)), cfg)
+        n, k = plan["images"], plan["k"]
+        x_ll = x_ll[:n]
         suffix = SPACES[likelihood_space(model, binarize)][0]
         gen = torch.Generator().manual_seed(cfg.seed)
         elbo = torch.cat([model.elbo(to_float(x_ll[i:i + cfg.batch].to(model.device)), generator=gen)
                           for i in range(0, n, cfg.batch)])
         out[f"elbo{suffix}"] = float(elbo.mean())
         t = time.perf_counter()
-        ll = model.log_likelihood(to_float(x_ll.to(model.device)), k=cfg.nll_k, generator=gen)
+        ll = model.log_likelihood(to_float(x_ll.to(model.device)), k=k, generator=gen)
         out[f"nll{suffix}"] = -float(ll.mean())
         if suffix != "_invalid":   # a density of continuous values has no bits per dimension
             out[f"nll{suffix}_bpd"] = nats_to_bpd(out[f"nll{suffix}"], dims)
-        out["nll_images"], out["nll_k"] = n, cfg.nll_k
-        log(f"IWAE bound (k={cfg.nll_k}) on {n} test images: {time.perf_counter() - t:.1f}s")
+        out["nll_images"], out["nll_k"] = n, k
+        took = round(time.perf_counter() - t, 2)
+        if seconds is not None:
+            seconds["likelihood"] = took
+        how = (f"sized to fit --nll-seconds {cfg.nll_seconds:g} at {plan['decodes_per_second']:.0f} decodes/s"
+               if plan["auto"] else "as given")
+        log(f"IWAE bound (k={k}) on {n} test images, {how}: {took:.1f}s")
     return out
 
 
@@ -389,12 +443,13 @@ def evaluate_model(model, ds: ImageDataset, cfg: EvalConfig, device="cpu", log: 
     t_gen = time.perf_counter() - t0
     skipped: dict[str, str] = {}
     res = score(fake, ds, ev, cfg, log, skipped=skipped)
-    res["metrics"].update(encoder_metrics(model, ds, cfg, log, binarize=binarize, skipped=skipped))
+    res["metrics"].update(encoder_metrics(model, ds, cfg, log, binarize=binarize, skipped=skipped,
+                                          seconds=res["seconds"]))
     res["seconds"]["generate"] = round(t_gen, 2)
     _note_skipped(skipped, log)
     out = _result(res, ev, ds, cfg, source=source or f"{model.name} model", model=name or model.name,
                   skipped=skipped)
-    if (info := likelihood_info(model, cfg, binarize)) is not None:
+    if (info := likelihood_info(model, out["metrics"], binarize, res["seconds"].get("likelihood"))) is not None:
         out["likelihood"] = info
     return out
 
@@ -525,5 +580,6 @@ def _format_generate(result: dict) -> str:
             f"accuracy {ev['accuracy']:.4f} on {ev['accuracy_of']})")
     if (lk := result.get("likelihood")) is not None:
         head += (f"\nlikelihood ({lk['likelihood']}): a probability of {lk['description']}; "
-                 f"ELBO and NLL on the first {result['metrics'].get('nll_images')} test images")
+                 f"ELBO and NLL on the first {result['metrics'].get('nll_images')} test images, "
+                 f"k={lk['k']} ({lk.get('seconds')} s; --nll-k/--nll-images/--nll-seconds set them)")
     return head + "\n" + "\n".join(lines)

@@ -43,8 +43,8 @@ from .. import parallel
 from ..data import ImageDataset, to_float, to_uint8
 from ..data.base import AUTO_VAL_MAX, parse_val_split
 from ..errors import BadInput, GanvaeError
-from ..evaluation import (EvalConfig, directions, encoder_metrics, generate, likelihood_info, real_class_hist,
-                        real_features, score, skipped_line)
+from ..evaluation import (EvalConfig, directions, encoder_metrics, generate, likelihood_info, plan_likelihood,
+                          real_class_hist, real_features, score, skipped_line)
 from ..evaluators import Evaluator, get_evaluator
 from ..files import atomic_write, dir_lock, read_jsonl, write_json
 from ..images import save_grid, translation_grid
@@ -75,8 +75,12 @@ class CompareConfig:
     # end a model's training once its curve's FD stands this fraction above its best for two
     # points in a row (0.1: 10%), the point where a GAN's D starts to overfit; None: never
     stop_on_rise: float | None = None
-    nll_k: int = 100            # importance samples of the VAE NLL bound (eval uses 1000)
-    nll_images: int = 200
+    # the likelihood models' IWAE bound: None sizes k and the image count once per comparison to
+    # fit nll_seconds per scoring (up to 100 and 200), measured on the first such model and kept
+    # in OUT/likelihood.json, so every model's NLL is the same bound on the same images
+    nll_k: int | None = None
+    nll_images: int | None = None
+    nll_seconds: float = 20.0
     data_dir: str | None = None
     size: int | None = None
     channels: int | None = None
@@ -112,8 +116,10 @@ class CompareConfig:
         if self.stop_on_rise is not None and self.curve_points < 4:
             raise BadInput(f"--stop-on-rise needs a curve to watch: give --curve-points 4 or more "
                            f"(now {self.curve_points})")
+        if not self.nll_seconds > 0:
+            raise BadInput(f"--nll-seconds {self.nll_seconds}: give a positive number of seconds")
         for name in ("eval_n", "curve_points", "curve_n", "nll_k", "nll_images", "batch_size"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise BadInput(f"--{name.replace('_', '-')} {getattr(self, name)}: must be at least 1")
 
     @property
@@ -270,30 +276,54 @@ def _figures(model, run_dir: Path, ds: ImageDataset, seed: int) -> dict[str, str
     return out
 
 
-def _score_model(model, ds, ev, cfg: CompareConfig, seed: int, log, binarize: str = "none") -> dict:
-    ecfg = EvalConfig(n=cfg.eval_n, nll_k=cfg.nll_k, nll_images=cfg.nll_images, seed=seed)
+def _likelihood_plan(cfg: CompareConfig, out: Path, model, ds, log) -> tuple[int | None, int | None]:
+    """The comparison's one (k, images) for the IWAE bound: as given, else sized on the first
+    likelihood model scored and kept in OUT/likelihood.json for the rest (and a resumed run)."""
+    if not getattr(model, "has_likelihood", False) or (cfg.nll_k is not None and cfg.nll_images is not None):
+        return cfg.nll_k, cfg.nll_images
+    path = out / "likelihood.json"
+    if not path.exists():
+        ecfg = EvalConfig(nll_k=cfg.nll_k, nll_images=cfg.nll_images, nll_seconds=cfg.nll_seconds,
+                          nll_k_target=100, nll_images_target=200)
+        x = torch.from_numpy(ds.test.x[:min(len(ds.test), ecfg.nll_images or ecfg.nll_images_target)])
+        plan = plan_likelihood(model, to_float(x.to(model.device)), ecfg)
+        write_json(path, {**plan, "measured_on": model.name})
+        log(f"likelihood bound: k={plan['k']} on {plan['images']} test images for every model, sized to "
+            f"--nll-seconds {cfg.nll_seconds:g} at {plan['decodes_per_second']:.0f} decodes/s of {model.name}")
+    plan = json.loads(path.read_text())
+    return plan["k"], plan["images"]
+
+
+def _score_model(model, ds, ev, cfg: CompareConfig, seed: int, log, binarize: str = "none",
+                 out: Path | None = None) -> dict:
+    nll_k, nll_images = _likelihood_plan(cfg, out, model, ds, log) if out is not None else (cfg.nll_k, cfg.nll_images)
+    ecfg = EvalConfig(n=cfg.eval_n, nll_k=nll_k, nll_images=nll_images, nll_seconds=cfg.nll_seconds,
+                      nll_k_target=100, nll_images_target=200, seed=seed)
     fake = generate(model, cfg.eval_n, seed, 500, inputs=ds.test.a)
     # a metric too few test images cannot support is left out and named (results.json: skipped),
     # the rest of the model's scores kept, as `ganvae eval` does
     skipped: dict[str, str] = {}
     res = score(fake, ds, ev, ecfg, log, with_floor=False, skipped=skipped)
-    res["metrics"].update(encoder_metrics(model, ds, ecfg, log=lambda m: None, binarize=binarize, skipped=skipped))
-    res["likelihood"] = likelihood_info(model, ecfg, binarize)
+    took: dict = {}
+    res["metrics"].update(encoder_metrics(model, ds, ecfg, log=lambda m: None, binarize=binarize, skipped=skipped,
+                                          seconds=took))
+    res["likelihood"] = likelihood_info(model, res["metrics"], binarize, took.get("likelihood"))
     if skipped:
         res["skipped"] = skipped
         log(f"{model.name}: warning: {skipped_line(skipped)}")
     return res
 
 
-def _finish_one(cfg: CompareConfig, run_dir: Path, preset: str, seed: int, ds, ev, log, device="cpu") -> dict:
+def _finish_one(cfg: CompareConfig, out: Path, preset: str, seed: int, ds, ev, log, device="cpu") -> dict:
     from ..models.base import GenerativeModel
     from ..trainer import read_summary
 
+    run_dir = out / "runs" / _run_name(preset, seed)
     model = GenerativeModel.from_pretrained(run_dir / "model", device=device)
     summary = read_summary(run_dir)
     binarize = json.loads((run_dir / "config.json").read_text()).get("data", {}).get("binarize", "none")
     t0 = time.perf_counter()
-    final = _score_model(model, ds, ev, cfg, seed, log, binarize)
+    final = _score_model(model, ds, ev, cfg, seed, log, binarize, out)
     t1 = time.perf_counter()
     figures = _figures(model, run_dir, ds, seed)
     t2 = time.perf_counter()
@@ -318,7 +348,7 @@ def _finish_one(cfg: CompareConfig, run_dir: Path, preset: str, seed: int, ds, e
             row["best"] = dict(final["metrics"])  # the last point is the best: same model
         else:
             best = GenerativeModel.from_pretrained(best_dir, device=device)
-            row["best"] = _score_model(best, ds, ev, cfg, seed, log, binarize)["metrics"]
+            row["best"] = _score_model(best, ds, ev, cfg, seed, log, binarize, out)["metrics"]
         row["best_step"] = point["step"]
     row["timing"] = _timing(run_dir, summary, t1 - t0, time.perf_counter() - t2, t2 - t1)
     write_json(run_dir / "result.json", row)
@@ -426,7 +456,7 @@ def compare(cfg: CompareConfig, out: Path, progress: bool = True, device="cpu",
             if (run_dir / "result.json").exists():
                 rows.append(json.loads((run_dir / "result.json").read_text()))
             else:
-                rows.append(_finish_one(cfg, run_dir, preset, seed, ds, ev, log, device))
+                rows.append(_finish_one(cfg, out, preset, seed, ds, ev, log, device))
         t_tasks = time.perf_counter()
         task_results = _run_tasks(cfg, out, runs, rows, ds, ev, log, progress, device)
         t_tasks = time.perf_counter() - t_tasks

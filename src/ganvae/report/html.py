@@ -160,9 +160,17 @@ def likelihood_notes(rows: list[dict], config: dict) -> list[str]:
                       "not comparable with 8-bit numbers)",
             "invalid": "not a likelihood of the data (a Bernoulli on grey levels or a continuous density); "
                        "shown, never ranked"}
-    k, n = config.get("nll_k"), config.get("nll_images")
-    return [f"{', '.join(models)}: NLL (IWAE, k={k}) on the first {n} test images, {what[space]}."
-            for space, models in spaces.items()]
+    # the counts the bound used (sized to a time budget unless given), from the rows themselves
+    used = {}
+    for r in rows:
+        info = r.get("likelihood") or {}
+        if r.get("status") == "ok" and info:
+            used.setdefault(info["space"], (info.get("k") or config.get("nll_k"),
+                                            info.get("images") or config.get("nll_images")))
+    how = ("as given by --nll-k and --nll-images" if config.get("nll_k") and config.get("nll_images")
+           else f"sized to fit --nll-seconds {config.get('nll_seconds')} per scoring")
+    return [f"{', '.join(models)}: NLL (IWAE, k={used[space][0]}) on the first {used[space][1]} test images "
+            f"({how}), {what[space]}." for space, models in spaces.items()]
 
 
 def findings(results: dict, agg: dict, curves: dict[str, list[dict]]) -> list[str]:
