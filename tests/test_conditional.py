@@ -184,11 +184,13 @@ def test_cvae_reconstructs_with_the_class_it_infers():
         build("cvae", ds, {"prior": "gmm"})
 
 
-def test_augment_eval_trains_classifiers_on_real_synthetic_and_both(runs, run_cli):
+def test_augment_eval_trains_classifiers_on_real_synthetic_and_both(runs, run_cli, monkeypatch):
     import json
 
+    monkeypatch.setenv("GANVAE_PROGRESS", "1")   # bars forced on (stderr is no terminal here)
     code, out, err = run_cli("augment-eval", runs["cgan"], "--seeds", "2", "--budget-images", "400")
     assert code == 0, err
+    assert "classifier (" in err and "seed 1)" in err   # a bar per classifier trained
     assert "real only" in out and "synthetic only (CAS)" in out and "real + synthetic" in out
     res = json.loads((runs["cgan"] / "eval.json").read_text())["tasks"]["augment"]["result"]
     assert len(res["synthetic_seeds"]) == 2 and len(res["mixed_seeds"]) == 2

@@ -305,3 +305,24 @@ def test_eval_sizes_the_bound_to_nll_seconds_and_says_so(tmp_path, run_cli):
     assert f"k={lk['k']}" in out and "--nll-seconds" in out
     code, _, err = run_cli("eval", run, "--nll-seconds", "0")
     assert code != 0 and "--nll-seconds 0" in err and "Traceback" not in err
+
+
+def test_eval_and_tasks_show_progress_unless_quiet(tmp_path, run_cli, monkeypatch):
+    """Work over a few seconds draws a bar (forced on here: stderr is no terminal in a test);
+    --quiet draws none."""
+    run = tmp_path / "vae"
+    code, _, err = run_cli("train", "vae", "--data", "shapes:n=256,n_test=64", "--steps", "3", "--out", run,
+                           "--set", "width=8", "--set", "latent=4", "--batch-size", "16", "--quiet")
+    assert code == 0, err
+    monkeypatch.setenv("GANVAE_PROGRESS", "1")
+    code, _, err = run_cli("eval", run, "-n", "200", "--nll-k", "4", "--nll-images", "8")
+    assert code == 0, err
+    assert "sampling (vae)" in err and "evaluator features" in err and "IWAE bound (k=4)" in err
+    code, _, err = run_cli("probe", run, "--per-class", "2,4", "--seeds", "2", "--n-test", "50")
+    assert code == 0, err
+    assert "probe: draws of the labelled images" in err
+    code, _, quiet = run_cli("probe", run, "--per-class", "2,4", "--n-test", "50", "--quiet")
+    assert code == 0 and "probe: draws" not in quiet
+    code, _, quiet = run_cli("eval", run, "-n", "200", "--nll-k", "4", "--nll-images", "8", "--quiet")
+    assert code == 0 and "sampling (vae)" not in quiet and "evaluator features" not in quiet
+    assert "IWAE bound (k=4) on 8 test images, as given" in quiet   # the log line stays

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from . import __version__
+from . import __version__, progress
 from .errors import BadInput, GanvaeError
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -518,6 +518,19 @@ def _checkpoint() -> str:
     """The command's --checkpoint (last where the command has none)."""
     ctx = click.get_current_context(silent=True)
     return str(ctx.meta.get("ganvae.checkpoint", "last")).strip().lower() if ctx is not None else "last"
+
+
+def _quiet_option(f):
+    """--quiet on a task command: no progress bars (read by _quiet)."""
+    def remember(ctx, param, value):
+        ctx.meta["ganvae.quiet"] = value
+
+    return option("--quiet", is_flag=True, expose_value=False, callback=remember, help="No progress bars.")(f)
+
+
+def _quiet() -> bool:
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx.meta.get("ganvae.quiet", False)) if ctx is not None else False
 
 
 def _eval_json(run, checkpoint: str) -> Path:
@@ -1054,6 +1067,13 @@ def eval_cmd(run, samples, data, data_dir, size, channels, data_seed, n, k, nll_
       ganvae eval cmp/runs/vae-seed0 --checkpoint best
       ganvae eval --samples samples.npz --data fashion-mnist
     """
+    with progress.quiet(quiet):   # --quiet: no bar anywhere inside
+        _eval(run, samples, data, data_dir, size, channels, data_seed, n, k, nll_k, nll_images, nll_seconds, seed,
+              json_out, tasks, task_sets, masks, complete_n, complete_method, device, quiet)
+
+
+def _eval(run, samples, data, data_dir, size, channels, data_seed, n, k, nll_k, nll_images, nll_seconds, seed,
+          json_out, tasks, task_sets, masks, complete_n, complete_method, device, quiet) -> None:
     from .files import write_json
     from .config import replace
     from .data import load_dataset
@@ -1093,6 +1113,7 @@ def eval_cmd(run, samples, data, data_dir, size, channels, data_seed, n, k, nll_
 
 
 @cli.command("augment-eval", context_settings=CONTEXT)
+@_quiet_option
 @click.argument("run", type=click.Path(path_type=Path))
 @option("--ratio", type=float, default=1.0, show_default=True,
         help="Synthetic images per real one in the real+synthetic training set.")
@@ -1131,8 +1152,9 @@ def _run_one_task(run: Path, name: str, cfg, device: str, json_out: Path | None,
     from .trainer import resolve_device
 
     checkpoint = _checkpoint()
-    done = evaluate_tasks(run, (name,), {name: cfg}, resolve_device(device), lambda m: click.echo(m, err=True),
-                          data=data, figures_dir=figures_dir, checkpoint=checkpoint)
+    with progress.quiet(_quiet()):
+        done = evaluate_tasks(run, (name,), {name: cfg}, resolve_device(device), lambda m: click.echo(m, err=True),
+                              data=data, figures_dir=figures_dir, checkpoint=checkpoint, progress=progress.enabled())
     if data is None:   # RUN/eval.json holds scores on the run's own data
         path = _eval_json(run, checkpoint)
         write_json(path, _merge_eval(path, {**done, "source": str(run), "checkpoint": checkpoint}))
@@ -1144,6 +1166,7 @@ def _run_one_task(run: Path, name: str, cfg, device: str, json_out: Path | None,
 
 
 @cli.command("probe", context_settings=CONTEXT)
+@_quiet_option
 @click.argument("run", type=click.Path(path_type=Path))
 @option("--data", default=None,
         help="Probe on this dataset instead of the run's own (at the run's size and channels).")
@@ -1269,6 +1292,7 @@ def decompress_cmd(run, codes, output, device) -> None:
 
 
 @cli.command("disentangle", context_settings=CONTEXT)
+@_quiet_option
 @click.argument("run", type=click.Path(path_type=Path))
 @option("--data", default=None, help="Score on this dataset instead of the run's own (e.g. factors).")
 @option("-n", "--n", "n", type=click.IntRange(100), default=5000, show_default=True, help="Test images encoded.")

@@ -27,6 +27,7 @@ import torch
 
 from .data import ImageDataset, to_float, to_uint8
 from .data.binarize import binarize_static
+from . import progress
 from .errors import BadInput
 from .evaluators import Evaluator, cache_root, get_evaluator
 from .files import atomic_write, check_npz
@@ -290,13 +291,22 @@ def generate(model, n: int, seed: int, batch: int, inputs: np.ndarray | None = N
             raise BadInput(f"{model.name} translates images: scoring it needs input-domain images")
         was = model.training
         model.eval()
-        out = np.concatenate([to_uint8(model.translate(to_float(torch.from_numpy(inputs[i:i + batch])).to(model.device)))
-                              .cpu().numpy() for i in range(0, min(n, len(inputs)), batch)])
+        n = min(n, len(inputs))
+        with progress.bar(n, f"translating ({model.name})") as bar:
+            out = []
+            for i in range(0, n, batch):
+                x = to_float(torch.from_numpy(inputs[i:i + batch])).to(model.device)
+                out.append(to_uint8(model.translate(x)).cpu().numpy())
+                bar.update(len(x))
         model.train(was)
-        return out[:n]
+        return np.concatenate(out)[:n]
     gen = torch.Generator().manual_seed(seed)
-    return np.concatenate([to_uint8(model.sample(min(batch, n - i), generator=gen)).cpu().numpy()
-                           for i in range(0, n, batch)])
+    out = []
+    with progress.bar(n, f"sampling ({model.name})") as bar:
+        for i in range(0, n, batch):
+            out.append(to_uint8(model.sample(min(batch, n - i), generator=gen)).cpu().numpy())
+            bar.update(len(out[-1]))
+    return np.concatenate(out)
 
 
 @torch.no_grad()
@@ -404,7 +414,14 @@ def encoder_metrics(model, ds: ImageDataset, cfg: EvalConfig, log: Callable[[str
                           for i in range(0, n, cfg.batch)])
         out[f"elbo{suffix}"] = float(elbo.mean())
         t = time.perf_counter()
-        ll = model.log_likelihood(to_float(x_ll.to(model.device)), k=k, generator=gen)
+        # in chunks of about 4,096 decodes, for the progress bar (minutes at 64x64 RGB)
+        chunk = max(1, 4096 // k)
+        with progress.bar(n * k, f"IWAE bound (k={k})", unit="decode") as bar:
+            ll = []
+            for i in range(0, n, chunk):
+                ll.append(model.log_likelihood(to_float(x_ll[i:i + chunk].to(model.device)), k=k, generator=gen))
+                bar.update(len(ll[-1]) * k)
+        ll = torch.cat(ll)
         out[f"nll{suffix}"] = -float(ll.mean())
         if suffix != "_invalid":   # a density of continuous values has no bits per dimension
             out[f"nll{suffix}_bpd"] = nats_to_bpd(out[f"nll{suffix}"], dims)

@@ -214,14 +214,18 @@ class Evaluator:
     @torch.no_grad()
     def features_and_probs(self, x: np.ndarray | torch.Tensor, batch: int = 1000) -> tuple[np.ndarray, np.ndarray | None]:
         """uint8 images (N, C, H, W) -> features (N, 128) float32 and, for a classifier, softmax (N, K)."""
+        from .. import progress
+
         feats, probs = [], []
         x = torch.as_tensor(x)
-        for i in range(0, len(x), batch):
-            xb = to_float(x[i:i + batch].to(self.device)).contiguous(memory_format=torch.channels_last)
-            f = self._features_net()(xb)
-            feats.append(f.float().cpu())
-            if self.is_classifier:
-                probs.append(F.softmax(self.net.head(f).float(), dim=1).cpu())
+        with progress.bar(len(x), "evaluator features") as bar:
+            for i in range(0, len(x), batch):
+                xb = to_float(x[i:i + batch].to(self.device)).contiguous(memory_format=torch.channels_last)
+                f = self._features_net()(xb)
+                feats.append(f.float().cpu())
+                if self.is_classifier:
+                    probs.append(F.softmax(self.net.head(f).float(), dim=1).cpu())
+                bar.update(len(xb))
         return torch.cat(feats).numpy(), (torch.cat(probs).numpy() if probs else None)
 
     def save(self, directory: Path) -> None:
@@ -320,7 +324,8 @@ def accuracy(net: EvalNet, x: np.ndarray, y: np.ndarray | None, device, batch: i
 
 
 def train_evaluator(ds: ImageDataset, recipe: Recipe, device="cpu",
-                    log: Callable[[str], None] = print, progress: bool | None = None) -> Evaluator:
+                    log: Callable[[str], None] = print, progress: bool | None = None,
+                    desc: str = "evaluator") -> Evaluator:
     """Train an evaluator on ds.train, deterministically from recipe.seed; scored on ds.test.
 
     With `recipe.holdout` a seeded part of the training images is kept out and scored after
@@ -365,7 +370,7 @@ def train_evaluator(ds: ImageDataset, recipe: Recipe, device="cpu",
     net = net.to(memory_format=memory)
     opt = torch.optim.AdamW(net.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe.lr, total_steps=total, pct_start=0.2)
-    bar = tqdm(total=total, unit="step", desc="evaluator", dynamic_ncols=True, leave=False, file=sys.stderr,
+    bar = tqdm(total=total, unit="step", desc=desc, dynamic_ncols=True, leave=False, file=sys.stderr,
                disable=not (sys.stderr.isatty() if progress is None else progress))
     best_acc, best_state, best_pass, stale = -1.0, None, 0, 0
     # The recipe's bf16 where the device runs it natively; a CPU without (no AVX-512 BF16 / AMX)

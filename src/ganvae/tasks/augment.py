@@ -33,6 +33,7 @@ import torch
 from ..data import to_uint8
 from ..data.base import ImageDataset, Split
 from ..errors import BadInput, GanvaeError
+from ..progress import enabled as progress_enabled
 from ..registry import register_task
 from . import seed_means
 
@@ -76,7 +77,9 @@ def classifier_run(x: np.ndarray, y: np.ndarray, ds: ImageDataset, cfg: AugmentE
                                  steps=steps, budget_images=0, holdout=0.0, patience=0, max_train=len(x))
     train = ImageDataset(name=f"{ds.name} (augment-eval)", train=Split(x, y.astype(np.int64)), test=ds.test,
                          classes=ds.classes)
-    ev = train_evaluator(train, recipe, device=device, log=lambda m: None, progress=False)
+    # a bar per classifier where bars are on (a terminal, no --quiet): each is tens of seconds
+    ev = train_evaluator(train, recipe, device=device, log=lambda m: None, progress=progress_enabled(),
+                         desc=f"classifier ({len(x)} images, seed {seed})")
     return {"accuracy": float(ev.meta["accuracy"]), "steps": ev.meta["steps"], "images_seen": ev.meta["images_seen"]}
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BadInput
+from ..progress import bar as progress_bar
 from ..metrics.probe import label_subset, pca_fit, probe_curve
 from ..registry import register_task
 from ..evaluation import model_features
@@ -84,10 +85,14 @@ def _curve(ds, cfg: ProbeConfig, n_test: int, features, test_features: np.ndarra
     features are `test_features`."""
     per_class = parse_per_class(cfg.per_class)
     runs = []
-    for s in range(cfg.seed, cfg.seed + cfg.seeds):
-        pool = label_subset(ds.train.y, per_class[-1], s)
-        feats = {k: v if isinstance(v, tuple) else (v, test_features) for k, v in features(ds.train.x[pool]).items()}
-        runs.append(probe_curve(feats, ds.train.y[pool], ds.test.y[:n_test], per_class=per_class, seeds=(s,), k=cfg.k))
+    with progress_bar(cfg.seeds, "probe: draws of the labelled images", unit="draw") as bar:
+        for s in range(cfg.seed, cfg.seed + cfg.seeds):
+            pool = label_subset(ds.train.y, per_class[-1], s)
+            feats = {k: v if isinstance(v, tuple) else (v, test_features)
+                     for k, v in features(ds.train.x[pool]).items()}
+            runs.append(probe_curve(feats, ds.train.y[pool], ds.test.y[:n_test], per_class=per_class, seeds=(s,),
+                                    k=cfg.k))
+            bar.update(1)
     out = []
     for i, row in enumerate(runs[0]):
         vals = {k: [r[i][k] for r in runs] for k in ("linear", "knn")}
