@@ -13,7 +13,7 @@ from pathlib import Path
 from ganvae import parallel
 from ganvae.callbacks import Callback
 from ganvae.trainer import train
-from tests.test_ddp import CASES, DATA, STEPS
+from tests.test_ddp import CASES, DATA, DEVICE, STEPS
 
 
 class StopAt(Callback):
@@ -30,13 +30,13 @@ class StopAt(Callback):
 def main(root: Path) -> None:
     for name, (preset, over) in CASES.items():
         train(preset, DATA, root / f"{name}-2", overrides={**over, "width": 8, "latent": 8},
-              steps=STEPS[name], batch_size=16, device="cpu", progress=False, log_every=1, checkpoint_every=4)
+              steps=STEPS[name], batch_size=16, device=DEVICE, progress=False, log_every=1, checkpoint_every=4)
     preset, over = CASES["dcgan"]
     train(preset, DATA, root / "switch", overrides={**over, "width": 8, "latent": 8}, steps=STEPS["dcgan"] // 2,
-          batch_size=16, device="cpu", progress=False, log_every=1)
+          batch_size=16, device=DEVICE, progress=False, log_every=1)
     preset, over = CASES["vae"]
     train(preset, DATA, root / "stopped", overrides={**over, "width": 8, "latent": 8}, steps=12, batch_size=16,
-          device="cpu", progress=False, log_every=1, callbacks=[StopAt(5)])
+          device=DEVICE, progress=False, log_every=1, callbacks=[StopAt(5)])
     parallel.shutdown()
 
 

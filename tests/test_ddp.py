@@ -25,7 +25,9 @@ from ganvae.checkpoint import load_state
 from ganvae.trainer import checkpoints, train
 
 DATA = "shapes:n=256,n_test=64"
-COMMON = ["--data", DATA, "--batch-size", "16", "--set", "width=8", "--set", "latent=8", "--device", "cpu",
+# cpu here and in CI; benchmarks/gpu_check.sh sets cuda to run the equality cases on GPUs
+DEVICE = os.environ.get("GANVAE_TEST_DEVICE", "cpu")
+COMMON = ["--data", DATA, "--batch-size", "16", "--set", "width=8", "--set", "latent=8", "--device", DEVICE,
           "--quiet", "--log-every", "1"]
 CASES = {   # preset and the overrides that take batch norm out of its nets
     "dcgan": ("dcgan", {"d_norm": "none", "g_norm": "none", "ema": 0.5}),   # (with an EMA of G)
@@ -76,15 +78,19 @@ def runs(tmp_path_factory):
     """Each case trained by 1 process (in this one) with 1 and with 2 threads, and by 2
     processes (one torchrun job, tests/ddp_job.py)."""
     root = tmp_path_factory.mktemp("ddp")
-    before = torch.get_num_threads()
+    before = torch.get_num_threads(), torch.backends.cudnn.allow_tf32
     try:
+        # the second run rounds differently: 2 threads on a CPU; on a GPU, convolutions in full
+        # fp32 instead of TF32 (cuDNN's default, which the other runs use)
         for threads, suffix in ((1, "1"), (2, "1-threads")):
             torch.set_num_threads(threads)
+            torch.backends.cudnn.allow_tf32 = suffix == "1" or DEVICE == "cpu"
             for name, (preset, over) in CASES.items():
                 train(preset, DATA, root / f"{name}-{suffix}", overrides={**over, "width": 8, "latent": 8},
-                      steps=STEPS[name], batch_size=16, device="cpu", progress=False, log_every=1)
+                      steps=STEPS[name], batch_size=16, device=DEVICE, progress=False, log_every=1)
     finally:
-        torch.set_num_threads(before)
+        torch.set_num_threads(before[0])
+        torch.backends.cudnn.allow_tf32 = before[1]
     # the 2-process runs: one torchrun job (tests/ddp_job.py) trains them all, through the API
     p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
                         "-m", "tests.ddp_job", str(root)], capture_output=True, text=True, env=_env(), timeout=300)
@@ -273,3 +279,18 @@ def test_ctrl_c_stops_every_process_at_one_step_with_a_checkpoint(tmp_path):
     assert len(lines) == 1 and lines[0].startswith("ganvae: stopped: SIGINT at step ")   # said once
     step = int(lines[0].split("at step ")[1].split(":")[0])
     assert [s.name for s in checkpoints(run)] == [f"step_{step:08d}"]
+
+
+def test_the_backend_can_be_named_and_a_wrong_one_is_refused(monkeypatch):
+    from ganvae.errors import BadInput
+
+    monkeypatch.delenv("GANVAE_DDP_BACKEND", raising=False)
+    assert (parallel._backend(False), parallel._backend(True)) == ("gloo", "nccl")
+    monkeypatch.setenv("GANVAE_DDP_BACKEND", "gloo")   # processes sharing one GPU
+    assert parallel._backend(True) == "gloo"
+    monkeypatch.setenv("GANVAE_DDP_BACKEND", "nccl")
+    with pytest.raises(BadInput, match="NCCL needs CUDA"):
+        parallel._backend(False)
+    monkeypatch.setenv("GANVAE_DDP_BACKEND", "mpi")
+    with pytest.raises(BadInput, match="choose nccl or gloo"):
+        parallel._backend(True)

@@ -109,21 +109,35 @@ def init(device: str) -> World:
     cuda = device != "cpu" and torch.cuda.is_available()
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise BadInput(f"--device {device}: CUDA is not available on this machine; use --device cpu")
+    backend = _backend(cuda)
     if cuda:
-        if local >= torch.cuda.device_count():
+        # NCCL takes one GPU per process; gloo (GANVAE_DDP_BACKEND=gloo) may put several
+        # processes on one GPU, which is how a one-GPU machine checks the multi-process path
+        if local >= torch.cuda.device_count() and backend == "nccl":
             raise BadInput(f"--nproc {os.environ.get('LOCAL_WORLD_SIZE')}: this machine has "
-                           f"{torch.cuda.device_count()} GPUs; give at most that many processes")
-        torch.cuda.set_device(local)
-    dist.init_process_group("nccl" if cuda else "gloo",
-                            timeout=datetime.timedelta(seconds=timeout_seconds()))
+                           f"{torch.cuda.device_count()} GPUs; give at most that many processes "
+                           "(or GANVAE_DDP_BACKEND=gloo to share them, slowly)")
+        torch.cuda.set_device(local % torch.cuda.device_count())
+    dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_seconds()))
     return world()
 
 
+def _backend(cuda: bool) -> str:
+    """NCCL on CUDA and gloo on CPU, unless GANVAE_DDP_BACKEND names one of them."""
+    chosen = os.environ.get("GANVAE_DDP_BACKEND", "").strip().lower()
+    if chosen and chosen not in ("nccl", "gloo"):
+        raise BadInput(f"GANVAE_DDP_BACKEND={chosen}: choose nccl or gloo (or leave it unset)")
+    if chosen == "nccl" and not cuda:
+        raise BadInput("GANVAE_DDP_BACKEND=nccl: NCCL needs CUDA; on the CPU use gloo (or leave it unset)")
+    return chosen or ("nccl" if cuda else "gloo")
+
+
 def device_for(device: str) -> str:
-    """The rank's own device: under torchrun on CUDA, GPU LOCAL_RANK."""
+    """The rank's own device: under torchrun on CUDA, GPU LOCAL_RANK (modulo the GPUs there
+    are, where gloo shares them)."""
     w = world()
     if w.size > 1 and device != "cpu" and torch.cuda.is_available():
-        return f"cuda:{w.local_rank}"
+        return f"cuda:{w.local_rank % torch.cuda.device_count()}"
     return device
 
 
