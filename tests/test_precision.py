@@ -159,3 +159,20 @@ def test_auto_precision_is_bf16_only_where_the_device_has_it(tmp_path, run_cli):
                            "--device", "cpu", "--out", tmp_path / "b")
     assert code == 0, err
     assert ("no native bfloat16" in err) == (not cpu_has_bf16())
+
+
+def test_ganvae_limits_openmp_spinning_before_torch_loads_unless_the_user_set_it():
+    import os
+    import subprocess
+    import sys
+
+    code = "import os, sys, ganvae; print(os.environ['GOMP_SPINCOUNT'])"
+    env = {k: v for k, v in os.environ.items() if k != "GOMP_SPINCOUNT"}
+    # `import ganvae` must set it before anything loads torch (libgomp reads it once, at load)
+    first = subprocess.run([sys.executable, "-c", "import ganvae, sys; print('torch' in sys.modules)"],
+                           capture_output=True, text=True, env=env)
+    assert first.stdout.strip() == "False", first.stderr
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env).stdout.strip() == "1000"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**env, "GOMP_SPINCOUNT": "5"}).stdout.strip() == "5"

@@ -18,7 +18,17 @@ example of each function.
 # ganvae.api imports only the standard library at its top (torch and the rest load on the
 # first call that needs them), so `import ganvae` stays fast while editors and type checkers
 # see the real signatures.
-from .api import compare, evaluate, list_models, save_grid, to_pil, train
+import os as _os
+
+# Before torch (and its OpenMP runtime, libgomp, which reads this once as it loads): a thread
+# that waits at the end of a parallel region spins at most 1,000 times before it sleeps,
+# instead of libgomp's default 300,000. With two jobs on one 2-core machine, the spinning
+# threads of each stole the cores the other's working threads needed: 63-70 img/s each
+# against 290-370 alone (dcgan); with 1,000 they keep 161 each, for about 7% of the speed
+# alone (BENCHMARKS.md, "Threads"). A value the user set wins.
+_os.environ.setdefault("GOMP_SPINCOUNT", "1000")
+
+from .api import compare, evaluate, list_models, save_grid, to_pil, train  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -49,6 +49,10 @@ def _warning_line(message, category, filename, lineno, file=None, line=None):
 def cli(debug: bool) -> None:
     """Train, evaluate and compare autoencoders, VAEs, GANs and VAE-GANs side by side.
 
+    Threads: one per core (OMP_NUM_THREADS sets it; give each of several jobs on one machine
+    cores / jobs). GOMP_SPINCOUNT=1000 is set unless given, so jobs sharing the cores do not
+    starve each other.
+
     \b
     Examples:
       ganvae compare --data fashion-mnist --models ae,vae,dcgan,vaegan --budget 90s --out cmp
