@@ -138,7 +138,7 @@ def test_other_settings_refused(compared, run_cli, tmp_path):
     before = (out / "results.json").read_bytes()
     code, _, err = run_cli("compare", "--models", "ae,vae,dcgan", "--seeds", 2, "--out", out, *ARGS,
                            "--batch-size", 16)   # another batch size: the runs cannot be reused
-    assert code == 2 and "other settings" in err
+    assert code == 2 and "other settings (batch_size: 32 there, 16 here)" in err
     assert (out / "results.json").read_bytes() == before
 
 

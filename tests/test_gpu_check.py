@@ -11,13 +11,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_gpu_check_trains_each_preset_and_reports_failures(tmp_path):
     bin_dir = Path(sys.executable).parent
-    env = {**os.environ, "DEVICE": "cpu", "PRESETS": "vae dcgan nosuch", "PRECISIONS": "fp32", "DDP": "0",
+    env = {**os.environ, "DEVICE": "cpu", "PRESETS": "vae nosuch", "PRECISIONS": "fp32", "DDP": "0",
            "OMP_NUM_THREADS": "1", "PYTHON": sys.executable, "GANVAE": str(bin_dir / "ganvae")}
     p = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), str(tmp_path / "out"), "3"],
                        capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
     lines = p.stdout.splitlines()
     assert p.returncode == 1 and lines[-1] == "gpu_check: FAILED (see above)", p.stdout + p.stderr
     rows = {line.split("|")[1].strip(): line.split("|")[2].strip() for line in lines if line.startswith("| ")}
-    assert float(rows["vae"].replace(",", "")) > 0 and float(rows["dcgan"].replace(",", "")) > 0
+    assert float(rows["vae"].replace(",", "")) > 0
     assert rows["nosuch"] == "failed" and any(line.startswith("FAILED: nosuch fp32") for line in lines)
     assert (tmp_path / "out" / "vae-fp32" / "summary.json").exists()

@@ -546,8 +546,12 @@ def _set_up(cfg: CompareConfig, out: Path, mine: dict, ds: ImageDataset, data_cf
         # a comparison written before a setting existed had that setting's default
         theirs = {**{k: v for k, v in json.loads(json.dumps(dataclasses.asdict(CompareConfig()))).items()
                      if k not in theirs}, **theirs}
-        if training(theirs) != training(json.loads(json.dumps(mine))):
-            raise BadInput(f"--out {out}: holds a comparison with other settings; use another --out "
+        ours = training(json.loads(json.dumps(mine)))
+        if training(theirs) != ours:
+            differ = [k for k in sorted(set(ours) | set(theirs)) if ours.get(k) != theirs.get(k)
+                      and k not in ("models", "tasks", "task_configs")]
+            shown = "; ".join(f"{k}: {theirs.get(k)!r} there, {ours.get(k)!r} here" for k in differ[:3])
+            raise BadInput(f"--out {out}: holds a comparison with other settings ({shown}); use another --out "
                            "(or the same command to resume it)")
     write_json(saved, mine)
     ev = get_evaluator(ds, device=device, log=log)  # trained on train + val as loaded: see get_evaluator
