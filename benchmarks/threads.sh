@@ -26,9 +26,9 @@ for setting in "${settings[@]}"; do
   label=${setting%%:*}; envs=${setting#*:}
   tag=$(echo "$label" | tr -c 'A-Za-z0-9_\n' '-')
   rm -rf "$out/$tag-"*
-  train "$tag-alone" $envs GANVAE_X=1
-  train "$tag-a" $envs GANVAE_X=1 & pa=$!
-  train "$tag-b" $envs GANVAE_X=1 & pb=$!
+  train "$tag-alone" $envs
+  train "$tag-a" $envs & pa=$!
+  train "$tag-b" $envs & pb=$!
   wait $pa $pb
   alone=$(rate "$tag-alone"); a=$(rate "$tag-a"); b=$(rate "$tag-b")
   echo "| $label | $alone | $a, $b | $($PY -c "print(f'{min($a, $b) / $alone:.0%}')") |"
