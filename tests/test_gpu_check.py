@@ -6,9 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow   # two real trainings through the CLI (~20 s): keeps the default run under 6 minutes
 def test_gpu_check_trains_each_preset_and_reports_failures(tmp_path):
     bin_dir = Path(sys.executable).parent
     env = {**os.environ, "DEVICE": "cpu", "PRESETS": "vae nosuch", "PRECISIONS": "fp32", "DDP": "0",
