@@ -47,9 +47,8 @@ from ..errors import BadInput
 from ..nets import dcgan_init, make_decoder, make_encoder
 from ..parallel import randn_rows
 from ..registry import register_model
-from .autoencoder import check_adam, evaluating, normal
 from .base import GenerativeModel, ModelConfig, seeded_generator
-from .vae import reparameterize
+from .common import check_adam, evaluating, normal, reparameterize
 
 
 @dataclass

@@ -14,20 +14,19 @@ shapes, so `save_pretrained` / `from_pretrained` carry it with the weights.
 
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import dataclass
-from typing import Iterator, Literal
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from ..custom import autoencoder_nets
 from ..errors import BadInput, GanvaeError
 from ..nets import dcgan_init, make_decoder, make_encoder
 from ..registry import register_model
 from .base import GenerativeModel, ModelConfig, seeded_generator
+from .common import check_adam, evaluating, normal
 
 
 @dataclass
@@ -54,39 +53,8 @@ class AEConfig(ModelConfig):
         check_adam(self.lr, self.adam_beta1, self.adam_beta2)
 
 
-def check_adam(lr: float, beta1: float, beta2: float) -> None:
-    """Loud failure for Adam settings that cannot work (shared by the encoder families)."""
-    if not lr > 0:
-        raise BadInput(f"lr={lr}: must be positive")
-    for name, b in (("adam_beta1", beta1), ("adam_beta2", beta2)):
-        if not 0.0 <= b < 1.0:
-            raise BadInput(f"{name}={b}: must be in [0, 1)")
-
-
 # ---------------------------------------------------------------------------------------------
-# Small helpers shared by the encoder families (vae.py, vaegan.py import them)
-
-@contextlib.contextmanager
-def evaluating(module: nn.Module) -> Iterator[nn.Module]:
-    """Eval mode (batch norm on running statistics) for the block, then the previous mode back."""
-    was_training = module.training
-    module.eval()
-    try:
-        yield module
-    finally:
-        module.train(was_training)
-
-
-def normal(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
-    """Standard normal noise on `device`.
-
-    With a generator the numbers are drawn on the generator's own device and then moved, so a
-    seeded CPU generator gives the same samples whether the model runs on CPU or GPU.
-    """
-    if generator is None:
-        return torch.randn(shape, device=device)
-    return torch.randn(shape, generator=generator, device=generator.device).to(device)
-
+# Encoding a large batch
 
 def encode_in_batches(encode, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     """Apply `encode` to x in batches under no_grad; returns the concatenated codes (N, latent)."""

@@ -52,9 +52,8 @@ from .. import parallel
 from ..errors import BadInput
 from ..nets import ConvBody, dcgan_init, make_decoder, make_encoder
 from ..registry import register_model
-from .autoencoder import check_adam, evaluating, normal
 from .base import GenerativeModel, ModelConfig, seeded_generator
-from .vae import reparameterize
+from .common import check_adam, evaluating, normal, reparameterize
 
 ENCODERS = ("deterministic", "gaussian")
 NORMS = ("batch", "layer", "none")

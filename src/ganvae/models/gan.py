@@ -43,7 +43,7 @@ from ..errors import BadInput
 from ..nets import (Decoder, Discriminator, ResNetDecoder, ResNetDiscriminator, class_weights,
                     dcgan_init)
 from ..registry import register_model
-from .autoencoder import evaluating
+from .common import evaluating, update_ema_
 from .base import ClassConditionalConfig, GenerativeModel, ModelConfig, seeded_generator
 from .regularizers import add_spectral_norm, clip_weights_, gradient_penalty, r1_penalty
 
@@ -232,31 +232,6 @@ PRESETS = {
                    adam_beta1=0.5, adam_beta2=0.999, n_critic=1),
               "SN-GAN: hinge loss, spectral norm in D, Adam 2e-4 (0.5, 0.999) (Miyato et al. 2018)"),
 }
-
-
-@torch.no_grad()
-def update_ema_(ema: nn.Module, net: nn.Module, beta: float) -> None:
-    """ema <- beta * ema + (1 - beta) * net, parameters and floating-point buffers alike
-    (beta = 0 copies). Used for G's EMA here and for the VAE-GAN decoder's."""
-    for p_ema, p in zip(ema.parameters(), net.parameters()):
-        if beta == 0:
-            p_ema.copy_(p)
-        else:
-            p_ema.lerp_(p, 1 - beta)                                     # beta * p_ema + (1 - beta) * p
-    # BatchNorm's running_mean / running_var are themselves a short EMA (momentum 0.1) of
-    # the batch statistics of the *current* network's activations. Copying them (as StyleGAN2-ADA
-    # does with its buffers; its G has no batch norm) pairs the averaged weights with the
-    # statistics of another network, the latest one, a mismatch largest exactly when
-    # averaging helps, while G oscillates. Averaging them with the weights' decay gives the
-    # averaged network the same average of the statistics, over the same span of training.
-    # (Exact statistics would need a recalibration pass through the average, as SWA's
-    # bn_update does: a forward pass per update, too costly here.) Integer buffers
-    # (num_batches_tracked) are counters, not statistics: copied.
-    for b_ema, b in zip(ema.buffers(), net.buffers()):
-        if b.is_floating_point() and beta != 0:
-            b_ema.lerp_(b, 1 - beta)
-        else:
-            b_ema.copy_(b)
 
 
 @register_model("gan", presets=PRESETS)

@@ -42,10 +42,10 @@ from torch import nn
 from ..custom import autoencoder_nets
 from ..errors import BadInput
 from ..nets import class_weights, dcgan_init, inference_decoder, make_decoder, make_encoder
-from ..parallel import randn_rows
 from ..registry import register_model
-from .autoencoder import FittedPrior, check_adam, evaluating, normal
+from .autoencoder import FittedPrior
 from .base import ClassConditionalConfig, GenerativeModel, ModelConfig, seeded_generator
+from .common import check_adam, evaluating, kl_normal, normal, reparameterize
 
 LOG_2PI = math.log(2 * math.pi)
 LOG_SIGMA_FLOOR = -6.0   # a learned sigma stays above ~0.0025 (see VAE.log_sigma)
@@ -111,10 +111,6 @@ class VAEConfig(ModelConfig, ClassConditionalConfig):
 
 
 # ---- the terms of the ELBO, per image, in nats (pure functions; the tests check them)
-
-def kl_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(mu, exp(logvar)) || N(0, I)) per row (B,), in closed form, summed over latent dims."""
-    return 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(1)
 
 
 def _log1mexp(t: torch.Tensor) -> torch.Tensor:
@@ -186,12 +182,6 @@ def gaussian_nll(mean: torch.Tensor, x: torch.Tensor, log_sigma: torch.Tensor) -
     mean, x, log_sigma = mean.float(), x.float(), log_sigma.float()
     per_pixel = 0.5 * ((x - mean) * torch.exp(-log_sigma)).pow(2) + log_sigma + 0.5 * LOG_2PI
     return per_pixel.flatten(1).sum(1)
-
-
-def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """z = mu + sigma * eps, eps ~ N(0, I): a sample of q(z|x) that gradients pass through."""
-    # (under DDP, this rank's rows of one draw for the global batch: see parallel.py)
-    return mu + torch.exp(0.5 * logvar) * randn_rows(mu)
 
 
 def softclip(t: torch.Tensor, low: float) -> torch.Tensor:

@@ -37,11 +37,11 @@ from ..augment import AugmentConfig, DiscriminatorAugment, paired_generators
 from ..errors import BadInput
 from ..nets import Decoder, Discriminator, Encoder, dcgan_init
 from ..registry import register_model
-from .gan import update_ema_
 from .regularizers import add_spectral_norm
-from .autoencoder import FittedPrior, check_adam, evaluating
+from .autoencoder import FittedPrior
 from .base import GenerativeModel, ModelConfig, seeded_generator
-from .vae import GaussianEncoding, kl_normal, reparameterize
+from .common import check_adam, evaluating, kl_normal, reparameterize, update_ema_
+from .vae import GaussianEncoding
 
 
 @dataclass
