@@ -16,7 +16,7 @@ from torch.profiler import ProfilerActivity, profile
 from ganvae.data import load_dataset
 from ganvae.trainer import TrainConfig, build
 
-from throughput import PAIRED, _batch
+from throughput import PAIRED, batch_for
 
 
 def main() -> None:
@@ -42,10 +42,10 @@ def main() -> None:
         n = a.batch_size * model.batches_per_step
         idx = lambda: torch.randint(0, len(ds.train), (n,)).numpy()   # noqa: E731
         for s in range(2):   # warm-up: oneDNN picks its kernels
-            model.train_step(_batch(model, ds, idx(), fmt), s)
+            model.train_step(batch_for(model, ds, idx(), fmt), s)
         with profile(activities=[ProfilerActivity.CPU]) as prof:
             for s in range(a.steps):
-                out = model.train_step(_batch(model, ds, idx(), fmt), s + 2)
+                out = model.train_step(batch_for(model, ds, idx(), fmt), s + 2)
                 float(next(iter(out.values())))
         total = sum(e.self_cpu_time_total for e in prof.key_averages()) / 1e6
         print(f"\n## {preset}, {a.size}x{a.size}x{a.channels}, batch {a.batch_size}, {a.precision}: "

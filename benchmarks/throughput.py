@@ -28,7 +28,7 @@ DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 PAIRED = ("pix2pix", "unet-l1", "cyclegan", "unit")   # trained on edges2fashion pairs
 
 
-def _batch(model, ds, idx: torch.Tensor, fmt):
+def batch_for(model, ds, idx: torch.Tensor, fmt):
     """What the trainer hands train_step: images, (images, labels) for a conditional model,
     (inputs, targets) for a translation model."""
     x = to_float(torch.from_numpy(ds.train.x[idx])).contiguous(memory_format=fmt)
@@ -52,14 +52,14 @@ def bench(preset: str, precision: str, steps: int, batch: int, ds) -> tuple[floa
     gen = torch.Generator().manual_seed(0)
     draw = lambda: torch.randint(0, len(ds.train), (n,), generator=gen).numpy()   # noqa: E731
     try:   # at step 1: step 0 also runs the diagnostics some models log every diag_every steps
-        flops = count_flops(lambda: model.train_step(_batch(model, ds, draw(), fmt), 1)) / n
+        flops = count_flops(lambda: model.train_step(batch_for(model, ds, draw(), fmt), 1)) / n
     except RuntimeError:    # FlopCounterMode cannot follow autograd.grad (a gradient penalty's double backward)
         flops = float("nan")
     warm = 5
     for step in range(warm + steps):
         if step == warm:
             t0 = time.perf_counter()
-        out = model.train_step(_batch(model, ds, draw(), fmt), step)
+        out = model.train_step(batch_for(model, ds, draw(), fmt), step)
         float(next(iter(out.values())))  # wait for the step to finish
     return steps * n / (time.perf_counter() - t0), flops
 
