@@ -38,14 +38,16 @@ def test_results_files(compared):
         assert (run / "figures" / "samples.png").exists()
     vae = next(r for r in res["rows"] if r["model"] == "vae")
     assert {"recon_mse", "psnr", "elbo", "nll"} <= set(vae["final"])
-    # the likelihood bound was sized once (20 s by default) and every vae score used that pair
+    # the likelihood bound was sized once (to --nll-seconds, itself sized to the training time:
+    # 5 s, its floor, for 12 steps) and every vae score used that pair
     plan = json.loads((compared / "likelihood.json").read_text())
+    assert plan["budget_seconds"] == res["scoring"]["nll_seconds"] == 5.0
     assert plan["auto"] and plan["measured_on"] == "vae" and 1 <= plan["k"] <= 100 and 1 <= plan["images"] <= 200
     for r in res["rows"]:
         if r["model"] == "vae":
             assert (r["likelihood"]["k"], r["likelihood"]["images"]) == (plan["k"], plan["images"])
             assert (r["final"]["nll_k"], r["best"]["nll_k"]) == (plan["k"], plan["k"])
-    assert (f"NLL (IWAE, k={plan['k']}) on the first {plan['images']} test images (sized to fit --nll-seconds 20.0 "
+    assert (f"NLL (IWAE, k={plan['k']}) on the first {plan['images']} test images (sized to fit --nll-seconds 5.0 "
             f"per scoring)") in (compared / "report.html").read_text()
     assert set(vae["figures"]) == {"samples", "reconstructions", "interpolations", "traversals", "embedding"}
     ae = next(r for r in res["rows"] if r["model"] == "ae")      # traversed in its codes' own units

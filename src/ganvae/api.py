@@ -367,11 +367,12 @@ def compare(models: str | Sequence[str], data: str = "shapes", *, out: str | Pat
         progress: progress bars and messages on stderr.
         **settings: any other CompareConfig field: eval_n, curve_points, curve_n, batch_size,
             seed, data_seed, precision, nll_k, nll_images, nll_seconds, val_split, limit, size, channels,
-            data_dir, task_configs.
+            data_dir, task_configs. eval_n, curve_n and nll_seconds left None are sized to
+            the training time (results["scoring"] says to what and why).
 
     Returns:
         results.json's content: config, floor (the real-data scores), rows (one per model and
-        seed: status, steps, final and best metrics, timings), timing, tasks.
+        seed: status, steps, final and best metrics, timings), timing, tasks, scoring.
 
     Example:
         >>> res = ganvae.compare(["ae", "vae"], "shapes", steps=300, out="cmp", eval_n=2000)

@@ -105,6 +105,23 @@ class AutoCount(click.ParamType):
 AUTO_COUNT = AutoCount()
 
 
+class AutoSeconds(click.ParamType):
+    """A positive number of seconds or `auto` (None: the command sizes it)."""
+
+    name = "SECONDS|auto"
+
+    def convert(self, value, param, ctx):
+        if value is None or str(value).strip().lower() == "auto":
+            return None
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r}: give a number of seconds or auto", param, ctx)
+
+
+AUTO_SECONDS = AutoSeconds()
+
+
 def _renamed(old: str, new: str, param: str, **settings):
     """An option's old spelling, hidden but still accepted (scripts keep working) with a
     deprecation note: given, it sets `param`, the parameter the option spelt `new` now sets.
@@ -1357,9 +1374,12 @@ def disentangle_cmd(run, data, n, bins, seed, figure, json_out, device) -> None:
 @option("--precision", type=click.Choice(["fp32", "bf16", "fp16", "auto"]), default="fp32", show_default=True,
         help="Autocast precision; auto: bf16 where the device has it natively, else fp32. bf16 and fp16 warn on a CPU that only emulates them (many times slower).")
 @option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Config override for every model.")
-@option("--eval-n", type=int, default=10_000, show_default=True, help="Samples scored per model.")
+@option("--eval-n", type=AUTO_COUNT, default="auto", show_default=True,
+        help="Samples scored per model (and for the real-data floor); auto: 6% of the training time, "
+             "1,000..10,000, chosen once for every model (OUT/scoring.json).")
 @option("--curve-points", type=int, default=5, show_default=True, help="Quick FDs during training.")
-@option("--curve-n", type=int, default=1000, show_default=True, help="Samples per quick FD.")
+@option("--curve-n", type=AUTO_COUNT, default="auto", show_default=True,
+        help="Samples per quick FD; auto: all curve points 5% of the training time, 200..1,000 each.")
 @option("--stop-on-rise", type=float, default=None, metavar="FRAC",
         help="End a model's training once its validation FD has stood FRAC above its best for two curve "
              "points in a row (0.1: 10%; D overfitting little data); summary.json says where.")
@@ -1368,8 +1388,9 @@ def disentangle_cmd(run, data, n, bins, seed, figure, json_out, device) -> None:
              "up to 100, chosen once for every model (OUT/likelihood.json).")
 @option("--nll-images", type=AUTO_COUNT, default="auto", show_default=True,
         help="Test images the ELBO and the NLL bound are averaged over; auto: what fits --nll-seconds, up to 200.")
-@option("--nll-seconds", type=float, default=20.0, show_default=True,
-        help="Time each scoring's NLL bound may take where --nll-k or --nll-images is not given.")
+@option("--nll-seconds", type=AUTO_SECONDS, default="auto", show_default=True,
+        help="Time each scoring's NLL bound may take where --nll-k or --nll-images is not given; "
+             "auto: 5% of the training time, 5..20 s.")
 @option("--val-split", default="auto", show_default=True,
         help=VAL_SPLIT_HELP + " Curves and the best checkpoint are judged on it; with 0 no best checkpoint "
              "is picked.")

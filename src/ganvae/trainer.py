@@ -37,6 +37,7 @@ from .errors import BadInput, GanvaeError, Stopped
 from .files import dir_lock, write_json
 from .hardware import cpu_has_bf16, cpu_has_fp16
 from .images import save_grid
+from .models.base import has_fitted_prior
 from . import parallel
 
 
@@ -350,17 +351,24 @@ class Trainer:
             "scaler": self.model.scaler.state_dict() if self.model.scaler is not None else None,
         }
 
-    def fit_prior(self, strict: bool = True) -> bool:
+    @property
+    def prior_pool(self) -> torch.Tensor | None:
+        """The uint8 training images (N, C, H, W) fit_prior draws from; None before fit()."""
+        return self._x_train
+
+    def fit_prior(self, strict: bool = True, images: int | None = None) -> bool:
         """Fit the model's latent prior to its encoder as it is now (a no-op for models without
         a fitted prior). Always the same training images: `prior_images` of them chosen by the
-        run's seed, so the final model, every checkpoint and compare's curve points each carry
-        the prior of their own encoder, fitted alike. Returns whether the prior now fits the
+        run's seed, so the final model and every checkpoint each carry the prior of their own
+        encoder, fitted alike; `images`: the first that many of them instead (compare's curve
+        points, sized to the budget). Returns whether the prior now fits the
         encoder; `strict=False`: codes that are not finite (an encoder diverging before its
         loss shows it) leave the prior as it was and return False instead of raising."""
         if self._x_train is None or not has_fitted_prior(self.model):
             return True
+        n = self.t.prior_images if images is None else min(images, self.t.prior_images)
         try:
-            self.model.fit_prior(to_float(prior_images(self._x_train, self.t.prior_images, self.t.seed)))
+            self.model.fit_prior(to_float(prior_images(self._x_train, n, self.t.seed)))
         except GanvaeError:
             if strict:
                 raise
@@ -1066,21 +1074,19 @@ def _load_step(run: Path, step: int, device: str):
     model.load_state_dict(state["model"])
     model = model.to(device).eval()
     if has_fitted_prior(model) and not state["trainer"].get("prior_fitted"):
-        # a checkpoint written before checkpoints carried their prior: refit it now, as the
-        # trainer would have (the run's training images, its seed and prior_images)
-        t = cfg.get("train", {})
-        d = cfg.get("data", {})
-        x = torch.from_numpy(training_images(run_dataset(cfg).train.x, d.get("binarize", "none"), d.get("seed", 0)))
-        x = x.to(model.device)
-        model.fit_prior(to_float(prior_images(x, t.get("prior_images", TrainConfig.prior_images), t.get("seed", 0))))
+        # a checkpoint written before checkpoints carried their prior: refit it now
+        refit_prior(model, cfg)
     return model, cfg
 
 
-def has_fitted_prior(model) -> bool:
-    """Whether the model fits a latent density to its codes (ae, vaegan, prior=gmm, ...)."""
-    from .models.base import GenerativeModel
-
-    return type(model).fit_prior is not GenerativeModel.fit_prior and getattr(model, "_prior_kind", "") != "normal"
+def refit_prior(model, cfg: dict) -> None:
+    """Fit a loaded model's prior as its run's trainer would have at the end: the run's training
+    images (rebuilt from its config.json `cfg`), its seed and its prior_images."""
+    t = cfg.get("train", {})
+    d = cfg.get("data", {})
+    x = torch.from_numpy(training_images(run_dataset(cfg).train.x, d.get("binarize", "none"), d.get("seed", 0)))
+    x = x.to(model.device)
+    model.fit_prior(to_float(prior_images(x, t.get("prior_images", TrainConfig.prior_images), t.get("seed", 0))))
 
 
 def prior_images(x_train: torch.Tensor, n: int, seed: int) -> torch.Tensor:

@@ -344,3 +344,9 @@ class GenerativeModel(nn.Module):
             raise GanvaeError(f"{d / 'model.safetensors'}: weights do not match the config "
                               f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
         return model.to(device).eval()
+
+
+def has_fitted_prior(model) -> bool:
+    """Whether the model fits a latent density to its codes after training (ae, vaegan,
+    prior=gmm, ...): its samples depend on which images that density was fitted to."""
+    return type(model).fit_prior is not GenerativeModel.fit_prior and getattr(model, "_prior_kind", "") != "normal"

@@ -51,6 +51,7 @@ from ..images import save_grid, translation_grid
 from ..metrics import fd_from_features
 from ..nets import count_params
 from ..registry import parse_model_spec, resolve
+from . import scoring
 from .curves import CurveRecorder
 
 
@@ -67,20 +68,24 @@ class CompareConfig:
     batch_size: int = 64
     precision: str = "fp32"
     overrides: dict = field(default_factory=dict)
-    eval_n: int = 10_000        # samples for the final and best-checkpoint metrics
+    # samples for the final and best-checkpoint metrics; None: sized to the training time
+    # (report/scoring.py), once per comparison, in OUT/scoring.json
+    eval_n: int | None = None
     curve_points: int = 5       # quick evaluations during training (the last at the end)
-    # samples per quick evaluation: the curve and the best-checkpoint choice compare points of
-    # one model with each other, so the FD's bias at small n (the same at every point) cancels
-    curve_n: int = 1_000
+    # samples per quick evaluation (None: sized as eval_n is): the curve and the best-checkpoint
+    # choice compare points of one model with each other, so the FD's bias at small n (the same
+    # at every point) cancels
+    curve_n: int | None = None
     # end a model's training once its curve's FD stands this fraction above its best for two
     # points in a row (0.1: 10%), the point where a GAN's D starts to overfit; None: never
     stop_on_rise: float | None = None
     # the likelihood models' IWAE bound: None sizes k and the image count once per comparison to
     # fit nll_seconds per scoring (up to 100 and 200), measured on the first such model and kept
-    # in OUT/likelihood.json, so every model's NLL is the same bound on the same images
+    # in OUT/likelihood.json, so every model's NLL is the same bound on the same images;
+    # nll_seconds None: 5% of the training time within 5..20 s (report/scoring.py)
     nll_k: int | None = None
     nll_images: int | None = None
-    nll_seconds: float = 20.0
+    nll_seconds: float | None = None
     data_dir: str | None = None
     size: int | None = None
     channels: int | None = None
@@ -116,7 +121,7 @@ class CompareConfig:
         if self.stop_on_rise is not None and self.curve_points < 4:
             raise BadInput(f"--stop-on-rise needs a curve to watch: give --curve-points 4 or more "
                            f"(now {self.curve_points})")
-        if not self.nll_seconds > 0:
+        if self.nll_seconds is not None and not self.nll_seconds > 0:
             raise BadInput(f"--nll-seconds {self.nll_seconds}: give a positive number of seconds")
         for name in ("eval_n", "curve_points", "curve_n", "nll_k", "nll_images", "batch_size"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
@@ -178,9 +183,14 @@ def _train_one(cfg: CompareConfig, out: Path, preset: str, seed: int, ds: ImageD
 
     run_dir = out / "runs" / _run_name(preset, seed)
     # (under DDP only rank 0 records the curve; the other ranks have no evaluator)
+    size = lambda trainer, inputs: _scoring(cfg, out, trainer.model, ev, inputs, seed,  # noqa: E731
+                                            scoring.projected_seconds(trainer), log)["curve_n"]
+    # auto scoring: each curve point's prior on images sized to the budget too (as given: all)
+    prior = None if cfg.curve_n is not None else \
+        (lambda trainer: scoring.curve_prior_images(run_dir / "curve_plan.json", trainer, cfg.curve_points))
     recorder = CurveRecorder(run_dir, ds, ev, real_curve_feats, cfg.curve_points, cfg.curve_n, seed,
                              split=splits["curve"], select=splits["best_selection"] is not None,
-                             stop_on_rise=cfg.stop_on_rise) \
+                             stop_on_rise=cfg.stop_on_rise, size=size, prior_images=prior) \
         if parallel.world().is_main else None
     callbacks = [recorder] if recorder is not None else []
     options = dict(steps=cfg.steps, epochs=cfg.epochs, budget=cfg.budget, batch_size=cfg.batch_size, seed=seed,
@@ -276,30 +286,38 @@ def _figures(model, run_dir: Path, ds: ImageDataset, seed: int) -> dict[str, str
     return out
 
 
-def _likelihood_plan(cfg: CompareConfig, out: Path, model, ds, log) -> tuple[int | None, int | None]:
+def _scoring(cfg: CompareConfig, out: Path, model, ev, inputs, seed: int, train_seconds: float, log) -> dict:
+    """The comparison's sample counts and NLL seconds: as given, else sized once to the first
+    model's training time and kept in OUT/scoring.json (report/scoring.py)."""
+    return scoring.plan(out / "scoring.json", cfg, model, ev, inputs, seed, train_seconds, log)
+
+
+def _likelihood_plan(cfg: CompareConfig, out: Path, model, ds, nll_seconds: float,
+                     log) -> tuple[int | None, int | None]:
     """The comparison's one (k, images) for the IWAE bound: as given, else sized on the first
     likelihood model scored and kept in OUT/likelihood.json for the rest (and a resumed run)."""
     if not getattr(model, "has_likelihood", False) or (cfg.nll_k is not None and cfg.nll_images is not None):
         return cfg.nll_k, cfg.nll_images
     path = out / "likelihood.json"
     if not path.exists():
-        ecfg = EvalConfig(nll_k=cfg.nll_k, nll_images=cfg.nll_images, nll_seconds=cfg.nll_seconds,
+        ecfg = EvalConfig(nll_k=cfg.nll_k, nll_images=cfg.nll_images, nll_seconds=nll_seconds,
                           nll_k_target=100, nll_images_target=200)
         x = torch.from_numpy(ds.test.x[:min(len(ds.test), ecfg.nll_images or ecfg.nll_images_target)])
         plan = plan_likelihood(model, to_float(x.to(model.device)), ecfg)
         write_json(path, {**plan, "measured_on": model.name})
         log(f"likelihood bound: k={plan['k']} on {plan['images']} test images for every model, sized to "
-            f"--nll-seconds {cfg.nll_seconds:g} at {plan['decodes_per_second']:.0f} decodes/s of {model.name}")
+            f"--nll-seconds {nll_seconds:g} at {plan['decodes_per_second']:.0f} decodes/s of {model.name}")
     plan = json.loads(path.read_text())
     return plan["k"], plan["images"]
 
 
-def _score_model(model, ds, ev, cfg: CompareConfig, seed: int, log, binarize: str = "none",
-                 out: Path | None = None) -> dict:
-    nll_k, nll_images = _likelihood_plan(cfg, out, model, ds, log) if out is not None else (cfg.nll_k, cfg.nll_images)
-    ecfg = EvalConfig(n=cfg.eval_n, nll_k=nll_k, nll_images=nll_images, nll_seconds=cfg.nll_seconds,
+def _score_model(model, ds, ev, cfg: CompareConfig, seed: int, log, binarize: str, out: Path,
+                 train_seconds: float) -> dict:
+    sizes = _scoring(cfg, out, model, ev, ds.test.a, seed, train_seconds, log)
+    nll_k, nll_images = _likelihood_plan(cfg, out, model, ds, sizes["nll_seconds"], log)
+    ecfg = EvalConfig(n=sizes["eval_n"], nll_k=nll_k, nll_images=nll_images, nll_seconds=sizes["nll_seconds"],
                       nll_k_target=100, nll_images_target=200, seed=seed)
-    fake = generate(model, cfg.eval_n, seed, 500, inputs=ds.test.a)
+    fake = generate(model, ecfg.n, seed, 500, inputs=ds.test.a)
     # a metric too few test images cannot support is left out and named (results.json: skipped),
     # the rest of the model's scores kept, as `ganvae eval` does
     skipped: dict[str, str] = {}
@@ -314,6 +332,21 @@ def _score_model(model, ds, ev, cfg: CompareConfig, seed: int, log, binarize: st
     return res
 
 
+def _best_model(best_dir: Path, point: dict, run_cfg: dict, device):
+    """The best checkpoint as scored on the test split: a prior its curve point fitted on fewer
+    images than the final model's (auto scoring) is refitted on the run's full set first, so
+    best and final are scored alike, and saved back so runs/*/best samples as scored."""
+    from ..models.base import GenerativeModel
+    from ..trainer import refit_prior
+
+    best = GenerativeModel.from_pretrained(best_dir, device=device)
+    if point.get("prior_images") is not None:
+        refit_prior(best, run_cfg)
+        best.save_pretrained(best_dir)
+        write_json(best_dir / "point.json", {**point, "prior_images": None, "prior_refitted": True})
+    return best
+
+
 def _finish_one(cfg: CompareConfig, out: Path, preset: str, seed: int, ds, ev, log, device="cpu") -> dict:
     from ..models.base import GenerativeModel
     from ..trainer import read_summary
@@ -323,7 +356,7 @@ def _finish_one(cfg: CompareConfig, out: Path, preset: str, seed: int, ds, ev, l
     summary = read_summary(run_dir)
     binarize = json.loads((run_dir / "config.json").read_text()).get("data", {}).get("binarize", "none")
     t0 = time.perf_counter()
-    final = _score_model(model, ds, ev, cfg, seed, log, binarize, out)
+    final = _score_model(model, ds, ev, cfg, seed, log, binarize, out, summary["train_seconds"])
     t1 = time.perf_counter()
     figures = _figures(model, run_dir, ds, seed)
     t2 = time.perf_counter()
@@ -346,9 +379,13 @@ def _finish_one(cfg: CompareConfig, out: Path, preset: str, seed: int, ds, ev, l
         curve_last = read_jsonl(run_dir / "curve.jsonl")
         if curve_last and point["step"] == curve_last[-1]["step"]:
             row["best"] = dict(final["metrics"])  # the last point is the best: same model
+            if point.get("prior_images") is not None:   # with the final model's full prior
+                model.save_pretrained(best_dir)
+                write_json(best_dir / "point.json", {**point, "prior_images": None, "prior_refitted": True})
         else:
-            best = GenerativeModel.from_pretrained(best_dir, device=device)
-            row["best"] = _score_model(best, ds, ev, cfg, seed, log, binarize, out)["metrics"]
+            best = _best_model(best_dir, point, run_cfg, device)
+            row["best"] = _score_model(best, ds, ev, cfg, seed, log, binarize, out,
+                                       summary["train_seconds"])["metrics"]
         row["best_step"] = point["step"]
     row["timing"] = _timing(run_dir, summary, t1 - t0, time.perf_counter() - t2, t2 - t1)
     write_json(run_dir / "result.json", row)
@@ -370,6 +407,7 @@ def compare(cfg: CompareConfig, out: Path, progress: bool = True, device="cpu",
     if not world.is_main:
         log = lambda message: None  # noqa: E731
     cfg = dataclasses.replace(cfg, val_split=parse_val_split(cfg.val_split))  # one spelling in compare.json
+    cfg = _adopt_saved_sizes(cfg, Path(out))
     # the very loading of a run's config.json (data seed 0), so `ganvae eval RUN` agrees with us;
     # before anything is written, so that a bad --data or --val-split leaves no --out behind
     data_cfg = DataConfig(spec=cfg.data, data_dir=cfg.data_dir, size=cfg.size, channels=cfg.channels,
@@ -428,13 +466,14 @@ def compare(cfg: CompareConfig, out: Path, progress: bool = True, device="cpu",
             if not world.is_main:
                 return {}
         # phase 2: every choice is made; now the test split: the floor, then each final and best model
+        sizes = _sizes_before_scoring(cfg, out, runs, ds, ev, log, device)
         floor_path = out / "floor.json"
         t_floor = time.perf_counter()
         if not floor_path.exists():
             # real training images; with --limit drawn from the whole train split the N came from:
             # the floor is what real data scores, not what N images score against thousands
             pool = ds.pool if ds.pool is not None else ds.train
-            n = min(cfg.eval_n, len(pool))
+            n = min(sizes["eval_n"], len(pool))
             floor = score(pool.x[np.random.default_rng(0).permutation(len(pool))[:n]], ds, ev,
                           EvalConfig(n=n), log, with_floor=False)
             # the test images' classes as the evaluator reads them (what the models' samples are
@@ -468,7 +507,8 @@ def compare(cfg: CompareConfig, out: Path, progress: bool = True, device="cpu",
                   "train": round(trained, 2), "outside_training": round(wall - trained, 2),
                   "tasks": round(t_tasks, 2)}
         results = {"schema": RESULTS_SCHEMA, "config": mine, "budget_kind": cfg.budget_kind,
-                   "replay": _write_replay(cfg, out, rows), "floor": json.loads(floor_path.read_text()),
+                   "replay": _write_replay(cfg, out, rows, sizes), "floor": json.loads(floor_path.read_text()),
+                   "scoring": sizes,
                    "splits": splits, "directions": directions(), "rows": rows, "timing": timing,
                    "tasks": task_results}
         write_json(out / "results.json", results)
@@ -482,7 +522,41 @@ def compare(cfg: CompareConfig, out: Path, progress: bool = True, device="cpu",
         return results
 
 
-def _write_replay(cfg: CompareConfig, out: Path, rows: list[dict]) -> list[dict]:
+def _sizes_before_scoring(cfg: CompareConfig, out: Path, runs, ds, ev, log, device) -> dict:
+    """The scoring sizes every final score and the floor use: OUT/scoring.json, written at the
+    first model's first curve point; where no curve point wrote it (runs trained by an earlier
+    version), sized now on the first trained model and its training time."""
+    from ..models.base import GenerativeModel
+    from ..trainer import read_summary
+
+    if (out / "scoring.json").exists() or None not in (cfg.eval_n, cfg.curve_n, cfg.nll_seconds):
+        return _scoring(cfg, out, None, ev, None, cfg.seed, 0.0, log)   # (all given: nothing to measure)
+    for preset, seed in runs:
+        run_dir = out / "runs" / _run_name(preset, seed)
+        if (run_dir / "summary.json").exists() and (run_dir / "model" / "config.json").exists():
+            model = GenerativeModel.from_pretrained(run_dir / "model", device=device)
+            return _scoring(cfg, out, model, ev, ds.test.a, seed, read_summary(run_dir)["train_seconds"], log)
+    # nothing trained (every run diverged): the largest sizes, nothing to spend them on
+    return {"eval_n": cfg.eval_n or scoring.EVAL_N[1], "curve_n": cfg.curve_n or scoring.CURVE_N[1],
+            "nll_seconds": cfg.nll_seconds or scoring.NLL_SECONDS[1], "auto": []}
+
+
+def _adopt_saved_sizes(cfg: CompareConfig, out: Path) -> CompareConfig:
+    """Resuming a comparison written when --eval-n, --curve-n and --nll-seconds had fixed
+    defaults: `auto` continues with the numbers it was started with."""
+    saved = out / "compare.json"
+    if not saved.exists():
+        return cfg
+    try:
+        theirs = json.loads(saved.read_text())
+    except (OSError, ValueError):
+        return cfg   # (_set_up says what is wrong with it)
+    keep = {k: theirs[k] for k in ("eval_n", "curve_n", "nll_seconds")
+            if getattr(cfg, k) is None and theirs.get(k) is not None}
+    return dataclasses.replace(cfg, **keep) if keep else cfg
+
+
+def _write_replay(cfg: CompareConfig, out: Path, rows: list[dict], sizes: dict) -> list[dict]:
     """A wall-clock budget is not reproducible on another machine (or a busier one): for each
     seed, the same comparison with every model stopped at the step it reached, as a config file
     for `ganvae compare --config`. -> [{"seed", "config" (file name in out), "steps" {model: N}}]."""
@@ -493,7 +567,9 @@ def _write_replay(cfg: CompareConfig, out: Path, rows: list[dict]) -> list[dict]
         reached = {r["model"]: r["steps"] for r in rows if r["seed"] == seed and r.get("status") == "ok"}
         if not reached:
             continue
-        again = dataclasses.replace(cfg, budget=None, seed=seed, seeds=1,
+        # scored as this comparison was (the same sample counts), not re-sized
+        again = dataclasses.replace(cfg, budget=None, seed=seed, seeds=1, eval_n=sizes["eval_n"],
+                                    curve_n=sizes["curve_n"], nll_seconds=sizes["nll_seconds"],
                                     models=tuple(f"{m}:train.steps={n}" for m, n in reached.items()))
         name = f"replay-seed{seed}.json"
         write_json(out / name, dataclasses.asdict(again))

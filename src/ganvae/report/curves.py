@@ -29,6 +29,7 @@ from ..evaluation import generate
 from ..evaluators import Evaluator
 from ..files import atomic_write, read_jsonl, write_json
 from ..metrics import fd_from_features
+from ..models.base import has_fitted_prior
 
 RISE_PATIENCE = 2      # points in a row above (1 + stop_on_rise) x the best before stopping
 D_IMAGES = 500         # real images per side of the D-realism diagnostic
@@ -61,14 +62,19 @@ class CurveRecorder(Callback):
         split: the name of those images' split, written into every curve row.
         select: keep the best point's model in run_dir/best; False: only record the curve.
         stop_on_rise: end the run once its FD stands this fraction above its best (see module).
+        n: samples per quick FD; None: `size(trainer, inputs)` gives it at the first point
+            (compare sizes it to the training time, `report.scoring`).
+        prior_images: `(trainer) -> int`, the training images each point fits an encoder
+            model's prior to; None: the run's own prior_images, as the final model's.
     """
 
     def __init__(self, run_dir: Path, ds: ImageDataset, ev: Evaluator, real_feats: np.ndarray | None,
-                 points: int, n: int, seed: int = 0, split: str = "val", select: bool = True,
-                 stop_on_rise: float | None = None):
+                 points: int, n: int | None, seed: int = 0, split: str = "val", select: bool = True,
+                 stop_on_rise: float | None = None, size=None, prior_images=None):
         self.run_dir, self.ds, self.ev, self.real_feats = run_dir, ds, ev, real_feats
         self.points, self.n, self.seed = points, n, seed
         self.split, self.select, self.stop_on_rise = split, select, stop_on_rise
+        self.size, self.prior_images = size, prior_images
         self.path = run_dir / "curve.jsonl"
         self.rows = read_jsonl(self.path)
 
@@ -112,13 +118,20 @@ class CurveRecorder(Callback):
         # encoder models generate through a prior fitted to their codes: the trainer's own fit
         # (the same images as the final model's and every checkpoint's), so the best point's
         # saved model samples as the final one would at that step
-        trainer.fit_prior()
+        prior_n = None
+        if self.prior_images is not None and has_fitted_prior(model):
+            prior_n = self.prior_images(trainer)
+        trainer.fit_prior(images=prior_n)
         # translation models translate the held-out inputs of the split the curve is measured on
         inputs = self.ds.val.a if self.split == "val" and self.ds.val is not None else self.ds.train.a
+        if self.n is None:
+            self.n = self.size(trainer, inputs)
         fake = generate(model, self.n, self.seed, 500, inputs=inputs)
         feats, _ = self.ev.features_and_probs(fake)
         row = {"step": trainer.step, "images_seen": trainer.images, "train_seconds": round(trainer.elapsed, 3),
-               "fd": fd_from_features(self.real_feats, feats), "split": self.split}
+               "fd": fd_from_features(self.real_feats, feats), "split": self.split, "n": len(fake)}
+        if prior_n is not None:   # (fewer than the final model's: the best is refitted before its test score)
+            row["prior_images"] = prior_n
         row.update(self._d_realism(model))
         row["eval_seconds"] = round(time.perf_counter() - t0, 2)
         best = min((r["fd"] for r in self.rows), default=math.inf)

@@ -17,6 +17,7 @@ import numpy as np
 from ..checkpoint import within
 from ..files import atomic_write, read_jsonl
 from ..errors import BadInput
+from .scoring import summary_line
 
 # The ranking table's columns: (metric, label). Those no row has are left out.
 COLUMNS = [
@@ -145,6 +146,13 @@ def _updates_text(updates: list[dict]) -> str:
     """Mean optimizer updates per network over seeds, e.g. "g 1,000 · d 5,000"."""
     names = [k for k in (updates[0] if updates else {})]
     return " · ".join(f"{k} {np.mean([u.get(k, 0) for u in updates]):,.0f}" for k in names)
+
+
+def used_sizes(results: dict) -> dict:
+    """The comparison's config with the sample counts and NLL seconds it actually used
+    (results.json `scoring`; a comparison before sizing existed: its config's numbers)."""
+    sc = results.get("scoring") or {}
+    return {**results["config"], **{k: sc[k] for k in ("eval_n", "curve_n", "nll_seconds") if sc.get(k) is not None}}
 
 
 def likelihood_notes(rows: list[dict], config: dict) -> list[str]:
@@ -329,7 +337,7 @@ def _plots(results: dict, run_dirs: dict[str, list[Path]], curves: dict[str, lis
     for ax, xl in zip(axes, ("training seconds", "images seen")):
         ax.axhline(floor, color="grey", ls="--", lw=1, label="real-data floor (test)")
         ax.set_xlabel(xl)
-        ax.set_ylabel(f"FD ({split_notes(results)['curve']}), {results['config']['curve_n']} samples")
+        ax.set_ylabel(f"FD ({split_notes(results)['curve']}), {used_sizes(results)['curve_n']} samples")
         ax.set_yscale("log")
         ax.grid(alpha=0.3)
     axes[1].legend(fontsize=8)
@@ -476,7 +484,9 @@ def build_context(out: Path) -> dict:
         "plots": _plots(results, run_dirs, curves), "seeds": results["config"]["seeds"],
         "evaluator": results["floor"]["evaluator"], "budget_kind": results["budget_kind"],
         "split_notes": split_notes(results), "time_split": time_split(results),
-        "likelihood_notes": likelihood_notes(rows, results["config"]),
+        "likelihood_notes": likelihood_notes(rows, used_sizes(results)),
+        # the sample counts scored (sized to the training time unless given) and why
+        "sizes": used_sizes(results), "scoring_line": summary_line(results.get("scoring")),
         "column_dirs": [_dir_text(k, higher) for k, _, higher in columns],
         "tasks": task_sections(results, run_dirs),
     }
