@@ -248,3 +248,34 @@ def test_rebuilding_the_shipped_evaluator_gives_one_of_the_same_quality(tmp_path
     # Recorded for whoever runs it: identical bytes mean this machine matches the shipped one's.
     digest = [hashlib.sha256((d / "model.safetensors").read_bytes()).hexdigest() for d in (shipped_dir, rebuilt_dir)]
     print(f"shipped {digest[0]}, rebuilt {digest[1]}: {'identical' if digest[0] == digest[1] else 'different'}")
+
+
+def test_old_import_paths_of_the_runner_still_work_with_a_deprecation_warning():
+    """report/compare.py, curves.py and scoring.py moved to ganvae.comparison (issue 33): for one
+    release the old paths give the same objects, each saying where it lives now."""
+    import importlib
+
+    import ganvae.comparison
+    from ganvae.comparison import curves, runner, scoring
+
+    old = importlib.import_module("ganvae.report.compare")
+    for name, new in (("compare", runner.compare), ("CompareConfig", ganvae.comparison.CompareConfig),
+                      ("CurveRecorder", curves.CurveRecorder), ("scoring", scoring),
+                      ("_run_name", ganvae.comparison.run_name)):
+        with pytest.warns(DeprecationWarning, match="ganvae.report.compare is now ganvae.comparison"):
+            assert getattr(old, name) is new
+    for module, name, new in (("curves", "risen", curves.risen), ("scoring", "plan", scoring.plan)):
+        with pytest.warns(DeprecationWarning, match=f"ganvae.report.{module} is now ganvae.comparison.{module}"):
+            assert getattr(importlib.import_module(f"ganvae.report.{module}"), name) is new
+    with pytest.raises(AttributeError):
+        old.no_such_name
+    # the trainer became a package: its names are where they were, without a warning
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        from ganvae.trainer import _load_data, _spread_lr, load_data, load_run, spread_lr, train  # noqa: F401
+    assert (_load_data, _spread_lr) == (load_data, spread_lr)
+    import ganvae
+
+    assert callable(ganvae.compare) and ganvae.compare.__module__ == "ganvae.api"   # never the package

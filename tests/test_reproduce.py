@@ -13,8 +13,8 @@ import pytest
 import ganvae
 from ganvae.callbacks import Callback
 from ganvae.errors import BadInput
-from ganvae.report import curves
-from ganvae.report.curves import risen
+from ganvae.comparison import curves
+from ganvae.comparison.curves import risen
 from tests.conftest import DATA
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -1,4 +1,4 @@
-"""Compare's scoring sized to the training time (report/scoring.py, issue 32): the sizes follow
+"""Compare's scoring sized to the training time (comparison/scoring.py, issue 32): the sizes follow
 their closed form from the measured rates, every model and the floor use the same ones, the
 report and the replay say them, given counts are kept, and old comparisons resume as they were."""
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from ganvae.report import scoring
+from ganvae.comparison import scoring
 from tests.conftest import DATA
 
 AUTO = ["--data", DATA, "--batch-size", 16, "--set", "width=8", "--set", "latent=4", "--curve-points", 3, "--quiet"]
@@ -19,32 +19,31 @@ def _within(value, lo, hi, step):
 
 @pytest.fixture(scope="module")
 def auto_cmp(tmp_path_factory):
-    """ae and vae under a 4-second budget, every scoring size left auto."""
+    """ae and vae under a 3-second budget, every scoring size left auto (one test uses it: under
+    xdist a module fixture shared by several tests is built once per worker)."""
     from ganvae.cli import main
 
     out = tmp_path_factory.mktemp("auto") / "out"
-    assert main(["compare", "--models", "ae,vae", "--budget", "4s", "--out", str(out), *map(str, AUTO)]) == 0
+    assert main(["compare", "--models", "ae,vae", "--budget", "3s", "--out", str(out), *map(str, AUTO)]) == 0
     return out
 
 
-def test_sizes_follow_their_closed_form_from_the_measured_rate(auto_cmp):
+def test_auto_sizes_follow_their_closed_form_and_every_score_uses_them(auto_cmp):
     sc = json.loads((auto_cmp / "scoring.json").read_text())
     assert sc["auto"] == ["curve_n", "eval_n", "nll_seconds"] and sc["measured_on"] == "ae"
     t, r = sc["train_seconds"], sc["samples_per_second"]
-    assert t == 4.0 and r > 0      # a wall-clock budget: its own length, not a projection
+    assert t == 3.0 and r > 0      # a wall-clock budget: its own length, not a projection
     assert sc["eval_n"] == _within(scoring.FINAL_SHARE * t * r, *scoring.EVAL_N, 500)
     assert sc["curve_n"] == _within(scoring.CURVE_SHARE * t * r / 3, *scoring.CURVE_N, 100)
     assert sc["nll_seconds"] == round(min(20.0, max(5.0, scoring.LIKELIHOOD_SHARE * t)), 1) == 5.0
     # the ae's curve prior: sized by its own encoding rate, within [2,000, its prior_images]
     cp = json.loads((auto_cmp / "runs" / "ae-seed0" / "curve_plan.json").read_text())
-    assert cp["prior_images"] == min(cp["of"], _within(scoring.PRIOR_SHARE * 4.0 * cp["images_per_second"] / 3,
+    assert cp["prior_images"] == min(cp["of"], _within(scoring.PRIOR_SHARE * 3.0 * cp["images_per_second"] / 3,
                                                        2000, cp["of"], 100))
 
-
-def test_every_model_and_the_floor_use_the_one_plan(auto_cmp):
+    # every model and the floor use the one plan
     res = json.loads((auto_cmp / "results.json").read_text())
-    sc = res["scoring"]
-    assert sc == json.loads((auto_cmp / "scoring.json").read_text())
+    assert res["scoring"] == sc == json.loads((auto_cmp / "scoring.json").read_text())
     assert res["config"]["eval_n"] is None     # the config keeps what was asked: auto
     for model in ("ae", "vae"):
         curve = [json.loads(x) for x in (auto_cmp / "runs" / f"{model}-seed0" / "curve.jsonl").read_text().splitlines()]
@@ -56,8 +55,7 @@ def test_every_model_and_the_floor_use_the_one_plan(auto_cmp):
     lk = json.loads((auto_cmp / "likelihood.json").read_text())
     assert lk["auto"] and lk["budget_seconds"] == sc["nll_seconds"]
 
-
-def test_the_best_point_of_an_encoder_model_carries_the_full_prior(auto_cmp):
+    # the best point of an encoder model carries the full prior
     point = json.loads((auto_cmp / "runs" / "ae-seed0" / "best" / "point.json").read_text())
     assert point["prior_refitted"] is True and point["prior_images"] is None
     curve = [json.loads(x) for x in (auto_cmp / "runs" / "ae-seed0" / "curve.jsonl").read_text().splitlines()]
@@ -66,10 +64,7 @@ def test_the_best_point_of_an_encoder_model_carries_the_full_prior(auto_cmp):
     # the vae (prior normal) fits nothing: no prior sized, nothing refitted
     assert not (auto_cmp / "runs" / "vae-seed0" / "curve_plan.json").exists()
 
-
-def test_the_report_and_the_replay_say_the_sizes(auto_cmp):
-    res = json.loads((auto_cmp / "results.json").read_text())
-    sc = res["scoring"]
+    # the report and the replay say the sizes
     html = (auto_cmp / "report.html").read_text()
     assert f"Metrics on {sc['eval_n']} samples against the test split (sized to the training time: " in html
     assert f"--curve-n {sc['curve_n']}" in html and f"{sc['samples_per_second']:.0f} samples/s" in html
@@ -97,13 +92,13 @@ def test_a_comparison_begun_with_fixed_sizes_resumes_with_them(tmp_path, run_cli
     """compare.json of an earlier version holds eval_n 10000 and curve_n 1000: `auto` adopts them
     instead of refusing the --out as one with other settings."""
     out = tmp_path / "old"
-    args = ["compare", "--models", "ae", "--steps", 4, "--eval-n", 90, "--curve-n", 40, "--nll-seconds", 3,
-            "--out", out, *AUTO]
+    args = ["compare", "--models", "ae", "--steps", 2, "--eval-n", 90, "--curve-n", 40, "--nll-seconds", 3,
+            "--out", out, *AUTO, "--curve-points", 1]
     code, _, err = run_cli(*args)
     assert code == 0, err
     (out / "scoring.json").unlink()                 # as a comparison written before sizing existed
     (out / "runs" / "ae-seed0" / "result.json").unlink()
-    code, _, err = run_cli("compare", "--models", "ae", "--steps", 4, "--out", out, *AUTO)
+    code, _, err = run_cli("compare", "--models", "ae", "--steps", 2, "--out", out, *AUTO, "--curve-points", 1)
     assert code == 0, err
     assert "other settings" not in err
     sc = json.loads((out / "scoring.json").read_text())

@@ -174,7 +174,7 @@ def test_compare_never_looks_at_test_before_every_choice_is_made(run_cli, tmp_pa
     """Curves and best checkpoints of every model are settled on the validation split; the test
     split's features are first computed after the last model has finished training."""
     import ganvae.evaluation
-    import ganvae.report.compare as cmp
+    from ganvae.comparison import runner as cmp
     from ganvae.data import load_dataset
     from ganvae.evaluators import Evaluator
     from ganvae.trainer import Trainer

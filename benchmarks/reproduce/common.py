@@ -59,9 +59,9 @@ def rows(res: dict, model: str) -> list[dict]:
 
 
 def run_dir(out: Path, model: str, seed: int = 0) -> Path:
-    from ganvae.report.compare import _run_name
+    from ganvae.comparison import run_name
 
-    return Path(out) / "runs" / _run_name(model, seed)
+    return Path(out) / "runs" / run_name(model, seed)
 
 
 def curve(out: Path, model: str, seed: int = 0) -> list[dict]:

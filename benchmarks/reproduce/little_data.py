@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import common
-from ganvae.report.curves import risen
+from ganvae.comparison.curves import risen
 
 RISE = 0.10          # "turned up": 10% above the best FD, two points in a row
 WIDTH = 32           # the little-data benchmark's nets (BENCHMARKS.md, Little data)

@@ -380,8 +380,8 @@ def compare(models: str | Sequence[str], data: str = "shapes", *, out: str | Pat
     """
     from .config import from_dict
     from .registry import expand_sweep
-    from .report.compare import CompareConfig
-    from .report.compare import compare as _compare
+    from .comparison import CompareConfig
+    from .comparison import compare as _compare
     from .trainer import parse_budget, resolve_device
 
     names = models.split(",") if isinstance(models, str) else list(models)

@@ -17,7 +17,7 @@ import numpy as np
 from ..checkpoint import within
 from ..files import atomic_write, read_jsonl
 from ..errors import BadInput
-from .scoring import summary_line
+from ..comparison.scoring import summary_line
 
 # The ranking table's columns: (metric, label). Those no row has are left out.
 COLUMNS = [
@@ -416,7 +416,7 @@ def _plots(results: dict, run_dirs: dict[str, list[Path]], curves: dict[str, lis
 
 
 def build_context(out: Path) -> dict:
-    from .compare import _run_name
+    from ..comparison.results import run_name
 
     path = out / "results.json"
     if not path.exists():
@@ -427,7 +427,7 @@ def build_context(out: Path) -> dict:
     agg_best = aggregate(rows, "best")
     run_dirs: dict[str, list[Path]] = {}
     for r in rows:
-        run_dirs.setdefault(r["model"], []).append(out / "runs" / _run_name(r["model"], r["seed"]))
+        run_dirs.setdefault(r["model"], []).append(out / "runs" / run_name(r["model"], r["seed"]))
     from ..trainer import legacy_row
 
     curves = {m: [legacy_row(r) for r in read_jsonl(dirs[0] / "curve.jsonl")] for m, dirs in run_dirs.items()}
