@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from ganvae.errors import BadInput
-from ganvae.registry import MODELS, _ensure_loaded, resolve
+from ganvae.registry import MODELS, ensure_loaded, resolve
 from ganvae.tasks.complete import (CompleteConfig, complete, context_weights, make_masks, mean_fill, nearest_fill,
                                    parse_mask)
 
-_ensure_loaded()
+ensure_loaded()
 FAMILIES = sorted(k for k, cls in MODELS.items() if not cls.translation)   # translators have no latent space
 
 

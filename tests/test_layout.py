@@ -16,6 +16,7 @@ from ganvae.config import replace
 from ganvae.registry import resolve
 
 ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "src" / "ganvae"
 TINY = {"width": 8, "latent": 4, "channels": 1, "size": 28}
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -279,3 +280,17 @@ def test_old_import_paths_of_the_runner_still_work_with_a_deprecation_warning():
     import ganvae
 
     assert callable(ganvae.compare) and ganvae.compare.__module__ == "ganvae.api"   # never the package
+
+
+def test_no_module_imports_another_modules_private_name():
+    """A `_name` is its module's own business (issue 33): what another module needs gets a public
+    name. Checked on every `from X import _name` in the package."""
+    import ast
+
+    found = []
+    for path in sorted(SRC.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module != "__future__":
+                found += [f"{path.relative_to(SRC)}:{node.lineno}: {a.name}" for a in node.names
+                          if a.name.startswith("_") and not a.name.startswith("__")]
+    assert found == []

@@ -238,15 +238,15 @@ def _evaluate_path(path: str | os.PathLike, req: _EvalRequest) -> dict:
 
 def _evaluate_images(x: Images, req: _EvalRequest) -> dict:
     """Images in memory, scored all against `data` as `ganvae eval --samples` scores a file."""
-    from .evaluation import _note_skipped, _result, get_evaluator, score
+    from .evaluation import note_skipped, eval_result, get_evaluator, score
 
     images = as_uint8(x, "model_or_samples")
     ds = req.dataset()
     ev = get_evaluator(ds, device=req.device, log=req.log)
     skipped: dict[str, str] = {}   # as `ganvae eval`: a metric too little data cannot support is noted
     res = score(images, ds, ev, req.cfg, req.log, skipped=skipped)
-    _note_skipped(skipped, req.log)
-    return _result(res, ev, ds, req.cfg, source=f"{type(x).__module__}.{type(x).__name__}", model=None,
+    note_skipped(skipped, req.log)
+    return eval_result(res, ev, ds, req.cfg, source=f"{type(x).__module__}.{type(x).__name__}", model=None,
                    skipped=skipped)
 
 

@@ -463,8 +463,8 @@ def evaluate_model(model, ds: ImageDataset, cfg: EvalConfig, device="cpu", log: 
     res["metrics"].update(encoder_metrics(model, ds, cfg, log, binarize=binarize, skipped=skipped,
                                           seconds=res["seconds"]))
     res["seconds"]["generate"] = round(t_gen, 2)
-    _note_skipped(skipped, log)
-    out = _result(res, ev, ds, cfg, source=source or f"{model.name} model", model=name or model.name,
+    note_skipped(skipped, log)
+    out = eval_result(res, ev, ds, cfg, source=source or f"{model.name} model", model=name or model.name,
                   skipped=skipped)
     if (info := likelihood_info(model, out["metrics"], binarize, res["seconds"].get("likelihood"))) is not None:
         out["likelihood"] = info
@@ -482,8 +482,8 @@ def evaluate_samples(samples: Path, ds: ImageDataset, cfg: EvalConfig, device="c
     ev = get_evaluator(ds, device=device, log=log)
     skipped: dict[str, str] = {}
     res = score(x, ds, ev, cfg, log, skipped=skipped)
-    _note_skipped(skipped, log)
-    return _result(res, ev, ds, cfg, source=str(samples), model=None, skipped=skipped)
+    note_skipped(skipped, log)
+    return eval_result(res, ev, ds, cfg, source=str(samples), model=None, skipped=skipped)
 
 
 def load_samples(path: Path, ds: ImageDataset) -> np.ndarray:
@@ -518,7 +518,7 @@ def load_samples(path: Path, ds: ImageDataset) -> np.ndarray:
     raise BadInput(f"--samples {path}: give an .npz file (array x) or a folder of images")
 
 
-def _result(res: dict, ev: Evaluator, ds: ImageDataset, cfg: EvalConfig, source: str, model,
+def eval_result(res: dict, ev: Evaluator, ds: ImageDataset, cfg: EvalConfig, source: str, model,
             skipped: dict[str, str] | None = None) -> dict:
     """The result object eval.json holds. `skipped` is always there ({} when nothing was): an
     evaluation merged into an older RUN/eval.json must not keep that one's stale notes."""
@@ -532,7 +532,7 @@ def _result(res: dict, ev: Evaluator, ds: ImageDataset, cfg: EvalConfig, source:
     }
 
 
-def _note_skipped(skipped: dict[str, str], log: Callable[[str], None]) -> None:
+def note_skipped(skipped: dict[str, str], log: Callable[[str], None]) -> None:
     if skipped:
         log(f"warning: {skipped_line(skipped)}")
 

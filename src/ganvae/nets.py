@@ -52,7 +52,7 @@ def plan_for(size: int) -> Plan:
     return Plan(size, base, k)
 
 
-def _norm(kind: str, channels: int) -> nn.Module:
+def norm_layer(kind: str, channels: int) -> nn.Module:
     # BatchNorm keeps PyTorch's eps=1e-5 (Keras/TF use 1e-3; ports that copy one into the
     # other change the model's behaviour at small batch variance).
     if kind == "batch":
@@ -129,7 +129,7 @@ class ConvBody(nn.Module):
         for j, cout in enumerate(chans):
             layers.append(nn.Conv2d(cin, cout, 4, 2, 1, bias=(j == 0 or norm == "none")))
             if j > 0:
-                layers.append(_norm(norm, cout))
+                layers.append(norm_layer(norm, cout))
             layers.append(nn.LeakyReLU(slope))
             cin = cout
         self.net = nn.Sequential(*layers)
@@ -209,7 +209,7 @@ class Decoder(nn.Module):
         chans = plan.g_channels(width)
         # with classes, every norm is a class-conditional one (conditional batch norm)
         make_norm = (lambda c: ClassConditionalNorm(norm, c, num_classes, class_lr_mul)) if num_classes else \
-            (lambda c: _norm(norm, c))
+            (lambda c: norm_layer(norm, c))
         layers: list[nn.Module] = [
             nn.ConvTranspose2d(latent, chans[0], plan.base, bias=(norm == "none")),
             make_norm(chans[0]), nn.ReLU(True)]
@@ -248,12 +248,12 @@ class _ResBlockUp(nn.Module):
     def __init__(self, cin: int, cout: int, norm: str, num_classes: int, lr_mul: float):
         super().__init__()
         make = (lambda c: ClassConditionalNorm(norm, c, num_classes, lr_mul)) if num_classes else \
-            (lambda c: _norm(norm, c))
+            (lambda c: norm_layer(norm, c))
         self.n1, self.n2 = make(cin), make(cout)
         self.c1, self.c2 = nn.Conv2d(cin, cout, 3, 1, 1), nn.Conv2d(cout, cout, 3, 1, 1)
         self.skip = nn.Conv2d(cin, cout, 1)
 
-    def _norm(self, m: nn.Module, h: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
+    def norm_layer(self, m: nn.Module, h: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
         return m(h, w) if isinstance(m, ClassConditionalNorm) else m(h)
 
     def forward(self, h: torch.Tensor, w: torch.Tensor | None = None) -> torch.Tensor:
@@ -271,7 +271,7 @@ class _ResBlockDown(nn.Module):
         super().__init__()
         self.first = first
         self.c1, self.c2 = nn.Conv2d(cin, cout, 3, 1, 1), nn.Conv2d(cout, cout, 3, 1, 1)
-        self.n1, self.n2 = _norm(norm, cout), _norm(norm, cout)
+        self.n1, self.n2 = norm_layer(norm, cout), norm_layer(norm, cout)
         self.skip = nn.Conv2d(cin, cout, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -344,7 +344,7 @@ class ResNetDecoder(nn.Module):
         self.blocks = nn.ModuleList(_ResBlockUp(cin, cout, norm, num_classes, class_lr_mul)
                                     for cin, cout in zip(chans[:-1], chans[1:]))
         self.out_norm = ClassConditionalNorm(norm, width, num_classes, class_lr_mul) if num_classes else \
-            _norm(norm, width)
+            norm_layer(norm, width)
         self.to_image = nn.Conv2d(width, channels, 3, 1, 1)
         self.latent, self.num_classes, self.out, self.base = latent, num_classes, out, plan.base
         self.first_channels = chans[0]
@@ -537,7 +537,7 @@ class UNet(nn.Module):
         for j, cout in enumerate(chans):
             self.down.append(nn.Sequential(
                 nn.Conv2d(cin, cout, 4, 2, 1, bias=(j == 0 or norm == "none")),
-                _norm(norm, cout) if j > 0 else nn.Identity(), nn.LeakyReLU(0.2)))
+                norm_layer(norm, cout) if j > 0 else nn.Identity(), nn.LeakyReLU(0.2)))
             cin = cout
         self.up = nn.ModuleList()
         for j in reversed(range(1, depth)):                         # to the size of encoder level j-1
@@ -545,7 +545,7 @@ class UNet(nn.Module):
             cout = chans[j - 1]
             drop = depth - 1 - j < dropout_layers
             self.up.append(nn.Sequential(
-                nn.ConvTranspose2d(skip_in, cout, 4, 2, 1, bias=norm == "none"), _norm(norm, cout),
+                nn.ConvTranspose2d(skip_in, cout, 4, 2, 1, bias=norm == "none"), norm_layer(norm, cout),
                 nn.Dropout(0.5) if drop else nn.Identity(), nn.ReLU()))
             cin = cout
         self.out = nn.ConvTranspose2d(2 * cin, out_channels, 4, 2, 1)
@@ -583,11 +583,11 @@ class PatchDiscriminator(nn.Module):
         for j in range(n_layers):
             cout = width * min(8, 2**j)
             layers += [nn.Conv2d(cin, cout, 4, 2, 1, bias=(j == 0 or norm == "none"))]
-            layers += [_norm(norm, cout)] if j > 0 else []
+            layers += [norm_layer(norm, cout)] if j > 0 else []
             layers += [nn.LeakyReLU(0.2)]
             cin = cout
         cout = width * min(8, 2**n_layers)
-        layers += [nn.Conv2d(cin, cout, 4, 1, 1, bias=norm == "none"), _norm(norm, cout), nn.LeakyReLU(0.2),
+        layers += [nn.Conv2d(cin, cout, 4, 1, 1, bias=norm == "none"), norm_layer(norm, cout), nn.LeakyReLU(0.2),
                    nn.Conv2d(cout, 1, 4, 1, 1)]
         self.net = nn.Sequential(*layers)
         # receptive field, from the output back: r <- (r - 1) * stride + kernel for each conv

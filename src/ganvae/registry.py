@@ -46,13 +46,13 @@ def register_task(cls):
     return cls
 
 
-def _ensure_loaded() -> None:
+def ensure_loaded() -> None:
     # Importing the package registers every family.
     from . import models  # noqa: F401
 
 
 def preset_names() -> list[str]:
-    _ensure_loaded()
+    ensure_loaded()
     return list(PRESETS)
 
 
@@ -91,7 +91,7 @@ def expand_sweep(models: list[str], sweep: str | None) -> list[str]:
 def resolve(preset: str) -> tuple[type, Any]:
     """The model class and its default config (with the preset's overrides) for `preset` (or
     the preset of a compare model spec, see parse_model_spec)."""
-    _ensure_loaded()
+    ensure_loaded()
     preset = parse_model_spec(preset)[0]
     if preset not in PRESETS:
         raise BadInput(f"unknown model {preset!r}; choose one of: {', '.join(PRESETS)}")

@@ -129,7 +129,7 @@ def _train_config_file(path: Path, model: str | None, data: str | None, resume) 
 
     from .. import config as C
     from ..registry import resolve
-    from ..trainer import DataConfig, TrainConfig, _spread_lr, split_overrides
+    from ..trainer import DataConfig, TrainConfig, spread_lr, split_overrides
 
     over = C.load_file(path)
     preset, spec = over.pop("preset", None), over.pop("data.spec", None)
@@ -140,7 +140,7 @@ def _train_config_file(path: Path, model: str | None, data: str | None, resume) 
     if model:
         m_over, t_over, d_over = split_overrides(over)
         _, cfg = resolve(model)
-        for section, base, values in (("model", cfg, _spread_lr(cfg, m_over)), ("train", TrainConfig(), t_over),
+        for section, base, values in (("model", cfg, spread_lr(cfg, m_over)), ("train", TrainConfig(), t_over),
                                       ("data", DataConfig(), d_over)):
             try:
                 C.replace(base, values, where=f"--config {path}: {section}")

@@ -12,7 +12,7 @@ from ..evaluation import generate
 from ..images import save_grid, translation_grid
 
 
-def _figures(model, run_dir: Path, ds: ImageDataset, seed: int) -> dict[str, str]:
+def model_figures(model, run_dir: Path, ds: ImageDataset, seed: int) -> dict[str, str]:
     """The pictures of one model, as PNG files in run_dir/figures; returns {kind: file name}."""
     from ..visualize import encode_all, interpolate, plot_embedding, project_2d, traverse
 

@@ -27,7 +27,7 @@ def run_name(model: str, seed: int) -> str:
     return f"{re.sub(r'[^A-Za-z0-9.=+-]+', '_', model)}-seed{seed}"
 
 
-def _timing(run_dir: Path, summary: dict, scoring: float, best_scoring: float, figures: float) -> dict:
+def timing_of(run_dir: Path, summary: dict, scoring: float, best_scoring: float, figures: float) -> dict:
     """Where one model's wall-clock time went, in seconds: `train` is the budgeted training
     time itself; everything else is what the comparison spent around it."""
     curve = sum(r.get("eval_seconds", 0.0) for r in read_jsonl(run_dir / "curve.jsonl"))
@@ -40,7 +40,7 @@ def _timing(run_dir: Path, summary: dict, scoring: float, best_scoring: float, f
             "final_scoring": round(scoring, 2), "best_scoring": round(best_scoring, 2), "figures": round(figures, 2)}
 
 
-def _write_replay(cfg: CompareConfig, out: Path, rows: list[dict], sizes: dict) -> list[dict]:
+def write_replay(cfg: CompareConfig, out: Path, rows: list[dict], sizes: dict) -> list[dict]:
     """A wall-clock budget is not reproducible on another machine (or a busier one): for each
     seed, the same comparison with every model stopped at the step it reached, as a config file
     for `ganvae compare --config`. -> [{"seed", "config" (file name in out), "steps" {model: N}}]."""

@@ -24,8 +24,8 @@ from ..registry import parse_model_spec
 from . import scoring
 from .config import CompareConfig, own_stop, shared_overrides, task_config
 from .curves import CurveRecorder
-from .results import RESULTS_SCHEMA, _write_replay, run_name, write_csv
-from .score import _finish_one, _scoring, _sizes_before_scoring
+from .results import RESULTS_SCHEMA, write_replay, run_name, write_csv
+from .score import finish_one, scoring_sizes, sizes_before_scoring
 
 
 def compare(cfg: CompareConfig, out: Path, progress: bool = True, device="cpu",
@@ -65,7 +65,7 @@ def compare(cfg: CompareConfig, out: Path, progress: bool = True, device="cpu",
 def _load(cfg: CompareConfig, out) -> tuple:
     """The settings as compare.json records them, the data and every model checked, before
     anything is written: (cfg, its DataConfig, the dataset)."""
-    from ..trainer import DataConfig, _load_data
+    from ..trainer import DataConfig, load_data
 
     cfg = dataclasses.replace(cfg, val_split=parse_val_split(cfg.val_split))  # one spelling in compare.json
     cfg = _adopt_saved_sizes(cfg, Path(out))
@@ -75,7 +75,7 @@ def _load(cfg: CompareConfig, out) -> tuple:
                           seed=cfg.data_seed,
                           val_split=cfg.val_split, limit=cfg.limit)
     data_cfg.validate()
-    ds = _load_data(data_cfg)
+    ds = load_data(data_cfg)
     if ds.val is not None and len(ds.val) < 2:
         raise BadInput(f"--val-split {cfg.val_split}: holds out {len(ds.val)} image; the quick FD needs at least 2")
     _check_models(cfg, ds)   # before anything is written: a typo never leaves a locked --out behind
@@ -136,7 +136,7 @@ def _score_phase(cfg: CompareConfig, out: Path, runs: list[tuple[str, int]], ds:
     """Phase 2, rank 0 alone: the scoring sizes, the real-data floor, each run's result (scored
     now unless finished earlier), then the tasks; their seconds go into `times`.
     -> (sizes, one row per run, the tasks' results)."""
-    sizes = _sizes_before_scoring(cfg, out, runs, ds, ev, log, device)
+    sizes = sizes_before_scoring(cfg, out, runs, ds, ev, log, device)
     t_floor = time.perf_counter()
     _floor(out / "floor.json", sizes, ds, ev, splits, log)
     times["floor"] = time.perf_counter() - t_floor
@@ -146,7 +146,7 @@ def _score_phase(cfg: CompareConfig, out: Path, runs: list[tuple[str, int]], ds:
         if (run_dir / "result.json").exists():
             rows.append(json.loads((run_dir / "result.json").read_text()))
         else:
-            rows.append(_finish_one(cfg, out, preset, seed, ds, ev, log, device))
+            rows.append(finish_one(cfg, out, preset, seed, ds, ev, log, device))
     t_tasks = time.perf_counter()
     task_results = _run_tasks(cfg, out, runs, rows, ds, ev, log, progress, device)
     times["tasks"] = time.perf_counter() - t_tasks
@@ -189,7 +189,7 @@ def _write_results(cfg: CompareConfig, out: Path, mine: dict, splits: dict, size
               "train": round(trained, 2), "outside_training": round(wall - trained, 2),
               "tasks": round(t_tasks, 2)}
     results = {"schema": RESULTS_SCHEMA, "config": mine, "budget_kind": cfg.budget_kind,
-               "replay": _write_replay(cfg, out, rows, sizes), "floor": json.loads(floor_path.read_text()),
+               "replay": write_replay(cfg, out, rows, sizes), "floor": json.loads(floor_path.read_text()),
                "scoring": sizes,
                "splits": splits, "directions": directions(), "rows": rows, "timing": timing,
                "tasks": task_results}
@@ -276,7 +276,7 @@ def _train_one(cfg: CompareConfig, out: Path, preset: str, seed: int, ds: ImageD
 
     run_dir = out / "runs" / run_name(preset, seed)
     # (under DDP only rank 0 records the curve; the other ranks have no evaluator)
-    size = lambda trainer, inputs: _scoring(cfg, out, trainer.model, ev, inputs, seed,  # noqa: E731
+    size = lambda trainer, inputs: scoring_sizes(cfg, out, trainer.model, ev, inputs, seed,  # noqa: E731
                                             scoring.projected_seconds(trainer), log)["curve_n"]
     # auto scoring: each curve point's prior on images sized to the budget too (as given: all)
     prior = None if cfg.curve_n is not None else \
@@ -312,7 +312,7 @@ def _train_one(cfg: CompareConfig, out: Path, preset: str, seed: int, ds: ImageD
               callbacks=callbacks,
               dataset=ds, **options, **{k: v for k, v in data_opts.items() if v is not None})
     # wall-clock seconds of this phase, summed over resumes: training, curve points, and the rest
-    # (start-up, checkpoints, logs) come apart in _timing
+    # (start-up, checkpoints, logs) come apart in timing_of
     path = run_dir / "phase1_seconds.json"
     before = json.loads(path.read_text())["seconds"] if resuming and path.exists() else 0.0
     if parallel.world().is_main:

@@ -16,11 +16,11 @@ from ..files import read_jsonl, write_json
 from ..nets import count_params
 from . import scoring
 from .config import CompareConfig
-from .figures import _figures
-from .results import _timing, run_name
+from .figures import model_figures
+from .results import timing_of, run_name
 
 
-def _scoring(cfg: CompareConfig, out: Path, model, ev, inputs, seed: int, train_seconds: float, log) -> dict:
+def scoring_sizes(cfg: CompareConfig, out: Path, model, ev, inputs, seed: int, train_seconds: float, log) -> dict:
     """The comparison's sample counts and NLL seconds: as given, else sized once to the first
     model's training time and kept in OUT/scoring.json (comparison/scoring.py)."""
     return scoring.plan(out / "scoring.json", cfg, model, ev, inputs, seed, train_seconds, log)
@@ -47,7 +47,7 @@ def _likelihood_plan(cfg: CompareConfig, out: Path, model, ds, nll_seconds: floa
 
 def _score_model(model, ds, ev, cfg: CompareConfig, seed: int, log, binarize: str, out: Path,
                  train_seconds: float) -> dict:
-    sizes = _scoring(cfg, out, model, ev, ds.test.a, seed, train_seconds, log)
+    sizes = scoring_sizes(cfg, out, model, ev, ds.test.a, seed, train_seconds, log)
     nll_k, nll_images = _likelihood_plan(cfg, out, model, ds, sizes["nll_seconds"], log)
     ecfg = EvalConfig(n=sizes["eval_n"], nll_k=nll_k, nll_images=nll_images, nll_seconds=sizes["nll_seconds"],
                       nll_k_target=100, nll_images_target=200, seed=seed)
@@ -81,7 +81,7 @@ def _best_model(best_dir: Path, point: dict, run_cfg: dict, device):
     return best
 
 
-def _finish_one(cfg: CompareConfig, out: Path, preset: str, seed: int, ds, ev, log, device="cpu") -> dict:
+def finish_one(cfg: CompareConfig, out: Path, preset: str, seed: int, ds, ev, log, device="cpu") -> dict:
     from ..models.base import GenerativeModel
     from ..trainer import read_summary
 
@@ -92,7 +92,7 @@ def _finish_one(cfg: CompareConfig, out: Path, preset: str, seed: int, ds, ev, l
     t0 = time.perf_counter()
     final = _score_model(model, ds, ev, cfg, seed, log, binarize, out, summary["train_seconds"])
     t1 = time.perf_counter()
-    figures = _figures(model, run_dir, ds, seed)
+    figures = model_figures(model, run_dir, ds, seed)
     t2 = time.perf_counter()
     run_cfg = json.loads((run_dir / "config.json").read_text())
     row = {"model": preset, "seed": seed, "family": model.name, "params": count_params(model),
@@ -121,12 +121,12 @@ def _finish_one(cfg: CompareConfig, out: Path, preset: str, seed: int, ds, ev, l
             row["best"] = _score_model(best, ds, ev, cfg, seed, log, binarize, out,
                                        summary["train_seconds"])["metrics"]
         row["best_step"] = point["step"]
-    row["timing"] = _timing(run_dir, summary, t1 - t0, time.perf_counter() - t2, t2 - t1)
+    row["timing"] = timing_of(run_dir, summary, t1 - t0, time.perf_counter() - t2, t2 - t1)
     write_json(run_dir / "result.json", row)
     return row
 
 
-def _sizes_before_scoring(cfg: CompareConfig, out: Path, runs, ds, ev, log, device) -> dict:
+def sizes_before_scoring(cfg: CompareConfig, out: Path, runs, ds, ev, log, device) -> dict:
     """The scoring sizes every final score and the floor use: OUT/scoring.json, written at the
     first model's first curve point; where no curve point wrote it (runs trained by an earlier
     version), sized now on the first trained model and its training time."""
@@ -134,12 +134,12 @@ def _sizes_before_scoring(cfg: CompareConfig, out: Path, runs, ds, ev, log, devi
     from ..trainer import read_summary
 
     if (out / "scoring.json").exists() or None not in (cfg.eval_n, cfg.curve_n, cfg.nll_seconds):
-        return _scoring(cfg, out, None, ev, None, cfg.seed, 0.0, log)   # (all given: nothing to measure)
+        return scoring_sizes(cfg, out, None, ev, None, cfg.seed, 0.0, log)   # (all given: nothing to measure)
     for preset, seed in runs:
         run_dir = out / "runs" / run_name(preset, seed)
         if (run_dir / "summary.json").exists() and (run_dir / "model" / "config.json").exists():
             model = GenerativeModel.from_pretrained(run_dir / "model", device=device)
-            return _scoring(cfg, out, model, ev, ds.test.a, seed, read_summary(run_dir)["train_seconds"], log)
+            return scoring_sizes(cfg, out, model, ev, ds.test.a, seed, read_summary(run_dir)["train_seconds"], log)
     # nothing trained (every run diverged): the largest sizes, nothing to spend them on
     return {"eval_n": cfg.eval_n or scoring.EVAL_N[1], "curve_n": cfg.curve_n or scoring.CURVE_N[1],
             "nll_seconds": cfg.nll_seconds or scoring.NLL_SECONDS[1], "auto": []}

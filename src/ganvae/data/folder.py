@@ -59,7 +59,7 @@ class Fitting:
 
     @classmethod
     def of(cls, items, kept: list[Path], size: int, channels: int, skipped: list[Path]) -> "Fitting":
-        """From `_scan`'s headers [(path, (w, h), is_grey)], the paths `_decode` kept and those
+        """From `scan_folder`'s headers [(path, (w, h), is_grey)], the paths `decode_image` kept and those
         left out: only kept images count as converted or resized."""
         fitting = cls(channels, size, skipped=list(skipped))
         kept = set(kept)
@@ -117,7 +117,7 @@ def _open(path: Path) -> Image.Image:
     return img
 
 
-def _scan(root: Path) -> tuple[list[tuple[Path, tuple[int, int], bool]], list[Path]]:
+def scan_folder(root: Path) -> tuple[list[tuple[Path, tuple[int, int], bool]], list[Path]]:
     """Headers of every image below root: [(path, (w, h), is_grey)], and the skipped files."""
     good, skipped = [], []
     for p in sorted(root.rglob("*")):
@@ -138,7 +138,7 @@ def _scan(root: Path) -> tuple[list[tuple[Path, tuple[int, int], bool]], list[Pa
     return good, skipped
 
 
-def _decode(items, size: int, channels: int, skipped: list[Path]) -> tuple[np.ndarray, list[Path]]:
+def decode_image(items, size: int, channels: int, skipped: list[Path]) -> tuple[np.ndarray, list[Path]]:
     out = np.empty((len(items), channels, size, size), dtype=np.uint8)
     kept = []
     for p, _, _ in items:
@@ -175,7 +175,7 @@ def load_folder(path: str | Path, size: int | None = None, channels: int | None 
     presplit = all(d.is_dir() for d in split_roots.values())
     scans, skipped = {}, []
     for name, d in (split_roots.items() if presplit else [("all", root)]):
-        scans[name], s = _scan(d)
+        scans[name], s = scan_folder(d)
         skipped += s
     items = [it for v in scans.values() for it in v]
     if not items:
@@ -189,7 +189,7 @@ def load_folder(path: str | Path, size: int | None = None, channels: int | None 
 
     decoded = {}
     for name, its in scans.items():
-        decoded[name] = _decode(its, size, channels, skipped)
+        decoded[name] = decode_image(its, size, channels, skipped)
     kept = [p for _, paths in decoded.values() for p in paths]
     Fitting.of(items, kept, size, channels, skipped).warn(root, root, conversions=False)
 
@@ -225,7 +225,7 @@ def read_images(path: str | Path, size: int, channels: int) -> tuple[np.ndarray,
     with a name for each (its path below the folder without extension, or its index).
 
     Unreadable files are skipped and counted in one warning; a folder with none is an error."""
-    from .npz import _images
+    from .npz import npz_images
 
     p = Path(path)
     if p.is_file() and p.suffix.lower() == ".npz":
@@ -239,7 +239,7 @@ def read_images(path: str | Path, size: int, channels: int) -> tuple[np.ndarray,
             raise BadInput(f"{p}: cannot read the archive without unpickling ({e})") from None
         except (zipfile.BadZipFile, OSError, EOFError) as e:
             raise BadInput(f"{p}: not a valid .npz archive ({e})") from None
-        x = conform(_images(p, "x", x), size, channels)
+        x = conform(npz_images(p, "x", x), size, channels)
         return x, [f"{i:05d}" for i in range(len(x))]
     if not p.is_dir():
         raise BadInput(f"{p}: give a folder of images or an .npz file with an array x")
@@ -257,6 +257,6 @@ def read_folder(root: Path, size: int, channels: int) -> tuple[np.ndarray, list[
         x uint8 (N, channels, size, size), the N paths kept, and the Fitting that says what was
         converted, resized and skipped (the caller words the warning: `fitting.warn(where, root)`).
     """
-    items, skipped = _scan(root)
-    x, kept = _decode(items, size, channels, skipped)
+    items, skipped = scan_folder(root)
+    x, kept = decode_image(items, size, channels, skipped)
     return x, kept, Fitting.of(items, kept, size, channels, skipped)

@@ -20,7 +20,7 @@ from .transform import conform
 TEST_FRACTION = 0.1
 
 
-def _images(path: Path, key: str, a: np.ndarray) -> np.ndarray:
+def npz_images(path: Path, key: str, a: np.ndarray) -> np.ndarray:
     if a.dtype != np.uint8:
         raise BadInput(f"{path}: array '{key}' must be uint8 in 0..255, found {a.dtype}; scale and cast it")
     if a.ndim == 3:
@@ -70,10 +70,10 @@ def load_npz(path: str | Path, size: int | None = None, channels: int | None = N
         if key in arrays and not isinstance(arrays[key], np.ndarray):
             # NpzFile hands back raw bytes for a member that is not a .npy array
             raise BadInput(f"{path}: member '{key}' is not a NumPy array")
-    x = _images(path, "x", arrays["x"])
+    x = npz_images(path, "x", arrays["x"])
     y = _labels(path, "y", arrays["y"], len(x)) if "y" in arrays else None
     if "x_test" in arrays:
-        xt = _images(path, "x_test", arrays["x_test"])
+        xt = npz_images(path, "x_test", arrays["x_test"])
         if xt.shape[1:] != x.shape[1:]:
             raise BadInput(f"{path}: 'x_test' images are {xt.shape[1:]}, 'x' images are {x.shape[1:]}")
         yt = _labels(path, "y_test", arrays["y_test"], len(xt)) if "y_test" in arrays else None

@@ -312,17 +312,17 @@ class GenerativeModel(nn.Module):
     def from_config(family: str, config: dict, where: str) -> "GenerativeModel":
         """A freshly initialised model of registry family `family` from its config as a dict
         (what config.json files hold); `where` names the file in errors."""
-        from ..registry import MODELS, _ensure_loaded
+        from ..registry import MODELS, ensure_loaded
 
-        _ensure_loaded()
+        ensure_loaded()
         cls = MODELS[family]
         return cls(from_dict(cls.Config, config, where=where))
 
     @staticmethod
     def from_pretrained(directory: str | Path, device: str | torch.device = "cpu") -> "GenerativeModel":
-        from ..registry import MODELS, _ensure_loaded
+        from ..registry import MODELS, ensure_loaded
 
-        _ensure_loaded()
+        ensure_loaded()
         d = Path(directory)
         try:
             meta = json.loads((d / "config.json").read_text())

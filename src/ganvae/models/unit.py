@@ -57,7 +57,7 @@ import torch
 from torch import nn
 
 from ..errors import BadInput
-from ..nets import _norm, dcgan_init
+from ..nets import norm_layer, dcgan_init
 from ..registry import register_model
 from .translation import TranslationConfig, TranslationModel, adam, g_loss, l1
 
@@ -131,13 +131,13 @@ def _front(channels: int, width: int, norm: str) -> nn.Sequential:
     first layer (DCGAN), LeakyReLU 0.2."""
     return nn.Sequential(
         nn.Conv2d(channels, width, 4, 2, 1), nn.LeakyReLU(0.2),
-        nn.Conv2d(width, 2 * width, 4, 2, 1, bias=norm == "none"), _norm(norm, 2 * width), nn.LeakyReLU(0.2))
+        nn.Conv2d(width, 2 * width, 4, 2, 1, bias=norm == "none"), norm_layer(norm, 2 * width), nn.LeakyReLU(0.2))
 
 
 def _back(channels: int, width: int, norm: str) -> nn.Sequential:
     """A domain's private generator layers: (B, 4w, S/4, S/4) -> (B, C, S, S) in [-1, 1]."""
     return nn.Sequential(
-        nn.ConvTranspose2d(4 * width, 2 * width, 4, 2, 1, bias=norm == "none"), _norm(norm, 2 * width), nn.ReLU(),
+        nn.ConvTranspose2d(4 * width, 2 * width, 4, 2, 1, bias=norm == "none"), norm_layer(norm, 2 * width), nn.ReLU(),
         nn.ConvTranspose2d(2 * width, channels, 4, 2, 1), nn.Tanh())
 
 
@@ -172,10 +172,10 @@ class UNIT(TranslationModel):
         # space common (§3: the last, high-level layers of E1 and E2 and the first of G1 and
         # G2 share their weights).
         self.enc_shared = nn.Sequential(
-            nn.Conv2d(2 * w, 4 * w, 3, 1, 1, bias=c.norm == "none"), _norm(c.norm, 4 * w), nn.LeakyReLU(0.2),
+            nn.Conv2d(2 * w, 4 * w, 3, 1, 1, bias=c.norm == "none"), norm_layer(c.norm, 4 * w), nn.LeakyReLU(0.2),
             nn.Conv2d(4 * w, c.latent, 1))                                  # mu, no norm: a free mean
         self.dec_shared = nn.Sequential(
-            nn.Conv2d(c.latent, 4 * w, 3, 1, 1, bias=c.norm == "none"), _norm(c.norm, 4 * w), nn.ReLU())
+            nn.Conv2d(c.latent, 4 * w, 3, 1, 1, bias=c.norm == "none"), norm_layer(c.norm, 4 * w), nn.ReLU())
         self.dec_a = _back(c.channels_a, w, c.norm)
         self.dec_b = _back(c.channels, w, c.norm)
         for m in self._g_modules():

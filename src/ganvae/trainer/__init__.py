@@ -28,14 +28,15 @@ from ..models.base import has_fitted_prior
 from .builder import build, check_translation_data, spread_lr, train
 from .config import (TRAIN_KEYS, DataConfig, RunConfig, TrainConfig, check_precision, data_option_field,
                      parse_budget, resolve_device, resolve_precision, split_overrides)
-from .guards import _is_lost_peer
+from .guards import is_lost_peer
 from .loop import Trainer
-from .runs import (LEGACY_FIELDS, _legacy_val_split, _load_step, checkpoints, init_from, legacy_row, load_data,
+from .runs import (LEGACY_FIELDS, legacy_val_split, load_step, checkpoints, init_from, legacy_row, load_data,
                    load_run, new_run_dir, prior_images, read_summary, refit_prior, run_dataset, slug,
                    training_images)
 
 # the private names these had before they were public (used across modules and in tests)
 _spread_lr = spread_lr
 _load_data = load_data
+_is_lost_peer, _legacy_val_split, _load_step = is_lost_peer, legacy_val_split, load_step
 
 __all__ = ["Trainer", "TrainConfig", "DataConfig", "RunConfig", "train", "build", "load_run", "parse_budget"]

@@ -18,7 +18,7 @@ from ..errors import BadInput, GanvaeError
 from ..files import dir_lock, write_json
 from .config import RunConfig, data_option_field, split_overrides
 from .loop import Trainer
-from .runs import _legacy_val_split, checkpoints, init_from, load_data, new_run_dir
+from .runs import legacy_val_split, checkpoints, init_from, load_data, new_run_dir
 
 
 def build(preset: str, data: ImageDataset, overrides: dict | None = None):
@@ -117,7 +117,7 @@ def train(preset: str, data: str = "shapes", run_dir: str | Path | None = None, 
                 raise BadInput(f"--resume {run_dir}: no config.json there; is it a run directory?")
             saved = json.loads(cfg_path.read_text())
             preset = saved["preset"]
-            _legacy_val_split(saved)
+            legacy_val_split(saved)
             base = replace(RunConfig(preset=preset), {"data": saved["data"], "train": saved["train"]},
                            where=str(cfg_path))
             if {"steps", "epochs", "budget"} & set(t_over):  # a new stopping point replaces the old one

@@ -109,7 +109,7 @@ def roll_back(trainer, where: str) -> bool:
 
 # ------------------------------------------------------------------------------- DDP
 
-def _is_lost_peer(e: RuntimeError) -> bool:
+def is_lost_peer(e: RuntimeError) -> bool:
     """A collective's failure because a partner process is gone (killed, crashed, hung)."""
     import torch.distributed as dist
 

@@ -25,7 +25,7 @@ from ..files import write_json
 from ..images import save_grid
 from ..models.base import has_fitted_prior
 from .config import RunConfig, check_precision, parse_budget, resolve_device, resolve_precision
-from .guards import StopSignals, _is_lost_peer, divergence, roll_back, step_is_finite, stopped
+from .guards import StopSignals, is_lost_peer, divergence, roll_back, step_is_finite, stopped
 from .runs import checkpoints, prior_images, training_images
 
 
@@ -391,7 +391,7 @@ class Trainer:
                 self._t_step = time.perf_counter()  # logging, checkpoints, callbacks: not training time
         except RuntimeError as e:
             # a collective failed: another rank is gone (a GanvaeError passes through untouched)
-            if self.world.size > 1 and _is_lost_peer(e):
+            if self.world.size > 1 and is_lost_peer(e):
                 raise parallel.lost(e, self.step, self.run_dir) from None
             raise
         finally:

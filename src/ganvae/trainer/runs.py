@@ -105,7 +105,7 @@ def load_data(d: DataConfig) -> ImageDataset:
     return limit_train(hold_out_val(ds, d.val_split, d.seed), d.limit, d.seed)
 
 
-def _legacy_val_split(saved: dict) -> None:
+def legacy_val_split(saved: dict) -> None:
     """A config.json written before validation splits trained on the whole train split: rebuild
     it that way (val_split 0), not with today's default, or a resume would change its data."""
     if isinstance(saved.get("data"), dict):
@@ -126,7 +126,7 @@ def load_run(run: str | Path, device: str = "cpu", checkpoint: str = "last"):
         raise BadInput(f"{run}: no such run directory")
     checkpoint = str(checkpoint).strip().lower()
     if checkpoint.isdigit():
-        return _load_step(run, int(checkpoint), device)
+        return load_step(run, int(checkpoint), device)
     if checkpoint not in ("last", "best"):
         raise BadInput(f"--checkpoint {checkpoint}: give last, best or a step number")
     if checkpoint == "best":
@@ -149,7 +149,7 @@ def load_run(run: str | Path, device: str = "cpu", checkpoint: str = "last"):
     return model, cfg
 
 
-def _load_step(run: Path, step: int, device: str):
+def load_step(run: Path, step: int, device: str):
     """The model as checkpoint step_<step> of `run` holds it (its own config.json rebuilds it)."""
     from ..models.base import GenerativeModel
 
@@ -194,6 +194,6 @@ def training_images(x: np.ndarray, binarize: str, seed: int) -> np.ndarray:
 def run_dataset(cfg: dict) -> ImageDataset:
     if not cfg:
         raise BadInput("this command needs the run's data; give a run directory, not a bare model directory")
-    _legacy_val_split(cfg)
+    legacy_val_split(cfg)
     d = replace(DataConfig(), cfg["data"], where="config.json")
     return load_data(d)
