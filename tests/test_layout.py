@@ -294,3 +294,35 @@ def test_no_module_imports_another_modules_private_name():
                 found += [f"{path.relative_to(SRC)}:{node.lineno}: {a.name}" for a in node.names
                           if a.name.startswith("_") and not a.name.startswith("__")]
     assert found == []
+
+
+def _imports(path: Path) -> set[str]:
+    """The ganvae modules a source file imports (at any depth of the file), as dotted names."""
+    import ast
+
+    package = ".".join(path.relative_to(SRC.parent).with_suffix("").parts)
+    if path.name == "__init__.py":
+        package = package.removesuffix(".__init__") + ".__init__"
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[:-node.level]
+                out.add(".".join(base + ([node.module] if node.module else [])))
+            elif (node.module or "").startswith("ganvae"):
+                out.add(node.module)
+        elif isinstance(node, ast.Import):
+            out |= {a.name for a in node.names if a.name.startswith("ganvae")}
+    return out
+
+
+def test_the_layers_do_not_cross():
+    """Rendering never reaches into training (report -> trainer or checkpoint), and scoring knows
+    models only through their contract (evaluation -> models.base at most, never a family's file)."""
+    report = {f"{p.relative_to(SRC)}: {m}" for p in (SRC / "report").glob("*.py") for m in _imports(p)
+              if m.startswith(("ganvae.trainer", "ganvae.checkpoint"))}
+    assert report == set()
+    evaluation = {m for m in _imports(SRC / "evaluation.py") if m.startswith("ganvae.models")}
+    assert evaluation <= {"ganvae.models.base", "ganvae.models"}, evaluation
+    # the check itself sees relative imports: html.py takes run names from the comparison
+    assert "ganvae.comparison.results" in _imports(SRC / "report" / "html.py")

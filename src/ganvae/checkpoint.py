@@ -18,7 +18,7 @@ from safetensors.torch import load_file, save_file
 
 from .errors import GanvaeError
 # atomic_write and write_json live in files.py; re-exported here so older imports keep working
-from .files import atomic_write, write_json  # noqa: F401
+from .files import atomic_write, within, write_json  # noqa: F401  (within: its old home)
 
 
 def split_state(obj: Any, tensors: dict[str, torch.Tensor], prefix: str = "") -> Any:
@@ -55,13 +55,6 @@ def join_state(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
     return obj
 
 
-def within(base: Path, path: Path) -> bool:
-    """True when `path`, with every symlink resolved, lies inside `base`: files named inside a run
-    directory (figures, checkpoints, the model) are never read from outside it."""
-    try:
-        return Path(path).resolve().is_relative_to(Path(base).resolve())
-    except (OSError, RuntimeError):  # a symlink loop
-        return False
 
 
 def sha256_file(path: Path) -> str:

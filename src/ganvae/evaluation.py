@@ -34,7 +34,6 @@ from .files import atomic_write, check_npz
 from .metrics import TooFewRows, sample_metrics
 from .metrics import directions as sample_directions
 from .metrics.inpainting import psnr_of
-from .models.vae import DISCRETIZED
 
 
 @dataclass
@@ -130,12 +129,7 @@ SPACES = {
 def likelihood_space(model, binarize: str = "none") -> str:
     """The data space a likelihood model's numbers are probabilities in: 8-bit, binary, or
     invalid (what it computes is not a probability of the data it is scored on)."""
-    kind = getattr(model.config, "likelihood", None)
-    if kind in DISCRETIZED:
-        return "8-bit"
-    if kind == "bernoulli" and binarize != "none":
-        return "binary"
-    return "invalid"
+    return model.likelihood_space(binarize)
 
 
 def likelihood_info(model, metrics: dict, binarize: str = "none", seconds: float | None = None) -> dict | None:

@@ -122,3 +122,24 @@ def check_npz(path: Path, what: str = "", hint: str = "write one with numpy.save
         kind = "a .npy array (numpy.save)" if head[:1] == b"\x93" else "not a zip archive"
         raise BadInput(f"{what}{path}: not an .npz file ({kind}); {hint}")
 
+
+def within(base: Path, path: Path) -> bool:
+    """True when `path`, with every symlink resolved, lies inside `base`: files named inside a run
+    directory (figures, checkpoints, the model) are never read from outside it."""
+    try:
+        return Path(path).resolve().is_relative_to(Path(base).resolve())
+    except (OSError, RuntimeError):  # a symlink loop
+        return False
+
+
+# Field names written before the result files shared one vocabulary (docs/results.md), and
+# their names now: read_summary / legacy_row map an old run's files onto today's.
+LEGACY_FIELDS = {"step": "steps", "images": "images_seen", "time": "train_seconds", "img_per_s": "images_per_second",
+                 "precision": "dtype"}
+
+
+def legacy_row(row: dict, total: bool = False) -> dict:
+    """A metrics.jsonl / curve.jsonl line (total=False: `step` stays) or a summary (total=True)
+    with its old field names renamed."""
+    renames = {k: v for k, v in LEGACY_FIELDS.items() if total or k != "step"}
+    return {renames.get(k, k) if k in renames and renames[k] not in row else k: v for k, v in row.items()}

@@ -133,6 +133,14 @@ class GenerativeModel(nn.Module):
     # the nets a user may replace with their own modules (ModelConfig.nets, custom.py)
     custom_roles: ClassVar[tuple[str, ...]] = ()
 
+    def likelihood_space(self, binarize: str = "none") -> str:
+        """The data space this model's likelihood numbers are probabilities in: "8-bit" (a
+        discretized density of the pixels), "binary" (Bernoulli on binarized data) or "invalid"
+        (not a probability of the data it is scored on: never ranked). Evaluation names every
+        likelihood metric by it, asking the model rather than knowing any model's internals;
+        `binarize` is the run's data.binarize. A model without a likelihood: "invalid"."""
+        return "invalid"
+
     def __init__(self, config):
         super().__init__()
         if getattr(config, "nets", None) and not self.custom_roles:

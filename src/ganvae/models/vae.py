@@ -216,6 +216,13 @@ class VAE(FittedPrior, GaussianEncoding, GenerativeModel):
     has_encoder = True
     has_likelihood = True
 
+    def likelihood_space(self, binarize: str = "none") -> str:
+        if self.config.likelihood in DISCRETIZED:
+            return "8-bit"
+        if self.config.likelihood == "bernoulli" and binarize != "none":
+            return "binary"
+        return "invalid"      # a Bernoulli on grey levels, or a continuous Gaussian density
+
     def __init__(self, config: VAEConfig):
         config.validate()
         super().__init__(config)

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..checkpoint import within
-from ..files import atomic_write, read_jsonl
+from ..files import atomic_write, legacy_row, read_jsonl, within
 from ..errors import BadInput
 from ..comparison.scoring import summary_line
 
@@ -428,7 +427,6 @@ def build_context(out: Path) -> dict:
     run_dirs: dict[str, list[Path]] = {}
     for r in rows:
         run_dirs.setdefault(r["model"], []).append(out / "runs" / run_name(r["model"], r["seed"]))
-    from ..trainer import legacy_row
 
     curves = {m: [legacy_row(r) for r in read_jsonl(dirs[0] / "curve.jsonl")] for m, dirs in run_dirs.items()}
     results["_hist"] = {r["model"]: r["class_hist"] for r in rows

@@ -13,12 +13,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..checkpoint import load_state, within
+from ..checkpoint import load_state
 from ..config import replace
 from ..data import ImageDataset, load_dataset, to_float
 from ..data.base import hold_out_val, limit_train
 from ..data.binarize import binarize_static
 from ..errors import BadInput
+from ..files import LEGACY_FIELDS, legacy_row, within  # noqa: F401  (LEGACY_FIELDS: re-exported)
 from ..models.base import has_fitted_prior
 from .config import DataConfig, TrainConfig
 
@@ -35,19 +36,6 @@ def new_run_dir(root: Path, preset: str, data_spec: str) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     numbers = [int(m.group(1)) for p in root.iterdir() if (m := re.match(r"(\d{4})-", p.name))]
     return root / f"{max(numbers, default=-1) + 1:04d}-{preset}-{slug(data_spec)}"
-
-
-# Field names written before the result files shared one vocabulary (docs/results.md), and
-# their names now: read_summary / legacy_row map an old run's files onto today's.
-LEGACY_FIELDS = {"step": "steps", "images": "images_seen", "time": "train_seconds", "img_per_s": "images_per_second",
-                 "precision": "dtype"}
-
-
-def legacy_row(row: dict, total: bool = False) -> dict:
-    """A metrics.jsonl / curve.jsonl line (total=False: `step` stays) or a summary (total=True)
-    with its old field names renamed."""
-    renames = {k: v for k, v in LEGACY_FIELDS.items() if total or k != "step"}
-    return {renames.get(k, k) if k in renames and renames[k] not in row else k: v for k, v in row.items()}
 
 
 def read_summary(run_dir: Path) -> dict:
