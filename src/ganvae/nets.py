@@ -253,7 +253,7 @@ class _ResBlockUp(nn.Module):
         self.c1, self.c2 = nn.Conv2d(cin, cout, 3, 1, 1), nn.Conv2d(cout, cout, 3, 1, 1)
         self.skip = nn.Conv2d(cin, cout, 1)
 
-    def norm_layer(self, m: nn.Module, h: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
+    def _norm(self, m: nn.Module, h: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
         return m(h, w) if isinstance(m, ClassConditionalNorm) else m(h)
 
     def forward(self, h: torch.Tensor, w: torch.Tensor | None = None) -> torch.Tensor:

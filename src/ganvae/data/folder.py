@@ -59,7 +59,7 @@ class Fitting:
 
     @classmethod
     def of(cls, items, kept: list[Path], size: int, channels: int, skipped: list[Path]) -> "Fitting":
-        """From `scan_folder`'s headers [(path, (w, h), is_grey)], the paths `decode_image` kept and those
+        """From `scan_folder`'s headers [(path, (w, h), is_grey)], the paths `decode_images` kept and those
         left out: only kept images count as converted or resized."""
         fitting = cls(channels, size, skipped=list(skipped))
         kept = set(kept)
@@ -138,7 +138,7 @@ def scan_folder(root: Path) -> tuple[list[tuple[Path, tuple[int, int], bool]], l
     return good, skipped
 
 
-def decode_image(items, size: int, channels: int, skipped: list[Path]) -> tuple[np.ndarray, list[Path]]:
+def decode_images(items, size: int, channels: int, skipped: list[Path]) -> tuple[np.ndarray, list[Path]]:
     out = np.empty((len(items), channels, size, size), dtype=np.uint8)
     kept = []
     for p, _, _ in items:
@@ -189,7 +189,7 @@ def load_folder(path: str | Path, size: int | None = None, channels: int | None 
 
     decoded = {}
     for name, its in scans.items():
-        decoded[name] = decode_image(its, size, channels, skipped)
+        decoded[name] = decode_images(its, size, channels, skipped)
     kept = [p for _, paths in decoded.values() for p in paths]
     Fitting.of(items, kept, size, channels, skipped).warn(root, root, conversions=False)
 
@@ -258,5 +258,5 @@ def read_folder(root: Path, size: int, channels: int) -> tuple[np.ndarray, list[
         converted, resized and skipped (the caller words the warning: `fitting.warn(where, root)`).
     """
     items, skipped = scan_folder(root)
-    x, kept = decode_image(items, size, channels, skipped)
+    x, kept = decode_images(items, size, channels, skipped)
     return x, kept, Fitting.of(items, kept, size, channels, skipped)

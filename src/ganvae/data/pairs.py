@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import BadInput
 from .base import ImageDataset, Split
-from .folder import TEST_FRACTION, SkippedFilesWarning, decode_image, scan_folder
+from .folder import TEST_FRACTION, SkippedFilesWarning, decode_images, scan_folder
 from .transform import check_channels, check_size
 
 
@@ -63,7 +63,7 @@ def load_pairs(path: str | Path, size: int | None = None, channels: int | None =
           "B": channels or (1 if all(scans["B"][n][2] for n in names) else 3)}
     decoded = {}
     for side in ("A", "B"):
-        x, kept = decode_image([scans[side][n] for n in names], size, ch[side], skipped)
+        x, kept = decode_images([scans[side][n] for n in names], size, ch[side], skipped)
         decoded[side] = dict(zip((_key(p, dirs[side]) for p in kept), x))
     good = [n for n in names if n in decoded["A"] and n in decoded["B"]]   # a pair is only as good as both
     if skipped:

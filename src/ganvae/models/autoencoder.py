@@ -328,7 +328,7 @@ class AE(FittedPrior, GenerativeModel):
             per_pixel = (out - x).pow(2)
         return per_pixel.flatten(1).sum(1)
 
-    def train_step(self, x: torch.Tensor, step: int) -> dict[str, float]:
+    def train_step(self, x: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
         self.train()
         opt = self.optimizers()["ae"]
         with self.autocast():

@@ -30,7 +30,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Callable, Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -234,6 +234,15 @@ PRESETS = {
 }
 
 
+class DMain(NamedTuple):
+    """What the Dmain phase (GAN._d_main) computed for one D update."""
+    loss: torch.Tensor          # D's main loss, 0-d float32 (before any penalty)
+    logits_real: torch.Tensor   # (B,) float32, D on its view of the real batch
+    logits_fake: torch.Tensor   # (B,) float32, D on its view of the fakes
+    real_d: torch.Tensor        # (B, C, H, W) D's view of the real batch (augmented, if configured)
+    fake_d: torch.Tensor        # (B, C, H, W) D's view of the fakes (detached from G)
+
+
 @register_model("gan", presets=PRESETS)
 class GAN(GenerativeModel):
     """GAN (Goodfellow et al. 2014): the original minimax game on the DCGAN nets."""
@@ -314,6 +323,13 @@ class GAN(GenerativeModel):
     def train_step(self, x: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
         """One generator update and the n_critic discriminator updates before it.
 
+        The phases of StyleGAN2-ADA's loop (Karras et al. 2020), each a method below:
+        for each of the n_critic D updates, `_fakes` (G's samples for it), `_d_main` (D's main
+        loss), `_d_gp` (reg=gp: joins Dmain's loss, so it shares its update), `_d_step` (the
+        optimizer step, with reg=gradclip before it and reg=clip after it) and, on the D updates
+        lazy R1 is due, `_d_reg` (its own update); then `_g_main` and the EMA. reg=spectral
+        (Miyato et al. 2018) acts inside D's forward (add_spectral_norm), so no phase names it.
+
         Args:
             x: n_critic batches of real images stacked, (n_critic * B, C, H, W) in [-1, 1]:
                 each D update gets its own batch of B.
@@ -333,82 +349,126 @@ class GAN(GenerativeModel):
 
         for i, xb in enumerate(batches):
             d_update = step * c.n_critic + i          # D updates done before this one
-            # (1) Dmain: one discriminator update on this batch against fresh fakes. Forwards
-            # under autocast; the losses on float32 logits.
-            last = i == c.n_critic - 1
             # cgan: the fakes are drawn for the real batch's classes, so D compares like with like
             # and a penalty's interpolates keep one class (None: unconditional)
             w = w_all[i] if c.conditional else None
             # The last D update's fakes are kept with G's graph and reused by Gmain (as the
             # DCGAN reference loops do): G has not changed since they were drawn, so Gmain's
             # loss is the same function of G's weights, and one G forward per step is saved.
-            # (under DDP, G's wrapper: Gmain's backward all-reduces G's gradients; z is this
-            # rank's rows of a draw for the global batch, see parallel.py)
-            with torch.set_grad_enabled(last), self.autocast():
-                fake_g = self.ddp("g")(parallel.randn(b, c.latent, device=xb.device), w)   # (B, C, H, W)
-            fake = fake_g.detach()
-            # D judges augmented images only (augment=diffaug / ada), real and fake alike, so
-            # the augmentations cannot leak into G (Zhao et al. 2020; Karras et al. 2020).
-            xb_d, fake_d = self.augment(xb), self.augment(fake)
-            with self.autocast():
-                logits_real = self.ddp("d")(xb_d, w)                     # (B,)
-                logits_fake = self.ddp("d")(fake_d, w)                   # (B,)
-            logits_real, logits_fake = logits_real.float(), logits_fake.float()
-            self.augment.observe(logits_real)                            # ADA's r_t (no-op otherwise)
-            loss_d = self.d_loss(logits_real, logits_fake)
-            total = loss_d
+            fake_g = self._fakes(b, w, keep_graph=i == c.n_critic - 1, device=xb.device)   # (B, C, H, W)
+
+            # (1) Dmain: one discriminator update on this batch against fresh fakes.
+            d = self._d_main(xb, fake_g.detach(), w)
+            total = d.loss
             if c.reg == "gp":
-                gp = gradient_penalty(lambda t: self._critic(t, w), xb_d.detach(), fake_d.float())
+                gp = self._d_gp(d.real_d, d.fake_d, w)
                 total = total + c.gp_weight * gp
                 sums["reg/gp"] = sums.get("reg/gp", 0) + gp.detach()
-            opt["d"].zero_grad(set_to_none=True)
-            self.backward(total)
-            if c.reg == "gradclip":
-                self.unscale(opt["d"])                # clip the true gradients, not scaled ones
-                torch.nn.utils.clip_grad_norm_(self.d.parameters(), c.grad_clip)
-            self.step(opt["d"])
-            # Each update is followed by end_step: fp16's GradScaler allows one step per
-            # optimizer between two scale updates, and D steps up to 2 * n_critic times here.
-            self.end_step()
-            if c.reg == "clip":
-                # After the step, so that G (and the next D step) always see a clipped critic.
-                clip_weights_(self.d, c.clip_value)
-            sums["loss/d"] = sums.get("loss/d", 0) + loss_d.detach()
-            sums["d/real"] = sums.get("d/real", 0) + logits_real.detach().mean()
-            sums["d/fake"] = sums.get("d/fake", 0) + logits_fake.detach().mean()
+            self._d_step(total, opt["d"])
+            sums["loss/d"] = sums.get("loss/d", 0) + d.loss.detach()
+            sums["d/real"] = sums.get("d/real", 0) + d.logits_real.detach().mean()
+            sums["d/fake"] = sums.get("d/fake", 0) + d.logits_fake.detach().mean()
 
             # (2) Dreg: lazy R1, a separate update every r1_every D updates, scaled by r1_every
             # so the penalty's average strength matches applying it every step (StyleGAN2 §B).
             if c.reg == "r1" and d_update % c.r1_every == 0:
-                seen: list[torch.Tensor] = []
-                r1 = r1_penalty(lambda t: seen.append(self._critic(t, w, self.ddp("d"))) or seen[-1],
-                                xb_d.detach())                          # on what D sees (ADA's R1)
-                opt["d"].zero_grad(set_to_none=True)
-                # + 0 * logits: R1's double backward gives D's last bias no gradient at all,
-                # and a DDP wrapper waits for every parameter's (as StyleGAN2-ADA's Dr1 phase)
-                self.backward(c.r1_gamma / 2 * r1 * c.r1_every + 0 * seen[0].sum())
-                self.step(opt["d"])
-                self.end_step()
-                out["reg/r1"] = r1.detach()
+                out["reg/r1"] = self._d_reg(d.real_d, w, opt["d"])
         for k, v in sums.items():
             out[k] = v / c.n_critic
 
-        # (3) Gmain: one generator update against the updated D.
+        # (3) Gmain: one generator update against the updated D, on the last D update's fakes.
+        out["loss/g"] = self._g_main(fake_g, w, opt["g"])
+        if c.augment == "ada":
+            out["aug/p"] = self.augment.p                                # ADA's p(t), plotted by the report
+        # (4) the EMA of G's weights and norm statistics
+        if c.ema > 0:
+            self._update_ema(step)
+        return out
+
+    # ---- the phases of train_step, in their order
+    def _fakes(self, b: int, w: torch.Tensor | None, keep_graph: bool, device: torch.device) -> torch.Tensor:
+        """b fresh fakes G(z), (b, C, H, W), from z ~ N(0, I) (b, latent); G's forward under
+        autocast, so they may be bf16 / fp16. cgan: w (b, K) the real batch's class weights.
+        With G's graph only when keep_graph (the fakes Gmain reuses). Under DDP, G's wrapper:
+        Gmain's backward all-reduces G's gradients; z is this rank's rows of a draw for the
+        global batch (see parallel.py)."""
+        with torch.set_grad_enabled(keep_graph), self.autocast():
+            return self.ddp("g")(parallel.randn(b, self.config.latent, device=device), w)   # (b, C, H, W)
+
+    def _d_main(self, xb: torch.Tensor, fake: torch.Tensor, w: torch.Tensor | None) -> DMain:
+        """Dmain: D's main loss on a real batch xb (B, C, H, W) against detached fakes
+        (B, C, H, W), the configured loss of the logits (see LOSSES: Goodfellow et al. 2014;
+        Arjovsky et al. 2017; Mao et al. 2017; Lim & Ye 2017). D's forwards under autocast; the
+        loss on float32 logits. Also feeds ADA's overfitting heuristic the real logits. No
+        backward: `_d_step` takes it, with any penalty that joins it."""
+        # D judges augmented images only (augment=diffaug / ada), real and fake alike, so
+        # the augmentations cannot leak into G (Zhao et al. 2020; Karras et al. 2020).
+        xb_d, fake_d = self.augment(xb), self.augment(fake)
+        with self.autocast():
+            logits_real = self.ddp("d")(xb_d, w)                     # (B,)
+            logits_fake = self.ddp("d")(fake_d, w)                   # (B,)
+        logits_real, logits_fake = logits_real.float(), logits_fake.float()
+        self.augment.observe(logits_real)                            # ADA's r_t (no-op otherwise)
+        return DMain(self.d_loss(logits_real, logits_fake), logits_real, logits_fake, xb_d, fake_d)
+
+    def _d_gp(self, real_d: torch.Tensor, fake_d: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
+        """reg=gp: the gradient penalty E[(||grad D(x_hat)||_2 - 1)^2] (Gulrajani et al. 2017),
+        unweighted, 0-d float32, on interpolates of D's views of the real and fake batches
+        (B, C, H, W) each (one draw of B interpolation weights). Differentiable in D's weights:
+        the caller adds gp_weight times it to Dmain's loss, for the same update."""
+        return gradient_penalty(lambda t: self._critic(t, w), real_d.detach(), fake_d.float())
+
+    def _d_step(self, loss: torch.Tensor, opt: torch.optim.Optimizer) -> None:
+        """One optimizer step of D on `loss` (0-d: Dmain's loss, plus GP's term), with the
+        regularizers that act on the step itself: reg=gradclip clips the gradients' global
+        norm before it, reg=clip clips the weights after it (Arjovsky et al. 2017)."""
+        c = self.config
+        opt.zero_grad(set_to_none=True)
+        self.backward(loss)
+        if c.reg == "gradclip":
+            self.unscale(opt)                     # clip the true gradients, not scaled ones
+            torch.nn.utils.clip_grad_norm_(self.d.parameters(), c.grad_clip)
+        self.step(opt)
+        # Each update is followed by end_step: fp16's GradScaler allows one step per
+        # optimizer between two scale updates, and D steps up to 2 * n_critic times here.
+        self.end_step()
+        if c.reg == "clip":
+            # After the step, so that G (and the next D step) always see a clipped critic.
+            clip_weights_(self.d, c.clip_value)
+
+    def _d_reg(self, real_d: torch.Tensor, w: torch.Tensor | None, opt: torch.optim.Optimizer) -> torch.Tensor:
+        """Dreg (reg=r1, when due): one D update on the R1 penalty ||grad_x D(x)||^2 (Mescheder
+        et al. 2018, eq. 9) on D's view of the real batch real_d (B, C, H, W), i.e. on what D
+        sees (ADA's R1), weighted gamma / 2 and scaled by r1_every for the lazy schedule
+        (Karras et al. 2020, StyleGAN2 Appendix B). Returns the unweighted R1, 0-d, detached."""
+        c = self.config
+        seen: list[torch.Tensor] = []
+        r1 = r1_penalty(lambda t: seen.append(self._critic(t, w, self.ddp("d"))) or seen[-1],
+                        real_d.detach())                            # on what D sees (ADA's R1)
+        opt.zero_grad(set_to_none=True)
+        # + 0 * logits: R1's double backward gives D's last bias no gradient at all,
+        # and a DDP wrapper waits for every parameter's (as StyleGAN2-ADA's Dr1 phase)
+        self.backward(c.r1_gamma / 2 * r1 * c.r1_every + 0 * seen[0].sum())
+        self.step(opt)
+        self.end_step()
+        return r1.detach()
+
+    def _g_main(self, fake_g: torch.Tensor, w: torch.Tensor | None, opt: torch.optim.Optimizer) -> torch.Tensor:
+        """Gmain: one generator update on the configured generator loss (see LOSSES: minimax
+        and the non-saturating ns of Goodfellow et al. 2014, ls of Mao et al. 2017, -E[D(G(z))]
+        for hinge and wasserstein) of the updated D's logits on D's view of fakes fake_g
+        (B, C, H, W) that still carry G's graph (DiffAugment / ADA are differentiable: Zhao et
+        al. 2020; Karras et al. 2020). Returns the loss, 0-d float32, detached."""
         fake_g = self.augment(fake_g)                                    # differentiable: G learns through it
         with self.autocast():
             logits_fake = self.d(fake_g, w)                              # (B,) against the updated D
         loss_g = self.g_loss(logits_fake.float())
-        opt["g"].zero_grad(set_to_none=True)
+        opt.zero_grad(set_to_none=True)
         # Only G's gradients: D's parameters are left untouched (and not computed).
         self.backward(loss_g, inputs=list(self.g.parameters()))
-        self.step(opt["g"])
+        self.step(opt)
         self.end_step()
-        out["loss/g"] = loss_g.detach()
-        if c.augment == "ada":
-            out["aug/p"] = self.augment.p                                # ADA's p(t), plotted by the report
-        if c.ema > 0:
-            self._update_ema(step)
-        return out
+        return loss_g.detach()
 
     def _critic(self, x: torch.Tensor, w: torch.Tensor | None = None, net: nn.Module | None = None) -> torch.Tensor:
         """D as the penalties differentiate it, with float32 logits. Under bf16 its forward is

@@ -254,7 +254,7 @@ class VAEGAN(FittedPrior, GaussianEncoding, GenerativeModel):
                 "dec": c.gamma * feat + pix + (gan_rec + c.prior_weight * gan_prior if gan_on else 0.0),
                 "disc": gan_d, **diag}
 
-    def train_step(self, x: torch.Tensor, step: int) -> dict[str, float]:
+    def train_step(self, x: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
         self.train()
         opts = self.optimizers()
         loss = self.losses(x)
