@@ -9,14 +9,19 @@ config, not a subclass.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .errors import BadInput
+
+if TYPE_CHECKING:
+    from .tasks.base import Task
 
 MODELS: dict[str, type] = {}            # family name -> model class
 PRESETS: dict[str, tuple[str, dict]] = {}  # preset name -> (family, config overrides)
 PRESET_HELP: dict[str, str] = {}
-TASKS: dict[str, type] = {}             # task name -> task class (ganvae.tasks)
+# task name -> task class (ganvae.tasks); the class object itself is the Task (tasks/base.py)
+TASKS: dict[str, Task] = {}
+TaskClass = TypeVar("TaskClass", bound="Task")
 
 
 def register_model(name: str, presets: dict[str, tuple[dict, str]] | None = None):
@@ -40,8 +45,16 @@ def register_model(name: str, presets: dict[str, tuple[dict, str]] | None = None
     return deco
 
 
-def register_task(cls):
-    """Class decorator: register a task (ganvae.tasks) under its `name`."""
+def register_task(cls: TaskClass) -> TaskClass:
+    """Class decorator: register a task (ganvae.tasks) under its `name`.
+
+    The class must keep the task contract (ganvae.tasks.base.Task): a type checker sees that
+    from this signature, and at import time `check_task` raises a TypeError naming the class and
+    each member it lacks or gets wrong, before anything is registered.
+    """
+    from .tasks.base import check_task   # (only task modules register: ganvae.tasks is loaded)
+
+    check_task(cls)
     TASKS[cls.name] = cls
     return cls
 

@@ -2,19 +2,9 @@
 `ganvae eval --tasks` and `ganvae compare --tasks` find them and the report shows them.
 
 A task uses models only through their contract (models/base.py) and never trains them. Its
-class provides:
-
-    name, title                  registry key, and the report section's heading
-    Config                       dataclass of its settings (saved in what it writes)
-    applies(model) -> bool       whether it can run on this model
-    prepare(ds, ev, cfg, log)    what is the same for every model of a comparison, computed once
-                                 (inputs, masks, baselines, reference features): a JSON-able dict
-    run(model, ds, ev, cfg, prepared, figures_dir, log, progress) -> dict
-                                 one model's results (JSON-able); figures written to figures_dir
-    tables(prepared, results) -> [table]   what the report and the terminal show: each table
-                                 {"title", "columns": [(key, label, higher is better)],
-                                  "rows": [{"name", "kind": model|baseline|floor, key: value}]}
-    findings(prepared, results) -> [str]   one-line conclusions for the report
+class keeps the task contract, tasks/base.py's `Task` Protocol, which documents every member
+(name, title, Config, applies, prepare, run, tables, findings; optionally plot, uses_evaluator,
+needs, group) and when each is called; `register_task` checks a class against it.
 
 `generate` (sample quality, the default) is not a registered task: every comparison scores it.
 The registry (TASKS, register_task) lives in ganvae.registry beside the models'.
@@ -28,6 +18,7 @@ import numpy as np
 
 from ..errors import BadInput
 from ..registry import TASKS
+from .base import Task
 
 BUILT_IN = ("generate",)
 
@@ -36,7 +27,8 @@ def _ensure_loaded() -> None:
     from . import augment, complete, compress, disentangle, probe, translate  # noqa: F401  (each registers itself)
 
 
-def get_task(name: str):
+def get_task(name: str) -> Task:
+    """The registered task class called `name` (the class object is the Task); BadInput if none."""
     _ensure_loaded()
     if name not in TASKS:
         raise BadInput(f"--tasks {name}: unknown task; choose from {', '.join(BUILT_IN + tuple(TASKS))}")

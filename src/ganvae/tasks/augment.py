@@ -26,6 +26,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -36,6 +37,9 @@ from ..errors import BadInput, GanvaeError
 from ..progress import enabled as progress_enabled
 from ..registry import register_task
 from . import seed_means
+
+if TYPE_CHECKING:
+    from .base import Task
 
 METRICS = [("real", "real only", True), ("synthetic", "synthetic only (CAS)", True),
            ("mixed", "real + synthetic", True), ("gain", "gain over real", True)]
@@ -121,7 +125,7 @@ class AugmentTask:
                 "steps": runs[0]["steps"], "images_seen": runs[0]["images_seen"]}
 
     @staticmethod
-    def run(model, ds, ev, cfg: AugmentEvalConfig, prepared: dict, figures_dir: Path | None = None,
+    def run(model, ds, ev, cfg: AugmentEvalConfig, prepared: dict, figures_dir: str | Path | None = None,
             log=print, progress: bool = False) -> dict:
         if not model.conditional:
             raise BadInput(f"augment-eval: {model.name} is unconditional; its samples have no labels to train a "
@@ -206,3 +210,7 @@ def augment_verdict(mixed: list[float], real: list[float]) -> str:
     if gain < -2 * se:
         return f"hurt ({gain:.3f}, twice the seeds' standard error is {2 * se:.3f})"
     return f"made no difference beyond the seeds' noise ({gain:+.3f} ± {2 * se:.3f}) to"
+
+
+if TYPE_CHECKING:   # a type checker verifies that the class object keeps the contract
+    _check: Task = AugmentTask

@@ -34,7 +34,7 @@ import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import torch
@@ -46,6 +46,9 @@ from ..images import rgb
 from ..metrics.inpainting import hole_mse, hole_psnr, ssim
 from ..registry import register_task
 from . import seed_means
+
+if TYPE_CHECKING:
+    from .base import Task
 
 # ---------------------------------------------------------------------------------------------
 # masks: (N, 1, H, W) float32, 1 = known pixel, 0 = hole
@@ -499,7 +502,7 @@ class CompletionTask:
                 "real_feats": real_f, "labels": labels, "config": dataclasses.asdict(cfg)}
 
     @staticmethod
-    def run(model, ds, ev, cfg: CompleteConfig, prepared: dict, figures_dir: Path | None = None,
+    def run(model, ds, ev, cfg: CompleteConfig, prepared: dict, figures_dir: str | Path | None = None,
             log=print, progress: bool = False) -> dict:
         """Complete every mask kind's images with the model; scores, timings and a figure."""
         from ..images import save_grid
@@ -533,7 +536,7 @@ class CompletionTask:
         return out
 
     @staticmethod
-    def tables(prepared: dict, results: dict[str, dict]) -> list[dict]:
+    def tables(prepared: dict, results: dict[str, list[dict]]) -> list[dict]:
         """One table per mask kind: every model (mean over seeds), the baselines, the originals.
 
         Args:
@@ -557,7 +560,7 @@ class CompletionTask:
         return tables
 
     @staticmethod
-    def findings(prepared: dict, results: dict[str, dict]) -> list[str]:
+    def findings(prepared: dict, results: dict[str, list[dict]]) -> list[str]:
         """Which model completes best overall and per mask kind, at what cost, and which models
         do not beat the best baseline (where, and which baseline)."""
         lines, wins, short = [], {}, {}
@@ -590,3 +593,7 @@ class CompletionTask:
             lines.append(f"{name} does not beat the best baseline on hole MSE for {'; '.join(where)}: "
                          "a baseline with no model at all completes those holes as well or better.")
         return lines
+
+
+if TYPE_CHECKING:   # a type checker verifies that the class object keeps the contract
+    _check: Task = CompletionTask

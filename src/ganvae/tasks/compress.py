@@ -26,6 +26,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -36,6 +37,9 @@ from ..metrics.codec import Quantizer, jpeg_at_bytes, jpeg_curve, pca_codec, rat
 from ..registry import register_task
 from ..evaluation import kl_bits, model_features
 from . import EncoderTask
+
+if TYPE_CHECKING:
+    from .base import PlottingTask
 
 # never ranked: each row is a different rate, so the best PSNR of the column would only name the
 # largest code; the figure and the findings compare at equal bytes
@@ -118,7 +122,7 @@ class CompressTask(EncoderTask):
                 "jpeg_curve": curve, "config": dataclasses.asdict(cfg)}
 
     @staticmethod
-    def run(model, ds, ev, cfg: CompressConfig, prepared: dict, figures_dir: Path | None = None,
+    def run(model, ds, ev, cfg: CompressConfig, prepared: dict, figures_dir: str | Path | None = None,
             log=print, progress: bool = False) -> dict:
         n = prepared["n"]
         test_x, fit_x = ds.test.x[:n], ds.train.x[_fit_rows(ds, cfg)]
@@ -243,3 +247,7 @@ class CompressTask(EncoderTask):
         ax.legend(fontsize=7, frameon=False, loc="best")
         fig.tight_layout()
         return fig
+
+
+if TYPE_CHECKING:   # a type checker verifies that the class object keeps the contract
+    _check: PlottingTask = CompressTask

@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -30,6 +31,9 @@ from ..metrics.disentangle import dci, factor_vae_score, gaussian_total_correlat
 from ..registry import register_task
 from ..evaluation import model_features
 from . import EncoderTask, seed_means
+
+if TYPE_CHECKING:
+    from .base import Task
 
 METRICS = [("mig", "MIG", True), ("factor_vae", "FactorVAE score", True), ("dci_d", "DCI disentanglement", True),
            ("dci_c", "DCI completeness", True), ("dci_i", "DCI informativeness", True),
@@ -79,7 +83,7 @@ class DisentangleTask(EncoderTask):
         return {"n": n, "factors": list(info["names"]) if has else None, "config": dataclasses.asdict(cfg)}
 
     @staticmethod
-    def run(model, ds, ev, cfg: DisentangleConfig, prepared: dict, figures_dir: Path | None = None,
+    def run(model, ds, ev, cfg: DisentangleConfig, prepared: dict, figures_dir: str | Path | None = None,
             log=print, progress: bool = False) -> dict:
         from ..visualize import factor_labels, save_labelled_grid, traverse
 
@@ -134,3 +138,7 @@ class DisentangleTask(EncoderTask):
         return [f"{best['name']} is the most disentangled by MIG ({best['mig']:.3f}, DCI disentanglement "
                 f"{best.get('dci_d', float('nan')):.3f}); {worst['name']} the least ({worst['mig']:.3f}, "
                 f"{worst.get('dci_d', float('nan')):.3f})."]
+
+
+if TYPE_CHECKING:   # a type checker verifies that the class object keeps the contract
+    _check: Task = DisentangleTask

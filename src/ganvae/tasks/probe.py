@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -29,6 +30,9 @@ from ..metrics.probe import label_subset, pca_fit, probe_curve
 from ..registry import register_task
 from ..evaluation import model_features
 from . import pixels
+
+if TYPE_CHECKING:
+    from .base import Task
 
 DEFAULT_PER_CLASS = "10,100,1000"
 
@@ -131,7 +135,7 @@ class ProbeTask:
                 "pixels": curve, "config": dataclasses.asdict(cfg)}
 
     @staticmethod
-    def run(model, ds, ev, cfg: ProbeConfig, prepared: dict, figures_dir: Path | None = None,
+    def run(model, ds, ev, cfg: ProbeConfig, prepared: dict, figures_dir: str | Path | None = None,
             log=print, progress: bool = False) -> dict:
         n_test = prepared["n_test"]
         kind, test_f = model_features(model, ds.test.x[:n_test])
@@ -193,3 +197,7 @@ class ProbeTask:
             lines.append(f"{model}'s {res['features']} are {verdict} {what} for a linear classifier with {n:,} "
                          f"labels per class: {own:.3f} against {ref:.3f} (pixels {px:.3f}).")
         return lines
+
+
+if TYPE_CHECKING:   # a type checker verifies that the class object keeps the contract
+    _check: Task = ProbeTask

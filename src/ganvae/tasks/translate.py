@@ -23,6 +23,7 @@ import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -33,6 +34,9 @@ from ..images import translation_grid
 from ..metrics.inpainting import hole_psnr, ssim
 from ..registry import register_task
 from . import evaluator_scores, seed_means
+
+if TYPE_CHECKING:
+    from .base import Task
 
 METRICS = [("l1", "L1", False), ("psnr", "PSNR dB", True), ("ssim", "SSIM", True), ("fd", "FD", False),
            ("accuracy", "class kept", True), ("sharpness", "sharpness", None), ("cycle", "cycle L1", False),
@@ -114,7 +118,7 @@ class TranslationTask:
                 "labels": labels, "config": dataclasses.asdict(cfg)}
 
     @staticmethod
-    def run(model, ds, ev, cfg: TranslateConfig, prepared: dict, figures_dir: Path | None = None,
+    def run(model, ds, ev, cfg: TranslateConfig, prepared: dict, figures_dir: str | Path | None = None,
             log=print, progress: bool = False) -> dict:
         from ..images import save_grid
 
@@ -179,3 +183,7 @@ class TranslationTask:
                     parts.append(f"PSNR {r['psnr']:.1f} against {base['psnr']:.1f} dB")
                 lines.append(f"{r['name']} beside the L1-only U-Net: {'; '.join(parts)}.")
         return lines
+
+
+if TYPE_CHECKING:   # a type checker verifies that the class object keeps the contract
+    _check: Task = TranslationTask
