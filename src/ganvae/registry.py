@@ -9,6 +9,7 @@ config, not a subclass.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .errors import BadInput
@@ -59,9 +60,16 @@ def register_task(cls: TaskClass) -> TaskClass:
     return cls
 
 
+# The package whose modules register the model families on import (@register_model). The
+# registry names it rather than importing it: every family file imports the registry, so a
+# static import back would tie the registry and all the model files into one import cycle.
+# Loading by name is how a plugin registry finds its plugins (as entry points would).
+FAMILY_PACKAGE = "ganvae.models"
+
+
 def ensure_loaded() -> None:
-    # Importing the package registers every family.
-    from . import models  # noqa: F401
+    """Load the model families (each registers itself) before a lookup needs them."""
+    importlib.import_module(FAMILY_PACKAGE)
 
 
 def preset_names() -> list[str]:
