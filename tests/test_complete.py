@@ -237,6 +237,15 @@ def test_complete_command_png_and_npz(runs, run_cli, tmp_path):
     known = np.broadcast_to(mask, x.shape).astype(bool)
     assert (x[known] == original[known]).all() and (tmp_path / "c-masks.png").exists()
     assert (mask == make_masks("random-pixels:0.5", 6, (28, 28), seed=1)).all()
+    # the command and the comparison's task complete through one function: the same images
+    from ganvae.tasks.complete import complete_images, mean_image
+    from ganvae.trainer import load_run
+
+    model, _ = load_run(runs["dcgan"])
+    ds = load_dataset("shapes:n=256,n_test=64")
+    cfg = CompleteConfig(method="latent-opt", steps=3, restarts=2, seed=1)
+    again, _ = complete_images(model, original, mask.astype(np.float32), "latent-opt", cfg, mean_image(ds))
+    assert np.array_equal(again, x)
 
 
 @pytest.mark.parametrize("args,msg", [

@@ -45,17 +45,14 @@ def complete_cmd(run, mask_spec, method, n, steps, restarts, batch, precision, o
       ganvae complete runs/vae --mask center -o done.png
       ganvae complete runs/dcgan --mask random-pixels:0.5 -o done.png
     """
-    import time
-
     import numpy as np
-    import torch
 
-    from ..data import to_float, to_uint8
     from ..files import atomic_write
     from ..images import save_grid
     from ..metrics.inpainting import hole_mse, hole_psnr
-    from ..tasks.complete import (CompleteConfig, complete, make_masks, mean_fill, mean_image, parse_mask,
+    from ..tasks.complete import (CompleteConfig, complete_images, make_masks, mean_fill, mean_image, parse_mask,
                                  resolve_method, triplet_grid)
+    from ..trainer import run_dataset
 
     suffix = output.suffix.lower()
     if suffix not in (".png", ".npz"):
@@ -66,16 +63,11 @@ def complete_cmd(run, mask_spec, method, n, steps, restarts, batch, precision, o
     cfg.validate()
     model, run_cfg = load_model(run, device)
     name = resolve_method(model, method)
-    x, _, ds = held_out_images(run_cfg, n, model.device)
-    original = ds.test.x[:len(x)]
-    mask = make_masks(spec, len(x), ds.shape[1:], seed)                             # (N, 1, H, W), 1 = known
+    ds = run_dataset(run_cfg)
+    original = ds.test.x[:min(n, len(ds.test))]
+    mask = make_masks(spec, len(original), ds.shape[1:], seed)                      # (N, 1, H, W), 1 = known
     mean = mean_image(ds)
-    fill = to_float(torch.from_numpy(mean)).to(model.device)
-    t0 = time.perf_counter()
-    done = complete(model, x, torch.from_numpy(mask).to(model.device), name, cfg, fill,
-                    torch.Generator().manual_seed(seed), progress=not quiet)
-    seconds = time.perf_counter() - t0
-    done8 = to_uint8(done).cpu().numpy()
+    done8, seconds = complete_images(model, original, mask, name, cfg, mean, progress=not quiet)
     mask_png = output.with_name(output.stem + "-masks.png")
     if suffix == ".npz":
         atomic_write(output, lambda p: np.savez_compressed(open(p, "wb"), x=done8, mask=mask.astype(np.uint8),
@@ -84,8 +76,8 @@ def complete_cmd(run, mask_spec, method, n, steps, restarts, batch, precision, o
         save_grid(output, triplet_grid(done8, original, mask), nrow=8)
     save_grid(mask_png, (mask * 255).astype(np.uint8))
     base = mean_fill(original, mask, mean)
-    click.echo(f"wrote {output} ({len(x)} test images, mask {spec.label}, {name}: "
-               f"{1000 * seconds / len(x):.1f} ms per image) and its masks {mask_png}")
+    click.echo(f"wrote {output} ({len(original)} test images, mask {spec.label}, {name}: "
+               f"{1000 * seconds / len(original):.1f} ms per image) and its masks {mask_png}")
     click.echo(f"hole MSE {hole_mse(done8, original, mask):.4f} (PSNR {hole_psnr(done8, original, mask):.1f} dB) "
                f"against the originals; mean-image fill: {hole_mse(base, original, mask):.4f} "
                f"({hole_psnr(base, original, mask):.1f} dB)")

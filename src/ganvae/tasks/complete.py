@@ -458,6 +458,21 @@ def mean_image(ds) -> np.ndarray:
     return np.round(ds.train.x.astype(np.float64).mean(0)).astype(np.uint8)
 
 
+def complete_images(model, original: np.ndarray, mask: np.ndarray, method: str, cfg: CompleteConfig,
+                    mean: np.ndarray, progress: bool = False) -> tuple[np.ndarray, float]:
+    """Complete uint8 images `original` (N, C, H, W) under `mask` (N, 1, H, W), 1 = known, with
+    `method` (resolve_method's name); the hole starts as the training mean image `mean`
+    (C, H, W). Returns the completions, uint8 (N, C, H, W), and the seconds they took. The one
+    path of `ganvae complete` and the comparison's completion task."""
+    dev = model.device
+    fill = to_float(torch.from_numpy(mean)).to(dev)
+    x = to_float(torch.from_numpy(original)).to(dev)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    t = time.perf_counter()
+    done = complete(model, x, torch.from_numpy(mask).to(dev), method, cfg, fill, gen, progress)
+    return to_uint8(done).cpu().numpy(), time.perf_counter() - t
+
+
 @register_task
 class CompletionTask:
     """Completion of masked test images, per mask kind, against two baselines and the originals."""
@@ -510,17 +525,10 @@ class CompletionTask:
         n = prepared["n"]
         original = ds.test.x[:n]
         method = resolve_method(model, cfg.method)
-        dev = model.device
-        fill = to_float(torch.from_numpy(prepared["mean_image"])).to(dev)
-        x = to_float(torch.from_numpy(original)).to(dev)
         out = {"method": method, "masks": {}}
         shown = []
         for label, m in prepared["masks"].items():
-            gen = torch.Generator().manual_seed(cfg.seed)
-            t = time.perf_counter()
-            done = complete(model, x, torch.from_numpy(m).to(dev), method, cfg, fill, gen, progress)
-            seconds = time.perf_counter() - t
-            done8 = to_uint8(done).cpu().numpy()
+            done8, seconds = complete_images(model, original, m, method, cfg, prepared["mean_image"], progress)
             out["masks"][label] = {**image_metrics(done8, original, m, ev, prepared["real_feats"], prepared["labels"]),
                                    "ms_per_image": 1000 * seconds / n}
             shown.append((label, done8[:8], m[:8]))
