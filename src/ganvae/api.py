@@ -378,14 +378,12 @@ def compare(models: str | Sequence[str], data: str = "shapes", *, out: str | Pat
         >>> res = ganvae.compare(["ae", "vae"], "shapes", steps=300, out="cmp", eval_n=2000)
         >>> [(r["model"], r["final"]["fd"]) for r in res["rows"]]
     """
-    from .config import from_dict
     from .registry import expand_sweep
-    from .comparison import CompareConfig
+    from .comparison import CompareConfig, config_from
     from .comparison import compare as _compare
-    from .trainer import parse_budget, resolve_device
+    from .trainer import resolve_device
 
     names = models.split(",") if isinstance(models, str) else list(models)
-    tasks = tasks.split(",") if isinstance(tasks, str) else list(tasks)   # "probe" is one task, not five letters
     if not all(isinstance(m, str) for m in names):
         raise BadInput(f"ganvae.compare: models={models!r}; give model names, e.g. ['vae', 'dcgan']")
     explicit = {"data", "models", "steps", "budget", "epochs", "seeds", "tasks", "overrides"}
@@ -395,13 +393,9 @@ def compare(models: str | Sequence[str], data: str = "shapes", *, out: str | Pat
         raise BadInput(f"ganvae.compare: unknown setting {', '.join(map(repr, unknown))}; "
                        f"settings: {', '.join(sorted(known))}")
     values = {**settings, "data": data, "models": expand_sweep([m.strip() for m in names if m.strip()], sweep),
-              "steps": steps, "budget": budget, "epochs": epochs, "seeds": seeds,
-              # a comparison always scores samples, first
-              "tasks": tuple(dict.fromkeys(("generate", *(t.strip() for t in tasks if t.strip())))),
+              "steps": steps, "budget": budget, "epochs": epochs, "seeds": seeds, "tasks": tasks,
               "overrides": dict(overrides or {})}
-    cfg = from_dict(CompareConfig, values, where="ganvae.compare")   # typed: "90" -> budget "90", lists -> tuples
-    if cfg.budget:
-        parse_budget(cfg.budget)
+    cfg = config_from(values, where="ganvae.compare")     # the command's path too
     return _compare(cfg, Path(out), progress=progress, device=resolve_device(device), log=_log(progress))
 
 

@@ -87,7 +87,7 @@ def compare_cmd(data, data_dir, size, channels, models, budget, steps, epochs, s
     from .. import parallel
     from ..data.base import parse_val_split
     from ..registry import expand_sweep
-    from ..comparison import CompareConfig, compare
+    from ..comparison import compare, config_from
 
     launch_if_asked(nproc, "compare")
     from ..trainer import resolve_device, resolve_precision
@@ -99,24 +99,22 @@ def compare_cmd(data, data_dir, size, channels, models, budget, steps, epochs, s
     if "complete" in task_configs and resolve_precision(resolve_device(device), precision) == "bf16":
         # complete as the models trained
         task_configs["complete"].precision = "bf16"
-    task_names = tuple(dict.fromkeys(("generate", *task_names)))   # a comparison always scores samples
-    cfg = CompareConfig(tasks=task_names, task_configs={k: dataclasses.asdict(v) for k, v in task_configs.items()},
-                        data=data, models=tuple(expand_sweep([m.strip() for m in models.split(",") if m.strip()], sweep)),
-                        budget=budget,
-                        steps=steps, epochs=epochs, seeds=seeds, seed=seed, data_seed=data_seed,
-                        batch_size=batch_size, precision=precision,
-                        overrides=overrides, eval_n=eval_n, curve_points=curve_points, curve_n=curve_n,
-                        stop_on_rise=stop_on_rise, nll_k=nll_k, nll_images=nll_images, nll_seconds=nll_seconds,
-                        data_dir=str(data_dir) if data_dir else None, size=size, channels=channels,
-                        val_split=parse_val_split(val_split), limit=limit)
+    # the options as CompareConfig's fields; config_from (the API's path too) types them
+    options = dict(tasks=task_names, task_configs={k: dataclasses.asdict(v) for k, v in task_configs.items()},
+                   data=data, models=tuple(expand_sweep([m.strip() for m in models.split(",") if m.strip()], sweep)),
+                   budget=budget,
+                   steps=steps, epochs=epochs, seeds=seeds, seed=seed, data_seed=data_seed,
+                   batch_size=batch_size, precision=precision,
+                   overrides=overrides, eval_n=eval_n, curve_points=curve_points, curve_n=curve_n,
+                   stop_on_rise=stop_on_rise, nll_k=nll_k, nll_images=nll_images, nll_seconds=nll_seconds,
+                   data_dir=str(data_dir) if data_dir else None, size=size, channels=channels,
+                   val_split=parse_val_split(val_split), limit=limit)
     if config_file:
-        cfg = _compare_config_file(config_file, cfg)
+        cfg = _compare_config_file(config_file, options)
     elif not data:
         raise BadInput("give --data (fashion-mnist, mnist, shapes, folder:PATH or npz:PATH) or --config FILE")
-    if cfg.budget:
-        from ..trainer import parse_budget
-
-        parse_budget(cfg.budget)
+    else:
+        cfg = config_from(options, where="ganvae compare")
     compare(cfg, out, progress=not quiet, device=resolve_device(device), log=lambda m: click.echo(m, err=True))
     if parallel.launched_rank() == 0:   # (the other ranks of a --nproc job leave after the training)
         click.echo(f"report: {out / 'report.html'}")
@@ -129,13 +127,13 @@ _COMPARE_FIELD_OPTIONS = {"models": ("models", "sweep"), "overrides": ("sets",),
                           "epochs": ("budget", "steps", "epochs")}
 
 
-def _compare_config_file(path: Path, from_options):
+def _compare_config_file(path: Path, options: dict):
     """compare --config FILE: the file's settings, with each option given on the command line
     (not left at its default) in place of the file's value; one budget replaces another whole."""
     import dataclasses
 
     from .. import config as C
-    from ..comparison import CompareConfig
+    from ..comparison import CompareConfig, config_from
 
     ctx = click.get_current_context()
     given = {name for name in ctx.params
@@ -143,8 +141,8 @@ def _compare_config_file(path: Path, from_options):
     values = C.load_file(path, flat=False)
     for f in dataclasses.fields(CompareConfig):
         if given & set(_COMPARE_FIELD_OPTIONS.get(f.name, (f.name,))):
-            values[f.name] = getattr(from_options, f.name)
-    return C.from_dict(CompareConfig, values, where=f"--config {path}")
+            values[f.name] = options[f.name]
+    return config_from(values, where=f"--config {path}")
 
 
 @click.command("report", context_settings=CONTEXT)

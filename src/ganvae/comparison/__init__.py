@@ -31,13 +31,13 @@ function `ganvae.compare` (as `evaluation` is not `evaluate`).
 
 from typing import TYPE_CHECKING
 
-from .config import CompareConfig
+from .config import CompareConfig, config_from
 from .results import run_name
 
 if TYPE_CHECKING:
     from .runner import compare
 
-__all__ = ["compare", "CompareConfig", "run_name"]
+__all__ = ["compare", "CompareConfig", "config_from", "run_name"]
 
 
 def __getattr__(name: str):

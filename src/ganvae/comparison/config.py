@@ -95,6 +95,27 @@ class CompareConfig:
         return "each model's own stopping point (PRESET:train.steps=N in --models)"
 
 
+def config_from(values: dict, where: str) -> CompareConfig:
+    """A comparison's config from what a user gave (the API's arguments, the command's options,
+    a --config file with options over it), made the one way for both: typed by the dataclass
+    (`where` names the source in errors), models and tasks as tuples with "generate" the first
+    task (a comparison always scores samples), a budget that parses."""
+    from ..config import from_dict
+    from ..trainer import parse_budget
+
+    values = dict(values)
+    if isinstance(values.get("models"), str):
+        values["models"] = [m.strip() for m in values["models"].split(",") if m.strip()]
+    tasks = values.get("tasks")
+    if tasks is not None:
+        tasks = tasks.split(",") if isinstance(tasks, str) else list(tasks)   # "probe" is one task
+        values["tasks"] = tuple(dict.fromkeys(("generate", *(t.strip() for t in tasks if t.strip()))))
+    cfg = from_dict(CompareConfig, values, where=where)    # "90" -> budget "90", lists -> tuples
+    if cfg.budget:
+        parse_budget(cfg.budget)
+    return cfg
+
+
 def own_stop(spec: str) -> dict:
     """The stopping point a model spec carries itself: `vae:train.steps=1234` -> {"steps": "1234"}."""
     own = parse_model_spec(spec)[1]
