@@ -65,38 +65,24 @@ DEVICE = DeviceType()
 DEVICE_HELP = "auto (a GPU if there is one, else the CPU), cpu, cuda or cuda:N."
 
 
-class AutoCount(click.ParamType):
-    """A count or `auto` (None: the command chooses, e.g. the NLL bound's k to fit a time)."""
+class AutoNumber(click.ParamType):
+    """A number or `auto` (None: the command chooses, e.g. the NLL bound's k to fit a time);
+    the command checks its range."""
 
-    name = "N|auto"
-
-    def convert(self, value, param, ctx):
-        if value is None or str(value).strip().lower() == "auto":
-            return None
-        try:
-            return int(value)
-        except (TypeError, ValueError):
-            self.fail(f"{value!r}: give a whole number or auto", param, ctx)
-
-
-AUTO_COUNT = AutoCount()
-
-
-class AutoSeconds(click.ParamType):
-    """A positive number of seconds or `auto` (None: the command sizes it)."""
-
-    name = "SECONDS|auto"
+    def __init__(self, kind: type, name: str, what: str):
+        self.kind, self.name, self.what = kind, name, what
 
     def convert(self, value, param, ctx):
         if value is None or str(value).strip().lower() == "auto":
             return None
         try:
-            return float(value)
+            return self.kind(value)
         except (TypeError, ValueError):
-            self.fail(f"{value!r}: give a number of seconds or auto", param, ctx)
+            self.fail(f"{value!r}: give {self.what} or auto", param, ctx)
 
 
-AUTO_SECONDS = AutoSeconds()
+AUTO_COUNT = AutoNumber(int, "N|auto", "a whole number")
+AUTO_SECONDS = AutoNumber(float, "SECONDS|auto", "a number of seconds")
 
 
 def renamed(old: str, new: str, param: str, **settings):
