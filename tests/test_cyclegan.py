@@ -272,7 +272,7 @@ def test_save_and_load_round_trip(tmp_path):
     assert int(loaded.pool_a.count) == int(loaded.pool_b.count) == 8
     assert torch.equal(loaded.pool_a.images, model.pool_a.images)
     assert torch.equal(loaded.pool_b.images, model.pool_b.images)
-    model.eval()
+    model = model.to(memory_format=torch.channels_last).eval()   # the loaded model's layout on a CPU
     a, b = batch(1, 3, size=28, n=2, seed=5)
     with torch.no_grad():
         assert torch.equal(loaded.translate(a, "a2b"), model.translate(a, "a2b"))

@@ -115,6 +115,19 @@ def test_one_rotation_labels_are_the_rotations():
         assert torch.equal(xs[i], torch.rot90(x[i], int(ys[i]), dims=(1, 2)))
 
 
+def test_a_perfect_held_out_pass_ends_training_at_once():
+    """Only a higher held-out accuracy replaces the kept pass, so once it is 1.0 the passes the
+    patience would wait out are thrown away: training stops there, keeping that pass."""
+    ds = load_dataset("shapes:n=400,n_test=80,classes=2", size=32, channels=3)
+    recipe = Recipe(epochs=30, batch_size=32, holdout=0.2, patience=5, precision="fp32", input_pool=2)
+    logs = []
+    ev = train_evaluator(ds, recipe, log=logs.append)
+    accs = [float(m.split("held-out accuracy ")[1].split()[0]) for m in logs if m.startswith("evaluator pass")]
+    assert accs[-1] == 1.0 and 1.0 not in accs[:-1]               # the first perfect pass is the last
+    assert ev.meta["best_pass"] == len(accs) < 30
+    assert any("held-out accuracy 1.0000 cannot improve; keeping pass" in m for m in logs)
+
+
 def test_early_stopping_keeps_the_best_held_out_pass(capfd, tmp_path):
     ds = load_dataset("shapes:n=400,n_test=80,classes=4", size=32, channels=3)
     # shapes are easy: held-out accuracy tops out (a tie is no improvement) long before 30 passes

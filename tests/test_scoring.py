@@ -36,10 +36,10 @@ def test_auto_sizes_follow_their_closed_form_and_every_score_uses_them(auto_cmp)
     assert sc["eval_n"] == _within(scoring.FINAL_SHARE * t * r, *scoring.EVAL_N, 500)
     assert sc["curve_n"] == _within(scoring.CURVE_SHARE * t * r / 3, *scoring.CURVE_N, 100)
     assert sc["nll_seconds"] == round(min(20.0, max(5.0, scoring.LIKELIHOOD_SHARE * t)), 1) == 5.0
-    # the ae's curve prior: sized by its own encoding rate, within [2,000, its prior_images]
+    # the ae's curve prior: sized by its own encoding rate, within [1,000, its prior_images]
     cp = json.loads((auto_cmp / "runs" / "ae-seed0" / "curve_plan.json").read_text())
     assert cp["prior_images"] == min(cp["of"], _within(scoring.PRIOR_SHARE * 3.0 * cp["images_per_second"] / 3,
-                                                       2000, cp["of"], 100))
+                                                       scoring.CURVE_PRIOR_IMAGES[0], cp["of"], 100))
 
     # every model and the floor use the one plan
     res = json.loads((auto_cmp / "results.json").read_text())

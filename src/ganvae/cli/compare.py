@@ -34,7 +34,7 @@ from .train import launch_if_asked
         help="Autocast precision; auto: bf16 where the device has it natively, else fp32. bf16 and fp16 warn on a CPU that only emulates them (many times slower).")
 @option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Config override for every model.")
 @option("--eval-n", type=AUTO_COUNT, default="auto", show_default=True,
-        help="Samples scored per model (and for the real-data floor); auto: 6% of the training time, "
+        help="Samples scored per model (and for the real-data floor); auto: 5% of the training time, "
              "1,000..10,000, chosen once for every model (OUT/scoring.json).")
 @option("--curve-points", type=int, default=5, show_default=True, help="Quick FDs during training.")
 @option("--curve-n", type=AUTO_COUNT, default="auto", show_default=True,

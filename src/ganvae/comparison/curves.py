@@ -32,7 +32,7 @@ from ..metrics import fd_from_features
 from ..models.base import has_fitted_prior
 
 RISE_PATIENCE = 2      # points in a row above (1 + stop_on_rise) x the best before stopping
-D_IMAGES = 500         # real images per side of the D-realism diagnostic
+D_IMAGES = 500         # at most this many real images per side of the D-realism diagnostic
 
 
 def risen(fds: list[float], rise: float, patience: int = RISE_PATIENCE) -> bool:
@@ -143,12 +143,15 @@ class CurveRecorder(Callback):
             f.write(json.dumps(row) + "\n")
 
     def _d_realism(self, model) -> dict:
-        """D's mean logit on (up to) 500 training images and 500 held-out real ones."""
+        """D's mean logit on (up to) n training images and n held-out real ones, n the point's
+        sample count up to D_IMAGES: the diagnostic costs what the point's FD does, not a fixed
+        1,000 D passes (at 64x64 RGB, as much as a 200-sample FD)."""
         if self.ds.val is None or not _takes_images_alone(model):
             return {}
         device = next(model.parameters()).device
+        n = min(D_IMAGES, self.n)
         out = {}
         for key, x in (("d_real_train", self.ds.train.x), ("d_real_val", self.ds.val.x)):
-            xb = to_float(torch.from_numpy(np.ascontiguousarray(x[:D_IMAGES])).to(device))
+            xb = to_float(torch.from_numpy(np.ascontiguousarray(x[:n])).to(device))
             out[key] = round(float(model.realism(xb).mean()), 5)
         return out

@@ -426,6 +426,11 @@ def train_evaluator(ds: ImageDataset, recipe: Recipe, device="cpu",
         if n_hold and recipe.patience and stale >= recipe.patience:
             log(f"evaluator: no better held-out accuracy for {stale} passes; keeping pass {best_pass}")
             break
+        if n_hold and recipe.patience and best_acc >= 1.0 and epoch + 1 < passes:
+            # no later pass can be kept (only a higher accuracy replaces the best), so waiting
+            # out the patience would train passes that are thrown away (~30 s at 64x64 RGB)
+            log(f"evaluator: held-out accuracy 1.0000 cannot improve; keeping pass {best_pass}")
+            break
     bar.close()
     if best_state is not None:
         net.load_state_dict(best_state)

@@ -139,7 +139,7 @@ def load_run(run: str | Path, device: str = "cpu", checkpoint: str = "last"):
 
 def load_step(run: Path, step: int, device: str):
     """The model as checkpoint step_<step> of `run` holds it (its own config.json rebuilds it)."""
-    from ..models.base import GenerativeModel
+    from ..models.base import GenerativeModel, for_inference
 
     stems = {int(s.name[5:]): s for s in checkpoints(run)}
     if step not in stems:
@@ -149,7 +149,7 @@ def load_step(run: Path, step: int, device: str):
     model = GenerativeModel.from_config(cfg["family"], cfg["model"], where=str(run / "config.json"))
     state = load_state(stems[step])
     model.load_state_dict(state["model"])
-    model = model.to(device).eval()
+    model = for_inference(model, device)
     if has_fitted_prior(model) and not state["trainer"].get("prior_fitted"):
         # a checkpoint written before checkpoints carried their prior: refit it now
         refit_prior(model, cfg)
