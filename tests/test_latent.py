@@ -65,12 +65,17 @@ def test_compress_then_decompress_gives_the_decoder_output_of_the_quantised_code
     assert code == 2 and "must end in .npz" in err
 
 
-def test_compress_task_rate_is_the_kl_in_bits_and_bytes_follow_the_bits(runs):
+def test_compress_task_rate_is_the_kl_in_bits_and_bytes_follow_the_bits(runs, monkeypatch, capfd):
     from ganvae.tasks import evaluate_tasks
     from ganvae.tasks.compress import CompressConfig
 
+    monkeypatch.setenv("GANVAE_PROGRESS", "1")   # bars forced on (stderr is no terminal here)
     done = evaluate_tasks(runs["vae"], ("compress",), {"compress": CompressConfig(bits="2,8", n=40, n_fit=100)},
                           log=lambda m: None)
+    err = capfd.readouterr().err                 # a bar for each encoding and decoding pass
+    for what in ("encoding the test images", "encoding the fitting images", "decoding at 2 bits",
+                 "decoding at 8 bits", "decoding float32 codes"):
+        assert f"compress: {what}" in err, what
     res = done["tasks"]["compress"]["result"]
     assert [p["bytes"] for p in res["points"]] == [2, 8]                    # ceil(8 dims * b / 8)
     assert [p["bytes"] for p in res["pca"]] == [2, 8] and res["jpeg"] == [None, None]   # JPEG needs ~40 bytes
@@ -110,12 +115,14 @@ def test_bits_back_point_is_a_known_kl_paired_with_the_decode_of_a_posterior_sam
     assert res["kl"]["psnr"] != pytest.approx(res["kl"]["psnr_posterior_mean"])
 
 
-def test_disentangle_command_on_factors_data(tmp_path, run_cli):
+def test_disentangle_command_on_factors_data(tmp_path, run_cli, monkeypatch):
     run = tmp_path / "vae"
     code, _, err = run_cli("train", "vae", "--data", "factors:n=300,n_test=200", "--steps", 4, "--out", run, *TINY)
     assert code == 0, err
+    monkeypatch.setenv("GANVAE_PROGRESS", "1")
     code, out, err = run_cli("disentangle", run, "-n", 200, "--figure", tmp_path / "t.png")
     assert code == 0, err
+    assert "disentangle: encoding the test images" in err         # its bar
     res = json.loads((run / "eval.json").read_text())["tasks"]["disentangle"]["result"]
     for key in ("mig", "factor_vae", "dci_d", "dci_c", "dci_i"):
         assert 0 <= res[key] <= 1, key

@@ -166,15 +166,17 @@ def test_pix2pix_beats_the_identity_map_on_lowres2fashion(tmp_path, run_cli):
     assert json.loads((tmp_path / "r" / "summary.json").read_text())["updates"] == {"g": 200, "d": 200}
 
 
-def test_translate_task_scores_against_the_targets_the_identity_and_the_floor(runs, run_cli):
+def test_translate_task_scores_against_the_targets_the_identity_and_the_floor(runs, run_cli, monkeypatch):
     """`ganvae eval RUN --tasks translate`: the model's numbers, the identity map's by hand, the
     targets' own as the floor; cyclegan also gets its cycle error; generative runs are refused."""
     from ganvae.data import load_dataset
     from ganvae.metrics.inpainting import ssim
 
+    monkeypatch.setenv("GANVAE_PROGRESS", "1")   # bars forced on (stderr is no terminal here)
     for preset in ("pix2pix", "cyclegan"):
         code, out, err = run_cli("eval", runs[preset], "--tasks", "translate")
         assert code == 0, err
+        assert "translate: a2b" in err and ("translate: b2a" in err) == (preset == "cyclegan")   # the bars
         task = json.loads((runs[preset] / "eval.json").read_text())["tasks"]["translate"]
         res = task["result"]
         for key in ("l1", "psnr", "ssim", "fd", "accuracy", "sharpness", "ms_per_image"):

@@ -304,7 +304,7 @@ def generate(model, n: int, seed: int, batch: int, inputs: np.ndarray | None = N
 
 
 @torch.no_grad()
-def model_features(model, x: np.ndarray, batch: int = 500) -> tuple[str, np.ndarray]:
+def model_features(model, x: np.ndarray, batch: int = 500, desc: str | None = None) -> tuple[str, np.ndarray]:
     """A frozen model's features of uint8 images x (N, C, H, W): (what they are, (N, F) float32).
     The encoder's code where the model has one (a VAE's posterior mean), else the
     discriminator's penultimate activations (GANs' `d_features`)."""
@@ -315,10 +315,12 @@ def model_features(model, x: np.ndarray, batch: int = 500) -> tuple[str, np.ndar
     else:
         raise BadInput(f"{model.name} has neither an encoder nor an image discriminator: no features to probe")
     out = []
-    with torch.no_grad():
+    # (a bar: tens of thousands of 64x64 images take minutes on a CPU; desc names what for)
+    with torch.no_grad(), progress.bar(len(x), desc or f"{model.name}: {kind}") as bar:
         for i in range(0, len(x), batch):
             xb = to_float(torch.from_numpy(x[i:i + batch])).to(model.device)
             out.append(fn(xb).float().flatten(1).cpu().numpy())
+            bar.update(len(xb))
     return kind, np.concatenate(out)
 
 

@@ -34,6 +34,7 @@ import torch
 from ..data import to_float, to_uint8
 from ..errors import BadInput
 from ..metrics.codec import Quantizer, jpeg_at_bytes, jpeg_curve, pca_codec, rate_distortion_point
+from ..progress import bar as progress_bar
 from ..registry import register_task
 from ..evaluation import kl_bits, model_features
 from . import EncoderTask
@@ -72,13 +73,14 @@ class CompressConfig:
             raise BadInput(f"--n-fit {self.n_fit}: fit on at least 100 training images")
 
 
-def decode_uint8(model, codes: np.ndarray, batch: int = 500) -> np.ndarray:
+def decode_uint8(model, codes: np.ndarray, batch: int = 500, desc: str = "decoding") -> np.ndarray:
     """Latent codes (N, D) -> the model's decoded images, uint8 (N, C, H, W)."""
     out = []
-    with torch.no_grad():
+    with torch.no_grad(), progress_bar(len(codes), f"compress: {desc}") as bar:
         for i in range(0, len(codes), batch):
             z = torch.from_numpy(np.ascontiguousarray(codes[i:i + batch], dtype=np.float32)).to(model.device)
             out.append(to_uint8(model.decode(z)).cpu().numpy())
+            bar.update(len(z))
     return np.concatenate(out)
 
 
@@ -126,13 +128,13 @@ class CompressTask(EncoderTask):
             log=print, progress: bool = False) -> dict:
         n = prepared["n"]
         test_x, fit_x = ds.test.x[:n], ds.train.x[_fit_rows(ds, cfg)]
-        _, test_z = model_features(model, test_x)
-        _, fit_z = model_features(model, fit_x)
+        _, test_z = model_features(model, test_x, desc="compress: encoding the test images")
+        _, fit_z = model_features(model, fit_x, desc="compress: encoding the fitting images")
         dims = int(test_z.shape[1])
         points, pca, jpeg = [], [], []
         for b in prepared["bits"]:
             q = Quantizer.fit(fit_z, b)
-            recon = decode_uint8(model, q.decode(q.encode(test_z)))
+            recon = decode_uint8(model, q.decode(q.encode(test_z)), desc=f"decoding at {b} bits")
             nbytes = math.ceil(dims * b / 8)
             points.append({"bits": b, **rate_distortion_point(test_x, recon, nbytes)})
             if dims < prepared["pixel_dims"]:
@@ -144,7 +146,7 @@ class CompressTask(EncoderTask):
                              **rate_distortion_point(test_x, j["images"], j["scan_bytes"])})
             else:
                 jpeg.append(None)
-        exact = rate_distortion_point(test_x, decode_uint8(model, test_z), 4 * dims)   # float32 codes
+        exact = rate_distortion_point(test_x, decode_uint8(model, test_z, desc="decoding float32 codes"), 4 * dims)
         out = {"dims": dims, "points": points, "pca": pca, "jpeg": jpeg, "float32": exact}
         rate = kl_bits(model, test_x)
         if rate is not None:

@@ -88,7 +88,7 @@ class DisentangleTask(EncoderTask):
         from ..visualize import factor_labels, save_labelled_grid, traverse
 
         n = prepared["n"]
-        _, codes = model_features(model, ds.test.x[:n])
+        _, codes = model_features(model, ds.test.x[:n], desc="disentangle: encoding the test images")
         out = {"dims": int(codes.shape[1]), "active": active_dims(codes)}
         live = codes[:, codes.var(0) > 0]
         out["tc"] = gaussian_total_correlation(live) if live.shape[1] > 1 else 0.0

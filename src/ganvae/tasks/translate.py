@@ -32,6 +32,7 @@ from ..data import to_float, to_uint8
 from ..errors import BadInput
 from ..images import translation_grid
 from ..metrics.inpainting import hole_psnr, ssim
+from ..progress import bar as progress_bar
 from ..registry import register_task
 from . import evaluator_scores, seed_means
 
@@ -77,10 +78,14 @@ def translate_all(model, x: np.ndarray, direction: str, batch: int) -> np.ndarra
     """uint8 (N, C_in, S, S) -> uint8 (N, C_out, S, S), in eval mode."""
     was = model.training
     model.eval()
-    out = np.concatenate([to_uint8(model.translate(to_float(torch.from_numpy(x[i:i + batch])).to(model.device),
-                                                   direction)).cpu().numpy() for i in range(0, len(x), batch)])
+    out = []
+    with progress_bar(len(x), f"translate: {direction}") as bar:
+        for i in range(0, len(x), batch):
+            xb = to_float(torch.from_numpy(x[i:i + batch])).to(model.device)
+            out.append(to_uint8(model.translate(xb, direction)).cpu().numpy())
+            bar.update(len(xb))
     model.train(was)
-    return out
+    return np.concatenate(out)
 
 
 @register_task
