@@ -33,6 +33,23 @@ def test_lowres_is_the_block_mean_repeated():
         lowres(x, 3)
 
 
+def test_makers_give_the_same_images_a_chunk_at_a_time(monkeypatch):
+    """Large datasets are made CHUNK images at a time (memory, speed): the same bytes as at once,
+    labels cut with their images."""
+    from ganvae.data import tasks
+
+    rng = np.random.default_rng(2)
+    x = rng.integers(0, 256, (23, 3, 8, 8), dtype=np.uint8)
+    y = rng.integers(0, 4, 23)
+    whole = (sobel_edges(x), lowres(x, 2), colorized(x, y, 4, seed=3))
+    monkeypatch.setattr(tasks, "CHUNK", 5)                      # 5 chunks, the last of 3 images
+    cut = (sobel_edges(x), lowres(x, 2), colorized(x, y, 4, seed=3))
+    for a, b in zip(whole, cut):
+        assert a.shape[0] == 23 and a.dtype == b.dtype and np.array_equal(a, b)
+    with pytest.raises(BadInput, match="needs class labels"):
+        colorized(x, None, 3)
+
+
 def test_inverted_and_colorized():
     rng = np.random.default_rng(1)
     x = rng.integers(0, 256, (6, 1, 8, 8), dtype=np.uint8)

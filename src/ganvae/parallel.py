@@ -282,7 +282,10 @@ def launch(nproc: int, args: list[str]) -> int:
         # said so; the agent passed it on to them and ends with the signal's exit code
         return 128 + int(e.sigval)
     except ChildFailedError as e:
-        rank, failure = e.get_first_failure()
+        # a rank killed by a signal is the cause: the others then fail their next collective
+        # and exit with an error of their own, maybe before the agent sees the killed one
+        killed = [(r, f) for r, f in sorted(e.failures.items()) if f.exitcode < 0]
+        rank, failure = killed[0] if killed else e.get_first_failure()
         code = failure.exitcode
         if code < 0:   # killed by a signal: the process could not say so itself
             name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else f"signal {-code}"
