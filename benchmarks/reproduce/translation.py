@@ -16,9 +16,10 @@ WIDTH = 32
 UNET_BOTTOM, UNET = 4, {"pix2pix", "unet-l1", "cyclegan"}
 
 
-def run(out: Path, models: list[str], steps: int, quick: bool, seeds: int = 1) -> tuple[dict, dict, dict]:
-    """(results.json, {model: translate-task result of seed 0 .. as a list}, the task's summary)."""
-    res = common.compare(out, models, data=DATA, steps=steps, seeds=seeds, curve_points=3 if quick else 5,
+def run(out: Path, models: list[str], steps: int, quick: bool, seeds: int = 1,
+        seed: int = 0) -> tuple[dict, dict, dict]:
+    """(results.json, {model: translate-task result of seed `seed` .. as a list}, the task's summary)."""
+    res = common.compare(out, models, data=DATA, steps=steps, seeds=seeds, seed=seed, curve_points=3 if quick else 5,
                          eval_n=500 if quick else 5000, curve_n=300 if quick else 1000, tasks=["translate"],
                          task_configs={"translate": {"n": 300 if quick else 2000}},
                          overrides={"width": 8 if quick else WIDTH,
