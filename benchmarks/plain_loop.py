@@ -130,7 +130,8 @@ def plain_vae(x: torch.Tensor, precision: str, steps: int, batch: int) -> float:
 def plain_pix2pix(x: tuple[torch.Tensor, torch.Tensor], precision: str, steps: int, batch: int) -> float:
     """pix2pix as its paper states it, inline: the U-Net, a PatchGAN on (input, output) pairs,
     the non-saturating cGAN loss + 100 * L1, Adam 2e-4 (0.5, 0.999)."""
-    from ganvae.nets import PatchDiscriminator, UNet, dcgan_init
+    from ganvae.nets import dcgan_init
+    from ganvae.translation_nets import PatchDiscriminator, UNet
 
     torch.manual_seed(0)
     ca, c, s = x[0].shape[1], x[1].shape[1], x[1].shape[-1]

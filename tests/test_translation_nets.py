@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from ganvae.errors import BadInput
-from ganvae.nets import PatchDiscriminator, UNet
+from ganvae.translation_nets import PatchDiscriminator, UNet
 
 
 @pytest.mark.parametrize("size", [16, 28, 32, 64])

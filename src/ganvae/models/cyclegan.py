@@ -23,7 +23,7 @@ exists when both domains have the same channels: G maps C_a-channel images, so G
 undefined otherwise, and the term is left out.
 
 Networks: the paper's generator is a ResNet (two stride-2 convolutions, 6 or 9 residual
-blocks, two transposed convolutions); it is not built here. The generators are nets.UNet
+blocks, two transposed convolutions); it is not built here. The generators are translation_nets.UNet
 without dropout, the `unet_128 / unet_256` generator the authors' code also offers, so
 CycleGAN and pix2pix are compared on the same generator. Instance normalization everywhere
 (§4, after Ulyanov et al. 2016), no dropout: the model is the same function in train and eval
@@ -47,7 +47,8 @@ import torch
 from torch import nn
 
 from ..errors import BadInput
-from ..nets import UNet, dcgan_init
+from ..nets import dcgan_init
+from ..translation_nets import UNet
 from ..registry import register_model
 from .translation import ReplayBuffer, TranslationConfig, TranslationModel, adam, g_loss, l1
 

@@ -1,7 +1,7 @@
 """pix2pix: paired image-to-image translation with a conditional GAN (Isola, Zhu, Zhou & Efros
 2017, "Image-to-Image Translation with Conditional Adversarial Networks").
 
-G is a U-Net from domain A to domain B (nets.UNet: skips at every level, dropout 0.5 in the
+G is a U-Net from domain A to domain B (translation_nets.UNet: skips at every level, dropout 0.5 in the
 three innermost decoder levels as its only noise, §3.1); D is a PatchGAN that sees the input
 and an output side by side, (B, C_a + C, S, S), and judges each patch real or fake (§3.2.2).
 
@@ -27,7 +27,8 @@ import torch
 from torch import nn
 
 from ..errors import BadInput
-from ..nets import UNet, dcgan_init
+from ..nets import dcgan_init
+from ..translation_nets import UNet
 from ..registry import register_model
 from .translation import TranslationConfig, TranslationModel, adam, g_loss, l1
 

@@ -39,7 +39,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import BadInput
-from ..nets import PatchDiscriminator, dcgan_init
+from ..nets import dcgan_init
+from ..translation_nets import PatchDiscriminator
 from .base import GenerativeModel, ModelConfig
 from .regularizers import add_spectral_norm, gradient_penalty, r1_penalty
 
