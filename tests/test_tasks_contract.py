@@ -134,6 +134,23 @@ def test_register_task_accepts_and_registers_a_whole_class():
         TASKS.pop("contract-test-whole", None)
 
 
+def test_a_name_another_task_holds_is_refused_and_nothing_replaced():
+    """A plugin reusing a built-in task's name would replace it silently: refused, naming both."""
+    from ganvae.registry import MODELS, ensure_loaded, register_model
+
+    ensure_loaded()                                         # the model families register on import
+
+    builtin = get_task("probe")                             # (loads its module)
+    with pytest.raises(TypeError, match=r"task name 'probe' is taken by ganvae\.tasks\.probe\.ProbeTask"):
+        register_task(_task_class("probe"))
+    assert TASKS["probe"] is builtin
+    assert register_task(builtin) is builtin                # the same class again (a reload): fine
+    vae = MODELS["vae"]
+    with pytest.raises(TypeError, match=r"model family name 'vae' is taken by ganvae\.models\.vae\.VAE"):
+        register_model("vae")(type("MyVAE", (), {}))
+    assert MODELS["vae"] is vae
+
+
 # ---------------------------------------------------------------------------------------------
 # the documents list the contract
 

@@ -25,6 +25,15 @@ TASKS: dict[str, Task] = {}
 TaskClass = TypeVar("TaskClass", bound="Task")
 
 
+def _check_free(registry: dict, name: str, cls: type, what: str) -> None:
+    """Refuse a name another class already holds: a plugin that reused a built-in's name would
+    otherwise replace it silently. The same class registered again (its module reloaded) is fine."""
+    held = registry.get(name)
+    if held is not None and (held.__module__, held.__qualname__) != (cls.__module__, cls.__qualname__):
+        raise TypeError(f"{what} name {name!r} is taken by {held.__module__}.{held.__qualname__}; "
+                        f"give {cls.__module__}.{cls.__qualname__} another name")
+
+
 def register_model(name: str, presets: dict[str, tuple[dict, str]] | None = None):
     """Class decorator: register a model family and its presets.
 
@@ -34,6 +43,7 @@ def register_model(name: str, presets: dict[str, tuple[dict, str]] | None = None
     """
 
     def deco(cls):
+        _check_free(MODELS, name, cls, "model family")
         cls.name = name
         MODELS[name] = cls
         PRESETS[name] = (name, {})
@@ -56,6 +66,7 @@ def register_task(cls: TaskClass) -> TaskClass:
     from .tasks.base import check_task   # (only task modules register: ganvae.tasks is loaded)
 
     check_task(cls)
+    _check_free(TASKS, cls.name, cls, "task")
     TASKS[cls.name] = cls
     return cls
 

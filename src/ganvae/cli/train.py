@@ -181,7 +181,7 @@ def _without_option(args: list[str], name: str) -> list[str]:
 
 
 @click.command("models", context_settings=CONTEXT)
-@option("--json", "as_json", is_flag=True, help="One JSON object per preset: name, family, description.")
+@option("--json", "as_json", is_flag=True, help="A JSON array, one object per preset: name, family, description.")
 def models_cmd(as_json: bool) -> None:
     """List the model presets, one line each.
 
