@@ -150,8 +150,10 @@ def test_table_writes_one_section_and_replaces_it(tmp_path):
     notes = tmp_path / "notes.json"
     bench = tmp_path / "B.md"
     bench.write_text("# Benchmarks\n\nMachine.\n\n## Throughput\n\nrows\n")
+    notes.write_text(json.dumps({"6": "checked"}))     # the repo's own investigations play no part
     run = lambda: subprocess.run([sys.executable, str(REPRO / "table.py"), "--results", str(results),  # noqa: E731
-                                  "--file", str(bench)], capture_output=True, text=True, check=True)
+                                  "--file", str(bench), "--investigations", str(notes)],
+                                 capture_output=True, text=True, check=True)
     run()
     text = bench.read_text()
     assert text.startswith("# Benchmarks\n\nMachine.\n\n<!-- reproductions:start -->\n## Reproductions")
@@ -159,7 +161,7 @@ def test_table_writes_one_section_and_replaces_it(tmp_path):
     assert "**1 of 13 shown**; 1 in progress, 10 not run yet." in text
     assert "| verdict 4 | *in progress* |" in text and "*Investigation:* half run" in text
     assert "| 1 | title 1 | A et al. 2020 | a \\| b | N=100: 9 steps | verdict 1 | **shown** |" in text
-    assert "| 6 | title 6 |" in text and "**not shown** |" in text
+    assert "| 6 | title 6 |" in text and "**not shown** |" in text and "*Investigation:* checked" in text
     assert text.count("*not run yet*") == 10
     before = bench.read_text()
     run()

@@ -43,8 +43,8 @@ CLAIMS = {
 INVESTIGATIONS = Path(__file__).with_name("investigations.json")
 
 
-def load(results: Path) -> dict[int, dict]:
-    notes = json.loads(INVESTIGATIONS.read_text()) if INVESTIGATIONS.exists() else {}
+def load(results: Path, investigations: Path = INVESTIGATIONS) -> dict[int, dict]:
+    notes = json.loads(investigations.read_text()) if investigations.exists() else {}
     found = {}
     for path in sorted(results.glob("[0-9][0-9]_*.json")):
         d = json.loads(path.read_text())
@@ -110,8 +110,10 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     p.add_argument("--results", type=Path, default=RESULTS)
     p.add_argument("--file", type=Path, default=REPO / "BENCHMARKS.md")
+    p.add_argument("--investigations", type=Path, default=INVESTIGATIONS,
+                   help="the investigations of claims not shown, by claim number (JSON)")
     a = p.parse_args(argv)
-    write(section(load(a.results)), a.file)
+    write(section(load(a.results, a.investigations)), a.file)
     print(f"wrote the Reproductions section of {a.file}")
 
 
