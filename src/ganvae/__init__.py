@@ -65,5 +65,27 @@ def complete(model, x, mask, method: str = "auto", **kwargs):
     return _complete(model, x, mask, method=method, **kwargs)
 
 
+def __getattr__(name: str):
+    """`ganvae.models.VAE`, `ganvae.callbacks.Callback`, `ganvae.trainer.Trainer` after a plain
+    `import ganvae`, as README and docs/api.md write them: a subpackage is imported the first
+    time it is asked for (PEP 562), so `import ganvae` and `ganvae --help` stay light."""
+    import importlib
+
+    if name.startswith("_"):
+        raise AttributeError(f"module 'ganvae' has no attribute {name!r}")
+    try:
+        return importlib.import_module(f"{__name__}.{name}")
+    except ModuleNotFoundError as e:
+        if e.name != f"{__name__}.{name}":   # the submodule exists; something it needs is missing
+            raise
+        raise AttributeError(f"module 'ganvae' has no attribute {name!r}") from None
+
+
+def __dir__() -> list[str]:
+    import pkgutil
+
+    return sorted(set(globals()) | {m.name for m in pkgutil.iter_modules(__path__)})
+
+
 __all__ = ["train", "evaluate", "compare", "list_models", "load", "net", "load_dataset", "complete", "to_pil",
            "save_grid", "__version__"]
