@@ -36,6 +36,7 @@ def test_probe_refuses_models_without_features_in_one_line(runs, run_cli):
 def test_compress_then_decompress_gives_the_decoder_output_of_the_quantised_codes(runs, run_cli, tmp_path):
     from ganvae.data import load_dataset
     from ganvae.metrics.codec import read_codes
+    from ganvae.models.base import weights_fingerprint
     from ganvae.tasks.compress import decode_uint8
     from ganvae.trainer import load_run
 
@@ -61,6 +62,12 @@ def test_compress_then_decompress_gives_the_decoder_output_of_the_quantised_code
     assert code == 2 and "already holds" in err
     code, _, err = run_cli("decompress", runs["vae"], tmp_path / "in.npz", "-o", tmp_path / "d2")
     assert code == 2 and "not a latent-codes file" in err and not (tmp_path / "d2").exists()
+    # another model with codes of the same size (vae, 8 dims): its decoder would give other
+    # images; the codes name the weights they were made with, so it is refused in one line
+    assert f.meta["weights"] == weights_fingerprint(model)
+    code, _, err = run_cli("decompress", runs["vae"], codes, "-o", tmp_path / "d3")
+    assert code == 2 and "compressed with another model" in err and "Traceback" not in err
+    assert not (tmp_path / "d3").exists()
     code, _, err = run_cli("compress", runs["ae"], tmp_path / "in.npz", "-o", tmp_path / "codes.bin")
     assert code == 2 and "must end in .npz" in err
 

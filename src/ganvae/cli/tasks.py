@@ -190,6 +190,7 @@ def compress_cmd(run, inputs, output, bits, n_fit, device) -> None:
 
     from ..data.folder import read_images
     from ..metrics.codec import Quantizer, packed_bytes, write_codes
+    from ..models.base import weights_fingerprint
     from ..evaluation import model_features
     from ..trainer import run_dataset
     from ..visualize import needs_encoder
@@ -205,6 +206,7 @@ def compress_cmd(run, inputs, output, bits, n_fit, device) -> None:
     q = Quantizer.fit(model_features(model, ds.train.x[np.sort(fit)])[1], bits)
     codes = model_features(model, x)[1]
     write_codes(output, q.encode(codes), q, {"run": str(run), "model": cfg.get("preset", model.name),
+                                             "weights": weights_fingerprint(model),
                                              "latent": int(codes.shape[1]), "image_shape": list(x.shape[1:]),
                                              "names": names})
     per = packed_bytes(codes.shape[1], bits)
@@ -232,6 +234,7 @@ def decompress_cmd(run, codes, output, device) -> None:
     from ..files import atomic_write
     from ..images import save_png
     from ..metrics.codec import read_codes
+    from ..models.base import weights_fingerprint
     from ..tasks.compress import decode_uint8
     from ..visualize import needs_encoder
 
@@ -239,9 +242,15 @@ def decompress_cmd(run, codes, output, device) -> None:
     needs_encoder(model, "decompress")
     f = read_codes(codes)
     latent = f.levels.shape[1]
+    made_with = f.meta.get("run", "another run")
     if latent != model.config.latent:
         raise BadInput(f"{codes}: holds {latent}-dimensional codes; {run}'s model has {model.config.latent} "
-                       f"(compressed with {f.meta.get('run', 'another run')})")
+                       f"(compressed with {made_with})")
+    # another model's decoder turns the same levels into garbage: the codes name the weights
+    # they were made with (files from before that carry no fingerprint and are decoded as asked)
+    if f.meta.get("weights") not in (None, weights_fingerprint(model)):
+        raise BadInput(f"{codes}: compressed with another model ({made_with}); {run}'s weights differ, so its "
+                       f"decoder would give other images: decompress with the run that compressed it")
     names = f.meta.get("names") or [f"{i:05d}" for i in range(len(f.levels))]
     as_npz = output.suffix.lower() == ".npz"
     if not as_npz:

@@ -365,6 +365,20 @@ def for_inference(model: "GenerativeModel", device: str | torch.device = "cpu") 
     return model
 
 
+def weights_fingerprint(model: torch.nn.Module) -> str:
+    """sha256 (hex) of a model's state: every tensor's name, dtype, shape and bytes in name
+    order, independent of memory layout and device. Files made with a model (compressed codes)
+    record it, so a different model's decoder is refused instead of decoding garbage."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
 def has_fitted_prior(model) -> bool:
     """Whether the model fits a latent density to its codes after training (ae, vaegan,
     prior=gmm, ...): its samples depend on which images that density was fitted to."""
