@@ -375,6 +375,12 @@ def test_every_option_follows_the_conventions(path):
     (["complete", "{run}", "-n", 2, "--steps", 1, "--method", "latent-opt", "-o", "{tmp}/c.npz", "--quiet"],
      "complete --steps is now --opt-steps"),
     (["translate", "{run}", "-n", 2, "--batch", 1, "-o", "{tmp}/t.npz"], "translate --batch is now --batch-size"),
+    # README promises --batch everywhere --batch-size is (issue 34): train and compare too
+    (["train", "ae", "--data", "shapes:n=64,n_test=16", "--steps", 1, "--batch", 8, "--set", "width=4", "--quiet",
+      "--out", "{tmp}/r"], "train --batch is now --batch-size"),
+    (["compare", "--data", "shapes:n=256,n_test=64", "--models", "ae", "--steps", 1, "--batch", 8, "--set", "width=4",
+      "--set", "latent=4", "--eval-n", 100, "--curve-n", 100, "--curve-points", 1, "--quiet", "--out", "{tmp}/o"],
+     "compare --batch is now --batch-size"),
 ])
 def test_old_spellings_still_work_with_a_deprecation_note(args, note, run_cli, tmp_path):
     import ganvae
@@ -398,6 +404,12 @@ def test_old_spellings_still_work_with_a_deprecation_note(args, note, run_cli, t
     assert f"ganvae: warning: ganvae {note}; " in err
     if args[0] == "train":
         assert (tmp_path / "r" / "summary.json").exists()
+    if args[0] in ("train", "compare") and "--batch" in args:   # the old spelling set the batch size
+        import json
+
+        saved = (json.loads((tmp_path / "r" / "config.json").read_text())["train"] if args[0] == "train"
+                 else json.loads((tmp_path / "o" / "compare.json").read_text()))
+        assert saved["batch_size"] == 8
     if args[0] == "sample":
         assert np.load(tmp_path / "s.npz")["x"].shape[0] == 2
 

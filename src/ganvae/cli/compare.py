@@ -8,7 +8,8 @@ import click
 
 from ..errors import BadInput
 from .options import (AUTO_COUNT, AUTO_SECONDS, CONTEXT, DEVICE, DEVICE_HELP, LIMIT_HELP, VAL_SPLIT_HELP,
-                      complete_data, complete_presets, data_options, option, parse_task_options, task_options)
+                      complete_data, complete_presets, data_options, option, parse_task_options, renamed,
+                      task_options)
 from .train import launch_if_asked
 
 
@@ -30,6 +31,7 @@ from .train import launch_if_asked
 @option("--data-seed", type=int, default=0, show_default=True,
         help="Seed of the data's random splits (validation, --limit) and procedural data.")
 @option("--batch-size", type=int, default=64, show_default=True, help="Images per training step.")
+@renamed("--batch", "--batch-size", "batch_size", type=int)
 @option("--precision", type=click.Choice(["fp32", "bf16", "fp16", "auto"]), default="fp32", show_default=True,
         help="Autocast precision; auto: bf16 where the device has it natively, else fp32. bf16 and fp16 warn on a CPU that only emulates them (many times slower).")
 @option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Config override for every model.")

@@ -38,6 +38,7 @@ class _TrainCommand(click.Command):
 @option("--epochs", type=float, default=None, help="Stop after E passes over the training split.")
 @option("--budget", default=None, help="Stop after a wall-clock training time: 90s, 5m, 1h.")
 @option("--batch-size", type=int, default=None, show_default="64", help="Images per step.")
+@renamed("--batch", "--batch-size", "batch_size", type=int)
 @option("--seed", type=int, default=None, show_default="0", help="Seed of the weights, the noise and the data order.")
 @option("--precision", type=click.Choice(["fp32", "bf16", "fp16", "auto"]), default=None,
         show_default="fp32", help="Autocast precision; auto: bf16 where the device has it natively, else fp32. bf16 and fp16 warn on a CPU that only emulates them (many times slower).")
