@@ -19,3 +19,23 @@ def test_documented_names_are_reachable_after_a_plain_import_without_loading_tor
     r = subprocess.run([sys.executable, "-c", "import ganvae; ganvae.nope"], capture_output=True, text=True,
                        timeout=120)
     assert r.returncode == 1 and "AttributeError: module 'ganvae' has no attribute 'nope'" in r.stderr
+
+
+def test_a_write_that_cannot_happen_is_one_line_naming_the_users_path(runs, run_cli, tmp_path):
+    """Issue 34, bug 4: exit 2 and the path the user gave (never the hidden temporary file),
+    with the reason; the file in the way is left as it was."""
+    from tests.conftest import DATA
+
+    code, _, err = run_cli("sample", runs["dcgan"], "-n", 2, "-o", "/proc/x.png")
+    assert code == 2 and err.startswith("ganvae: error: /proc/x.png: ") and "check the path" in err
+    assert ".x.png." not in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    blocker = tmp_path / "some.png"
+    blocker.write_bytes(b"not a folder")
+    tiny = ["--steps", 1, "--batch-size", 8, "--set", "width=4", "--set", "latent=4", "--quiet"]
+    for args in (["sample", runs["dcgan"], "-n", 2, "-o", blocker / "x.png"],
+                 ["train", "ae", "--data", DATA, *tiny, "--out", blocker / "run"],
+                 ["compare", "--data", DATA, "--models", "ae", *tiny, "--out", blocker / "cmp"]):
+        code, _, err = run_cli(*args)
+        assert code == 2, (args[0], err)
+        assert f"{blocker} is a file, not a folder" in err and "Traceback" not in err, (args[0], err)
+        assert blocker.read_bytes() == b"not a folder"

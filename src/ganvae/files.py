@@ -15,6 +15,23 @@ from pathlib import Path
 from typing import Any, Callable
 
 
+def _as_users(e: OSError, path: Path) -> OSError:
+    """The same error (type, errno, reason) naming the file the user asked for, not the hidden
+    temporary one or its folder: the CLI prints it as one line with exit code 2, and callers
+    that handle a full disk (checkpoints) still see an OSError with its errno."""
+    if e.errno is None:
+        return e
+    return type(e)(e.errno, e.strerror, str(path))
+
+
+def a_file_in_the_way(path) -> Path | None:
+    """The first of `path`'s parents that exists as a file (`--out some.png/run`), else None."""
+    for parent in reversed(Path(path).parents):
+        if parent.exists() and not parent.is_dir():
+            return parent
+    return None
+
+
 def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     """Call write(tmp_path), fsync it, then rename onto `path`: readers see old or new, never half.
 
@@ -23,8 +40,11 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
         write: writes the whole content to the temporary path it is given. If it raises, the
             temporary file is removed and `path` is left as it was.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:   # (a read-only place, a file where a folder should be)
+        raise _as_users(e, path) from None
     os.close(fd)
     try:
         write(Path(tmp))
@@ -37,6 +57,8 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:   # (the temporary file is removed below)
+        raise _as_users(e, path) from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -86,6 +86,18 @@ def main(argv: list[str] | None = None) -> int:
         if not e.quiet:   # an error every rank of a DDP job shares: rank 0 says it
             print(f"ganvae: {e.label}: {e}", file=sys.stderr)
         return e.exit_code
+    except OSError as e:   # a file the system would not read or write: the path given, and why
+        if debug:
+            traceback.print_exc()
+        if e.filename is None:
+            print(f"ganvae: error: {e.strerror or e}", file=sys.stderr)
+            return 1
+        from ..files import a_file_in_the_way
+
+        blocker = a_file_in_the_way(e.filename)
+        why = f"{blocker} is a file, not a folder" if blocker else (e.strerror or str(e))
+        print(f"ganvae: error: {e.filename}: {why}; check the path", file=sys.stderr)
+        return 2
     except Exception as e:  # a bug or an unexpected environment problem: still one line
         if debug:
             traceback.print_exc()
