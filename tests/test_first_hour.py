@@ -39,3 +39,30 @@ def test_a_write_that_cannot_happen_is_one_line_naming_the_users_path(runs, run_
         assert code == 2, (args[0], err)
         assert f"{blocker} is a file, not a folder" in err and "Traceback" not in err, (args[0], err)
         assert blocker.read_bytes() == b"not a folder"
+
+
+def test_early_stopping_on_a_logged_metric_ends_the_run_as_a_finished_one(tmp_path):
+    """Issue 34, bug 5: a callback stops a run cleanly: the step finishes, the final model and
+    summary.json are written, and the call returns normally."""
+    import json
+
+    import pytest
+
+    import ganvae
+    from ganvae.callbacks import EarlyStopping
+    from ganvae.errors import BadInput
+    from tests.conftest import DATA
+
+    small = dict(batch_size=16, progress=False, overrides={"width": 8, "latent": 4}, log_every=2)
+    # the loss falls, so in "max" mode the first logged row stays the best: 2 stale rows later
+    # (steps 4 and 6) the run ends at step 6 of its 40
+    run, summary = ganvae.train("vae", DATA, tmp_path / "r", steps=40,
+                                callbacks=[EarlyStopping("loss/total", patience=2, mode="max")], **small)
+    assert summary["steps"] == 6 and "loss/total did not improve for 2 logged rows" in summary["stopped_early"]
+    assert json.loads((run / "summary.json").read_text())["stopped_early"] == summary["stopped_early"]
+    model = ganvae.load(run)                                  # the final model is there
+    assert model.sample(2, seed=0).shape[0] == 2
+    with pytest.raises(BadInput, match="metrics.jsonl has no 'loss/nope'; its rows have .*loss/total"):
+        ganvae.train("vae", DATA, tmp_path / "r2", steps=4, callbacks=[EarlyStopping("loss/nope")], **small)
+    with pytest.raises(BadInput, match="choose min or max"):
+        EarlyStopping("loss/total", mode="lowest")

@@ -71,6 +71,55 @@ def has_step_hook(cb: Callback) -> bool:
     return type(cb).on_step is not Callback.on_step
 
 
+class EarlyStopping(Callback):
+    """End the run cleanly once a logged metric stops improving (Lightning's EarlyStopping, on
+    metrics.jsonl's rows): after `patience` logged rows in a row without the metric beating its
+    best by more than `min_delta`, it calls trainer.request_stop, so the step finishes and the
+    final model and summary.json (`stopped_early` says why) are written, as at the end of a run.
+
+    Args:
+        metric: a key of metrics.jsonl's rows (e.g. "loss/total"; `ganvae train` prints them).
+        patience: logged rows without improvement before stopping (rows come every log_every steps).
+        mode: "min" (a loss) or "max" (an accuracy).
+        min_delta: how much better than the best a value must be to count as an improvement.
+    """
+
+    def __init__(self, metric: str, patience: int = 5, mode: str = "min", min_delta: float = 0.0):
+        if mode not in ("min", "max"):
+            raise BadInput(f"EarlyStopping(mode={mode!r}): choose min or max")
+        if patience < 1:
+            raise BadInput(f"EarlyStopping(patience={patience}): must be at least 1")
+        self.metric, self.patience, self.mode, self.min_delta = metric, patience, mode, min_delta
+        self.best: float | None = None
+        self.best_step: int | None = None
+        self.stale = 0
+
+    def on_start(self, trainer) -> None:
+        # a resume or a NaN rollback restarts from trainer.step: judge the rows up to it again
+        self.best, self.best_step, self.stale = None, None, 0
+        for row in read_jsonl(Path(trainer.run_dir) / "metrics.jsonl"):
+            self._see(row)
+
+    def on_log(self, trainer, row: dict[str, Any]) -> None:
+        if self.metric not in row:
+            known = ", ".join(k for k in row if k not in ("step", "images_seen", "train_seconds"))
+            raise BadInput(f"EarlyStopping: metrics.jsonl has no {self.metric!r}; its rows have {known}")
+        self._see(row)
+        if self.stale >= self.patience and trainer.stop_reason is None:
+            trainer.request_stop(f"{self.metric} did not improve for {self.stale} logged rows (best "
+                                 f"{self.best:.6g} at step {self.best_step}; EarlyStopping)")
+
+    def _see(self, row: dict[str, Any]) -> None:
+        value = row.get(self.metric)
+        if value is None:
+            return
+        sign = 1.0 if self.mode == "min" else -1.0
+        if self.best is None or sign * (self.best - value) > self.min_delta:
+            self.best, self.best_step, self.stale = float(value), row.get("step"), 0
+        else:
+            self.stale += 1
+
+
 class CSVLogger(Callback):
     """metrics.jsonl's rows again as a CSV file (run_dir/metrics.csv), for spreadsheets and
     pandas.read_csv: the same rows, the same column names.
