@@ -194,6 +194,8 @@ def test_augment_eval_trains_classifiers_on_real_synthetic_and_both(runs, run_cl
     assert code == 0, err
     assert "classifier (" in err and "seed 1)" in err   # a bar per classifier trained
     assert "real only" in out and "synthetic only (CAS)" in out and "real + synthetic" in out
+    # a classifier on all the real data is the most to hope for: the ceiling, not a floor (issue 34)
+    assert "all real images (the evaluator) [ceiling]" in out and "[floor]" not in out
     res = json.loads((runs["cgan"] / "eval.json").read_text())["tasks"]["augment"]["result"]
     assert len(res["synthetic_seeds"]) == 2 and len(res["mixed_seeds"]) == 2
     for acc in (res["real"], res["synthetic"], res["mixed"]):

@@ -549,7 +549,7 @@ def format_task_table(table: dict) -> str:
     rows = [["", *[label for _, label in cols]]]
     for r in table["rows"]:
         name = r["name"] + (f" ({r['method']})" if r.get("method") else "") + \
-            {"baseline": " [baseline]", "floor": " [floor]"}.get(r["kind"], "")
+            {"baseline": " [baseline]", "floor": " [floor]", "ceiling": " [ceiling]"}.get(r["kind"], "")
         rows.append([name, *("" if r.get(k) is None else f"{r[k]:.4g}" for k, _ in cols)])
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(r[i].ljust(widths[i]) for i in range(len(r))).rstrip() for r in rows]

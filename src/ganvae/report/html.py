@@ -18,6 +18,10 @@ from ..files import atomic_write, legacy_row, read_jsonl, within
 from ..errors import BadInput
 from ..comparison.scoring import summary_line
 
+# a task table's rows that are references (the real data's floor, the ceiling a classifier on
+# all real images reaches), never ranked or marked best
+REFERENCE_ROWS = ("floor", "ceiling")
+
 # The ranking table's columns: (metric, label). Those no row has are left out.
 COLUMNS = [
     ("fd", "FD"), ("kid", "KID"), ("precision", "precision"), ("recall", "recall"),
@@ -511,7 +515,7 @@ def task_sections(results: dict, run_dirs: dict[str, list[Path]]) -> list[dict]:
         for t in task["tables"]:
             cols = [(k, label, higher) for k, label, higher in t["columns"]
                     if any(r.get(k) is not None for r in t["rows"])]
-            ranked = [r for r in t["rows"] if r["kind"] != "floor"]
+            ranked = [r for r in t["rows"] if r["kind"] not in REFERENCE_ROWS]
             best = {}
             for k, _, higher in cols:
                 have = [r for r in ranked if r.get(k) is not None]
@@ -523,7 +527,7 @@ def task_sections(results: dict, run_dirs: dict[str, list[Path]]) -> list[dict]:
                 for k, _, _ in cols:
                     v = r.get(k)
                     text = _fmt(v, k) + (f" ± {_fmt(r[k + '_std'], k)}" if r.get(k + "_std") is not None else "")
-                    cells.append({"text": text, "best": r["kind"] != "floor" and best.get(k) == r["name"]})
+                    cells.append({"text": text, "best": r["kind"] not in REFERENCE_ROWS and best.get(k) == r["name"]})
                 label = r["name"] + (f" ({r['method']})" if r.get("method") else "")
                 rows.append({"name": label, "kind": r["kind"], "cells": cells})
             tables.append({"title": t["title"], "n": t.get("n"), "rows": rows,

@@ -173,7 +173,8 @@ class AugmentTask:
             rows.append({"name": model, "kind": "model", "seeds": len(runs),
                          **seed_means(runs, ["synthetic", "mixed", "gain"])})
         if prepared.get("ceiling") is not None:
-            rows.append({"name": "all real images (the evaluator)", "kind": "floor", "real": prepared["ceiling"]})
+            # the accuracy of a classifier on all the real data: the best to hope for, a ceiling
+            rows.append({"name": "all real images (the evaluator)", "kind": "ceiling", "real": prepared["ceiling"]})
         columns = [c for c in METRICS if any(c[0] in r for r in rows)]
         cfg = prepared["config"]
         budget = (f"; each {prepared['steps']:,} steps of {prepared['batch_size']} images"
