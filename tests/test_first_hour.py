@@ -66,3 +66,23 @@ def test_early_stopping_on_a_logged_metric_ends_the_run_as_a_finished_one(tmp_pa
         ganvae.train("vae", DATA, tmp_path / "r2", steps=4, callbacks=[EarlyStopping("loss/nope")], **small)
     with pytest.raises(BadInput, match="choose min or max"):
         EarlyStopping("loss/total", mode="lowest")
+
+
+def test_sampling_with_the_wrong_labels_is_one_clear_error():
+    """model.sample(4, labels=...) with another count, another shape or a class out of range:
+    BadInput naming what to give, not a torch broadcasting error from inside a net."""
+    import pytest
+    import torch
+
+    from ganvae.data import load_dataset
+    from ganvae.errors import BadInput
+    from ganvae.trainer import build
+
+    ds = load_dataset("shapes:n=64,n_test=16")
+    model, _ = build("cgan", ds, {"width": 8, "latent": 8})
+    assert model.sample(4, labels=torch.tensor([0, 1, 2, 3]), seed=0).shape[0] == 4
+    for labels, says in ((torch.tensor([1, 2]), r"labels of shape \(2,\) for 4 images"),
+                         (torch.ones(4, 3), r"labels of shape \(4, 3\) for 4 images"),
+                         (torch.tensor([0, 1, 2, 99]), r"labels 0\.\.99: the classes are 0\.\.")):
+        with pytest.raises(BadInput, match=says):
+            model.sample(4, labels=labels, seed=0)

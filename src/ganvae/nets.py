@@ -109,8 +109,15 @@ def class_weights(labels: torch.Tensor | None, n: int, num_classes: int, device)
     1/K when labels is None (a class-agnostic decode), or labels itself when already (n, K)."""
     if labels is None:
         return torch.full((n, num_classes), 1.0 / num_classes, device=device)
+    labels = torch.as_tensor(labels)
+    # a wrong count or class would surface as a broadcasting error deep inside a net: say it here
+    if labels.dim() not in (1, 2) or len(labels) != n or (labels.dim() == 2 and labels.shape[1] != num_classes):
+        want = f"({n},) class indices or ({n}, {num_classes}) class weights"
+        raise BadInput(f"labels of shape {tuple(labels.shape)} for {n} images: give {want}")
     if labels.dim() == 2:
         return labels.float().to(device)
+    if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
+        raise BadInput(f"labels {int(labels.min())}..{int(labels.max())}: the classes are 0..{num_classes - 1}")
     return F.one_hot(labels.long().to(device), num_classes).float()
 
 
