@@ -153,6 +153,9 @@ def _rank_pid(rank: int) -> int | None:
     return None
 
 
+# ~20 s of two torchrun jobs: the slow suite's (make test-all), keeping the quick suite under 6
+# minutes; one process killed and resumed bit for bit is test_reliability's, in the quick suite
+@pytest.mark.slow
 def test_a_killed_rank_stops_the_job_and_it_resumes(runs, tmp_path):
     run = tmp_path / "killed"
     args = [sys.executable, "-m", "ganvae", "train", "dcgan", *COMMON, *_sets(CASES["dcgan"][1]),
