@@ -86,3 +86,14 @@ def test_sampling_with_the_wrong_labels_is_one_clear_error():
                          (torch.tensor([0, 1, 2, 99]), r"labels 0\.\.99: the classes are 0\.\.")):
         with pytest.raises(BadInput, match=says):
             model.sample(4, labels=labels, seed=0)
+
+
+def test_freeze_d_without_init_from_is_refused(run_cli, tmp_path):
+    """--set freeze_d=K freezes D's first blocks: without --init-from they would be random
+    layers fixed for the whole run; refused in one line, nothing written."""
+    from tests.conftest import DATA
+
+    code, _, err = run_cli("train", "dcgan", "--data", DATA, "--steps", 1, "--batch-size", 8, "--set", "width=4",
+                           "--set", "freeze_d=1", "--quiet", "--out", tmp_path / "r")
+    assert code == 2 and "--set freeze_d=1: freezes D's first blocks" in err and "--init-from RUN" in err
+    assert "Traceback" not in err and not (tmp_path / "r").exists()

@@ -138,6 +138,12 @@ def train(preset: str, data: str = "shapes", run_dir: str | Path | None = None, 
             else:
                 torch.manual_seed(cfg.train.seed)  # the initial weights, then the noise of every step
                 model, mcfg = build(preset, ds, m_over)
+                if getattr(mcfg, "freeze_d", 0) and not cfg.train.init_from:
+                    # Freeze-D (Mo et al. 2020) keeps a trained D's first blocks while fine-tuning;
+                    # without weights to start from it would fix random layers for the whole run
+                    raise BadInput(f"--set freeze_d={mcfg.freeze_d}: freezes D's first blocks, which are random "
+                                   "without --init-from RUN (transfer from a trained run); give one, or leave "
+                                   "freeze_d at 0")
                 if cfg.train.init_from:
                     init_from(model, cfg.train.init_from)
             cfg = dataclasses.replace(cfg, model=mcfg)
