@@ -13,7 +13,7 @@ from pathlib import Path
 from ganvae import parallel
 from ganvae.callbacks import Callback
 from ganvae.trainer import train
-from tests.test_ddp import CASES, DATA, DEVICE, STEPS
+from tests.test_ddp import CASES, DATA, DEVICE, STEPS, data_of
 
 
 class StopAt(Callback):
@@ -29,7 +29,7 @@ class StopAt(Callback):
 
 def main(root: Path) -> None:
     for name, (preset, over) in CASES.items():
-        train(preset, DATA, root / f"{name}-2", overrides={**over, "width": 8, "latent": 8},
+        train(preset, data_of(name), root / f"{name}-2", overrides={**over, "width": 8, "latent": 8},
               steps=STEPS[name], batch_size=16, device=DEVICE, progress=False, log_every=1, checkpoint_every=4)
     preset, over = CASES["dcgan"]
     train(preset, DATA, root / "switch", overrides={**over, "width": 8, "latent": 8}, steps=STEPS["dcgan"] // 2,

@@ -323,7 +323,7 @@ def test_global_batch_dropout_is_inverted_dropout_drawn_for_the_global_batch():
     # One process: keep each unit with probability 1 - p and scale by 1 / (1 - p), so the mean
     # is kept; the same generator state gives the same mask (what every DDP rank draws, each
     # keeping its rows); eval mode and p = 0 are the identity.
-    from ganvae.models.bigan import GlobalBatchDropout
+    from ganvae.nets import GlobalBatchDropout
 
     drop = GlobalBatchDropout(0.25).train()
     h = torch.ones(4000, 50)

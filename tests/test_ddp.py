@@ -43,8 +43,23 @@ CASES = {   # preset and the overrides that take batch norm out of its nets
     "bigan": ("bigan", {"norm": "none", "d_dropout": 0.0, "diag_every": 2}),
     # ALI: the gaussian encoder and D's dropout 0.2, whose masks are drawn for the global batch
     "ali": ("ali", {"norm": "none", "diag_every": 2}),
+    # the models that average their own gradients (autograd.grad, backward(inputs=...)):
+    # vaegan with the equilibrium rule (a decision every rank must take alike) and ADA in D
+    "vaegan": ("vaegan", {"norm": "none", "d_norm": "none", "equilibrium": 0.68, "augment": "ada",
+                          "ada_interval": 1, "ada_speed_images": 50}),
+    # the U-Net's dropout masks drawn for the global batch; CycleGAN's pools of fakes
+    "pix2pix": ("pix2pix", {"norm": "none"}),
+    "cyclegan": ("cyclegan", {"norm": "none", "pool_size": 20}),
+    "unit": ("unit", {"norm": "none"}),
 }
-STEPS = {"dcgan": 8, "vae": 3, "wgan-gp": 3, "r1-ada": 4, "aae": 3, "bigan": 3, "ali": 3}
+STEPS = {"dcgan": 8, "vae": 3, "wgan-gp": 3, "r1-ada": 4, "aae": 3, "bigan": 3, "ali": 3, "vaegan": 4, "pix2pix": 3,
+         "cyclegan": 3, "unit": 3}
+TRANSLATION = {"pix2pix", "cyclegan", "unit"}
+
+
+def data_of(name: str) -> str:
+    """The translation models' data: the shapes as targets, their 7x7 blow-ups as inputs."""
+    return f"task:lowres@{DATA}" if name in TRANSLATION else DATA
 
 
 def _env():
@@ -86,7 +101,7 @@ def runs(tmp_path_factory):
             torch.set_num_threads(threads)
             torch.backends.cudnn.allow_tf32 = suffix == "1" or DEVICE == "cpu"
             for name, (preset, over) in CASES.items():
-                train(preset, DATA, root / f"{name}-{suffix}", overrides={**over, "width": 8, "latent": 8},
+                train(preset, data_of(name), root / f"{name}-{suffix}", overrides={**over, "width": 8, "latent": 8},
                       steps=STEPS[name], batch_size=16, device=DEVICE, progress=False, log_every=1)
     finally:
         torch.set_num_threads(before[0])
@@ -107,7 +122,7 @@ def test_two_processes_train_the_weights_one_process_does(runs, name):
     one = weights(runs / f"{name}-1")
     rounding = max_diff(one, weights(runs / f"{name}-1-threads"))
     assert max_diff(one, weights(runs / f"{name}-2")) <= max(1e-5, 4 * rounding)
-    if name == "r1-ada":   # p moved, and moved alike
+    if name in ("r1-ada", "vaegan"):   # p moved, and moved alike
         p1, p2 = one["augment.ada.p"], weights(runs / f"{name}-2")["augment.ada.p"]
         assert float(p1) > 0 and torch.equal(p1, p2)
     # ... and the logged losses, averaged over the ranks, are the global batch's
@@ -220,24 +235,50 @@ def test_settings_ddp_cannot_run_are_refused(tmp_path):
                "--nproc", 2, check=False)
     assert p.returncode == 2 and "SyncBatchNorm runs on GPUs only" in p.stderr
     assert p.stderr.count("ganvae: error") == 1
-    p = ganvae("train", "vaegan", *COMMON, "--steps", 2, "--out", tmp_path / "vg", "--nproc", 2, check=False)
-    assert p.returncode == 2 and "not yet trainable with several processes" in p.stderr
 
 
 def test_compare_trains_each_model_with_two_processes_and_scores_once(tmp_path):
+    # the issue's command: vaegan beside dcgan (it averages its own gradients over the ranks)
     out = tmp_path / "cmp"
-    p = ganvae("compare", "--data", DATA, "--models", "dcgan:d_norm=none:g_norm=none,vae:norm=none", "--steps", 6,
+    p = ganvae("compare", "--data", DATA, "--models", "dcgan:d_norm=none:g_norm=none,vaegan", "--steps", 6,
                "--batch-size", 16, "--set", "width=8", "--set", "latent=8", "--eval-n", 100, "--curve-points", 2,
                "--curve-n", 50,
                "--out", out, "--nproc", 2, "--device", "cpu", "--quiet")
     assert p.stdout.splitlines() == [f"report: {out / 'report.html'}"]            # said once, by rank 0
     results = json.loads((out / "results.json").read_text())
-    assert [r["model"] for r in results["rows"]] == ["dcgan:d_norm=none:g_norm=none", "vae:norm=none"]
+    assert [r["model"] for r in results["rows"]] == ["dcgan:d_norm=none:g_norm=none", "vaegan"]
     for run in (out / "runs").iterdir():
         assert json.loads((run / "summary.json").read_text())["processes"] == 2
         curve = (run / "curve.jsonl").read_text().splitlines()
         assert [json.loads(line)["step"] for line in curve] == [3, 6]          # rank 0's curve points
     assert (out / "report.html").stat().st_size > 0
+
+
+def test_compare_checks_every_model_for_several_processes_before_training(tmp_path, monkeypatch):
+    """A model that cannot train under --nproc (a class of one's own without ddp_ready) or a
+    batch the processes cannot split is refused before the first model trains."""
+    from ganvae.comparison import runner
+    from ganvae.comparison.config import CompareConfig
+    from ganvae.data import load_dataset
+    from ganvae.errors import BadInput
+    from ganvae.models.vaegan import VAEGAN
+
+    ds = load_dataset(DATA)
+    monkeypatch.setattr(parallel, "world", lambda: parallel.World(0, 2))
+    runner._check_models(CompareConfig(models=["dcgan", "vaegan"], data=DATA), ds)   # both DDP-ready
+    with pytest.raises(BadInput, match=r"^--batch-size 15: the global batch is split evenly over the 2 processes"):
+        runner._check_models(CompareConfig(models=["dcgan", "vae"], data=DATA, batch_size=15), ds)
+    monkeypatch.setattr(VAEGAN, "ddp_ready", False)
+    with pytest.raises(BadInput, match="^vaegan: not trainable with several processes .* without --nproc$"):
+        runner._check_models(CompareConfig(models=["dcgan", "vaegan"], data=DATA), ds)
+    monkeypatch.undo()
+    # the CLI: a batch the processes cannot split fails in one line; nothing is trained or written
+    p = ganvae("compare", "--data", DATA, "--models", "dcgan,vae", "--steps", 2, "--batch-size", 15, "--out",
+               tmp_path / "c", "--nproc", 2, "--device", "cpu", "--quiet", check=False)
+    assert p.returncode == 2
+    assert [ln for ln in p.stderr.splitlines() if ln.strip()] == [
+        "ganvae: error: --batch-size 15: the global batch is split evenly over the 2 processes; give a multiple of 2"]
+    assert not (tmp_path / "c").exists()
 
 
 def test_an_early_stop_on_rank_zero_stops_every_rank(runs):

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from . import parallel
 from .errors import BadInput
 
 
@@ -532,3 +533,25 @@ def count_params(module: nn.Module) -> int:
     """The number of trained parameters: frozen copies (a GAN's EMA generator `g_ema`) are
     left out, so switching the EMA on does not make a model look twice as big in the report."""
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+class GlobalBatchDropout(nn.Module):
+    """Dropout whose masks are drawn for the global batch (parallel.draw_rows), each DDP rank
+    keeping its rows. nn.Dropout would draw from each rank's generator alone, and the ranks'
+    generators are equal by design (parallel.py), so row i of every rank would get the same
+    mask: the noise repeated N times in a global batch. With this, N ranks drop exactly what
+    one process drops. (B, ...) features (bigan's D) or maps (the pix2pix U-Net); the
+    identity in eval mode or at p = 0. `groups`: the B rows are that many equal parts stacked,
+    each its own global batch's rows (D's real pairs, then its fake ones), so each part's mask
+    is drawn for its own global batch."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = float(p)
+
+    def forward(self, h: torch.Tensor, groups: int = 1) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return h
+        n = h.shape[0] // groups                                       # this rank's rows of a part
+        keep = parallel.draw_rows(lambda m: torch.rand((groups, m, *h.shape[1:]), device=h.device), n, dim=1)
+        return h * (keep >= self.p).reshape(h.shape).to(h.dtype) / (1 - self.p)

@@ -9,18 +9,20 @@ torchrun for the user) starts N processes; each calls `init()` and then trains a
   penalty's interpolation weights, augmentation parameters, binarization) is drawn for the
   whole global batch from the same RNG stream on every rank, and each rank keeps its rows. So
   the ranks' RNGs stay equal, a checkpoint's RNG state is every rank's, and a run resumes under
-  any N. Dropout masks too (bigan's GlobalBatchDropout): nn.Dropout would give row i of every
+  any N. Dropout masks too (nets.GlobalBatchDropout): nn.Dropout would give row i of every
   rank the same mask, the ranks' generators being equal.
 - Each trained network is wrapped in its own DDP (`GenerativeModel.parallelize`), which
   all-reduces (averages) its gradients during backward: the average of the ranks' gradients of
   their B / N-row mean losses is the gradient of the B-row mean loss, when each row's loss
-  depends on that row alone.
+  depends on that row alone. A model that takes its gradients itself (vaegan's autograd.grad,
+  the translation models' backward(inputs=...): `averages_own_gradients`) is not wrapped and
+  averages them in one all_mean_ per update instead, the same mean.
 - Rank 0 alone writes files; the others compute.
 
 What N ranks compute, against one process:
 - Nets without batch norm: the same gradients, so the same weights, to float rounding
-  (tests/test_ddp.py: 2 ranks against 1 for dcgan, vae, wgan-gp, lazy R1 with ADA, aae, bigan
-  and ali with its dropout).
+  (tests/test_ddp.py: 2 ranks against 1 for dcgan, vae, wgan-gp, lazy R1 with ADA, aae, bigan,
+  ali with its dropout, vaegan, pix2pix, cyclegan with its pools and unit).
 - Batch norm: each rank normalises by the statistics of its own B / N rows, and keeps its own
   running statistics (the trainer turns off DDP's broadcast of rank 0's buffers; rank 0's are
   saved, and every rank resumes from them). That is batch norm over B / N rows: a different,
@@ -178,6 +180,43 @@ def all_sum_(t: torch.Tensor) -> torch.Tensor:
     if world().size > 1:
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return t
+
+
+def all_mean_(tensors: list[torch.Tensor]) -> None:
+    """Replace each tensor by its mean over the ranks, in place, in one collective: the
+    gradient averaging of a model that takes its gradients with torch.autograd.grad or
+    backward(inputs=...) itself instead of through DDP wrappers. Every rank must pass tensors
+    of the same shapes in the same order (identity on one process)."""
+    w = world()
+    if w.size == 1 or not tensors:
+        return
+    flat = torch.cat([t.reshape(-1).float() for t in tensors])       # (sum of numels,)
+    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+    flat /= w.size
+    i = 0
+    for t in tensors:
+        t.copy_(flat[i:i + t.numel()].view_as(t))
+        i += t.numel()
+
+
+def all_gather_rows(x: torch.Tensor) -> torch.Tensor:
+    """The global batch whose rows (dim 0) this rank holds a part of: every rank's x, in rank
+    order (x itself on one process). For a per-image draw that must see the whole batch, such
+    as CycleGAN's pool of fakes; parallel.rows gives this rank's part back."""
+    w = world()
+    if w.size == 1:
+        return x
+    parts = [torch.empty_like(x) for _ in range(w.size)]
+    dist.all_gather(parts, x.contiguous())
+    return torch.cat(parts)
+
+
+def broadcast_(tensors: list[torch.Tensor]) -> None:
+    """Rank 0's values of these tensors on every rank, in place (identity on one process)."""
+    if world().size == 1:
+        return
+    for t in tensors:
+        dist.broadcast(t, src=0)
 
 
 def all_max(values: list[float], device: torch.device | str = "cpu") -> list[float]:

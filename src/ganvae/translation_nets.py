@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import BadInput
-from .nets import norm_layer
+from .nets import GlobalBatchDropout, norm_layer
 
 
 def _pow2_at_least(n: int) -> int:
@@ -25,7 +25,8 @@ class UNet(nn.Module):
 
     (B, C_in, S, S) -> (B, C_out, S, S) in [-1, 1]. A side that is not a power of two is padded
     (reflected) up to one (28 -> 32) and the output cropped back. Channels: width * 2^j, at most
-    8 * width; dropout 0.5 in the `dropout_layers` innermost decoder levels (pix2pix's noise).
+    8 * width; dropout 0.5 in the `dropout_layers` innermost decoder levels (pix2pix's noise; its masks
+    drawn for the global batch under DDP).
     """
 
     def __init__(self, in_channels: int, out_channels: int, size: int, width: int = 64, norm: str = "batch",
@@ -54,7 +55,7 @@ class UNet(nn.Module):
             drop = depth - 1 - j < dropout_layers
             self.up.append(nn.Sequential(
                 nn.ConvTranspose2d(skip_in, cout, 4, 2, 1, bias=norm == "none"), norm_layer(norm, cout),
-                nn.Dropout(0.5) if drop else nn.Identity(), nn.ReLU()))
+                GlobalBatchDropout(0.5) if drop else nn.Identity(), nn.ReLU()))
             cin = cout
         self.out = nn.ConvTranspose2d(2 * cin, out_channels, 4, 2, 1)
         self.skips = depth - 1                                      # concatenations in forward

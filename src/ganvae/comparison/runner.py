@@ -41,7 +41,11 @@ def compare(cfg: CompareConfig, out: Path, progress: bool = True, device="cpu",
     world = parallel.init(str(device))
     if not world.is_main:
         log = lambda message: None  # noqa: E731
-    cfg, data_cfg, ds = _load(cfg, out)
+    try:
+        cfg, data_cfg, ds = _load(cfg, out)
+    except GanvaeError as e:   # every rank checks the same settings alike: rank 0 says it
+        e.quiet = not world.is_main
+        raise
     out = Path(out)
     mine = dataclasses.asdict(cfg)
     # one comparison per --out at a time: a second command on it is refused while this one runs
@@ -327,13 +331,22 @@ def _check_models(cfg: CompareConfig, ds: ImageDataset) -> None:
     from ..trainer import TrainConfig, build, split_overrides
 
     used = set()
+    processes = parallel.world().size
+    if processes > 1 and cfg.batch_size % processes:
+        raise BadInput(f"--batch-size {cfg.batch_size}: the global batch is split evenly over the {processes} "
+                       f"processes; give a multiple of {processes}")
     for spec in cfg.models:
         name, own = parse_model_spec(spec)
         shared = shared_overrides(cfg, name)
         used |= set(shared)
         m_over, t_over, _ = split_overrides({**shared, **own})
-        build(name, ds, m_over)
+        model, _ = build(name, ds, m_over)
         replace(TrainConfig(), t_over, where=f"--set for {spec}")
+        # under --nproc, what the trainer would refuse at this model's turn, refused before the
+        # first model trains (a model of one's own may not be DDP-ready: ddp_ready)
+        if processes > 1 and not model.ddp_ready:
+            raise BadInput(f"{spec}: not trainable with several processes (its class does not declare ddp_ready); "
+                           f"compare it without --nproc")
     unknown = sorted(set(cfg.overrides) - used)   # a key no model has: a typo, not a family's own key
     if unknown:
         raise BadInput(f"--set {unknown[0]}: no model of this comparison has that key ({', '.join(cfg.models)}); "

@@ -130,6 +130,9 @@ class GenerativeModel(nn.Module):
     # Trains under DDP (torchrun, --nproc): its train_step runs each net it updates through
     # `self.ddp(name)` and draws its noise for the global batch (parallel.py).
     ddp_ready: ClassVar[bool] = False
+    # ... and averages its gradients itself (average_gradients, after its own autograd.grad or
+    # backward(inputs=...)) instead of through DDP wrappers: no net is wrapped.
+    averages_own_gradients: ClassVar[bool] = False
     # the nets a user may replace with their own modules (ModelConfig.nets, custom.py)
     custom_roles: ClassVar[tuple[str, ...]] = ()
 
@@ -174,8 +177,12 @@ class GenerativeModel(nn.Module):
         self._ddp = {}
         if wrap is None:
             return
-        from ..parallel import all_sum_, world
+        from ..parallel import all_sum_, broadcast_, world
 
+        if self.averages_own_gradients:
+            # no wrapper to broadcast rank 0's weights at its construction, as DDP's does
+            broadcast_([p.data for p in self.parameters()])
+            return
         self._ddp = {name: wrap(getattr(self, name)) for name in self.trained_nets()}
         wrapped = {id(p) for m in self._ddp.values() for p in m.parameters()}
         n = world().size
@@ -188,6 +195,14 @@ class GenerativeModel(nn.Module):
                 for p in g["params"]:
                     if id(p) not in wrapped:
                         self._ddp_hooks.append(p.register_post_accumulate_grad_hook(average))
+
+    def average_gradients(self, params: list[torch.Tensor]) -> None:
+        """Under DDP, for a model that averages its own gradients: each of `params`' gradients
+        becomes the ranks' mean, as a DDP wrapper's backward would leave it (a no-op on one
+        process). Call it between the backward and the optimizer step, on every rank."""
+        from ..parallel import all_mean_
+
+        all_mean_([p.grad for p in params if p.grad is not None])
 
     def ddp(self, name: str) -> nn.Module:
         """The net `name` for a training forward whose backward updates that net: its DDP

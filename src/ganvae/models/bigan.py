@@ -50,7 +50,7 @@ from torch import nn
 
 from .. import parallel
 from ..errors import BadInput
-from ..nets import ConvBody, dcgan_init, make_decoder, make_encoder
+from ..nets import ConvBody, GlobalBatchDropout, dcgan_init, make_decoder, make_encoder
 from ..registry import register_model
 from .base import GenerativeModel, ModelConfig, seeded_generator
 from .common import check_adam, evaluating, normal, reparameterize
@@ -127,27 +127,6 @@ def bigan_losses(logits_real: torch.Tensor, logits_fake: torch.Tensor) -> tuple[
     loss_d = F.softplus(-logits_real).mean() + F.softplus(logits_fake).mean()
     loss_eg = F.softplus(logits_real).mean() + F.softplus(-logits_fake).mean()
     return loss_d, loss_eg
-
-
-class GlobalBatchDropout(nn.Module):
-    """Dropout whose masks are drawn for the global batch (parallel.draw_rows), each DDP rank
-    keeping its rows. nn.Dropout would draw from each rank's generator alone, and the ranks'
-    generators are equal by design (parallel.py), so row i of every rank would get the same
-    mask: D's noise repeated N times in a global batch. With this, N ranks drop exactly what
-    one process drops. (B, F) features; the identity in eval mode or at p = 0. `groups`: the B
-    rows are that many equal parts stacked, each its own global batch's rows (D's real pairs,
-    then its fake ones), so each part's mask is drawn for its own global batch."""
-
-    def __init__(self, p: float):
-        super().__init__()
-        self.p = float(p)
-
-    def forward(self, h: torch.Tensor, groups: int = 1) -> torch.Tensor:
-        if not self.training or self.p == 0:
-            return h
-        n = h.shape[0] // groups                                       # this rank's rows of a part
-        keep = parallel.draw_rows(lambda m: torch.rand((groups, m, *h.shape[1:]), device=h.device), n, dim=1)
-        return h * (keep >= self.p).reshape(h.shape).to(h.dtype) / (1 - self.p)
 
 
 class JointDiscriminator(nn.Module):

@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import parallel
 from ..errors import BadInput
 from ..nets import dcgan_init
 from ..translation_nets import PatchDiscriminator
@@ -141,6 +142,11 @@ class ReplayBuffer(nn.Module):
         x = x.detach().float()
         if self.size == 0:
             return x
+        # Under DDP every rank queries with the global batch (all ranks' fakes, in rank order)
+        # and the same draws, so the pools stay equal and match one process's; each rank then
+        # keeps its own rows.
+        b = len(x)
+        x = parallel.all_gather_rows(x)                       # (B * world, C, S, S)
         out = x.clone()
         n = int(self.count)
         coins = torch.rand(len(x))                            # on the CPU RNG, whatever the device
@@ -154,7 +160,7 @@ class ReplayBuffer(nn.Module):
                 out[i] = self.images[j]
                 self.images[j] = x[i]
         self.count.fill_(n)
-        return out
+        return out[parallel.rows(len(out))] if len(out) != b else out
 
 
 class TranslationModel(GenerativeModel):
@@ -162,6 +168,10 @@ class TranslationModel(GenerativeModel):
     docstring), the PatchGAN discriminators and their regularized update."""
 
     translation: ClassVar[str] = "paired"
+    # DDP: every update goes through update(), which averages the gradients over the ranks
+    # itself; random draws are the global batch's (GlobalBatchDropout, the pool's all_gather)
+    ddp_ready = True
+    averages_own_gradients = True
     directions: ClassVar[tuple[str, ...]] = ("a2b",)
     gaussian_latent: ClassVar[bool] = False
 
@@ -225,6 +235,7 @@ class TranslationModel(GenerativeModel):
         """One optimizer step on `loss`, gradients only into `params` (the others' stay None)."""
         opt.zero_grad(set_to_none=True)
         self.backward(loss, inputs=params)
+        self.average_gradients(params)   # under DDP: the ranks' mean, as one process's batch gives
         self.step(opt)
 
 

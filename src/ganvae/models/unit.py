@@ -56,6 +56,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .. import parallel
 from ..errors import BadInput
 from ..nets import norm_layer, dcgan_init
 from ..registry import register_model
@@ -246,7 +247,7 @@ class UNIT(TranslationModel):
         opt = self.optimizers()
 
         def sample(mu):  # z = mu + eps, eps ~ N(0, I): q(z|x) has unit variance; float32 noise
-            return mu.float() + torch.randn_like(mu, dtype=torch.float32)
+            return mu.float() + parallel.randn_rows(mu.float())            # (global-batch draws under DDP)
 
         with self.autocast():
             mu_a, mu_b = self._encode(a, "a"), self._encode(b, "b")          # (B, latent, S/4, S/4)

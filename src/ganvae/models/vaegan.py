@@ -33,6 +33,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+from .. import parallel
 from ..augment import AugmentConfig, DiscriminatorAugment, paired_generators
 from ..errors import BadInput
 from ..nets import Decoder, Discriminator, Encoder, dcgan_init
@@ -75,6 +76,9 @@ class VAEGANConfig(ModelConfig, AugmentConfig):
     # DCGAN's momentum for the adversarial game, used by all three optimizers.
     adam_beta1: float = 0.5
     adam_beta2: float = 0.999
+    # The encoder's and decoder's normalisation, as the VAE's `norm` (none or layer: each
+    # image's code and reconstruction independent of the rest of its batch, as under DDP).
+    norm: Literal["batch", "layer", "none"] = "batch"
     # The discriminator's normalisation. Its features are the similarity metric; it sees real
     # images, reconstructions and prior samples in one batch, so with "batch" all three are
     # normalised by the same statistics.
@@ -163,13 +167,17 @@ class VAEGAN(FittedPrior, GaussianEncoding, GenerativeModel):
     Config = VAEGANConfig
     has_encoder = True
     parents = ("vae", "dcgan")
+    # DDP: train_step takes each net's gradient with autograd.grad and averages them over the
+    # ranks itself (parallel.all_mean_); the noise is drawn for the global batch
+    ddp_ready = True
+    averages_own_gradients = True
 
     def __init__(self, config: VAEGANConfig):
         config.validate()
         super().__init__(config)
         c = config
-        self.encoder = Encoder(c.channels, c.size, c.width, out_dim=2 * c.latent)   # -> (mu, logvar)
-        self.decoder = Decoder(c.latent, c.channels, c.size, c.width, out="tanh")
+        self.encoder = Encoder(c.channels, c.size, c.width, out_dim=2 * c.latent, norm=c.norm)   # -> (mu, logvar)
+        self.decoder = Decoder(c.latent, c.channels, c.size, c.width, out="tanh", norm=c.norm)
         self.discriminator = Discriminator(c.channels, c.size, c.width, norm=c.d_norm)
         dcgan_init(self)
         if c.spectral:
@@ -201,7 +209,7 @@ class VAEGAN(FittedPrior, GaussianEncoding, GenerativeModel):
             mu, logvar = self.posterior(x)                               # (B, latent) each
         mu, logvar = mu.float(), logvar.float()
         z = reparameterize(mu, logvar)                                   # (B, latent)
-        z_p = torch.randn_like(z)                                        # (B, latent), the prior
+        z_p = parallel.randn_rows(z)                                     # (B, latent), the prior
         with self.autocast():
             fake = self.decoder(torch.cat([z, z_p]))                     # (2B, C, H, W): x_tilde, x_p
             # One discriminator pass over real, reconstructed and prior images, so that batch
@@ -244,8 +252,11 @@ class VAEGAN(FittedPrior, GaussianEncoding, GenerativeModel):
         train_d, gan_on = True, True
         if c.equilibrium > 0:
             with torch.no_grad():
-                err_real = float(F.softplus(-l_real).mean())                       # -log D(x)
-                err_fake = float(0.5 * (F.softplus(l_rec).mean() + F.softplus(l_p).mean()))   # -log(1 - D(.))
+                err = {"real": float(F.softplus(-l_real).mean()),                 # -log D(x)
+                       "fake": float(0.5 * (F.softplus(l_rec).mean() + F.softplus(l_p).mean()))}  # -log(1 - D(.))
+                # under DDP the global batch's errors (the ranks' mean), so every rank decides alike
+                err = parallel.all_mean(err, device=l_real.device)
+                err_real, err_fake = err["real"], err["fake"]
             train_d, gan_on = equilibrium_rule(err_real, err_fake, c.equilibrium, c.margin)
         diag["train_d"] = torch.tensor(float(train_d))
         diag["gan_on"] = torch.tensor(float(gan_on))
@@ -288,6 +299,8 @@ class VAEGAN(FittedPrior, GaussianEncoding, GenerativeModel):
             # retain_graph: the three losses share the graph; it is freed when `loss` goes.
             # fp16: the loss is scaled here and the gradient unscaled by the scaler in step()
             grads[name] = torch.autograd.grad(self.scale(loss[name]), params, retain_graph=True)
+        # under DDP: each gradient the ranks' mean (one collective), what one process's batch gives
+        parallel.all_mean_([g for gs in grads.values() for g in gs])
         for name, net in groups.items():
             opts[name].zero_grad(set_to_none=True)
             for p, g in zip(net.parameters(), grads[name]):

@@ -76,8 +76,8 @@ class Trainer:
             raise BadInput(f"--batch-size {self.t.batch_size}: the global batch is split evenly over the "
                            f"{self.world.size} processes; give a multiple of {self.world.size}")
         if self.world.size > 1 and not model.ddp_ready:
-            raise BadInput(f"{cfg.preset or model.name}: not yet trainable with several processes (DDP runs gan, vae, "
-                           "ae, aae and bigan and their presets); train it with one process (no --nproc)")
+            raise BadInput(f"{cfg.preset or model.name}: not trainable with several processes (its class does not "
+                           "declare ddp_ready; every built-in model does); train it with one process (no --nproc)")
         if self.t.sync_bn and self.world.size > 1 and self.device.type == "cpu":
             raise BadInput("sync_bn=true: PyTorch's SyncBatchNorm runs on GPUs only; on CPU processes train nets "
                            "without batch norm (--set norm=none, for a GAN --set d_norm=none --set g_norm=none; or layer) "
