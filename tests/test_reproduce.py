@@ -2,6 +2,7 @@
 trainer's request_stop), the class filter of the named datasets, and the reproduction scripts'
 table writer."""
 
+import argparse
 import json
 import subprocess
 import sys
@@ -18,7 +19,8 @@ from ganvae.comparison.curves import risen
 from tests.conftest import DATA
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-REPRO = Path(__file__).resolve().parents[1] / "benchmarks" / "reproduce"
+REPO = Path(__file__).resolve().parents[1]
+REPRO = REPO / "benchmarks" / "reproduce"
 
 
 @pytest.mark.parametrize("fds, rise, expected", [
@@ -209,3 +211,35 @@ def test_claim11_records_the_ali_setting_beside_plain_bigan_and_judges_plain(tmp
     ali = d["numbers"]["settings"][0]
     assert 0 < ali["latent_mse_last_quarter"] and 0 <= ali["d_acc_real_last_quarter"] <= 1
     assert d["numbers"]["judged"] == {"steps": 100, "seeds": 1} and "also ali" in d["verdict"]
+
+
+@pytest.mark.slow   # four smoke-sized runs, in two parts
+def test_claim09_runs_one_prior_at_a_time_and_keeps_the_other(tmp_path):
+    """A session (whose runs die with its machine) may run one prior; the next runs the other,
+    and the claim is settled only when both are measured."""
+    script = str(REPRO / "claim09_vaegan_sharp.py")
+    run = lambda *a: subprocess.run([sys.executable, script, "--quick", *a], capture_output=True, text=True,
+                                    cwd=tmp_path, timeout=1800)
+    assert run("--out", str(tmp_path / "one"), "--results", str(tmp_path), "--prior", "normal").returncode == 0
+    d = json.loads((tmp_path / "09_vaegan_sharper.json").read_text())
+    assert list(d["numbers"]) == ["normal"] and d["shown"] is None and "settled" not in d["verdict"]
+    # the other prior on a machine without the first one's runs (another --out)
+    assert run("--out", str(tmp_path / "two"), "--results", str(tmp_path), "--prior", "gmm").returncode == 0
+    e = json.loads((tmp_path / "09_vaegan_sharper.json").read_text())
+    assert list(e["numbers"]) == ["normal", "gmm"] and e["numbers"]["normal"] == d["numbers"]["normal"]
+    assert e["shown"] in (True, False) and e["verdict"].startswith("prior normal: ") and "prior gmm: " in e["verdict"]
+    assert not (tmp_path / "two" / "vaegan" / "runs" / "vae_prior=normal-seed0").exists()
+
+
+def test_a_claim_run_in_parts_reads_its_last_result_from_results_then_the_committed_one(tmp_path):
+    sys.path.insert(0, str(REPRO))
+    try:
+        import common
+    finally:
+        sys.path.remove(str(REPRO))
+    args = argparse.Namespace(results=tmp_path, quick=False)
+    committed = common.earlier(args, 1, "diffaugment")                     # none under --results yet
+    assert committed == json.loads((REPO / "benchmarks/results/reproduce/01_diffaugment.json").read_text())
+    (tmp_path / "01_diffaugment.json").write_text(json.dumps({"claim": 1, "numbers": {"100": {}}}))
+    assert common.earlier(args, 1, "diffaugment")["numbers"] == {"100": {}}
+    assert common.earlier(argparse.Namespace(results=tmp_path / "x", quick=True), 1, "diffaugment") == {}

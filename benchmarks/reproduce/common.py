@@ -82,6 +82,17 @@ def last_logged(out: Path, model: str, key: str, seed: int = 0):
     return vals[-1] if vals else None
 
 
+def earlier(args: argparse.Namespace, claim: int, slug: str) -> dict:
+    """The claim's last written result ({} if none): under --results, else the committed one.
+    A claim run in parts (claim 1's N, claim 9's priors; each part a session's work, since a
+    machine's runs do not outlive it) keeps the parts it does not run from here."""
+    for folder in (args.results,) if args.quick else (args.results, RESULTS):   # (--quick: its own only)
+        path = Path(folder) / f"{claim:02d}_{slug}.json"
+        if path.exists():
+            return json.loads(path.read_text())
+    return {}
+
+
 def machine() -> str:
     """The CPU model and core count (numbers from different machines are not comparable)."""
     name = platform.processor() or platform.machine()
