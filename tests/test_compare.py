@@ -132,6 +132,17 @@ def test_rerun_skips_finished_and_resumes_interrupted(compared, run_cli, tmp_pat
     assert "ae-seed0: finished earlier; skipping" in err and "dcgan-seed1: resuming" in err
     assert json.loads((out / "runs" / "ae-seed0" / "result.json").read_text()) == ae
     assert json.loads((run / "result.json").read_text())["steps"] == 12
+    # the budget said once (not once per model); the ranking and the report's path at the end
+    assert err.count("budget: 12 steps per model (a step is one update of each network") == 1
+    lines = out_text.splitlines()
+    assert lines[0].startswith("ranking by FD in the evaluator's features (lower is better), on ")
+    assert lines[-1] == f"report: {out / 'report.html'}" and lines[-2].lstrip().startswith("real data (floor)")
+    results = json.loads((out / "results.json").read_text())
+    fds = {m: sum(r["final"]["fd"] for r in results["rows"] if r["model"] == m) / 2 for m in ("ae", "vae", "dcgan")}
+    ranked = [ln.split()[1] for ln in lines[2:5]]
+    assert ranked == sorted(fds, key=fds.get)                        # best FD first, as the report
+    for ln in lines[2:5]:
+        assert f"{fds[ln.split()[1]]:.2f} ±" in ln                   # the mean over the 2 seeds, and its spread
 
 
 def test_other_settings_refused(compared, run_cli, tmp_path):

@@ -244,7 +244,9 @@ def test_compare_trains_each_model_with_two_processes_and_scores_once(tmp_path):
                "--batch-size", 16, "--set", "width=8", "--set", "latent=8", "--eval-n", 100, "--curve-points", 2,
                "--curve-n", 50,
                "--out", out, "--nproc", 2, "--device", "cpu", "--quiet")
-    assert p.stdout.splitlines() == [f"report: {out / 'report.html'}"]            # said once, by rank 0
+    lines = p.stdout.splitlines()                                              # said once, by rank 0
+    assert lines[0].startswith("ranking by FD") and lines[-1] == f"report: {out / 'report.html'}"
+    assert sum(ln.startswith("ranking by FD") for ln in lines) == 1 and len(lines) == 6   # head, 2 models, floor
     results = json.loads((out / "results.json").read_text())
     assert [r["model"] for r in results["rows"]] == ["dcgan:d_norm=none:g_norm=none", "vaegan"]
     for run in (out / "runs").iterdir():

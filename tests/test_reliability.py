@@ -256,3 +256,26 @@ def test_only_the_last_k_checkpoints_are_kept(tmp_path, run_cli):
     assert code == 0, err
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
         "step_00000005.json", "step_00000005.safetensors", "step_00000006.json", "step_00000006.safetensors"]
+
+
+def test_ctrl_c_during_compare_says_to_run_the_same_compare_again(tmp_path):
+    """Not `train --resume RUN`: that would resume one run outside the comparison."""
+    out = tmp_path / "c"
+    args = ["compare", "--data", DATA, "--models", "vae,dcgan", "--steps", "100000",
+            "--eval-n", "64", "--curve-points", "1", "--curve-n", "32", "--out", str(out), *map(str, TINY)]
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    p = subprocess.Popen([sys.executable, "-m", "ganvae.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, env=env)
+    try:
+        assert _wait_for(out / "runs" / "vae-seed0" / "metrics.jsonl", lambda f: len(f.read_text().splitlines()) >= 1,
+                         timeout=120)
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=60)
+    finally:
+        p.kill()
+    assert p.returncode == 130, err
+    (line,) = [ln for ln in err.splitlines() if ln.startswith("ganvae: stopped:")]
+    assert line.startswith("ganvae: stopped: vae-seed0: SIGINT at step ")
+    assert line.endswith(f"Continue with the same ganvae compare command (--out {out}): it resumes this model "
+                         "from the checkpoint and skips the finished ones")
+    assert "train --resume" not in err and "Traceback" not in err

@@ -117,8 +117,12 @@ def compare_cmd(data, data_dir, size, channels, models, budget, steps, epochs, s
         raise BadInput("give --data (fashion-mnist, mnist, shapes, folder:PATH or npz:PATH) or --config FILE")
     else:
         cfg = config_from(options, where="ganvae compare")
-    compare(cfg, out, progress=not quiet, device=resolve_device(device), log=lambda m: click.echo(m, err=True))
+    results = compare(cfg, out, progress=not quiet, device=resolve_device(device),
+                      log=lambda m: click.echo(m, err=True))
     if parallel.launched_rank() == 0:   # (the other ranks of a --nproc job leave after the training)
+        from ..report.text import ranking_text
+
+        click.echo(ranking_text(results))     # the answer, where the user is looking
         click.echo(f"report: {out / 'report.html'}")
 
 

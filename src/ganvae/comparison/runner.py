@@ -16,7 +16,7 @@ import numpy as np
 from .. import parallel
 from ..data import ImageDataset
 from ..data.base import AUTO_VAL_MAX, parse_val_split
-from ..errors import BadInput, GanvaeError
+from ..errors import BadInput, GanvaeError, Stopped
 from ..evaluation import EvalConfig, directions, real_class_hist, real_features, score
 from ..evaluators import Evaluator, get_evaluator
 from ..files import dir_lock, write_json
@@ -113,6 +113,7 @@ def _train_phase(cfg: CompareConfig, out: Path, runs: list[tuple[str, int]], ds:
     """Phase 1: every run not trained yet trains, on every rank; one that diverged is recorded
     as such. -> the names of the runs this invocation trains."""
     trained_here = set()              # the runs this invocation trains (a re-run reuses the others)
+    said_budget = False
     for preset, seed in runs:
         name, run_dir = run_name(preset, seed), out / "runs" / run_name(preset, seed)
         if (run_dir / "result.json").exists():
@@ -121,10 +122,19 @@ def _train_phase(cfg: CompareConfig, out: Path, runs: list[tuple[str, int]], ds:
         if (run_dir / "summary.json").exists() and (run_dir / "model" / "config.json").exists():
             log(f"{name}: trained earlier; scoring it")
             continue
-        log(f"{name}: training ({cfg.budget_kind})")
+        if not said_budget:           # the budget is every model's: said once, before the first trains
+            log(f"budget: {cfg.budget_kind}")
+            said_budget = True
+        log(f"{name}: training")
         trained_here.add(name)
         try:
             _train_one(cfg, out, preset, seed, ds, ev, curve_feats, splits, progress, log, device)
+        except Stopped as e:
+            # the trainer says how to resume one run; a comparison resumes by running it again
+            said = str(e).split(". Continue with:")[0]
+            raise Stopped(f"{name}: {said}. Continue with the same ganvae compare command (--out {out}): it "
+                          "resumes this model from the checkpoint and skips the finished ones",
+                          e.exit_code - 128) from None
         except GanvaeError as e:
             if "diverged" not in str(e):
                 raise
