@@ -97,3 +97,39 @@ def test_freeze_d_without_init_from_is_refused(run_cli, tmp_path):
                            "--set", "freeze_d=1", "--quiet", "--out", tmp_path / "r")
     assert code == 2 and "--set freeze_d=1: freezes D's first blocks" in err and "--init-from RUN" in err
     assert "Traceback" not in err and not (tmp_path / "r").exists()
+
+
+def test_a_mistyped_name_suggests_the_nearest_valid_one(run_cli, tmp_path):
+    """Unknown presets, data names, --set, --tasks and --task-set keys say "did you mean", as
+    click does for options; the error stays one line, exit 2, and nothing is written."""
+    import pytest
+
+    from tests.conftest import DATA
+
+    cases = [
+        (("train", "vea", "--data", DATA), "unknown model 'vea' (did you mean 'vae'?); choose one of: "),
+        (("train", "vae", "--data", "fashion_mnist"), "unknown dataset (did you mean 'fashion-mnist'?); use one of "),
+        (("train", "pix2pix", "--data", "task:edge2fashion"), "(did you mean 'edges2fashion'"),
+        (("train", "vae", "--data", DATA, "--set", "laten=3"),
+         "unknown key 'laten' for VAEConfig (did you mean 'latent'?); known keys: "),
+        (("compare", "--data", DATA, "--models", "vae,dcgan", "--set", "laten=3"),
+         "--set laten: no model of this comparison has that key (vae, dcgan) (did you mean 'latent'?)"),
+        (("compare", "--data", DATA, "--models", "vae", "--tasks", "generate,compres"),
+         "--tasks compres: unknown task (did you mean 'compress' or 'complete'?)"),
+        (("compare", "--data", DATA, "--models", "vae", "--tasks", "compress", "--task-set", "compres.bits=3"),
+         "--task-set compres.bits=3: no task 'compres' in --tasks (did you mean 'compress'?); write TASK.KEY=VALUE"),
+        (("compare", "--data", DATA, "--models", "vae", "--tasks", "compress", "--task-set", "compress.bitz=3"),
+         "--task-set compress: unknown key 'bitz' for CompressConfig (did you mean 'bits'?)"),
+    ]
+    for args, said in cases:
+        code, _, err = run_cli(*args, "--steps", 1, "--out", tmp_path / "o")
+        assert code == 2 and said in err and len(err.strip().splitlines()) == 1, (args, err)
+        assert not (tmp_path / "o").exists()
+    # nothing near: no guess
+    code, _, err = run_cli("train", "zzzzqq", "--data", DATA, "--steps", 1, "--out", tmp_path / "o")
+    assert code == 2 and "did you mean" not in err
+    from ganvae.errors import did_you_mean
+
+    assert did_you_mean("dcgn", ["dcgan", "dcgan", "wgan"]) == " (did you mean 'dcgan'?)"   # each once
+    assert did_you_mean("wgan-g", ["wgan-gp", "wgan", "dcgan"]) == " (did you mean 'wgan-gp' or 'wgan'?)"
+    assert did_you_mean("x", []) == ""

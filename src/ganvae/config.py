@@ -17,7 +17,7 @@ from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 import yaml
 
-from .errors import BadInput
+from .errors import BadInput, did_you_mean
 
 
 def _coerce(value: Any, tp: Any, key: str) -> Any:
@@ -111,7 +111,8 @@ def replace(obj, overrides: dict[str, Any], where: str = "--set", note_renamed: 
         head, dot, rest = key.partition(".")
         if head not in hints:
             known = ", ".join(sorted(hints))
-            raise BadInput(f"{where}: unknown key {key!r} for {type(obj).__name__}; known keys: {known}")
+            raise BadInput(f"{where}: unknown key {key!r} for {type(obj).__name__}{did_you_mean(head, hints)}; "
+                           f"known keys: {known}")
         if dot:
             if not dataclasses.is_dataclass(getattr(obj, head)):
                 raise BadInput(f"{where}: {head!r} has no sub-keys ({key!r})")

@@ -30,3 +30,15 @@ class Stopped(GanvaeError):
     def __init__(self, message: str, signum: int):
         super().__init__(message)
         self.exit_code = 128 + signum
+
+
+def did_you_mean(word: str, choices) -> str:
+    """" (did you mean 'X'?)" for the nearest of `choices` to a mistyped `word` (difflib's
+    ratio >= 0.6, as click suggests options), else "": appended to an unknown-name error."""
+    import difflib
+
+    near = difflib.get_close_matches(str(word), list(dict.fromkeys(map(str, choices))), n=2, cutoff=0.6)
+    if not near:
+        return ""
+    return f" (did you mean {' or '.join(repr(n) for n in near)}?)"
+

@@ -12,7 +12,7 @@ import dataclasses
 import importlib
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .errors import BadInput
+from .errors import BadInput, did_you_mean
 
 if TYPE_CHECKING:
     from .tasks.base import Task
@@ -126,7 +126,7 @@ def resolve(preset: str) -> tuple[type, Any]:
     ensure_loaded()
     preset = parse_model_spec(preset)[0]
     if preset not in PRESETS:
-        raise BadInput(f"unknown model {preset!r}; choose one of: {', '.join(PRESETS)}")
+        raise BadInput(f"unknown model {preset!r}{did_you_mean(preset, PRESETS)}; choose one of: {', '.join(PRESETS)}")
     family, overrides = PRESETS[preset]
     cls = MODELS[family]
     cfg = dataclasses.replace(cls.Config(), **overrides)

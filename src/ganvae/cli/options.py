@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from ..errors import BadInput
+from ..errors import BadInput, did_you_mean
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -261,11 +261,13 @@ def parse_task_options(tasks, masks, complete_n, complete_method, seed, task_set
     for key, value in C.parse_set(task_sets).items():
         task, dot, field = key.partition(".")
         if not dot or task not in names or task == "generate":
-            raise BadInput(f"--task-set {key}={value}: write TASK.KEY=VALUE for a task in --tasks "
-                           f"({', '.join(n for n in names if n != 'generate') or 'none given'})")
+            given = [n for n in names if n != "generate"]
+            hint = f"no task {task!r} in --tasks{did_you_mean(task, given)}; " if dot else ""
+            raise BadInput(f"--task-set {key}={value}: {hint}write TASK.KEY=VALUE for a task in --tasks "
+                           f"({', '.join(given) or 'none given'})")
         by_task.setdefault(task, {})[field] = value
     for task, values in by_task.items():
-        cfg = C.replace(configs.get(task) or get_task(task).Config(), values, where="--task-set")
+        cfg = C.replace(configs.get(task) or get_task(task).Config(), values, where=f"--task-set {task}")
         cfg.validate()
         configs[task] = cfg
     return names, configs

@@ -16,7 +16,7 @@ import numpy as np
 from .. import parallel
 from ..data import ImageDataset
 from ..data.base import AUTO_VAL_MAX, parse_val_split
-from ..errors import BadInput, GanvaeError, Stopped
+from ..errors import BadInput, GanvaeError, Stopped, did_you_mean
 from ..evaluation import EvalConfig, directions, real_class_hist, real_features, score
 from ..evaluators import Evaluator, get_evaluator
 from ..files import dir_lock, write_json
@@ -337,7 +337,8 @@ def _train_one(cfg: CompareConfig, out: Path, preset: str, seed: int, ds: ImageD
 def _check_models(cfg: CompareConfig, ds: ImageDataset) -> None:
     """Every model's config as it will train: --set and its own overrides, on this data, built
     once (small: the nets are not trained), so a bad key or value fails before any work."""
-    from ..config import replace
+    from ..config import fields_of, replace
+    from ..registry import resolve
     from ..trainer import TrainConfig, build, split_overrides
 
     used = set()
@@ -359,8 +360,9 @@ def _check_models(cfg: CompareConfig, ds: ImageDataset) -> None:
                            f"compare it without --nproc")
     unknown = sorted(set(cfg.overrides) - used)   # a key no model has: a typo, not a family's own key
     if unknown:
-        raise BadInput(f"--set {unknown[0]}: no model of this comparison has that key ({', '.join(cfg.models)}); "
-                       "see ganvae config PRESET for a model's keys")
+        keys = {k for spec in cfg.models for k in fields_of(resolve(spec)[0].Config)} | set(fields_of(TrainConfig))
+        raise BadInput(f"--set {unknown[0]}: no model of this comparison has that key ({', '.join(cfg.models)})"
+                       f"{did_you_mean(unknown[0].partition('.')[0], keys)}; see ganvae config PRESET for a model's keys")
 
 
 def _run_tasks(cfg: CompareConfig, out: Path, runs: list[tuple[str, int]], rows: list[dict], ds: ImageDataset,

@@ -10,6 +10,8 @@
     unpaired:DIR_A,DIR_B     two image folders, no pairing (pairs.py)
     task:NAME                a built-in translation task: target images with their input-domain
                              counterparts in Split.a (tasks.py)
+    memory:FINGERPRINT       images the Python API was given in memory, too large to keep in the
+                             run: loadable only while the same images are passed (memory.py)
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from ..errors import BadInput
+from ..errors import BadInput, did_you_mean
 from .base import ImageDataset, Split, parse_classes, select_classes, to_float, to_uint8
 from .factors import load_factors
 from .folder import load_folder
+from .memory import load_memory
 from .named import NAMED, load_named
 from .npz import load_npz
 from .pairs import load_pairs, load_unpaired
@@ -59,7 +62,8 @@ FORMS: dict[str, Callable[..., ImageDataset]] = {
 FORMS["pairs"] = lambda arg, data_dir=None, size=None, channels=None, seed=0: load_pairs(arg, size, channels, seed)
 FORMS["unpaired"] = lambda arg, data_dir=None, size=None, channels=None, seed=0: load_unpaired(arg, size, channels,
                                                                                              seed)
-NEEDS_ARG = {"folder", "npz", "task", "pairs", "unpaired"}
+FORMS["memory"] = lambda arg, data_dir=None, size=None, channels=None, seed=0: load_memory(arg, size, channels, seed)
+NEEDS_ARG = {"folder", "npz", "task", "pairs", "unpaired", "memory"}
 
 
 def _load_task(arg, data_dir, size, channels, seed):
@@ -85,7 +89,7 @@ def load_dataset(spec: str, data_dir: str | Path | None = None, size: int | None
                        "(or leave it out to use the standard places)")
     kind, _, arg = spec.partition(":")
     if kind not in FORMS:
-        raise BadInput(f"--data {spec!r}: unknown dataset; use one of "
+        raise BadInput(f"--data {spec!r}: unknown dataset{did_you_mean(kind, [*NAMED, *FORMS])}; use one of "
                        f"{', '.join(NAMED)}, shapes, factors, folder:PATH, npz:PATH, pairs:DIR, "
                        "unpaired:DIR_A,DIR_B, task:NAME")
     if kind in NEEDS_ARG and not arg:

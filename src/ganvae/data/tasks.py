@@ -24,7 +24,7 @@ import functools
 import numpy as np
 from scipy import ndimage
 
-from ..errors import BadInput
+from ..errors import BadInput, did_you_mean
 
 
 CHUNK = 4096   # images a maker handles at once
@@ -142,7 +142,7 @@ def load_task(name: str, data_dir=None, size=None, channels=None, seed: int = 0)
     elif name in TRANSLATION_TASKS:
         source, make_a, make_b, text = TRANSLATION_TASKS[name]
     else:
-        raise BadInput(f"--data task:{name}: unknown translation task; choose one of {', '.join(TRANSLATION_TASKS)}, "
+        raise BadInput(f"--data task:{name}: unknown translation task{did_you_mean(name, TRANSLATION_TASKS)}; choose one of {', '.join(TRANSLATION_TASKS)}, "
                        f"or KIND@DATA with KIND one of {', '.join(KINDS)}")
     src = load_dataset(source, data_dir=data_dir, size=size, channels=channels, seed=seed)
     k = src.num_classes

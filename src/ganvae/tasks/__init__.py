@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import BadInput
+from ..errors import BadInput, did_you_mean
 from ..registry import TASKS
 from .base import Task
 
@@ -31,7 +31,8 @@ def get_task(name: str) -> Task:
     """The registered task class called `name` (the class object is the Task); BadInput if none."""
     _ensure_loaded()
     if name not in TASKS:
-        raise BadInput(f"--tasks {name}: unknown task; choose from {', '.join(BUILT_IN + tuple(TASKS))}")
+        raise BadInput(f"--tasks {name}: unknown task{did_you_mean(name, BUILT_IN + tuple(TASKS))}; choose from "
+                       f"{', '.join(BUILT_IN + tuple(TASKS))}")
     return TASKS[name]
 
 
