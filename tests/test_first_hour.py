@@ -120,6 +120,9 @@ def test_a_mistyped_name_suggests_the_nearest_valid_one(run_cli, tmp_path):
          "--task-set compres.bits=3: no task 'compres' in --tasks (did you mean 'compress'?); write TASK.KEY=VALUE"),
         (("compare", "--data", DATA, "--models", "vae", "--tasks", "compress", "--task-set", "compress.bitz=3"),
          "--task-set compress: unknown key 'bitz' for CompressConfig (did you mean 'bits'?)"),
+        # --sweep follows the --set rule: a key no model has is an error, with the nearest
+        (("compare", "--data", DATA, "--models", "ae,dcgan", "--sweep", "bta=1,4"),
+         "--sweep bta: no model of this comparison has that key (ae, dcgan)"),
     ]
     for args, said in cases:
         code, _, err = run_cli(*args, "--steps", 1, "--out", tmp_path / "o")

@@ -151,8 +151,16 @@ def test_eval_shows_the_latent_summary_of_an_encoder_model(runs, run_cli):
 
 
 def test_sweep_makes_one_variant_per_value():
-    assert expand_sweep(["vae", "ae:latent=4"], "beta=0.5,4") == ["vae:beta=0.5", "vae:beta=4",
-                                                                   "ae:latent=4:beta=0.5", "ae:latent=4:beta=4"]
+    assert expand_sweep(["vae", "ae:width=16"], "latent=2,4") == ["vae:latent=2", "vae:latent=4",
+                                                                  "ae:width=16:latent=2", "ae:width=16:latent=4"]
+    # the --set rule: a model without the key is compared once, unswept (ae has no beta)...
+    assert expand_sweep(["vae", "ae:latent=4", "dcgan"], "beta=0.5,4") == ["vae:beta=0.5", "vae:beta=4",
+                                                                            "ae:latent=4", "dcgan"]
+    # ... and a key no model has is an error that suggests the nearest
+    with pytest.raises(BadInput, match=r"^--sweep bta: no model of this comparison has that key \(ae, dcgan\)"):
+        expand_sweep(["ae", "dcgan"], "bta=1,2")
+    with pytest.raises(BadInput, match=r"\(did you mean 'beta'"):
+        expand_sweep(["vae", "dcgan"], "bta=1,2")
     assert expand_sweep(["vae"], None) == ["vae"]
     for bad, msg in (("beta", "KEY=V1"), ("beta=", "KEY=V1"), ("beta=1,1", "named twice")):
         with pytest.raises(BadInput, match=msg):

@@ -112,12 +112,35 @@ def expand_sweep(models: list[str], sweep: str | None) -> list[str]:
         raise BadInput(f"--sweep {sweep!r}: write KEY=V1,V2,..., e.g. --sweep beta=0.25,0.5,1,2,4,8")
     if len(set(vals)) != len(vals):
         raise BadInput(f"--sweep {sweep!r}: a value is named twice")
+    key = key.strip()
+    # the --set rule: a model without the key is compared once, unswept; a key no model has is
+    # an error (a typo), before any work
+    if not any(takes_key(m, key) for m in models):
+        known = {k for m in models for k in model_keys(m)}
+        raise BadInput(f"--sweep {key}: no model of this comparison has that key ({', '.join(models)})"
+                       f"{did_you_mean(key.partition('.')[0], known)}; see ganvae config PRESET for a model's keys")
     out = []
     for m in models:
-        if key.strip() in parse_model_spec(m)[1]:
-            raise BadInput(f"--sweep {key.strip()}: {m!r} sets it already; sweep it or set it, not both")
-        out += [f"{m}:{key.strip()}={v}" for v in vals]
+        if key in parse_model_spec(m)[1]:
+            raise BadInput(f"--sweep {key}: {m!r} sets it already; sweep it or set it, not both")
+        out += [f"{m}:{key}={v}" for v in vals] if takes_key(m, key) else [m]
     return out
+
+
+def model_keys(preset: str) -> set[str]:
+    """The --set keys a model spec takes: its config's fields (and their old names), the
+    learning rate, and the run's own training keys (TRAIN_KEYS)."""
+    from .config import fields_of
+    from .trainer.config import TRAIN_KEYS
+
+    cls, _ = resolve(preset)
+    return set(fields_of(cls.Config)) | set(getattr(cls.Config, "renamed", {})) | {"lr"} | set(TRAIN_KEYS)
+
+
+def takes_key(preset: str, key: str) -> bool:
+    """Whether a shared --set / --sweep key reaches this model: its own keys, and the run and
+    data keys (train.*, data.*) that reach every model."""
+    return key.partition(".")[0] in ("train", "data") or key.removeprefix("model.").partition(".")[0] in model_keys(preset)
 
 
 def resolve(preset: str) -> tuple[type, Any]:

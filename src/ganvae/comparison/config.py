@@ -126,13 +126,9 @@ def shared_overrides(cfg: CompareConfig, preset: str) -> dict:
     """compare's --set for one model: every key the model has. A mixed comparison shares one
     --set (`norm=none` reaches the VAEs, `d_norm=layer` the GANs) while each model takes only
     its own keys; run and data keys (train.*, data.*) reach every model."""
-    from ..config import fields_of
-    from ..trainer import TRAIN_KEYS
+    from ..registry import takes_key
 
-    cls, _ = resolve(preset)
-    own = set(fields_of(cls.Config)) | set(getattr(cls.Config, "renamed", {})) | {"lr"} | set(TRAIN_KEYS)
-    return {k: v for k, v in cfg.overrides.items()
-            if k.partition(".")[0] in ("train", "data") or k.removeprefix("model.").partition(".")[0] in own}
+    return {k: v for k, v in cfg.overrides.items() if takes_key(preset, k)}
 
 
 def task_config(task, values: dict):
