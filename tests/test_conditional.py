@@ -80,6 +80,21 @@ def test_sample_class_cli(tmp_path, run_cli, runs):
     code, _, err = run_cli("sample", runs["cgan"], "--class", "1", "-n", "3", "-o", tmp_path / "s.npz")
     assert code == 0, err
     assert np.load(tmp_path / "s.npz")["y"].tolist() == [1, 1, 1]
+    # without --class too: the classes drawn are saved beside the images, and they are the
+    # classes the images were drawn from (the same seed with those labels gives the same images)
+    code, _, err = run_cli("sample", runs["cgan"], "-n", "40", "--seed", "5", "-o", tmp_path / "u.npz")
+    assert code == 0, err
+    u = np.load(tmp_path / "u.npz")
+    assert u["x"].shape[0] == 40 and u["y"].shape == (40,) and u["y"].dtype == np.int64
+    assert 0 <= u["y"].min() and u["y"].max() <= 9 and len(set(u["y"].tolist())) >= 5
+    import ganvae
+    from ganvae.data import to_uint8
+
+    model = ganvae.load(runs["cgan"])
+    again = to_uint8(model.sample(40, generator=torch.Generator().manual_seed(5), labels=torch.from_numpy(u["y"])))
+    assert np.array_equal(again.cpu().numpy(), u["x"])
+    code, _, err = run_cli("sample", runs["dcgan"], "-n", "3", "-o", tmp_path / "d.npz")   # unconditional: x only
+    assert code == 0 and list(np.load(tmp_path / "d.npz")) == ["x"]
     code, _, err = run_cli("sample", runs["cgan"], "--class", "12", "-o", tmp_path / "t.png")
     assert code == 2 and "classes 0..9" in err
     code, _, err = run_cli("sample", runs["cgan"], "--class", "zebra", "-o", tmp_path / "t.png")

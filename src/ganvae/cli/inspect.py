@@ -21,7 +21,8 @@ from .options import CONTEXT, check_png, load_model, option, renamed, run_option
              "N per class, one column per class.")
 @run_options
 def sample_cmd(run, n, batch, klass, output, seed, device) -> None:
-    """Draw N samples from RUN's model into a .png grid, an .npz (x: uint8 (N, C, H, W)) or a
+    """Draw N samples from RUN's model into a .png grid, an .npz (x: uint8 (N, C, H, W), and for a
+    class-conditional model always y: int64 (N,), the class of each sample) or a
     directory of PNGs (-o DIR, a new or empty one; one sub-folder per class with --class), which
     `ganvae eval --samples DIR` and `--data folder:DIR` read back.
 
@@ -47,12 +48,17 @@ def sample_cmd(run, n, batch, klass, output, seed, device) -> None:
     labels = None if klass is None else _class_labels(model, cfg, klass, n, run)
     total = n if labels is None else len(labels)
     gen = torch.Generator().manual_seed(seed)
+    if labels is None and model.conditional:
+        # classes drawn uniformly here rather than inside sample(), so that the .npz can carry
+        # them: a conditional model's samples are worth little without their labels
+        labels = torch.randint(model.config.num_classes, (n,), generator=torch.Generator().manual_seed(seed + 1))
     parts = [to_uint8(model.sample(min(batch, total - i), generator=gen,
                                    **({} if labels is None else {"labels": labels[i:i + batch]}))).cpu().numpy()
              for i in range(0, total, batch)]
     x = np.concatenate(parts)
     if as_dir:
         names = None
+        labels = labels if klass is not None else None   # class sub-folders only when asked for
         if labels is not None and cfg:   # class sub-folders by the run's data's class names
             from ..trainer import run_dataset
 
