@@ -136,3 +136,25 @@ def test_a_mistyped_name_suggests_the_nearest_valid_one(run_cli, tmp_path):
     assert did_you_mean("dcgn", ["dcgan", "dcgan", "wgan"]) == " (did you mean 'dcgan'?)"   # each once
     assert did_you_mean("wgan-g", ["wgan-gp", "wgan", "dcgan"]) == " (did you mean 'wgan-gp' or 'wgan'?)"
     assert did_you_mean("x", []) == ""
+
+
+def test_ganvae_models_lists_whole_descriptions_in_aligned_columns(run_cli):
+    code, out, _ = run_cli("models")
+    assert code == 0
+    lines = out.splitlines()
+    vae = next(ln for ln in lines if ln.startswith("vae "))
+    assert vae.endswith("Variational autoencoder: Gaussian posterior, N(0, I) prior, discretized, Bernoulli or "
+                        "Gaussian pixels.")                          # not cut at the docstring's first line
+    # every line's family and description start in the same columns, the longest name included
+    assert any(ln.startswith("vaegan-paper ") for ln in lines)
+    import re
+
+    cols = [re.match(r"^(\S+)\s+(\S+)\s+(.*)$", ln) for ln in lines]
+    assert len({m.start(2) for m in cols}) == 1 and len({m.start(3) for m in cols}) == 1
+    descs = {m.group(1): m.group(3) for m in cols}
+    cut = [n for n, d in descs.items() if not d or d.endswith((" or", " and", ",", " the", " a", " of"))]
+    assert not cut, cut                                              # none stops mid-sentence
+    code, js, _ = run_cli("models", "--json")
+    import json
+
+    assert {r["name"]: r["description"] for r in json.loads(js)}["vae"].endswith("Gaussian pixels.")

@@ -47,7 +47,8 @@ def register_model(name: str, presets: dict[str, tuple[dict, str]] | None = None
         cls.name = name
         MODELS[name] = cls
         PRESETS[name] = (name, {})
-        PRESET_HELP.setdefault(name, (cls.__doc__ or "").strip().splitlines()[0])
+        # the docstring's first paragraph, joined: its first line alone may stop mid-sentence
+        PRESET_HELP.setdefault(name, " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split()))
         for preset, (overrides, text) in (presets or {}).items():
             PRESETS[preset] = (name, overrides)
             PRESET_HELP[preset] = text

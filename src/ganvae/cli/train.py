@@ -16,7 +16,8 @@ from .options import (ARGS, CONTEXT, DEVICE, DEVICE_HELP, LIMIT_HELP, VAL_SPLIT_
 def _preset_help() -> str:
     from ..registry import PRESET_HELP, preset_names
 
-    return "\n".join(f"  {name:9s} {PRESET_HELP.get(name, '')}" for name in preset_names())
+    w = max(map(len, preset_names()))
+    return "\n".join(f"  {name:{w}s}  {PRESET_HELP.get(name, '')}" for name in preset_names())
 
 
 class _TrainCommand(click.Command):
@@ -199,8 +200,9 @@ def models_cmd(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=1))
         return
+    wn, wf = max(len(r["name"]) for r in rows), max(len(r["family"]) for r in rows)   # columns that line up
     for r in rows:
-        click.echo(f"{r['name']:10s} {r['family']:8s} {r['description']}")
+        click.echo(f"{r['name']:{wn}s}  {r['family']:{wf}s}  {r['description']}")
 
 
 @click.command("config", context_settings=CONTEXT)
