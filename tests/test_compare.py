@@ -3,6 +3,7 @@
 import csv
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -67,8 +68,24 @@ def test_results_files(compared):
     assert [(r["model"], r["seed"]) for r in rows[:6]] == [(m["model"], str(m["seed"])) for m in res["rows"]]
     assert float(rows[0]["precision"]) == res["rows"][0]["final"]["precision"]
     floor = rows[6]     # the real-data floor's line, beside the models'
-    assert (floor["model"], floor["status"], floor["steps"]) == ("real-data-floor", "floor", "")
+    assert (floor["kind"], floor["model"], floor["status"], floor["steps"]) == ("floor", "real-data-floor", "floor", "")
     assert float(floor["fd"]) == res["floor"]["metrics"]["fd"] and floor["best_fd"] == ""
+    assert [r["kind"] for r in rows[:6]] == ["run"] * 6
+    # docs/results.md's pandas lines, as written there: integer columns stay integers, and the
+    # best model is a model's line, never the floor's
+    import re
+
+    pd = pytest.importorskip("pandas")
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "results.md").read_text()
+    code = re.search(r"```python\n(.*?)```", doc, re.S).group(1).replace('"cmp/', f'"{compared}/')
+    ns: dict = {}
+    exec(code, ns)
+    table, runs, best = ns["table"], ns["runs"], ns["best"]
+    assert all(str(table[c].dtype) == "Int64" for c in ("seed", "params", "steps", "images_seen", "best_step"))
+    assert pd.isna(table[table.kind == "floor"].seed.iloc[0]) and len(runs) == 6
+    fds = {(r["model"], r["seed"]): r["final"]["fd"] for r in res["rows"]}
+    assert (best.model, int(best.seed)) == min(fds, key=fds.get)
+    assert table.fd.min() == res["floor"]["metrics"]["fd"] < runs.fd.min()   # what filtering on kind avoids
     # summary.json, metrics.jsonl, curve.jsonl and results.json name the same quantities alike
     run = compared / "runs" / "vae-seed0"
     summary = json.loads((run / "summary.json").read_text())

@@ -6,6 +6,7 @@
     model = ganvae.load(run)
     ganvae.save_grid(model.sample(64, seed=0), "samples.png")
     results = ganvae.compare(["vae", "dcgan"], "shapes", steps=500, out="cmp")
+    run, summary = ganvae.train("cvae", images, labels=classes, steps=500)   # numpy / torch data
 
 Each function is the twin of a command (train, eval, compare, models) and calls what that
 command calls, so a number got here is the number the command prints. This module imports
@@ -15,6 +16,7 @@ data loaders are imported by the first call that needs them.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import sys
@@ -33,6 +35,8 @@ if TYPE_CHECKING:   # for the signatures only; imported inside the functions tha
     from .models.base import GenerativeModel
 
     Images = torch.Tensor | np.ndarray
+    # what `data` may be besides a --data spec: images, (images, labels), a torch Dataset
+    InMemoryData = Images | tuple[Images, Any] | torch.utils.data.Dataset
 
 
 def _log(progress: bool) -> Callable[[str], None]:
@@ -44,8 +48,8 @@ def _log(progress: bool) -> Callable[[str], None]:
 
 # ------------------------------------------------------------------------------------ train
 
-def train(preset: str, data: str = "shapes", run_dir: str | Path | None = None, *,
-          steps: int | None = None, epochs: float | None = None, budget: str | float | None = None,
+def train(preset: str, data: str | InMemoryData = "shapes", run_dir: str | Path | None = None, *,
+          labels: Any = None, steps: int | None = None, epochs: float | None = None, budget: str | float | None = None,
           batch_size: int | None = None, seed: int | None = None, precision: str | None = None,
           device: str | None = None, overrides: dict | None = None, callbacks: list | None = None,
           nets: dict | None = None, resume: bool = False, runs_root: str | Path = "runs",
@@ -54,8 +58,24 @@ def train(preset: str, data: str = "shapes", run_dir: str | Path | None = None, 
 
     Args:
         preset: a model name from list_models() (`vae`, `dcgan`, `wgan-gp`, ...).
-        data: a --data spec (`shapes`, `fashion-mnist`, `folder:PATH`, `npz:PATH`, ...).
-        run_dir: the run directory (default runs_root/NNNN-<preset>-<data>).
+        data: a --data spec (`shapes`, `fashion-mnist`, `folder:PATH`, `npz:PATH`, ...), or
+            images in memory:
+            - a numpy array or torch tensor, uint8 in [0, 255] or floats in [0, 1] (not [-1, 1]:
+              give (x + 1) / 2), of shape (N, H, W), (N, C, H, W) or (N, H, W, C) with C 1 or 3,
+              square unless data_size= resizes them;
+            - a tuple (images, labels);
+            - a torch.utils.data.Dataset whose items are an image or (image, label): iterated
+              once and held in memory as one array.
+            A tenth of the images, drawn by the data seed, is held out as the test split (the
+            rule of npz:PATH), then the validation split (data_val_split) from the rest. The
+            run keeps them as run_dir/data.npz and records `npz:<that file>` as its data, so
+            ganvae.load, `ganvae eval RUN` and resume work as for any run; data.json beside it
+            holds their sha256 fingerprint. Over 200 MB (data.memory.MAX_KEPT_BYTES) no copy is
+            kept: the run reloads its data only when given the same images again (resume=True
+            with them, ganvae.evaluate(run, data=images)).
+        run_dir: the run directory (default runs_root/NNNN-<preset>-<data>; in-memory images:
+            runs_root/NNNN-<preset>-memory).
+        labels: integer class ids 0..K-1, one per in-memory image (cgan, cvae, ...).
         steps, epochs, budget: when to stop (one of them, or several: the first reached ends
             the run); budget is wall-clock time, "90s", "5m", "1h" or a number of seconds.
         batch_size, seed, precision ("fp32", "bf16", "fp16", "auto"), device ("auto", "cpu",
@@ -75,6 +95,7 @@ def train(preset: str, data: str = "shapes", run_dir: str | Path | None = None, 
     Example:
         >>> run, summary = ganvae.train("vae", "shapes", steps=200, overrides={"latent": 16})
         >>> model = ganvae.load(run)
+        >>> run, summary = ganvae.train("cvae", x_uint8, labels=y, steps=200)   # (N, 28, 28), (N,)
     """
     from .trainer import DataConfig, TrainConfig, data_option_field
     from .trainer import train as _train
@@ -89,8 +110,64 @@ def train(preset: str, data: str = "shapes", run_dir: str | Path | None = None, 
     # None means "the default": the trainer leaves every None option at its config's default
     settings = dict(steps=steps, epochs=epochs, budget=budget, batch_size=batch_size, seed=seed,
                     precision=precision, device=device, **options)
-    return _train(preset, data, run_dir, overrides=overrides, resume=resume, progress=progress,
-                  runs_root=runs_root, callbacks=callbacks, dataset=dataset, nets=nets, **settings)
+
+    def run(spec: str, directory: str | Path | None) -> tuple[Path, dict]:
+        return _train(preset, spec, directory, overrides=overrides, resume=resume, progress=progress,
+                      runs_root=runs_root, callbacks=callbacks, dataset=dataset, nets=nets, **settings)
+
+    if isinstance(data, str):
+        if labels is not None:
+            raise BadInput(f"ganvae.train: labels= go with images in memory; --data {data!r} brings its own labels "
+                           "(or none)")
+        return run(data, run_dir)
+    if dataset is not None:
+        raise BadInput("ganvae.train: dataset= is the loaded dataset of a --data spec; with images in memory as "
+                       "data, leave it out")
+    size = options.get("data_size") or (overrides or {}).get("data.size")
+    return _train_in_memory(preset, data, labels, run_dir, runs_root, resume, size, run)
+
+
+def _train_in_memory(preset: str, data: InMemoryData, labels: Any, run_dir: str | Path | None,
+                     runs_root: str | Path, resume: bool, size: int | None,
+                     run: Callable[[str, Path], tuple[Path, dict]]) -> tuple[Path, dict]:
+    """train() on images in memory: they are kept in the run directory (data.memory.keep), or
+    registered for the run to load while it trains when too large to keep."""
+    from . import parallel
+    from .data import memory
+    from .trainer import checkpoints, new_run_dir
+
+    mem = memory.as_in_memory(data, labels)
+    if resume:
+        if run_dir is None:
+            raise BadInput("ganvae.train: resume=True continues the run in run_dir; give run_dir")
+        info = memory.kept_info(Path(run_dir))
+        if info is None:
+            raise BadInput(f"ganvae.train: {run_dir} was not trained on images in memory; resume it without data "
+                           "(its config.json names its data)")
+        if info.get("fingerprint") != mem.fingerprint:
+            raise BadInput(f"ganvae.train: these images (fingerprint {mem.fingerprint[:12]}) are not the ones "
+                           f"{run_dir} was trained on ({str(info.get('fingerprint'))[:12]}); pass those"
+                           f"{', or none: the run keeps them' if info.get('file') else ''}")
+        with memory.registered(mem):   # (a run that keeps its images reads them from data.npz)
+            return run("", Path(run_dir))
+    memory.check_square(mem, size)
+    if run_dir is None:
+        if parallel.launched():   # every rank would number a directory of its own
+            raise BadInput("ganvae.train: under torchrun, images in memory need run_dir= (the same on every rank)")
+        run_dir = new_run_dir(Path(runs_root), preset, "memory")
+    run_dir = Path(run_dir)
+    if checkpoints(run_dir) or (run_dir / "model").exists():   # before data.npz is written over its own
+        raise BadInput(f"ganvae.train: run_dir {run_dir} already holds a run; pass resume=True to continue it, or "
+                       "another run_dir")
+    spec, written = memory.keep(mem, run_dir, f"run_dir {run_dir}")
+    try:
+        with memory.registered(mem):
+            return run(spec, run_dir)
+    except BaseException:
+        # a run that never started (a bad setting) leaves no directory behind, as with a spec
+        if not (run_dir / "config.json").exists() and not parallel.launched():
+            memory.discard(written)
+        raise
 
 
 # --------------------------------------------------------------------------------- evaluate
@@ -120,7 +197,7 @@ class _EvalRequest:
                             channels=self.channels or channels, seed=self.data_seed)
 
 
-def evaluate(model_or_samples: GenerativeModel | str | Path | Images, data: str | None = None, *,
+def evaluate(model_or_samples: GenerativeModel | str | Path | Images, data: str | InMemoryData | None = None, *,
              n: int = 10_000, seed: int = 0, k: int = 5, nll_k: int | None = None,
              nll_images: int | None = None, nll_seconds: float = 60.0, batch: int = 500, device: str = "auto", data_dir: str | Path | None = None,
              size: int | None = None, channels: int | None = None, data_seed: int = 0,
@@ -136,7 +213,9 @@ def evaluate(model_or_samples: GenerativeModel | str | Path | Images, data: str 
               [0, 255] or float in [-1, 1] (model output); C is 1 or 3;
             - a path to samples: an .npz file with an array `x` as above (uint8) or a folder
               of image files.
-        data: the dataset to compare with (a --data spec); needed for all but a run.
+        data: the dataset to compare with (a --data spec, or images in memory as train takes
+            them: scored against their held-out tenth); needed for all but a run. A run trained
+            on images in memory, given those same images, is scored as on its own data.
         n: samples generated from a model or run (images given are scored all).
         seed: the seed of those samples and of the metrics' subsets.
         k: neighbours of precision / recall / density / coverage.
@@ -170,17 +249,26 @@ def evaluate(model_or_samples: GenerativeModel | str | Path | Images, data: str 
     cfg = replace(EvalConfig(), {"n": n, "k": k, "nll_k": nll_k, "nll_images": nll_images,
                                  "nll_seconds": nll_seconds, "seed": seed, "batch": batch}, where="ganvae.evaluate")
     cfg.validate()
-    request = _EvalRequest(data=data, cfg=cfg, device=resolve_device(device), log=_log(progress),
-                           data_dir=str(data_dir) if data_dir is not None else None, size=size,
-                           channels=channels, data_seed=data_seed, checkpoint=str(checkpoint).strip().lower())
-    for _, accepts, scorer in _evaluate_inputs():
-        if accepts(model_or_samples):
-            result = scorer(model_or_samples, request)
-            break
-    else:
-        raise BadInput(f"ganvae.evaluate: model_or_samples is a {type(model_or_samples).__name__}; give a model, "
-                       "a run directory, a torch tensor or numpy array of images, or an .npz file or folder of "
-                       "images")
+    with contextlib.ExitStack() as held:
+        if data is not None and not isinstance(data, str):   # images in memory: `memory:<fingerprint>`
+            from .data import memory
+
+            mem = memory.as_in_memory(data)
+            data = held.enter_context(memory.registered(mem))
+            if isinstance(model_or_samples, (str, os.PathLike)) and \
+                    (memory.kept_info(Path(model_or_samples)) or {}).get("fingerprint") == mem.fingerprint:
+                data = None   # the run's own images: its own split and settings (from config.json)
+        request = _EvalRequest(data=data, cfg=cfg, device=resolve_device(device), log=_log(progress),
+                               data_dir=str(data_dir) if data_dir is not None else None, size=size,
+                               channels=channels, data_seed=data_seed, checkpoint=str(checkpoint).strip().lower())
+        for _, accepts, scorer in _evaluate_inputs():
+            if accepts(model_or_samples):
+                result = scorer(model_or_samples, request)
+                break
+        else:
+            raise BadInput(f"ganvae.evaluate: model_or_samples is a {type(model_or_samples).__name__}; give a model, "
+                           "a run directory, a torch tensor or numpy array of images, or an .npz file or folder of "
+                           "images")
     if json_out is not None:
         write_json(Path(json_out), result)
     return result
@@ -343,8 +431,9 @@ def save_grid(x: Images, path: str | Path, nrow: int | None = None) -> Path:
 
 # ---------------------------------------------------------------------------------- compare
 
-def compare(models: str | Sequence[str], data: str = "shapes", *, out: str | Path,
-            steps: int | None = None, budget: str | float | None = None, epochs: float | None = None,
+def compare(models: str | Sequence[str], data: str | InMemoryData = "shapes", *, out: str | Path,
+            labels: Any = None, steps: int | None = None, budget: str | float | None = None,
+            epochs: float | None = None,
             seeds: int = 1, tasks: Sequence[str] = ("generate",), sweep: str | None = None,
             overrides: dict | None = None, device: str = "auto", progress: bool = False,
             **settings: Any) -> dict:
@@ -354,8 +443,11 @@ def compare(models: str | Sequence[str], data: str = "shapes", *, out: str | Pat
     Args:
         models: model names from list_models(), as a list or "vae,dcgan"; a variant of one is
             "PRESET:KEY=VALUE" ("dcgan:augment=ada").
-        data: the --data spec every model trains on and is scored against.
+        data: the --data spec every model trains on and is scored against, or images in
+            memory as train takes them (kept as out/data.npz, or registered while it runs
+            when over 200 MB).
         out: the output directory: runs/, results.json, results.csv, report.html.
+        labels: integer class ids, one per in-memory image.
         steps, budget, epochs: the budget every model gets (exactly one): steps, wall-clock
             time ("90s", "5m" or seconds) or epochs.
         seeds: training seeds per model (scores are their mean and spread).
@@ -395,8 +487,28 @@ def compare(models: str | Sequence[str], data: str = "shapes", *, out: str | Pat
     values = {**settings, "data": data, "models": expand_sweep([m.strip() for m in names if m.strip()], sweep),
               "steps": steps, "budget": budget, "epochs": epochs, "seeds": seeds, "tasks": tasks,
               "overrides": dict(overrides or {})}
-    cfg = config_from(values, where="ganvae.compare")     # the command's path too
-    return _compare(cfg, Path(out), progress=progress, device=resolve_device(device), log=_log(progress))
+
+    def run(spec: str) -> dict:
+        cfg = config_from({**values, "data": spec}, where="ganvae.compare")     # the command's path too
+        return _compare(cfg, Path(out), progress=progress, device=resolve_device(device), log=_log(progress))
+
+    if isinstance(data, str):
+        if labels is not None:
+            raise BadInput(f"ganvae.compare: labels= go with images in memory; --data {data!r} brings its own labels "
+                           "(or none)")
+        return run(data)
+    from .data import memory
+
+    mem = memory.as_in_memory(data, labels)
+    memory.check_square(mem, settings.get("size"))
+    spec, written = memory.keep(mem, Path(out), f"out {out}")
+    try:
+        with memory.registered(mem):
+            return run(spec)
+    except BaseException:
+        if not (Path(out) / "compare.json").exists():   # it never started: leave no --out behind
+            memory.discard(written)
+        raise
 
 
 # ------------------------------------------------------------------------------------ models

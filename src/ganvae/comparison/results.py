@@ -18,7 +18,10 @@ RESULTS_SCHEMA = "ganvae.results/1"
 
 # results.csv's columns before the metrics (docs/results.md): what was compared, on what, under
 # which budget and scored by which evaluator, so that one CSV row stands on its own
-CSV_HEAD = ["model", "seed", "status", "dataset", "budget", "evaluator", "dtype", "params", "steps", "images_seen",
+# `kind` first: "run" (a model and seed) or "floor" (the real data's line), so a reader can take
+# the runs alone (`df[df.kind == "run"].fd.min()`); the floor leaves the run-only integer columns
+# empty, which pandas reads as its nullable Int64 when asked (docs/results.md)
+CSV_HEAD = ["kind", "model", "seed", "status", "dataset", "budget", "evaluator", "dtype", "params", "steps", "images_seen",
             "train_seconds", "images_per_second", "updates"]
 
 
@@ -62,8 +65,8 @@ def write_replay(cfg: CompareConfig, out: Path, rows: list[dict], sizes: dict) -
 
 
 def write_csv(path: Path, results: dict) -> None:
-    """One line per model and seed, then the real-data floor's line (model `real-data-floor`,
-    status `floor`): the cost columns, every final metric, then best_*."""
+    """One line per model and seed (kind `run`), then the real-data floor's line (kind `floor`,
+    model `real-data-floor`, status `floor`): the cost columns, every final metric, then best_*."""
     rows, floor, cfg = results["rows"], results["floor"], results["config"]
     metric_names = sorted({k for r in rows for k in r.get("final", {})} | set(floor["metrics"]))
     cols = CSV_HEAD + metric_names + [f"best_{m}" for m in metric_names] + ["best_step"]
@@ -72,7 +75,7 @@ def write_csv(path: Path, results: dict) -> None:
 
     def line(r):
         d = {c: r.get(c, "") for c in CSV_HEAD}
-        d.update(common, dtype=r.get("dtype", cfg.get("precision", "")))
+        d.update(common, kind="run", dtype=r.get("dtype", cfg.get("precision", "")))
         stop = own_stop(r["model"])   # a model with its own stopping point (a replay)
         if stop:
             d["budget"] = " ".join(f"{v} {k}" if k != "budget" else str(v) for k, v in stop.items())
@@ -83,7 +86,7 @@ def write_csv(path: Path, results: dict) -> None:
         return d
 
     floor_line = {c: "" for c in cols}
-    floor_line.update(common, model="real-data-floor", status="floor")
+    floor_line.update(common, kind="floor", model="real-data-floor", status="floor")
     floor_line.update({m: v for m, v in floor["metrics"].items() if m in metric_names})
 
     def write(p):

@@ -39,16 +39,22 @@ def npz_images(path: Path, key: str, a: np.ndarray) -> np.ndarray:
     return a
 
 
-def _labels(path: Path, key: str, y: np.ndarray, n: int) -> np.ndarray:
+def check_labels(what: str, y: np.ndarray, n: int) -> np.ndarray:
+    """Class ids, one per image of n, as int64 (N,); `what` names them in the message
+    ("PATH: labels 'y'" for an archive, "labels" for the Python API's in-memory data)."""
     if not np.issubdtype(y.dtype, np.integer):
-        raise BadInput(f"{path}: labels '{key}' must be integers, found {y.dtype}")
+        raise BadInput(f"{what} must be integers, found {y.dtype}")
     if y.shape != (n,):
-        raise BadInput(f"{path}: labels '{key}' have shape {y.shape}; expected ({n},), one per image")
+        raise BadInput(f"{what} have shape {y.shape}; expected ({n},), one per image")
     if y.min() < 0:
-        raise BadInput(f"{path}: labels '{key}' must be non-negative")
+        raise BadInput(f"{what} must be non-negative")
     if y.max() >= 100_000:
-        raise BadInput(f"{path}: labels '{key}' go up to {y.max()}; class ids must be 0..K-1")
+        raise BadInput(f"{what} go up to {y.max()}; class ids must be 0..K-1")
     return y.astype(np.int64)
+
+
+def _labels(path: Path, key: str, y: np.ndarray, n: int) -> np.ndarray:
+    return check_labels(f"{path}: labels '{key}'", y, n)
 
 
 def load_npz(path: str | Path, size: int | None = None, channels: int | None = None,
@@ -72,6 +78,7 @@ def load_npz(path: str | Path, size: int | None = None, channels: int | None = N
             raise BadInput(f"{path}: member '{key}' is not a NumPy array")
     x = npz_images(path, "x", arrays["x"])
     y = _labels(path, "y", arrays["y"], len(x)) if "y" in arrays else None
+    xt = yt = None
     if "x_test" in arrays:
         xt = npz_images(path, "x_test", arrays["x_test"])
         if xt.shape[1:] != x.shape[1:]:
@@ -79,9 +86,18 @@ def load_npz(path: str | Path, size: int | None = None, channels: int | None = N
         yt = _labels(path, "y_test", arrays["y_test"], len(xt)) if "y_test" in arrays else None
         if (y is None) != (yt is None):
             raise BadInput(f"{path}: give labels for both splits ('y' and 'y_test') or for neither")
-    else:
+    return npz_dataset(f"npz:{path}", x, y, xt, yt, size, channels, seed, source=str(path))
+
+
+def npz_dataset(name: str, x: np.ndarray, y: np.ndarray | None, xt: np.ndarray | None, yt: np.ndarray | None,
+                size: int | None, channels: int | None, seed: int, source: str) -> ImageDataset:
+    """The dataset of checked arrays (x uint8 (N, C, H, W), y int64 (N,) or None): without a
+    test split (xt None), a seeded TEST_FRACTION of x is held out as one. Shared with the
+    Python API's in-memory data (memory.py), so that images given in memory and the same
+    images read back from the archive a run keeps of them split alike."""
+    if xt is None:
         if len(x) < 2:
-            raise BadInput(f"{path}: need at least 2 images to hold out a test split")
+            raise BadInput(f"{source}: need at least 2 images to hold out a test split")
         perm = np.random.default_rng(seed).permutation(len(x))
         n_test = max(1, round(TEST_FRACTION * len(x)))
         test_idx, train_idx = np.sort(perm[:n_test]), np.sort(perm[n_test:])
@@ -92,4 +108,4 @@ def load_npz(path: str | Path, size: int | None = None, channels: int | None = N
     if y is not None:
         k = int(max(y.max(), yt.max())) + 1
         classes = [str(i) for i in range(k)]
-    return ImageDataset(f"npz:{path}", Split(x, y), Split(xt, yt), classes, source=str(path))
+    return ImageDataset(name, Split(x, y), Split(xt, yt), classes, source=source)

@@ -14,6 +14,8 @@ What lives where (every name is importable from `ganvae.trainer` itself):
     config.py  DataConfig, TrainConfig, RunConfig; parse_budget, resolve_device,
                resolve_precision, check_precision; split_overrides, TRAIN_KEYS, data_option_field
     loop.py    Trainer: the loop
+    schedule.py  learning-rate schedules (lr_schedule, lr_warmup, lr_decay_start): one LambdaLR
+               per optimizer, checkpointed with it
     guards.py  what ends or rewinds a run mid-loop: stop signals, divergence (NaN rollback),
                a lost DDP partner
     runs.py    run directories and their files: new_run_dir, checkpoints, read_summary,

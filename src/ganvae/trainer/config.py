@@ -14,6 +14,7 @@ from ..augment import parse_data_augment
 from ..data.base import parse_val_split
 from ..errors import BadInput
 from ..hardware import cpu_has_bf16, cpu_has_fp16
+from .schedule import SHAPES
 
 
 @dataclass
@@ -59,6 +60,14 @@ class TrainConfig:
     prior_images: int = 10_000       # training images given to model.fit_prior at the end
     on_nan: Literal["stop", "rollback"] = "stop"   # a non-finite loss or weight: stop, or go back
     max_rollbacks: int = 3           # to the last checkpoint with halved learning rates, this often
+    # Learning-rate schedule of every optimizer (trainer/schedule.py has the formulas): a name in
+    # schedule.SHAPES, "constant" (the rates as the model set them), "linear" or "cosine" (to 0
+    # at the run's last step, so they need --steps or --epochs); after `lr_warmup` steps rising
+    # linearly from 0, and held at the base rate until `lr_decay_start` (a fraction of the run;
+    # CycleGAN's paper schedule is linear with 0.5).
+    lr_schedule: str = "constant"
+    lr_warmup: int = 0
+    lr_decay_start: float = 0.0
     # Activations and conv weights in NHWC order: oneDNN's convolutions run ~1.1x faster so on
     # this project's CPU (BENCHMARKS.md), as do tensor-core convolutions under autocast on a GPU;
     # "auto" picks it there and keeps NCHW for fp32 on a GPU. The function is the same either way.
@@ -102,6 +111,16 @@ class TrainConfig:
         if self.memory_format not in ("auto", "channels_last", "contiguous"):
             raise BadInput(f"memory_format={self.memory_format}: choose auto, channels_last or contiguous")
         parse_data_augment(self.augment_data)
+        if self.lr_schedule not in SHAPES:
+            raise BadInput(f"lr_schedule={self.lr_schedule!r}: choose one of {', '.join(SHAPES)}")
+        if self.lr_warmup < 0:
+            raise BadInput(f"lr_warmup={self.lr_warmup}: give the warm-up in steps, at least 0 (0: none)")
+        if not 0 <= self.lr_decay_start < 1:
+            raise BadInput(f"lr_decay_start={self.lr_decay_start}: give the fraction of the run before the decay, "
+                           "in [0, 1)")
+        if self.lr_decay_start and self.lr_schedule == "constant":
+            raise BadInput(f"lr_decay_start={self.lr_decay_start}: the constant schedule does not decay; "
+                           "set lr_schedule=linear or cosine too")
         if self.device not in ("auto", "cpu") and not re.fullmatch(r"cuda(:\d+)?", self.device):
             raise BadInput(f"--device {self.device}: choose auto, cpu, cuda or cuda:N")
 
@@ -165,7 +184,7 @@ def check_precision(device: torch.device, precision: str) -> None:
 
 
 # Unprefixed --set keys that belong to the run, not the model: how it is trained, whatever the model
-TRAIN_KEYS = ("sync_bn",)
+TRAIN_KEYS = ("sync_bn", "lr_schedule", "lr_warmup", "lr_decay_start")
 
 
 def split_overrides(overrides: dict[str, Any]) -> tuple[dict, dict, dict]:

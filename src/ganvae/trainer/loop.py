@@ -27,6 +27,7 @@ from ..models.base import has_fitted_prior
 from .config import RunConfig, check_precision, parse_budget, resolve_device, resolve_precision
 from .guards import StopSignals, is_lost_peer, divergence, roll_back, step_is_finite, stopped
 from .runs import checkpoints, prior_images, training_images
+from .schedule import check_schedule, make_schedulers, rebase, restore, state as schedule_state, step_all
 
 
 class Trainer:
@@ -94,7 +95,12 @@ class Trainer:
         self.precision = resolve_precision(self.device, self.t.precision)
         check_precision(self.device, self.precision)
         self.max_steps = self._max_steps()
+        check_schedule(self.t, self.max_steps)
         self.budget = parse_budget(self.t.budget) if self.t.budget else None
+        # lr_schedule / lr_warmup: one LambdaLR per optimizer, made in fit() (schedule.py); none
+        # on the constant schedule. `lrs`: {"lr/<optimizer>": rate} of the last update, logged.
+        self.schedulers: dict[str, torch.optim.lr_scheduler.LambdaLR] = {}
+        self.lrs: dict[str, float] = {}
         # the data order: one permutation per epoch from a generator we can save and restore
         self.data_gen = torch.Generator().manual_seed(self.t.seed)
         self.perm = None
@@ -132,6 +138,7 @@ class Trainer:
         return {
             "model": self.model.state_dict(),
             "optim": {k: o.state_dict() for k, o in self.model.optimizers().items()},
+            "sched": schedule_state(self.schedulers),   # {} on the constant schedule
             "trainer": {
                 "step": self.step, "images": self.images, "elapsed": self.elapsed,
                 "rng_cpu": torch.get_rng_state(), "data_gen": self.data_gen.get_state(),
@@ -210,6 +217,8 @@ class Trainer:
         self.step, self.images, self.elapsed = int(tr["step"]), int(tr["images"]), float(tr["elapsed"])
         if tr.get("base_lrs"):
             self.base_lrs = tr["base_lrs"]
+        # (a checkpoint from before schedules has no "sched": the schedule takes up at its step)
+        restore(self.schedulers, self.model.optimizers(), state.get("sched") or {}, self.step)
         if state.get("scaler") and self.model.scaler is not None:
             self.model.scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(tr["rng_cpu"])
@@ -301,7 +310,8 @@ class Trainer:
         if self.world.size > 1 and self.t.sync_bn:   # before the optimizers: it replaces modules
             torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
         self.model.optimizers()
-        self._base_lrs()
+        self._base_lrs()   # (before the schedulers: they set the rates to their step-0 values)
+        self.schedulers = make_schedulers(self.model.optimizers(), self.t, self.max_steps)
         if self.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             (self.run_dir / "samples").mkdir(exist_ok=True)
@@ -366,6 +376,9 @@ class Trainer:
                     sums[k] = sums[k] + v if k in sums else v
                     counts[k] = counts.get(k, 0) + 1
                 self.step += 1
+                # the schedules on to the next step's rates, before this step's checkpoint saves
+                # them; `lrs`: the rates this step ran at, for its log row
+                self.lrs = step_all(self.schedulers)
                 self.images += len(x[-1] if isinstance(x, tuple) else x) * self.world.size
                 now = time.perf_counter()
                 self.elapsed = self._elapsed if self.world.size > 1 else self.elapsed + now - self._t_step
@@ -427,7 +440,9 @@ class Trainer:
             ok = not bad_any
         if ok:
             return True
-        return roll_back(self, divergence(self.step, out, vals, self.model))
+        go_on = roll_back(self, divergence(self.step, out, vals, self.model))
+        rebase(self.schedulers)   # the lowered rates are the schedules' base from here on
+        return go_on
 
     def _finish(self, x_train, fixed_noise, fixed_state, x_fixed) -> dict:
         model = self.model
@@ -493,10 +508,11 @@ class Trainer:
             return
         # images_per_second here: the rate since the previous line (summary.json's is the run's mean)
         row = {"step": self.step, "images_seen": self.images, "train_seconds": round(self.elapsed, 3),
-               "images_per_second": round(rate, 1), **{k: round(v, 6) for k, v in scalars.items()}}
+               "images_per_second": round(rate, 1), **{k: round(v, 6) for k, v in scalars.items()},
+               **self.lrs}   # (not rounded: 6 decimals would leave a rate of 2e-4 two digits)
         metrics.write(json.dumps(row) + "\n")
         metrics.flush()
-        for k, v in scalars.items():
+        for k, v in {**scalars, **self.lrs}.items():
             writer.add_scalar(k, v, self.step)
         writer.add_scalar("perf/images_per_second", rate, self.step)
         self._callbacks("on_log", row)
