@@ -158,3 +158,30 @@ def test_ganvae_models_lists_whole_descriptions_in_aligned_columns(run_cli):
     import json
 
     assert {r["name"]: r["description"] for r in json.loads(js)}["vae"].endswith("Gaussian pixels.")
+
+
+def test_the_mode_coverage_legend_is_short_and_outside_the_axes():
+    """Long variant names (a transfer run's init_from path) made the legend cover the bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ganvae.report.plots import modes_figure, short_label
+
+    long = "dcgan:train.init_from=/home/someone/experiments/runs/0003-dcgan-fashion-mnist:freeze_d=1"
+    assert short_label(long) == "dcgan:init_from=0003-dcgan-fa…:freeze_d=1"   # what tells variants apart kept
+    assert len(short_label("gan:" + ":".join(f"k{i}=v" for i in range(20)))) == 44
+    assert short_label("vae:beta=4") == "vae:beta=4"
+    hists = {m: [0.1] * 10 for m in (long, "dcgan", "vae:beta=4", "dcgan:augment=ada")}
+    colours = {m: plt.get_cmap("tab10")(i) for i, m in enumerate(hists)}
+    fig = modes_figure([0.1] * 10, hists, [f"class {i}" for i in range(10)], colours)
+    fig.canvas.draw()
+    (ax,) = fig.axes
+    (legend,) = fig.legends
+    r = fig.canvas.get_renderer()
+    box, axes_box, fig_box = legend.get_window_extent(r), ax.get_window_extent(r), fig.bbox
+    assert box.x0 >= axes_box.x1                                      # right of the axes, covering no bar
+    assert fig_box.x0 <= box.x0 and box.x1 <= fig_box.x1 and box.y0 >= fig_box.y0   # and inside the image
+    assert [t.get_text() for t in legend.get_texts()][1] == short_label(long)
+    plt.close(fig)

@@ -321,105 +321,9 @@ def hybrid_findings(agg: dict) -> list[str]:
     return out
 
 
-def _plots(results: dict, run_dirs: dict[str, list[Path]], curves: dict[str, list[dict]]) -> dict[str, str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    plots = {}
-    colours = {m: plt.get_cmap("tab10")(i % 10) for i, m in enumerate(run_dirs)}
-    # FD against time and against images seen
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    for m, curve in curves.items():
-        if not curve:
-            continue
-        axes[0].plot([r["train_seconds"] for r in curve], [r["fd"] for r in curve], "o-", color=colours[m], label=m)
-        axes[1].plot([r["images_seen"] for r in curve], [r["fd"] for r in curve], "o-", color=colours[m], label=m)
-    floor = results["floor"]["metrics"]["fd"]
-    for ax, xl in zip(axes, ("training seconds", "images seen")):
-        ax.axhline(floor, color="grey", ls="--", lw=1, label="real-data floor (test)")
-        ax.set_xlabel(xl)
-        ax.set_ylabel(f"FD ({split_notes(results)['curve']}), {used_sizes(results)['curve_n']} samples")
-        ax.set_yscale("log")
-        ax.grid(alpha=0.3)
-    axes[1].legend(fontsize=8)
-    fig.tight_layout()
-    plots["fd_curves"] = _fig_data(fig)
-    # training losses, one panel per model (seed 0)
-    n = len(run_dirs)
-    cols = min(3, n)
-    fig, axes = plt.subplots(math.ceil(n / cols), cols, figsize=(4.2 * cols, 2.8 * math.ceil(n / cols)), squeeze=False)
-    for ax, (m, dirs) in zip(axes.flat, run_dirs.items()):
-        rows = read_jsonl(dirs[0] / "metrics.jsonl")
-        keys = sorted({k for r in rows for k in r if k.startswith("loss/")})
-        for k in keys:
-            pts = [(r["step"], r[k]) for r in rows if k in r]
-            if pts:
-                ax.plot(*zip(*pts), label=k.split("/", 1)[1], lw=1)
-        ax.set_title(m, fontsize=10)
-        ax.set_xlabel("step", fontsize=8)
-        ax.tick_params(labelsize=7)
-        if any(v > 0 for k in keys for r in rows if k in r for v in [r[k]]) and \
-                all(r[k] > 0 for k in keys for r in rows if k in r):
-            ax.set_yscale("log")
-        ax.legend(fontsize=7)
-    for ax in list(axes.flat)[n:]:
-        ax.axis("off")
-    fig.tight_layout()
-    plots["losses"] = _fig_data(fig)
-    # ADA: the augmentation probability p(t) of every run that adapted one
-    ada = {m: [(r["step"], r["aug/p"]) for r in read_jsonl(dirs[0] / "metrics.jsonl") if "aug/p" in r]
-           for m, dirs in run_dirs.items()}
-    ada = {m: pts for m, pts in ada.items() if pts}
-    if ada:
-        fig, ax = plt.subplots(figsize=(6, 3))
-        for m, pts in ada.items():
-            ax.plot(*zip(*pts), color=colours.get(m), label=m)
-        ax.set_xlabel("step")
-        ax.set_ylabel("ADA's augmentation probability p")
-        ax.set_ylim(0, 1)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        plots["ada"] = _fig_data(fig)
-    # D overfitting: its mean logit on training images minus on held-out real ones, per curve
-    # point, for the models whose curves recorded it (GANs, VAE-GAN)
-    gaps = {m: [(r["step"], r["d_real_train"] - r["d_real_val"]) for r in curve if "d_real_train" in r]
-            for m, curve in curves.items()}
-    gaps = {m: pts for m, pts in gaps.items() if pts}
-    if gaps:
-        fig, ax = plt.subplots(figsize=(6, 3))
-        for m, pts in gaps.items():
-            ax.plot(*zip(*pts), "o-", ms=3, color=colours.get(m), label=m)
-        ax.axhline(0, color="grey", lw=1)
-        ax.set_xlabel("step")
-        ax.set_ylabel("D logit: train − held-out")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        plots["d_gap"] = _fig_data(fig)
-    # mode coverage: class histograms of the samples against the real one
-    real = results["floor"].get("class_hist")
-    hists = results["_hist"]
-    if real and hists:
-        classes = results["floor"]["classes"] or [str(i) for i in range(len(real))]
-        fig, ax = plt.subplots(figsize=(10, 3.4))
-        width = 0.8 / (len(hists) + 1)
-        xs = np.arange(len(real))
-        ax.bar(xs, real, width, color="lightgrey", edgecolor="grey", label="real test, as the evaluator reads it")
-        for i, (m, h) in enumerate(hists.items(), start=1):
-            ax.bar(xs + i * width, h, width, color=colours.get(m), label=m)
-        ax.set_xticks(xs + 0.4 - width / 2, classes, rotation=20, fontsize=8)
-        ax.set_ylabel("share of samples")
-        ax.legend(fontsize=8, ncol=min(6, len(hists) + 1))
-        fig.tight_layout()
-        plots["modes"] = _fig_data(fig)
-    return plots
-
-
 def build_context(out: Path) -> dict:
     from ..comparison.results import run_name
+    from .plots import plots   # (it draws with this module's helpers)
 
     path = out / "results.json"
     if not path.exists():
@@ -483,7 +387,7 @@ def build_context(out: Path) -> dict:
         "title": f"ganvae comparison on {results['floor']['data']}", "out_name": str(out),
         "results": results, "columns": columns, "table": table, "floor_cells": floor_cells,
         "best_last": best_last, "sections": sections, "findings": findings(results, agg, curves),
-        "plots": _plots(results, run_dirs, curves), "seeds": results["config"]["seeds"],
+        "plots": plots(results, run_dirs, curves), "seeds": results["config"]["seeds"],
         "evaluator": results["floor"]["evaluator"], "budget_kind": results["budget_kind"],
         "split_notes": split_notes(results), "time_split": time_split(results),
         "likelihood_notes": likelihood_notes(rows, used_sizes(results)),
