@@ -88,9 +88,12 @@ def train(preset: str, data: str | InMemoryData = "shapes", run_dir: str | Path 
         progress: show a progress bar on stderr.
         **options: any other TrainConfig field (log_every=..., checkpoint_every=...) and the
             data settings prefixed data_ (data_size=32, data_limit=1000, data_dir=...).
+            keep_best="fd" or "elbo" (VAEs) scores every checkpoint on the validation split
+            and keeps the best in run_dir/best (best_n samples or images; `--keep-best`).
 
     Returns:
-        (run directory, summary dict: steps, images seen, time, final losses, ...).
+        (run directory, summary dict: steps, images seen, time, final losses, ...; with
+        keep_best, best: {metric, value, step}).
 
     Example:
         >>> run, summary = ganvae.train("vae", "shapes", steps=200, overrides={"latent": 16})
@@ -225,8 +228,8 @@ def evaluate(model_or_samples: GenerativeModel | str | Path | Images, data: str 
         device: where the evaluator (and a run's model) runs: "auto", "cpu", "cuda", ...
         data_dir, size, channels, data_seed: how `data` is loaded (as --data-dir, --size,
             --channels, --data-seed); a model's own size and channels by default.
-        checkpoint: a run's weights to score: "last" (the final model), "best" (compare's
-            pick on the validation split) or a step whose checkpoint is kept.
+        checkpoint: a run's weights to score: "last" (the final model), "best" (compare's or
+            train(keep_best=...)'s pick on the validation split) or a step whose checkpoint is kept.
         json_out: also write the result to this JSON file. Unlike `ganvae eval RUN`, nothing
             is written into a run directory.
         progress: print what it is doing (loading, training an evaluator) on stderr.

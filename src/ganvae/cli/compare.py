@@ -58,7 +58,8 @@ from .train import launch_if_asked
 @option("--limit", type=click.IntRange(min=1), default=None, metavar="N", help=LIMIT_HELP)
 @task_options
 @option("--sweep", default=None, metavar="KEY=V1,V2,...",
-        help="Compare every model at each of these values of one setting: --sweep beta=0.25,0.5,1,2,4,8.")
+        help="Compare every model that has this setting at each of these values (the others once, unswept; "
+             "a key no model has is an error): --sweep beta=0.25,0.5,1,2,4,8.")
 @option("--config", "config_file", type=click.Path(path_type=Path), default=None,
         help="A comparison's settings (its compare.json, a replay-seedN.json, or YAML/TOML/JSON with "
              "the same keys); options given on the command line win.")

@@ -175,8 +175,8 @@ def checkpoint_option(f):
 
     return option("--checkpoint", default="last", show_default=True, expose_value=False, callback=remember,
                   metavar="last|best|STEP",
-                  help="Which weights: the final model, the checkpoint compare picked on the validation "
-                       "split, or a step whose checkpoint is kept.")(f)
+                  help="Which weights: the final model, the best on the validation split (compare's "
+                       "pick, or train --keep-best), or a step whose checkpoint is kept.")(f)
 
 
 def chosen_checkpoint() -> str:

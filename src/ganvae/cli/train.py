@@ -59,13 +59,19 @@ class _TrainCommand(click.Command):
 @option("--log-every", type=int, default=None, show_default="50", help="Steps between metric lines.")
 @option("--sample-every", type=int, default=None, show_default="500", help="Steps between sample grids.")
 @option("--checkpoint-every", type=int, default=None, show_default="1000", help="Steps between checkpoints.")
+@option("--keep-best", default=None, metavar="none|fd|elbo", show_default="none",
+        help="Score every checkpoint and the end on the validation split and keep the best in RUN/best "
+             "(--checkpoint best loads it): fd, a quick FD of --best-n samples; elbo, the -ELBO of --best-n "
+             "validation images (VAEs).")
+@option("--best-n", type=int, default=None, metavar="N", show_default="1000",
+        help="Samples (fd) or validation images (elbo) per --keep-best score.")
 @option("--nproc", type=int, default=None, metavar="N",
         help="Train with N processes (DDP, launched through torchrun): one per GPU, or CPU processes. "
              "The global batch stays --batch-size.", show_default="1")
 @option("--quiet", is_flag=True, help="No progress bar.")
 def train_cmd(model, data, data_dir, size, channels, data_seed, val_split, limit, steps, epochs, budget, batch_size, seed,
               precision, device, sets, config_file, run_dir, resume, init_from, log_every, sample_every,
-              checkpoint_every, nproc, quiet) -> None:
+              checkpoint_every, keep_best, best_n, nproc, quiet) -> None:
     """Train MODEL on --data, or continue a run with --resume RUN_DIR.
 
     With --nproc N (or started by torchrun --nproc-per-node N -m ganvae train ...) every process
@@ -76,6 +82,7 @@ def train_cmd(model, data, data_dir, size, channels, data_seed, val_split, limit
       ganvae train vae --data fashion-mnist --epochs 3 --out runs/vae
       ganvae train wgan-gp --data folder:photos/ --size 64 --budget 1h --set arch=resnet
       ganvae train --resume runs/vae --epochs 6
+      ganvae train dcgan --data fashion-mnist --budget 10m --keep-best fd --out runs/dcgan
     """
     from .. import config as C
     from .. import parallel
@@ -90,7 +97,8 @@ def train_cmd(model, data, data_dir, size, channels, data_seed, val_split, limit
     overrides.update(C.parse_set(sets))
     options = dict(steps=steps, epochs=epochs, budget=budget, batch_size=batch_size, seed=seed,
                    precision=precision, device=device, log_every=log_every, sample_every=sample_every,
-                   checkpoint_every=checkpoint_every, init_from=str(init_from) if init_from else None)
+                   checkpoint_every=checkpoint_every, keep_best=keep_best, best_n=best_n,
+                   init_from=str(init_from) if init_from else None)
     if resume:
         if init_from:
             raise BadInput("--init-from starts a new run; a resumed run continues from its own checkpoint")
@@ -116,6 +124,10 @@ def train_cmd(model, data, data_dir, size, channels, data_seed, val_split, limit
     click.echo(f"trained {summary['steps']} steps ({summary['images_seen']} images, {summary['train_seconds']:.1f}s, "
                f"{summary['images_per_second']:.0f} img/s)")
     click.echo(f"run: {out}   samples: {out / 'samples' / 'final.png'}   model: {out / 'model'}")
+    if summary.get("best"):   # --keep-best
+        best = summary["best"]
+        click.echo(f"best: validation {best['metric']} {best['value']:.4g} at step {best['step']}: {out / 'best'} "
+                   f"(--checkpoint best)")
 
 
 # model config keys taken from the data at training time: a config file does not fix them

@@ -25,11 +25,11 @@ import torch
 
 from ..callbacks import Callback
 from ..data import ImageDataset, to_float
-from ..evaluation import generate
 from ..evaluators import Evaluator
 from ..files import atomic_write, read_jsonl, write_json
 from ..metrics import fd_from_features
 from ..models.base import has_fitted_prior
+from ..selection import sample_features
 
 RISE_PATIENCE = 2      # points in a row above (1 + stop_on_rise) x the best before stopping
 D_IMAGES = 500         # at most this many real images per side of the D-realism diagnostic
@@ -126,10 +126,10 @@ class CurveRecorder(Callback):
         inputs = self.ds.val.a if self.split == "val" and self.ds.val is not None else self.ds.train.a
         if self.n is None:
             self.n = self.size(trainer, inputs)
-        fake = generate(model, self.n, self.seed, 500, inputs=inputs)
-        feats, _ = self.ev.features_and_probs(fake)
+        # the quick FD's samples as `train --keep-best` draws them (ganvae.selection)
+        feats = sample_features(model, self.ev, self.n, self.seed, inputs)
         row = {"step": trainer.step, "images_seen": trainer.images, "train_seconds": round(trainer.elapsed, 3),
-               "fd": fd_from_features(self.real_feats, feats), "split": self.split, "n": len(fake)}
+               "fd": fd_from_features(self.real_feats, feats), "split": self.split, "n": len(feats)}
         if prior_n is not None:   # (fewer than the final model's: the best is refitted before its test score)
             row["prior_images"] = prior_n
         row.update(self._d_realism(model))

@@ -338,7 +338,7 @@ def _check_models(cfg: CompareConfig, ds: ImageDataset) -> None:
     """Every model's config as it will train: --set and its own overrides, on this data, built
     once (small: the nets are not trained), so a bad key or value fails before any work."""
     from ..config import fields_of, replace
-    from ..registry import resolve
+    from ..registry import model_keys
     from ..trainer import TrainConfig, build, split_overrides
 
     used = set()
@@ -352,7 +352,10 @@ def _check_models(cfg: CompareConfig, ds: ImageDataset) -> None:
         used |= set(shared)
         m_over, t_over, _ = split_overrides({**shared, **own})
         model, _ = build(name, ds, m_over)
-        replace(TrainConfig(), t_over, where=f"--set for {spec}")
+        tcfg = replace(TrainConfig(), t_over, where=f"--set for {spec}")
+        if tcfg.keep_best != "none":   # compare keeps every run's best itself, in the same runs/*/best
+            raise BadInput(f"--set keep_best={tcfg.keep_best} ({spec}): compare already keeps each run's best "
+                           "checkpoint on the validation split (its curve); leave keep_best out")
         # under --nproc, what the trainer would refuse at this model's turn, refused before the
         # first model trains (a model of one's own may not be DDP-ready: ddp_ready)
         if processes > 1 and not model.ddp_ready:
@@ -360,9 +363,10 @@ def _check_models(cfg: CompareConfig, ds: ImageDataset) -> None:
                            f"compare it without --nproc")
     unknown = sorted(set(cfg.overrides) - used)   # a key no model has: a typo, not a family's own key
     if unknown:
-        keys = {k for spec in cfg.models for k in fields_of(resolve(spec)[0].Config)} | set(fields_of(TrainConfig))
+        # a model's keys, the unprefixed training keys, and the rest of training's under train.
+        keys = {k for spec in cfg.models for k in model_keys(spec)} | {f"train.{k}" for k in fields_of(TrainConfig)}
         raise BadInput(f"--set {unknown[0]}: no model of this comparison has that key ({', '.join(cfg.models)})"
-                       f"{did_you_mean(unknown[0].partition('.')[0], keys)}; see ganvae config PRESET for a model's keys")
+                       f"{did_you_mean(unknown[0], keys)}; see ganvae config PRESET for a model's keys")
 
 
 def _run_tasks(cfg: CompareConfig, out: Path, runs: list[tuple[str, int]], rows: list[dict], ds: ImageDataset,

@@ -22,6 +22,8 @@ What lives where (every name is importable from `ganvae.trainer` itself):
                load_run, init_from, load_data, run_dataset, refit_prior, ...
     builder.py build (a model for a preset and data), spread_lr, train (the Python
                twin of `ganvae train`)
+    best.py    BestKeeper: --keep-best fd|elbo, the best checkpoint on the validation split
+               kept in run_dir/best (the scores themselves: ganvae.selection)
 """
 
 from __future__ import annotations

@@ -12,8 +12,9 @@ import torch
 
 from ..augment import parse_data_augment
 from ..data.base import parse_val_split
-from ..errors import BadInput
+from ..errors import BadInput, did_you_mean
 from ..hardware import cpu_has_bf16, cpu_has_fp16
+from ..selection import QUICK_FD_N, SELECTORS
 from .schedule import SHAPES
 
 
@@ -88,6 +89,12 @@ class TrainConfig:
     # Also write metrics.jsonl's rows as run_dir/metrics.csv (ganvae.callbacks.CSVLogger), for
     # spreadsheets and pandas; false: the JSON lines alone.
     csv_log: bool = True
+    # Keep the checkpoint with the best validation score in run_dir/best, as compare keeps its
+    # runs' best (trainer/best.py): "fd" (a quick FD of best_n seeded samples) or "elbo" (-ELBO
+    # of best_n validation images; models with a likelihood), scored at every checkpoint and at
+    # the end on rank 0. "none": nothing is scored, and training is as fast as without it.
+    keep_best: str = "none"
+    best_n: int = QUICK_FD_N
 
     def torch_memory_format(self, device_type: str) -> torch.memory_format:
         fmt = self.memory_format
@@ -105,7 +112,7 @@ class TrainConfig:
         if self.max_rollbacks < 0:
             raise BadInput(f"max_rollbacks={self.max_rollbacks}: must be at least 0")
         for name in ("batch_size", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints",
-                     "n_samples"):
+                     "n_samples", "best_n"):
             if getattr(self, name) < 1:
                 raise BadInput(f"--{name.replace('_', '-')} {getattr(self, name)}: must be at least 1")
         if self.memory_format not in ("auto", "channels_last", "contiguous"):
@@ -121,6 +128,9 @@ class TrainConfig:
         if self.lr_decay_start and self.lr_schedule == "constant":
             raise BadInput(f"lr_decay_start={self.lr_decay_start}: the constant schedule does not decay; "
                            "set lr_schedule=linear or cosine too")
+        if self.keep_best not in ("none", *SELECTORS):
+            raise BadInput(f"--keep-best {self.keep_best}: choose none, {', '.join(SELECTORS)}"
+                           f"{did_you_mean(self.keep_best, SELECTORS)}")
         if self.device not in ("auto", "cpu") and not re.fullmatch(r"cuda(:\d+)?", self.device):
             raise BadInput(f"--device {self.device}: choose auto, cpu, cuda or cuda:N")
 

@@ -55,6 +55,12 @@ class Trainer:
         self.callbacks = [as_callback(c) for c in callbacks or []]
         if self.t.csv_log and self.is_main and not any(isinstance(c, CSVLogger) for c in self.callbacks):
             self.callbacks.insert(0, CSVLogger())
+        if self.t.keep_best != "none":   # --keep-best: checked on every rank, scored on rank 0 (best.py)
+            from .best import BestKeeper, check
+
+            check(cfg, model, data, self.run_dir)
+            if self.is_main:   # first: the callbacks after it see summary.json's `best` in on_end
+                self.callbacks.insert(0, BestKeeper(cfg, data, self.run_dir))
         # only these work after every step: under DDP the other ranks wait for them at a barrier
         self._step_callbacks = [c for c in self.callbacks if has_step_hook(c)]
         self.device = resolve_device(parallel.device_for(self.t.device))

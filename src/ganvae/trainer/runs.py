@@ -103,9 +103,9 @@ def legacy_val_split(saved: dict) -> None:
 def load_run(run: str | Path, device: str = "cpu", checkpoint: str = "last"):
     """(model, run config dict) of a run; `run` is a run dir or a model dir.
 
-    checkpoint: "last" (the final model), "best" (the checkpoint `ganvae compare` picked on the
-    validation split, run/best), or a step number whose checkpoint is still in checkpoints/
-    (also of a run that is still training).
+    checkpoint: "last" (the final model), "best" (the checkpoint `ganvae compare` or
+    `train --keep-best` picked on the validation split, run/best), or a step number whose
+    checkpoint is still in checkpoints/ (also of a run that is still training).
     """
     from ..models.base import GenerativeModel
 
@@ -119,8 +119,8 @@ def load_run(run: str | Path, device: str = "cpu", checkpoint: str = "last"):
         raise BadInput(f"--checkpoint {checkpoint}: give last, best or a step number")
     if checkpoint == "best":
         if not (run / "best" / "config.json").exists():
-            raise BadInput(f"--checkpoint best: {run} has no best checkpoint (ganvae compare picks one for its runs on "
-                           "the validation split); use last or a step number")
+            raise BadInput(f"--checkpoint best: {run} has no best checkpoint (train --keep-best fd|elbo keeps one, as "
+                           "ganvae compare does for its runs, on the validation split); use last or a step number")
         model = GenerativeModel.from_pretrained(run / "best", device=device)
         cfg = json.loads((run / "config.json").read_text()) if (run / "config.json").exists() else {}
         return model, cfg
