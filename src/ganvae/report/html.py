@@ -37,7 +37,8 @@ def _png_data(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
 
 
-def _fig_data(fig) -> str:
+def fig_data(fig) -> str:
+    """A matplotlib figure as a PNG data URI (the figure is closed)."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
     import matplotlib.pyplot as plt
@@ -412,7 +413,7 @@ def task_sections(results: dict, run_dirs: dict[str, list[Path]]) -> list[dict]:
             task = {**task, "tables": impl.tables(task["summary"], task["results"]),
                     "findings": impl.findings(task["summary"], task["results"])}
             if hasattr(impl, "plot"):   # one figure of every model's results (compress: rate-distortion)
-                plot = _fig_data(impl.plot(task["summary"], task["results"]))
+                plot = fig_data(impl.plot(task["summary"], task["results"]))
         except (BadInput, KeyError):
             pass   # a task this version does not know: what the file says
         tables = []

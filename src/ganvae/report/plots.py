@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..files import read_jsonl
-from .html import _fig_data, split_notes, used_sizes
+from .html import fig_data, split_notes, used_sizes
 
 LABEL_MAX = 44   # characters of a legend label
 VALUE_MAX = 14   # ... and of one setting's value in it
@@ -88,7 +88,7 @@ def plots(results: dict, run_dirs: dict[str, list[Path]], curves: dict[str, list
         ax.set_yscale("log")
         ax.grid(alpha=0.3)
     outside_legend(fig, axes[1])
-    plots["fd_curves"] = _fig_data(fig)
+    plots["fd_curves"] = fig_data(fig)
     # training losses, one panel per model (seed 0)
     n = len(run_dirs)
     cols = min(3, n)
@@ -110,7 +110,7 @@ def plots(results: dict, run_dirs: dict[str, list[Path]], curves: dict[str, list
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
     fig.tight_layout()
-    plots["losses"] = _fig_data(fig)
+    plots["losses"] = fig_data(fig)
     # ADA: the augmentation probability p(t) of every run that adapted one
     ada = {m: [(r["step"], r["aug/p"]) for r in read_jsonl(dirs[0] / "metrics.jsonl") if "aug/p" in r]
            for m, dirs in run_dirs.items()}
@@ -124,7 +124,7 @@ def plots(results: dict, run_dirs: dict[str, list[Path]], curves: dict[str, list
         ax.set_ylim(0, 1)
         ax.grid(alpha=0.3)
         outside_legend(fig, ax)
-        plots["ada"] = _fig_data(fig)
+        plots["ada"] = fig_data(fig)
     # D overfitting: its mean logit on training images minus on held-out real ones, per curve
     # point, for the models whose curves recorded it (GANs, VAE-GAN)
     gaps = {m: [(r["step"], r["d_real_train"] - r["d_real_val"]) for r in curve if "d_real_train" in r]
@@ -139,11 +139,11 @@ def plots(results: dict, run_dirs: dict[str, list[Path]], curves: dict[str, list
         ax.set_ylabel("D logit: train − held-out")
         ax.grid(alpha=0.3)
         outside_legend(fig, ax)
-        plots["d_gap"] = _fig_data(fig)
+        plots["d_gap"] = fig_data(fig)
     # mode coverage: class histograms of the samples against the real one
     real = results["floor"].get("class_hist")
     hists = results["_hist"]
     if real and hists:
         classes = results["floor"]["classes"] or [str(i) for i in range(len(real))]
-        plots["modes"] = _fig_data(modes_figure(real, hists, classes, colours))
+        plots["modes"] = fig_data(modes_figure(real, hists, classes, colours))
     return plots
