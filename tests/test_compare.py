@@ -222,6 +222,7 @@ SMALL = ["--steps", 4, "--batch-size", 16, "--set", "width=8", "--set", "latent=
          "--curve-n", 100, "--curve-points", 2, "--quiet"]
 
 
+@pytest.mark.slow   # (the default suite's 6 minutes; make test-all runs it)
 def test_compare_on_an_rgb_folder(tmp_path, run_cli):
     """A folder of RGB images in class sub-folders: an evaluator is trained for it on first use."""
     from PIL import Image
@@ -242,6 +243,7 @@ def test_compare_on_an_rgb_folder(tmp_path, run_cli):
     assert (tmp_path / "o" / "report.html").exists()
 
 
+@pytest.mark.slow   # (the default suite's 6 minutes; make test-all runs it)
 def test_compare_on_fashion_mnist(tmp_path, run_cli):
     code, out, err = run_cli("compare", "--data", "fashion-mnist", "--models", "ae,dcgan", "--out", tmp_path / "o",
                              *SMALL)
@@ -291,6 +293,7 @@ def test_a_bad_model_setting_fails_before_the_out_directory_exists(extra, msg, r
     assert not (tmp_path / "o").exists()      # not locked, no compare.json: the fixed command just runs
 
 
+@pytest.mark.slow   # (the default suite's 6 minutes; make test-all runs it)
 def test_seed_and_data_seed_reach_the_runs_and_an_older_compare_json_still_matches(run_cli, tmp_path):
     out = tmp_path / "o"
     code, _, err = run_cli("compare", "--models", "ae", "--seed", 3, "--data-seed", 2, "--out", out, *ARGS)
@@ -308,6 +311,7 @@ def test_seed_and_data_seed_reach_the_runs_and_an_older_compare_json_still_match
     assert code == 0 and "other settings" not in err
 
 
+@pytest.mark.slow   # (the default suite's 6 minutes; make test-all runs it)
 def test_a_wall_clock_comparison_replays_exactly_from_its_replay_config(run_cli, tmp_path):
     """A --budget run records the step each model reached in replay-seedN.json; compare --config
     with it trains every model exactly that many steps and scores the same numbers."""

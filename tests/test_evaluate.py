@@ -170,6 +170,7 @@ def _fd(x, fmnist, ev, cfg):
     return score(x, fmnist, ev, cfg, log=lambda m: None, with_floor=False)["metrics"]
 
 
+@pytest.mark.slow   # (the default suite's 6 minutes; make test-all runs it)
 def test_fd_floor_far_below_broken_samples(fmnist, fm_evaluator, small_cfg):
     rng = np.random.default_rng(0)
     n = small_cfg.n

@@ -258,6 +258,7 @@ def test_only_the_last_k_checkpoints_are_kept(tmp_path, run_cli):
         "step_00000005.json", "step_00000005.safetensors", "step_00000006.json", "step_00000006.safetensors"]
 
 
+@pytest.mark.slow   # (the default suite's 6 minutes; make test-all runs it)
 def test_ctrl_c_during_compare_says_to_run_the_same_compare_again(tmp_path):
     """Not `train --resume RUN`: that would resume one run outside the comparison."""
     out = tmp_path / "c"

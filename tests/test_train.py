@@ -37,7 +37,10 @@ def test_run_directory(runs, preset):
     assert [p.name for p in sorted((run / "checkpoints").glob("*.safetensors"))] == [
         "step_00000002.safetensors", "step_00000004.safetensors"]
     meta = json.loads((run / "model" / "config.json").read_text())
-    assert meta["config"]["latent"] == 8
+    c = meta["config"]
+    # a codec's code is its latent map, M x size/4 x size/4, whatever --set latent says
+    side = -(-c["size"] // 4)   # ceil(size / 4)
+    assert c["latent"] == (c["latent_channels"] * side ** 2 if preset.startswith("codec") else 8)
     assert load_file(run / "model" / "model.safetensors")
     assert list((run / "tb").glob("events.out.tfevents.*"))
 

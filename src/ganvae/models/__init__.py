@@ -14,6 +14,7 @@ from .aae import AAE, AAEConfig
 from .autoencoder import AE, AEConfig
 from .base import ClassConditionalConfig, GenerativeModel, ModelConfig
 from .bigan import BiGAN, BiGANConfig
+from .codec import Codec, CodecConfig
 from .cyclegan import CycleGAN, CycleGANConfig
 from .gan import GAN, GANConfig
 from .pix2pix import Pix2Pix, Pix2PixConfig
@@ -29,5 +30,5 @@ __all__ = [
     "GenerativeModel", "ModelConfig", "ClassConditionalConfig", "TranslationModel", "TranslationConfig",
     "AE", "Autoencoder", "AEConfig", "VAE", "VAEConfig", "AAE", "AAEConfig", "GAN", "GANConfig",
     "BiGAN", "BiGANConfig", "VAEGAN", "VAEGANConfig", "Pix2Pix", "Pix2PixConfig", "CycleGAN", "CycleGANConfig",
-    "UNIT", "UNITConfig",
+    "UNIT", "UNITConfig", "Codec", "CodecConfig",
 ]
