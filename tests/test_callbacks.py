@@ -137,6 +137,7 @@ def test_csv_log_false_writes_no_csv(tmp_path):
     assert json.loads((run / "config.json").read_text())["train"]["csv_log"] is False
 
 
+@pytest.mark.slow   # (the default suite's 6 minutes; make test-all runs it)
 def test_mlflow_example_logs_to_a_local_store(tmp_path):
     pytest.importorskip("mlflow", reason="the MLflow example needs the optional extra: pip install 'ganvae[mlflow]'")
     pytest.importorskip("sqlalchemy", reason="MLflow's SQLite store needs SQLAlchemy (the mlflow extra)")

@@ -335,6 +335,7 @@ def test_a_wall_clock_comparison_replays_exactly_from_its_replay_config(run_cli,
         assert [r["budget"] for r in csv.DictReader(f)][:2] == [f"{n} steps" for n in steps.values()]
 
 
+@pytest.mark.slow   # (the default suite's 6 minutes; make test-all runs it)
 def test_compare_config_file_with_options_that_win(run_cli, tmp_path):
     """--config takes a comparison's settings from a file (its compare.json, or YAML); an option
     given on the command line replaces the file's value; a bad key names the file."""

@@ -201,6 +201,7 @@ def test_cvae_reconstructs_with_the_class_it_infers():
         build("cvae", ds, {"prior": "gmm"})
 
 
+@pytest.mark.slow   # (the default suite's 6 minutes; make test-all runs it)
 def test_augment_eval_trains_classifiers_on_real_synthetic_and_both(runs, run_cli, monkeypatch):
     import json
 

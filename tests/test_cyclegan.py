@@ -287,6 +287,7 @@ def blobs(n: int, size: int, g: torch.Generator) -> torch.Tensor:
     return torch.tanh(1.5 * F.interpolate(low, size=size, mode="bilinear", align_corners=False))
 
 
+@pytest.mark.slow   # (the default suite's 6 minutes; make test-all runs it)
 def test_cycle_loss_falls_on_an_inverted_image_task():
     """Domain B is domain A inverted (b = -a), drawn independently. In 150 steps the cycle
     error falls to about half its initial value (measured 0.49 to 0.57 of it over 4 seeds;

@@ -217,6 +217,7 @@ def test_resume_under_another_number_of_processes(runs):
     assert max_diff(weights(run), one) <= max(1e-5, 4 * max_diff(one, weights(runs / "dcgan-1-threads")))
 
 
+@pytest.mark.slow   # (the default suite's 6 minutes; make test-all runs it)
 def test_bad_settings_fail_once_with_one_line(tmp_path):
     p = ganvae("train", "dcgan", *COMMON, "--batch-size", "15", "--steps", 2, "--out", tmp_path / "odd",
                "--nproc", 2, check=False)

@@ -169,6 +169,7 @@ def test_sweep_makes_one_variant_per_value():
         expand_sweep(["vae:beta=2"], "beta=1,4")
 
 
+@pytest.mark.slow   # (the default suite's 6 minutes; make test-all runs it)
 def test_compare_report_has_the_latent_space_section(tmp_path, run_cli):
     out = tmp_path / "cmp"
     code, _, err = run_cli("compare", "--data", DATA, "--models", "ae,vae", "--sweep", "latent=4,8", "--steps", 3,

@@ -233,6 +233,7 @@ def test_freeze_d_keeps_the_first_blocks_fixed():
         build("dcgan", ds, {"freeze_d": 3})
 
 
+@pytest.mark.slow   # (the default suite's 6 minutes; make test-all runs it)
 def test_compare_little_data_variants_report_ada_transfer_and_findings(source_run, tmp_path, run_cli):
     """A --limit comparison of dcgan beside its ADA and transfer variants: the limit said in the
     report, the p(t) plot, the transferred run marked, a finding per variant, a real browser;

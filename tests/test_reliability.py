@@ -156,9 +156,10 @@ KILL_POINTS = [
     ("step", 7),          # inside the 7th training step
     ("tensors", 2),       # writing the 2nd checkpoint's tensors, before the rename
     ("json", 2),          # between the 2nd checkpoint's tensors and its JSON
-    ("metrics", 9),       # half-way through writing the 9th metrics line
-    ("final", 1),         # saving the final model after the last checkpoint
-    ("samples", 1),       # writing the first sample grid
+    # (the rest in the slow suite, for the default suite's 6 minutes)
+    pytest.param("metrics", 9, marks=pytest.mark.slow),   # half-way through writing the 9th metrics line
+    pytest.param("final", 1, marks=pytest.mark.slow),     # saving the final model after the last checkpoint
+    pytest.param("samples", 1, marks=pytest.mark.slow),   # writing the first sample grid
 ]
 
 def _train_args(run):

@@ -77,6 +77,7 @@ def test_every_task_pairs_aligned_images():
         assert a.shape[2:] == b.shape[2:] == (28, 28) and source == "fashion-mnist" and text
 
 
+@pytest.mark.slow   # (the default suite's 6 minutes; make test-all runs it)
 def test_task_data_pairs_every_split(run_cli):
     """--data task:NAME: the source's images are the targets, each with its input image; the
     pairs survive the validation hold-out, and `ganvae datasets` lists the tasks."""

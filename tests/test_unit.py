@@ -222,6 +222,7 @@ def test_save_and_load_give_identical_translations(tmp_path):
 
 # ---- 6. a short training signal
 
+@pytest.mark.slow   # (the default suite's 6 minutes; make test-all runs it)
 def test_a_short_run_learns_to_reconstruct_and_cycle():
     """Unpaired smooth blobs, B the negatives of other blobs: 150 steps cut recon + cycle to
     about a third (measured 0.31 to 0.33 over three seeds); asserted below one half."""
