@@ -100,7 +100,7 @@ def _wait_for(path: Path, predicate, timeout=60.0):
     return False
 
 
-@pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+@pytest.mark.parametrize("sig,code", [pytest.param(signal.SIGTERM, 143, marks=pytest.mark.slow), (signal.SIGINT, 130)])
 def test_signals_stop_cleanly(tmp_path, sig, code):
     run = tmp_path / "r"
     env = dict(os.environ, PYTHONUNBUFFERED="1")
