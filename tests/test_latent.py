@@ -34,63 +34,171 @@ def test_probe_refuses_models_without_features_in_one_line(runs, run_cli):
 
 
 def test_compress_then_decompress_gives_the_decoder_output_of_the_quantised_codes(runs, run_cli, tmp_path):
+    from ganvae.bitstreams import GQ_HEADER, read_quantised
     from ganvae.data import load_dataset
-    from ganvae.metrics.codec import read_codes
-    from ganvae.models.base import weights_fingerprint
     from ganvae.tasks.compress import decode_uint8
     from ganvae.trainer import load_run
 
     x = load_dataset(DATA).test.x[:12]
     np.savez(tmp_path / "in.npz", x=x)
-    codes = tmp_path / "codes.npz"
+    codes = tmp_path / "codes.gvc"
     code, out, err = run_cli("compress", runs["ae"], tmp_path / "in.npz", "-o", codes, "--bits", 5, "--n-fit", 100)
     assert code == 0, err
-    f = read_codes(codes)
-    assert f.levels.shape == (12, 8) and f.quantizer.bits == 5 and f.meta["latent"] == 8
-    assert "8 dims x 5 bits = 5 bytes per image" in out                    # ceil(8 * 5 / 8)
+    model, _ = load_run(runs["ae"])
+    data = codes.read_bytes()
+    lv, levels, shape = read_quantised(model, data)
+    assert lv.shape == (12, 8) and levels.quantizer.bits == 5 and shape == (1, 28, 28)
+    # the levels are the quantiser's of the encoder's codes, bit for bit
+    with torch.no_grad():
+        z = model.encode(torch.from_numpy(x).float().div(127.5).sub(1)).double().numpy()
+    assert (lv == levels.quantizer.encode(z)).all()
+    # the rate printed is the file's size
+    assert f"12 images in {len(data):,} bytes = {len(data) / 12:.1f} bytes per image" in out
+    assert "8 dims x 5 bits, entropy-coded" in out
     code, _, err = run_cli("decompress", runs["ae"], codes, "-o", tmp_path / "dec")
     assert code == 0, err
     pngs = sorted((tmp_path / "dec").glob("*.png"))
     assert len(pngs) == 12
-    model, _ = load_run(runs["ae"])
-    want = decode_uint8(model, f.quantizer.decode(f.levels))
+    want = decode_uint8(model, levels.quantizer.decode(lv))
     from PIL import Image
 
     assert (np.asarray(Image.open(pngs[3]))[None] == want[3]).all()
-    # the same folder again: refused, nothing overwritten; another model's latent size: refused
+    # the same folder again: refused, nothing overwritten; a file that is not one: refused
     code, _, err = run_cli("decompress", runs["ae"], codes, "-o", tmp_path / "dec")
     assert code == 2 and "already holds" in err
-    code, _, err = run_cli("decompress", runs["vae"], tmp_path / "in.npz", "-o", tmp_path / "d2")
-    assert code == 2 and "not a latent-codes file" in err and not (tmp_path / "d2").exists()
+    (tmp_path / "junk.gvc").write_bytes(b"hello world!")
+    code, _, err = run_cli("decompress", runs["vae"], tmp_path / "junk.gvc", "-o", tmp_path / "d2")
+    assert code == 2 and "junk.gvc: not a ganvae compressed file" in err and not (tmp_path / "d2").exists()
     # another model with codes of the same size (vae, 8 dims): its decoder would give other
-    # images; the codes name the weights they were made with, so it is refused in one line
-    assert f.meta["weights"] == weights_fingerprint(model)
+    # images; the file names the weights it was made with, so it is refused in one line
     code, _, err = run_cli("decompress", runs["vae"], codes, "-o", tmp_path / "d3")
-    assert code == 2 and "compressed with another model" in err and "Traceback" not in err
+    assert code == 2 and "made by another model" in err and "Traceback" not in err
     assert not (tmp_path / "d3").exists()
-    code, _, err = run_cli("compress", runs["ae"], tmp_path / "in.npz", "-o", tmp_path / "codes.bin")
-    assert code == 2 and "must end in .npz" in err
+    # a truncated file: one line, nothing written
+    (tmp_path / "cut.gvc").write_bytes(data[:GQ_HEADER.size + 3])
+    code, _, err = run_cli("decompress", runs["ae"], tmp_path / "cut.gvc", "-o", tmp_path / "d4")
+    assert code == 2 and "cut.gvc:" in err and "Traceback" not in err and not (tmp_path / "d4").exists()
+    code, _, err = run_cli("decompress", runs["ae"], tmp_path / "none.gvc", "-o", tmp_path / "d5")
+    assert code == 2 and "none.gvc: no such file" in err
 
 
-def test_compress_task_rate_is_the_kl_in_bits_and_bytes_follow_the_bits(runs, monkeypatch, capfd):
+def test_a_learned_codec_writes_its_own_bitstream_and_decodes_it_to_its_reconstruction(runs, run_cli, tmp_path):
+    from ganvae.data import load_dataset, to_float, to_uint8
+    from ganvae.trainer import load_run
+
+    x = load_dataset(DATA).test.x[:9]
+    np.savez(tmp_path / "in.npz", x=x)
+    code, out, err = run_cli("compress", runs["codec"], tmp_path / "in.npz", "-o", tmp_path / "c.gvc")
+    assert code == 0, err
+    model, _ = load_run(runs["codec"])
+    xf = to_float(torch.from_numpy(x))
+    data = (tmp_path / "c.gvc").read_bytes()
+    assert data == model.compress(xf) and f"9 images in {len(data):,} bytes" in out
+    code, _, err = run_cli("decompress", runs["codec"], tmp_path / "c.gvc", "-o", tmp_path / "d.npz")
+    assert code == 0, err
+    with np.load(tmp_path / "d.npz") as f:
+        assert (f["x"] == to_uint8(model.reconstruct(xf)).numpy()).all()
+    code, _, err = run_cli("decompress", runs["ae"], tmp_path / "c.gvc", "-o", tmp_path / "d2.npz")
+    assert code == 2 and "written by a learned codec" in err and not (tmp_path / "d2.npz").exists()
+
+
+@pytest.mark.parametrize("bits", [1, 3, 10])
+def test_a_quantised_files_payload_is_the_ideal_code_length_of_its_levels(runs, bits):
+    from ganvae.bitstreams import LevelModel, compress, decompress, read_quantised
+    from ganvae.data import load_dataset
+    from ganvae.tasks.compress import decode_uint8
+    from ganvae.trainer import load_run
+
+    model, _ = load_run(runs["vae"])
+    ds = load_dataset(DATA)
+    fit = ds.train.x[:300]
+    levels = LevelModel.fit(model, fit, bits)
+    # each dimension's histogram counts every fitting image's level once
+    assert (levels.counts.astype(int).sum(1) == len(fit)).all()
+    out = compress(model, ds.test.x[:200], levels=levels)
+    lv, back, _ = read_quantised(model, out.data)
+    assert (back.counts == levels.counts).all() and (back.quantizer.lo == levels.quantizer.lo).all()
+    rows = np.broadcast_to(np.arange(lv.shape[1]), lv.shape)
+    ideal = levels.table().ideal_bits(lv, rows)
+    # rANS: within a few 32-bit words of the ideal length (its state, the last word's padding)
+    assert ideal <= out.payload * 8 <= ideal + 96
+    assert (decompress(model, out.data) == decode_uint8(model, levels.quantizer.decode(lv))).all()
+
+
+def test_histograms_fitted_on_more_images_than_uint16_holds_keep_their_shape(runs):
+    from ganvae.bitstreams import COUNT_MAX, LevelModel
+    from ganvae.data import load_dataset
+    from ganvae.trainer import load_run
+
+    model, _ = load_run(runs["ae"])
+    from ganvae.evaluation import model_features
+
+    x = np.repeat(load_dataset(DATA).train.x[:100], 700, axis=0)            # 70,000 images
+    big = LevelModel.fit(model, x, 2)
+    assert big.counts.astype(int).sum(1).max() <= COUNT_MAX
+    lv = big.quantizer.encode(model_features(model, x[::700])[1]).astype(int)
+    exact = np.stack([np.bincount(lv[:, j], minlength=4) for j in range(lv.shape[1])]) / 100
+    np.testing.assert_allclose(big.counts / big.counts.sum(1, keepdims=True), exact, atol=1e-4)
+
+
+def test_decompress_still_reads_the_packed_codes_npz_of_earlier_versions(runs, run_cli, tmp_path):
+    from ganvae.data import load_dataset
+    from ganvae.evaluation import model_features
+    from ganvae.metrics.codec import Quantizer, write_codes
+    from ganvae.models.base import weights_fingerprint
+    from ganvae.tasks.compress import decode_uint8
+    from ganvae.trainer import load_run
+
+    model, _ = load_run(runs["ae"])
+    x = load_dataset(DATA).test.x[:5]
+    z = model_features(model, x)[1]
+    q = Quantizer.fit(z, 4)
+    write_codes(tmp_path / "old.npz", q.encode(z), q, {"weights": weights_fingerprint(model), "names": list("abcde")})
+    code, _, err = run_cli("decompress", runs["ae"], tmp_path / "old.npz", "-o", tmp_path / "dec.npz")
+    assert code == 0, err
+    with np.load(tmp_path / "dec.npz") as f:
+        assert (f["x"] == decode_uint8(model, q.decode(q.encode(z)))).all()
+    code, _, err = run_cli("decompress", runs["vae"], tmp_path / "old.npz", "-o", tmp_path / "d2")
+    assert code == 2 and "compressed with another model" in err
+
+
+def test_compress_task_scores_real_files_beside_jpeg_webp_png_and_the_kl_rate(runs, monkeypatch, capfd):
+    from ganvae.bitstreams import LevelModel, compress_quantised
+    from ganvae.evaluation import model_features
     from ganvae.tasks import evaluate_tasks
-    from ganvae.tasks.compress import CompressConfig
+    from ganvae.tasks.compress import CompressConfig, _rows
+    from ganvae.trainer import load_run, run_dataset
 
     monkeypatch.setenv("GANVAE_PROGRESS", "1")   # bars forced on (stderr is no terminal here)
-    done = evaluate_tasks(runs["vae"], ("compress",), {"compress": CompressConfig(bits="2,8", n=40, n_fit=100)},
-                          log=lambda m: None)
-    err = capfd.readouterr().err                 # a bar for each encoding and decoding pass
-    for what in ("encoding the test images", "encoding the fitting images", "decoding at 2 bits",
-                 "decoding at 8 bits", "decoding float32 codes"):
+    cfg = CompressConfig(bits="2,8", n=40, n_fit=100)
+    done = evaluate_tasks(runs["vae"], ("compress",), {"compress": cfg}, log=lambda m: None)
+    err = capfd.readouterr().err                 # a bar for each encoding pass
+    for what in ("encoding the test images", "encoding the fitting images", "decoding float32 codes"):
         assert f"compress: {what}" in err, what
-    res = done["tasks"]["compress"]["result"]
-    assert [p["bytes"] for p in res["points"]] == [2, 8]                    # ceil(8 dims * b / 8)
-    assert [p["bytes"] for p in res["pca"]] == [2, 8] and res["jpeg"] == [None, None]   # JPEG needs ~40 bytes
-    rows = done["tasks"]["compress"]["tables"][0]["rows"]
-    assert rows[-1]["name"].startswith("JPEG quality 1") and rows[-1]["bytes"] > 8
-    assert any("decoding a sample z ~ q(z|x)" in r["name"] for r in rows)
-    assert any("decoding the posterior mean" in r["name"] for r in rows)
-
+    task = done["tasks"]["compress"]
+    res = task["result"]
+    assert [p["bits"] for p in res["points"]] == [2, 8] and [p["packed_bytes"] for p in res["points"]] == [2, 8]
+    # each point's bytes are a real file's: the same file made here has that payload
+    model, run_cfg = load_run(runs["vae"])
+    ds = run_dataset(run_cfg)
+    fit = model_features(model, ds.train.x[_rows(len(ds.train), 100, 0)])[1]
+    f = compress_quantised(model, ds.test.x[:40], LevelModel.from_codes(fit, 2))
+    assert res["points"][0]["bytes"] == f.payload / 40 and res["points"][0]["file_bytes"] == len(f.data) / 40
+    for p in res["points"]:
+        assert 0 < p["ms_ssim"] <= 1 and p["fd"] >= 0 and 0 <= p["accuracy"] <= 1
+    assert [p["bytes"] for p in res["pca"]] == [2, 8]
+    # JPEG's and WebP's smallest files are far above a few bytes: no point matched there
+    assert res["matched"]["jpeg"] == [None, None] and res["matched"]["webp"] == [None, None]
+    rows = task["tables"][0]["rows"]
+    names = [r["name"] for r in rows]
+    assert any(n.startswith("JPEG quality 1, its smallest") for n in names)
+    assert any(n.startswith("WebP quality 0, its smallest") for n in names)
+    png = next(r for r in rows if r["name"] == "PNG (lossless)")
+    assert png["file_bytes"] > png["bytes"] > 0
+    floor = next(r for r in rows if r["kind"] == "floor")
+    assert floor["fd"] >= 0 and 0 <= floor["accuracy"] <= 1
+    assert any("decoding a sample z ~ q(z|x)" in n for n in names)
+    assert any("decoding the posterior mean" in n for n in names)
 
 def test_bits_back_point_is_a_known_kl_paired_with_the_decode_of_a_posterior_sample(runs):
     # A posterior of known form, q(z|x) = N(1, 0.5^2 I) for every image: its KL to N(0, I) is

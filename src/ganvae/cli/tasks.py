@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ..errors import BadInput
+from ..errors import BadInput, GanvaeError
 from .options import CONTEXT, DEVICE, DEVICE_HELP, checkpoint_option, load_model, option, renamed, held_out_images
 
 
@@ -171,47 +171,52 @@ def translate_cmd(run, inputs, output, direction, n, batch, device) -> None:
 @checkpoint_option
 @click.argument("run", type=click.Path(path_type=Path))
 @click.argument("inputs", type=click.Path(path_type=Path))
-@option("-o", "--output", type=click.Path(path_type=Path), required=True, help="The codes file (.npz) to write.")
-@option("--bits", type=click.IntRange(1, 16), default=8, show_default=True, help="Bits per latent dimension.")
+@option("-o", "--output", type=click.Path(path_type=Path), required=True,
+        help="The compressed file to write (e.g. images.gvc): its size is the rate.")
+@option("--bits", type=click.IntRange(1, 16), default=6, show_default=True,
+        help="Bits per latent dimension of a model that is not a learned codec (before entropy coding).")
 @option("--n-fit", type=click.IntRange(100), default=5000, show_default=True,
-        help="Training images of the run whose codes fit the quantiser's range.")
+        help="Training images of the run whose codes fit the quantiser's range and the levels' histograms "
+             "(models that are not a learned codec).")
 @option("--device", type=DEVICE, default="auto", show_default=True, help=DEVICE_HELP)
 def compress_cmd(run, inputs, output, bits, n_fit, device) -> None:
-    """Compress the images INPUTS (a folder or an .npz with x) into RUN's latent codes, each
-    dimension quantised to --bits (a uniform quantiser fitted on the run's training codes), packed
-    into OUTPUT. `ganvae decompress RUN OUTPUT -o DIR` decodes them.
+    """Compress the images INPUTS (a folder or an .npz with x) with RUN's model into one file,
+    OUTPUT, whose size is the rate. A learned codec (codec, codec-hyper, codec-gan) writes its
+    own entropy-coded bitstream; any other model with an encoder has its codes quantised to
+    --bits per dimension and entropy-coded under the histograms of its training codes (stored
+    in the file). `ganvae decompress RUN OUTPUT -o DIR` decodes them, in the order of INPUTS
+    (a folder's images sorted by path), named by their index.
 
     \b
     Examples:
-      ganvae compress runs/ae photos/ -o codes.npz --bits 6
-      ganvae decompress runs/ae codes.npz -o decoded/
+      ganvae compress runs/codec photos/ -o photos.gvc
+      ganvae compress runs/vae photos/ -o photos.gvc --bits 5
+      ganvae decompress runs/codec photos.gvc -o decoded/
     """
     import numpy as np
 
+    from ..bitstreams import compress, writes_own_bitstream
     from ..data.folder import read_images
-    from ..metrics.codec import Quantizer, packed_bytes, write_codes
-    from ..models.base import weights_fingerprint
-    from ..evaluation import model_features
+    from ..files import atomic_write
     from ..trainer import run_dataset
     from ..visualize import needs_encoder
 
-    if output.suffix.lower() != ".npz":
-        raise BadInput(f"-o {output}: the codes file must end in .npz")
     model, cfg = load_model(run, device)
     needs_encoder(model, "compress")
     c = model.config
-    x, names = read_images(inputs, c.size, c.channels)
-    ds = run_dataset(cfg)
-    fit = np.random.default_rng(0).choice(len(ds.train), size=min(n_fit, len(ds.train)), replace=False)
-    q = Quantizer.fit(model_features(model, ds.train.x[np.sort(fit)])[1], bits)
-    codes = model_features(model, x)[1]
-    write_codes(output, q.encode(codes), q, {"run": str(run), "model": cfg.get("preset", model.name),
-                                             "weights": weights_fingerprint(model),
-                                             "latent": int(codes.shape[1]), "image_shape": list(x.shape[1:]),
-                                             "names": names})
-    per = packed_bytes(codes.shape[1], bits)
-    click.echo(f"wrote {output}: {len(x)} images, {codes.shape[1]} dims x {bits} bits = {per} bytes per image "
-               f"({output.stat().st_size:,} bytes with the file's header; the raw pixels: {x[0].size:,} bytes each)")
+    x, _ = read_images(inputs, c.size, c.channels)
+    if writes_own_bitstream(model):
+        out = compress(model, x)
+        how = f"{model.name}'s entropy-coded latents"
+    else:
+        ds = run_dataset(cfg)
+        fit = np.sort(np.random.default_rng(0).choice(len(ds.train), size=min(n_fit, len(ds.train)), replace=False))
+        out = compress(model, x, bits=bits, fit_x=ds.train.x[fit])
+        how = f"{c.latent} dims x {bits} bits, entropy-coded"
+    atomic_write(output, lambda p: p.write_bytes(out.data))
+    click.echo(f"wrote {output}: {len(x):,} images in {len(out.data):,} bytes = {out.bytes_per_image:.1f} bytes per "
+               f"image ({how}; {out.payload_per_image:.1f} without the file's {out.shared:,} bytes of header and "
+               f"tables); the raw pixels: {x[0].size:,} bytes each")
 
 
 @click.command("decompress", context_settings=CONTEXT)
@@ -222,24 +227,60 @@ def compress_cmd(run, inputs, output, bits, n_fit, device) -> None:
         help="A folder for one PNG per image, or an .npz (x uint8 (N, C, H, W)).")
 @option("--device", type=DEVICE, default="auto", show_default=True, help=DEVICE_HELP)
 def decompress_cmd(run, codes, output, device) -> None:
-    """Decode a codes file written by `ganvae compress` with RUN's decoder.
+    """Decode a file written by `ganvae compress` with the model of the RUN that wrote it (files
+    of packed codes in an .npz, from earlier versions, are read too).
 
     \b
     Examples:
-      ganvae decompress runs/ae codes.npz -o decoded/
-      ganvae decompress runs/ae codes.npz -o decoded.npz
+      ganvae decompress runs/codec photos.gvc -o decoded/
+      ganvae decompress runs/vae photos.gvc -o decoded.npz
     """
     import numpy as np
 
+    from ..bitstreams import decompress, kind
     from ..files import atomic_write
     from ..images import save_png
-    from ..metrics.codec import read_codes
-    from ..models.base import weights_fingerprint
-    from ..tasks.compress import decode_uint8
     from ..visualize import needs_encoder
 
     model, _ = load_model(run, device)
     needs_encoder(model, "decompress")
+    if not codes.is_file():
+        raise BadInput(f"{codes}: no such file; write one with `ganvae compress RUN INPUTS -o FILE`")
+    data = codes.read_bytes()
+    try:
+        legacy = kind(data) == "npz"
+    except BadInput as e:
+        raise BadInput(f"{codes}: {e}") from None
+    if legacy:
+        y, names = _decompress_npz(model, run, codes)
+    else:
+        try:
+            y = decompress(model, data)
+        except GanvaeError as e:
+            raise BadInput(f"{codes}: {e}") from None
+        names = [f"{i:05d}" for i in range(len(y))]
+    as_npz = output.suffix.lower() == ".npz"
+    if not as_npz:
+        if output.exists() and not output.is_dir():
+            raise BadInput(f"-o {output}: exists and is not a folder; give a folder or an .npz")
+        clash = [m for m in names if (output / f"{m}.png").exists()]
+        if clash:
+            raise BadInput(f"-o {output}: already holds {clash[0]}.png; choose another folder (nothing was written)")
+    if as_npz:
+        atomic_write(output, lambda p: np.savez_compressed(open(p, "wb"), x=y))
+    else:
+        for name, img in zip(names, y):
+            (output / name).parent.mkdir(parents=True, exist_ok=True)
+            save_png(output / f"{name}.png", img.transpose(1, 2, 0))
+    click.echo(f"wrote {output} ({len(y):,} images decoded from {len(data):,} bytes)")
+
+
+def _decompress_npz(model, run, codes):
+    """The .npz of fixed-length packed codes that `compress` wrote before issue 35 -> (images, names)."""
+    from ..metrics.codec import read_codes
+    from ..models.base import weights_fingerprint
+    from ..tasks.compress import decode_uint8
+
     f = read_codes(codes)
     latent = f.levels.shape[1]
     made_with = f.meta.get("run", "another run")
@@ -252,18 +293,4 @@ def decompress_cmd(run, codes, output, device) -> None:
         raise BadInput(f"{codes}: compressed with another model ({made_with}); {run}'s weights differ, so its "
                        f"decoder would give other images: decompress with the run that compressed it")
     names = f.meta.get("names") or [f"{i:05d}" for i in range(len(f.levels))]
-    as_npz = output.suffix.lower() == ".npz"
-    if not as_npz:
-        if output.exists() and not output.is_dir():
-            raise BadInput(f"-o {output}: exists and is not a folder; give a folder or an .npz")
-        clash = [m for m in names if (output / f"{m}.png").exists()]
-        if clash:
-            raise BadInput(f"-o {output}: already holds {clash[0]}.png; choose another folder (nothing was written)")
-    y = decode_uint8(model, f.quantizer.decode(f.levels))
-    if as_npz:
-        atomic_write(output, lambda p: np.savez_compressed(open(p, "wb"), x=y))
-    else:
-        for name, img in zip(names, y):
-            (output / name).parent.mkdir(parents=True, exist_ok=True)
-            save_png(output / f"{name}.png", img.transpose(1, 2, 0))
-    click.echo(f"wrote {output} ({len(y)} images decoded from {latent} dims x {f.quantizer.bits} bits)")
+    return decode_uint8(model, f.quantizer.decode(f.levels)), names

@@ -44,6 +44,7 @@ from PIL import Image
 from ..errors import BadInput
 from ..files import atomic_write, check_npz
 from ._checks import as_features
+from .image_codecs import encode, jpeg_payload
 from .inpainting import hole_psnr
 from .probe import pca_fit
 
@@ -374,42 +375,14 @@ def pca_codec(train_flat, test_flat, dims: int, bits: int, tail: float = DEFAULT
 def _jpeg_scan_bytes(data: bytes) -> int:
     """Length of the entropy-coded data of a baseline JPEG: the bytes after the SOS marker
     segment up to (not including) the EOI marker (ITU-T T.81, B.2). Raises ValueError if the
-    file does not have that layout."""
-    if data[:2] != b"\xff\xd8":
-        raise ValueError("no SOI marker")
-    i = 2
-    while i + 4 <= len(data):
-        if data[i] != 0xFF:
-            raise ValueError(f"expected a marker at byte {i}")
-        marker = data[i + 1]
-        length = int.from_bytes(data[i + 2:i + 4], "big")                      # counts its own 2 bytes
-        if marker == 0xDA:                                                      # SOS: the scan follows
-            start = i + 2 + length
-            if data[-2:] != b"\xff\xd9":
-                raise ValueError("no EOI marker at the end")
-            # baseline JPEG from Pillow has one scan; a second SOS would mean a progressive file
-            if data.find(b"\xff\xda", start, len(data) - 2) != -1:
-                raise ValueError("more than one scan (progressive JPEG)")
-            return len(data) - 2 - start
-        i += 2 + length
-    raise ValueError("no SOS marker")
-
-
-def _to_pil(img: np.ndarray) -> Image.Image:
-    """(C, H, W) uint8 -> a Pillow image, "L" for C = 1 and "RGB" for C = 3."""
-    return Image.fromarray(img[0], "L") if img.shape[0] == 1 else Image.fromarray(img.transpose(1, 2, 0), "RGB")
+    file does not have that layout. (The parsing lives in image_codecs.jpeg_payload.)"""
+    return len(jpeg_payload(data))
 
 
 def _jpeg_encode(images: np.ndarray, quality: int) -> list[bytes]:
-    out = []
-    for img in images:
-        buf = io.BytesIO()
-        # fixed standard Huffman tables (optimize=False) and one baseline scan: the headers are
-        # then identical for every image at this quality, which is what lets scan_only share them;
-        # 4:2:0 chroma subsampling for RGB, libjpeg's default
-        _to_pil(img).save(buf, "JPEG", quality=quality, optimize=False, progressive=False, subsampling="4:2:0")
-        out.append(buf.getvalue())
-    return out
+    """One baseline JPEG file per image, standard Huffman tables, 4:2:0 for RGB: the headers
+    are then identical for every image at this quality (image_codecs.encode)."""
+    return encode(images, "jpeg", quality)
 
 
 def jpeg_at_bytes(images_uint8, target_bytes: float, scan_only: bool = True) -> dict:

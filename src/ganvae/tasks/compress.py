@@ -1,23 +1,34 @@
-"""Compression: what a latent code costs in bytes and what it gives back in PSNR (issue 15).
+"""Compression: what a model's compressed files cost in bytes and what they give back (issues
+15 and 35).
 
-An autoencoder is a lossy codec once its code is quantised: each of the D latent dims of an
-image is stored at b bits (a uniform quantiser per dim fitted on training codes, metrics/
-codec.py), ceil(D * b / 8) bytes per image, and the decoder reconstructs from the quantised
-code. That gives one rate-distortion point per b, for every model with an encoder. Beside each:
+Every rate here is the size of a real file (ganvae.bitstreams), divided by its images:
 
-    PCA    the same number of dims at the same bits, on the pixels (the linear codec)
-    JPEG   Pillow's, at the quality whose entropy-coded data matches the bytes (the headers
-           and tables, identical for every image at one quality, are counted once per
-           codebook, not per image: at 28x28 they would otherwise be most of the file)
+    learned codecs  (codec, codec-hyper, codec-gan) their own entropy-coded bitstream, one
+                    point per trained model (`--sweep lmbda=...` traces the curve)
+    other encoders  the latent code quantised to b bits per dimension and entropy-coded under
+                    the training codes' histograms, one point per b; the fixed-length packing of
+                    issue 15 (ceil(D * b / 8) bytes, no entropy coder) is kept as a column
+    PCA             the same dims at the same bits on the pixels (packed: the linear codec)
+    JPEG, WebP      Pillow's, one quality per set, matched to each model point's bytes, and
+                    their curves over quality; PNG, lossless, as the ceiling of the rate axis
+
+Two sizes per point, both per image: `bytes`, the payload (the entropy-coded data; a JPEG's
+scan, a WebP's VP8 data, a PNG's IDAT), and `file_bytes`, the whole file (its header and
+tables too: a learned code's file carries its quantiser and histograms once for the whole set,
+a JPEG file its Huffman and quantisation tables in every image). The figure and findings use
+the payload: what grows with the images; the tables show both.
+
+Beside PSNR: MS-SSIM (Wang, Simoncelli & Bovik 2003; metrics/image_codecs.py's configuration for
+small images), and, in the evaluator's features, the FD of the decoded test images to real
+*training* images (so a perfect codec scores the real-data floor, FD(test, train), shown beneath,
+not 0) and the class kept (the evaluator's accuracy on the decoded images against the labels;
+the originals' accuracy beneath). HiFiC (Mentzer et al. 2020) is why FD belongs here: at low
+rates a GAN-trained decoder gives sharp, realistic images at a PSNR cost.
 
 For VAEs the KL term is a rate too: KL(q(z|x) || N(0, I)) in bits is what bits-back coding
-(Hinton & van Camp 1993; Townsend et al. 2019) pays per image for the posterior's code. A
-bits-back coder sends a *sample* z ~ q(z|x), so the distortion paired with that rate is the
-decode of a sample (one seeded draw per image), not of the posterior mean; the mean's decode is
-kept beside it, labelled, since it is what a deterministic code of the same encoder gives (and
-0.2-0.5 dB better at beta 1-4, which the earlier tables wrongly credited to the KL rate). A beta sweep (`ganvae compare --models
-vae --sweep beta=...`) traces the rate-distortion curve of Alemi et al. 2018 ("Fixing a broken
-ELBO"). All points of all models go on one figure, bytes per image against PSNR.
+(Hinton & van Camp 1993; Townsend et al. 2019) pays per image; the distortion paired with it is
+the decode of a sample z ~ q(z|x) (what bits-back sends), the posterior mean's beside it. It is a
+number, not a file, and is labelled so. A beta sweep traces the curve of Alemi et al. 2018.
 """
 
 from __future__ import annotations
@@ -31,20 +42,27 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from ..bitstreams import LevelModel, compress as compress_file, compress_quantised, decompress, writes_own_bitstream
 from ..data import to_float, to_uint8
-from ..errors import BadInput
-from ..metrics.codec import Quantizer, jpeg_at_bytes, jpeg_curve, pca_codec, rate_distortion_point
+from ..errors import BadInput, did_you_mean
+from ..metrics.codec import packed_bytes, pca_codec, rate_distortion_point
+from ..metrics.image_codecs import codec_at_bytes, codec_curve, ms_ssim
 from ..progress import bar as progress_bar
 from ..registry import register_task
 from ..evaluation import kl_bits, model_features
-from . import EncoderTask
+from . import EncoderTask, evaluator_scores
 
 if TYPE_CHECKING:
     from .base import PlottingTask
 
-# never ranked: each row is a different rate, so the best PSNR of the column would only name the
-# largest code; the figure and the findings compare at equal bytes
-COLUMNS = [("bytes", "bytes / image", None), ("psnr", "PSNR dB", None), ("mse", "MSE", None)]
+# never ranked: each row is a different rate, so the best of a column would only name the
+# largest file; the figure and the findings compare at equal bytes
+COLUMNS = [("bytes", "payload bytes / image", None), ("file_bytes", "whole file / image", None),
+           ("psnr", "PSNR dB", None), ("ms_ssim", "MS-SSIM", None), ("fd", "FD", None),
+           ("accuracy", "class kept", None)]
+FORMATS = ("jpeg", "webp")
+CURVE_QUALITIES = {"jpeg": (1, 3, 6, 10, 20, 40, 70, 95), "webp": (0, 5, 10, 20, 40, 60, 80, 95)}
+NAMES = {"jpeg": "JPEG", "webp": "WebP", "png": "PNG"}
 
 
 def parse_bits(value: str) -> tuple[int, ...]:
@@ -58,15 +76,26 @@ def parse_bits(value: str) -> tuple[int, ...]:
     return bits
 
 
+def parse_formats(value: str) -> tuple[str, ...]:
+    out = tuple(v.strip().lower() for v in str(value).split(",") if v.strip())
+    for f in out:
+        if f not in FORMATS:
+            raise BadInput(f"formats={value!r}: unknown format {f!r}{did_you_mean(f, FORMATS)}; "
+                           f"choose from {', '.join(FORMATS)} (PNG, lossless, is always shown)")
+    return out
+
+
 @dataclass
 class CompressConfig:
-    bits: str = "2,4,6,8"   # bits per latent dim, one rate-distortion point each
-    n: int = 2000           # test images compressed (the first ones of the split)
-    n_fit: int = 5000       # training images the quantisers and PCA are fitted on
-    seed: int = 0           # of the training images drawn for fitting
+    bits: str = "2,4,6,8"     # bits per latent dim (models that are not learned codecs), a point each
+    n: int = 2000             # test images compressed (the first ones of the split)
+    n_fit: int = 5000         # training images the quantisers, histograms and PCA are fitted on
+    seed: int = 0             # of the training images drawn for fitting and for the FD reference
+    formats: str = "jpeg,webp"   # the classical lossy codecs beside the models
 
     def validate(self) -> None:
         parse_bits(self.bits)
+        parse_formats(self.formats)
         if self.n < 10:
             raise BadInput(f"--n {self.n}: compress at least 10 test images")
         if self.n_fit < 100:
@@ -98,18 +127,40 @@ def decode_posterior_sample(model, x: np.ndarray, seed: int, batch: int = 500) -
     return decode_uint8(model, np.concatenate(codes))
 
 
-def _fit_rows(ds, cfg: CompressConfig) -> np.ndarray:
-    rng = np.random.default_rng(cfg.seed)
-    return np.sort(rng.choice(len(ds.train), size=min(cfg.n_fit, len(ds.train)), replace=False))
+def _rows(n: int, size: int, seed: int) -> np.ndarray:
+    return np.sort(np.random.default_rng(seed).choice(n, size=min(size, n), replace=False))
+
+
+def score(original: np.ndarray, decoded: np.ndarray, nbytes: float, file_bytes: float | None,
+          prepared: dict, ev=None, labels=None) -> dict:
+    """One point: bytes and file_bytes per image, PSNR, MSE, MS-SSIM and, with an evaluator,
+    FD to the reference training images and the class kept."""
+    out = rate_distortion_point(original, decoded, nbytes)
+    out["file_bytes"] = None if file_bytes is None else float(file_bytes)
+    out["ms_ssim"] = float(np.mean(ms_ssim(original, decoded)))
+    if ev is not None:
+        out |= evaluator_scores(decoded, ev, prepared.get("ref_feats"), labels)
+    return out
+
+
+def interpolate(curve: list[dict], nbytes: float, key: str = "psnr") -> float | None:
+    """A curve's `key` at `nbytes`, linear in log(bytes) between its points (sorted by bytes);
+    None outside its range (no extrapolation)."""
+    pts = sorted((p["bytes"], p[key]) for p in curve if p.get(key) is not None)
+    if not pts or not pts[0][0] <= nbytes <= pts[-1][0]:
+        return None
+    xs, ys = np.log([p[0] for p in pts]), [p[1] for p in pts]
+    return float(np.interp(math.log(nbytes), xs, ys))
 
 
 @register_task
 class CompressTask(EncoderTask):
-    """Quantised latent codes against PCA and JPEG at the same bytes; a VAE's KL rate."""
+    """Real compressed files against JPEG, WebP, PNG and PCA at the same bytes; a VAE's KL rate."""
 
     name = "compress"
     title = "Latent space: compression (rate and distortion)"
     Config = CompressConfig
+    uses_evaluator = True
 
     @staticmethod
     def prepare(ds, ev, cfg: CompressConfig, log=print) -> dict:
@@ -117,136 +168,175 @@ class CompressTask(EncoderTask):
         n = min(cfg.n, len(ds.test))
         log(f"compress: {n:,} test images; quantisers fitted on {min(cfg.n_fit, len(ds.train)):,} training images")
         test_x = ds.test.x[:n]
-        # JPEG's own curve, the same for every model (its points at a model's bytes come in run)
-        curve = [{"quality": j["quality"], **rate_distortion_point(test_x, j["images"], j["scan_bytes"])}
-                 for j in jpeg_curve(test_x)]
-        return {"n": n, "bits": list(parse_bits(cfg.bits)), "pixel_dims": int(np.prod(ds.shape)),
-                "jpeg_curve": curve, "config": dataclasses.asdict(cfg)}
+        labels = None if ds.test.y is None else ds.test.y[:n]
+        prepared = {"n": n, "bits": list(parse_bits(cfg.bits)), "formats": list(parse_formats(cfg.formats)),
+                    "pixel_dims": int(np.prod(ds.shape)), "config": dataclasses.asdict(cfg)}
+        if ev is not None:
+            # FD to n training images: a perfect codec scores FD(test, train), the real-data floor
+            ref = ds.train.x[_rows(len(ds.train), n, cfg.seed + 1)]
+            prepared["ref_feats"] = ev.features_and_probs(ref)[0]
+            prepared["floor"] = evaluator_scores(test_x, ev, prepared["ref_feats"], labels)
+        # each format's own curve over quality, the same for every model
+        prepared["curves"] = {}
+        for fmt in prepared["formats"]:
+            prepared["curves"][fmt] = [
+                {"quality": c["quality"], **score(test_x, c["images"], c["payload_bytes"], c["file_bytes"],
+                                                  prepared, ev, labels)}
+                for c in codec_curve(test_x, fmt, CURVE_QUALITIES[fmt])]
+        png = codec_curve(test_x, "png")[0]
+        prepared["png"] = {"bytes": png["payload_bytes"], "file_bytes": png["file_bytes"]}
+        return prepared
 
     @staticmethod
     def run(model, ds, ev, cfg: CompressConfig, prepared: dict, figures_dir: str | Path | None = None,
             log=print, progress: bool = False) -> dict:
         n = prepared["n"]
-        test_x, fit_x = ds.test.x[:n], ds.train.x[_fit_rows(ds, cfg)]
-        _, test_z = model_features(model, test_x, desc="compress: encoding the test images")
-        _, fit_z = model_features(model, fit_x, desc="compress: encoding the fitting images")
-        dims = int(test_z.shape[1])
-        points, pca, jpeg = [], [], []
-        for b in prepared["bits"]:
-            q = Quantizer.fit(fit_z, b)
-            recon = decode_uint8(model, q.decode(q.encode(test_z)), desc=f"decoding at {b} bits")
-            nbytes = math.ceil(dims * b / 8)
-            points.append({"bits": b, **rate_distortion_point(test_x, recon, nbytes)})
-            if dims < prepared["pixel_dims"]:
-                made, pbytes = pca_codec(fit_x, test_x, dims, b)
-                pca.append({"bits": b, **rate_distortion_point(test_x, made, pbytes)})
-            if nbytes >= prepared["jpeg_curve"][0]["bytes"]:   # else below JPEG's quality 1: no JPEG point
-                j = jpeg_at_bytes(test_x, nbytes)
-                jpeg.append({"quality": j["quality"], "target": nbytes,
-                             **rate_distortion_point(test_x, j["images"], j["scan_bytes"])})
-            else:
-                jpeg.append(None)
-        exact = rate_distortion_point(test_x, decode_uint8(model, test_z, desc="decoding float32 codes"), 4 * dims)
-        out = {"dims": dims, "points": points, "pca": pca, "jpeg": jpeg, "float32": exact}
-        rate = kl_bits(model, test_x)
-        if rate is not None:
-            sent = rate_distortion_point(test_x, decode_posterior_sample(model, test_x, cfg.seed), rate / 8)
-            out["kl"] = {"bits": rate, "bytes": rate / 8, "psnr": sent["psnr"], "mse": sent["mse"],
-                         "decode": "a sample z ~ q(z|x)",
-                         "psnr_posterior_mean": exact["psnr"], "mse_posterior_mean": exact["mse"]}
+        test_x = ds.test.x[:n]
+        labels = None if ds.test.y is None else ds.test.y[:n]
+        points = []
+        if writes_own_bitstream(model):
+            # a learned codec: its file, decoded from the bytes alone
+            f = compress_file(model, test_x)
+            points.append({"label": "entropy-coded file",
+                           **score(test_x, decompress(model, f.data), f.payload_per_image, f.bytes_per_image,
+                                   prepared, ev, labels)})
+            dims, pca, out = int(model.config.latent), [], {}
+        else:
+            fit_x = ds.train.x[_rows(len(ds.train), cfg.n_fit, cfg.seed)]
+            _, test_z = model_features(model, test_x, desc="compress: encoding the test images")
+            _, fit_z = model_features(model, fit_x, desc="compress: encoding the fitting images")
+            dims, pca = int(test_z.shape[1]), []
+            for b in prepared["bits"]:
+                f = compress_quantised(model, test_x, LevelModel.from_codes(fit_z, b), codes=test_z)
+                decoded = decompress(model, f.data)
+                points.append({"label": f"{dims} dims x {b} bits, entropy-coded", "bits": b,
+                               "packed_bytes": packed_bytes(dims, b),
+                               **score(test_x, decoded, f.payload_per_image, f.bytes_per_image, prepared, ev, labels)})
+                if dims < prepared["pixel_dims"]:
+                    made, pbytes = pca_codec(fit_x, test_x, dims, b)
+                    pca.append({"bits": b, **score(test_x, made, pbytes, None, prepared)})
+            out = {"float32": rate_distortion_point(test_x, decode_uint8(model, test_z, desc="decoding float32 codes"),
+                                                    4 * dims)}
+            rate = kl_bits(model, test_x)
+            if rate is not None:
+                sent = rate_distortion_point(test_x, decode_posterior_sample(model, test_x, cfg.seed), rate / 8)
+                out["kl"] = {"bits": rate, "bytes": rate / 8, "psnr": sent["psnr"], "mse": sent["mse"],
+                             "decode": "a sample z ~ q(z|x)",
+                             "psnr_posterior_mean": out["float32"]["psnr"], "mse_posterior_mean": out["float32"]["mse"]}
+        # the classical codecs matched to each point's payload bytes
+        matched = {}
+        for fmt in prepared["formats"]:
+            matched[fmt] = []
+            for p in points:
+                m = codec_at_bytes(test_x, fmt, p["bytes"], count="payload")
+                matched[fmt].append(None if m is None else {
+                    "quality": m["quality"], "target": p["bytes"],
+                    **score(test_x, m["images"], m["payload_bytes"], m["file_bytes"], prepared, ev, labels)})
         mid = points[len(points) // 2]
-        log(f"compress: {dims} dims at {mid['bits']} bits = {mid['bytes']:g} bytes/image, PSNR {mid['psnr']:.2f} dB"
-            + (f"; KL rate {rate:.1f} bits/image" if rate is not None else ""))
-        return out
+        log(f"compress: {mid['label']}: {mid['bytes']:.1f} bytes/image (payload), PSNR {mid['psnr']:.2f} dB")
+        return {"dims": dims, "points": points, "pca": pca, "matched": matched, **out}
 
     @staticmethod
     def tables(prepared: dict, results: dict[str, list[dict]]) -> list[dict]:
-        rows, pca_rows, jpeg_rows = [], {}, {}
+        rows, baseline = [], {}
         for model, runs in results.items():
             res = runs[0]
             if res.get("kl"):
                 kl = res["kl"]
-                if "decode" in kl:   # (results written before issue 30 paired it with the mean's decode)
-                    rows.append({"name": f"{model}, KL rate (bits-back), decoding a sample z ~ q(z|x)",
-                                 "kind": "model", **{k: kl[k] for k in ("bytes", "psnr", "mse")}})
+                rows.append({"name": f"{model}, KL rate (bits-back; a number, no file), decoding a sample "
+                                     "z ~ q(z|x)", "kind": "model", **{k: kl[k] for k in ("bytes", "psnr")}})
+                if "psnr_posterior_mean" in kl:
                     rows.append({"name": f"{model}, same rate, decoding the posterior mean (not what bits-back "
                                          "sends)", "kind": "model", "bytes": kl["bytes"],
-                                 "psnr": kl["psnr_posterior_mean"], "mse": kl["mse_posterior_mean"]})
-                else:
-                    rows.append({"name": f"{model}, KL rate (bits-back), posterior mean's decode", "kind": "model",
-                                 **{k: kl[k] for k in ("bytes", "psnr", "mse")}})
+                                 "psnr": kl["psnr_posterior_mean"]})
             for p in res["points"]:
-                rows.append({"name": f"{model}, {res['dims']} dims x {p['bits']} bits", "kind": "model", **p})
+                label = p.get("label") or f"{res['dims']} dims x {p['bits']} bits"
+                rows.append({"name": f"{model}, {label}", "kind": "model", **p})
             for p in res.get("pca", []):
-                pca_rows.setdefault((res["dims"], p["bits"]), {
-                    "name": f"PCA, {res['dims']} dims x {p['bits']} bits", "kind": "baseline", **p})
-            for p in filter(None, res.get("jpeg", [])):
-                jpeg_rows.setdefault(p["target"], {"name": f"JPEG quality {p['quality']} (scan data)",
-                                                   "kind": "baseline", **p})
-        rows += [pca_rows[k] for k in sorted(pca_rows)] + [jpeg_rows[k] for k in sorted(jpeg_rows)]
-        if prepared.get("jpeg_curve"):   # JPEG's smallest file: below it JPEG has no point at all
-            q1 = prepared["jpeg_curve"][0]
-            rows.append({"name": f"JPEG quality {q1['quality']}, its smallest (scan data)", "kind": "baseline", **q1})
-        return [{"title": "bytes per image and reconstruction PSNR of the test images",
+                baseline.setdefault(("PCA", res["dims"], p["bits"]), {
+                    "name": f"PCA, {res['dims']} dims x {p['bits']} bits (packed)", "kind": "baseline", **p})
+            for fmt, pts in (res.get("matched") or {}).items():
+                for p in filter(None, pts):
+                    baseline.setdefault((fmt, p["quality"]), {
+                        "name": f"{NAMES[fmt]} quality {p['quality']}", "kind": "baseline", **p})
+        rows += [baseline[k] for k in sorted(baseline, key=lambda k: (k[0], k[1:]))]
+        for fmt, curve in (prepared.get("curves") or {}).items():
+            low = curve[0]   # the smallest it makes: below it the format has no point at all
+            rows.append({"name": f"{NAMES[fmt]} quality {low['quality']}, its smallest", "kind": "baseline", **low})
+        if prepared.get("png"):
+            rows.append({"name": "PNG (lossless)", "kind": "baseline", "psnr": None, **prepared["png"]})
+        if prepared.get("floor"):
+            rows.append({"name": "the originals (real-data floor of FD, the evaluator's own accuracy)",
+                         "kind": "floor", **prepared["floor"]})
+        return [{"title": "bytes per image (payload: the entropy-coded data; whole file: with headers and "
+                          "tables) and what the decoded test images keep",
                  "columns": COLUMNS, "rows": rows, "n": prepared["n"]}]
 
     @staticmethod
     def findings(prepared: dict, results: dict[str, list[dict]]) -> list[str]:
-        """Per model, at its middle bit depth: PSNR against PCA and JPEG at (about) the same bytes."""
+        """Per model, at its middle point: PSNR against JPEG's and WebP's curves at the same
+        payload bytes (interpolated), and FD beside theirs."""
         lines = []
+        curves = prepared.get("curves") or {}
         for model, runs in results.items():
             res = runs[0]
-            i = len(res["points"]) // 2
-            p = res["points"][i]
-            parts = [f"{model} at {p['bits']} bits per dim ({p['bytes']:g} bytes per image): PSNR {p['psnr']:.2f} dB"]
-            if res.get("pca"):
-                parts.append(f"PCA at the same size {res['pca'][i]['psnr']:.2f}")
-            if res.get("jpeg") and res["jpeg"][i]:
-                j = res["jpeg"][i]
-                parts.append(f"JPEG at {j['bytes']:.1f} bytes of scan data {j['psnr']:.2f}")
-            line = "; ".join(parts)
+            p = res["points"][len(res["points"]) // 2]
+            line = f"{model} ({p.get('label', '')}): {p['bytes']:.1f} bytes per image, PSNR {p['psnr']:.2f} dB"
+            if p.get("fd") is not None:
+                line += f", FD {p['fd']:.2f}"
+            vs = []
+            for fmt, curve in curves.items():
+                at = interpolate(curve, p["bytes"])
+                vs.append(f"{NAMES[fmt]} {at:.2f} dB" if at is not None
+                          else f"{NAMES[fmt]} none (its smallest is {curve[0]['bytes']:.0f} bytes)")
+            if vs:
+                line += "; at the same bytes " + ", ".join(vs)
             if res.get("kl"):
-                line += f"; its KL rate is {res['kl']['bits']:.0f} bits ({res['kl']['bytes']:.1f} bytes) per image"
-                if "decode" in res["kl"]:
-                    line += f" at {res['kl']['psnr']:.2f} dB (the decode of a posterior sample, what bits-back sends)"
+                line += f"; its KL rate is {res['kl']['bytes']:.1f} bytes (bits-back, not a file)"
             lines.append(line + ".")
         return lines
 
     @staticmethod
     def plot(prepared: dict, results: dict[str, list[dict]]):
-        """The rate-distortion figure: bytes per image (log) against PSNR, every model's
-        quantised codes (solid), its KL rate (star), PCA (dashed) and JPEG's curve (dotted)."""
+        """Two panels against payload bytes per image (log): PSNR, and FD in the evaluator's
+        features (lower is better; the real-data floor dashed). Models solid, JPEG / WebP dotted,
+        PCA dashed grey, a VAE's KL rate a star."""
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
         import matplotlib.ticker
 
-        fig, ax = plt.subplots(figsize=(7, 4.5), dpi=100)
+        has_fd = any(p.get("fd") is not None for runs in results.values() for p in runs[0]["points"])
+        fig, axes = plt.subplots(1, 2 if has_fd else 1, figsize=(11 if has_fd else 7, 4.5), dpi=100, squeeze=False)
+        panels = [("psnr", "PSNR (dB)")] + ([("fd", "FD (evaluator features)")] if has_fd else [])
         colours = plt.get_cmap("tab10")
-        seen_pca = set()
-        for i, (model, runs) in enumerate(results.items()):
-            res, c = runs[0], colours(i % 10)
-            pts = res["points"]
-            ax.plot([p["bytes"] for p in pts], [p["psnr"] for p in pts], "o-", color=c, label=f"{model} (quantised)")
-            if res.get("kl"):
-                ax.plot([res["kl"]["bytes"]], [res["kl"]["psnr"]], "*", ms=12, color=c,
-                        label=f"{model} KL rate (sampled code)" if "decode" in res["kl"] else f"{model} KL rate")
-            if res.get("pca") and res["dims"] not in seen_pca:
-                seen_pca.add(res["dims"])
-                ax.plot([p["bytes"] for p in res["pca"]], [p["psnr"] for p in res["pca"]], "s--", color="0.45",
-                        ms=4, label=f"PCA {res['dims']}-d" if len(seen_pca) < 4 else None)
-
-        jp = prepared.get("jpeg_curve") or []
-        ax.plot([p["bytes"] for p in jp], [p["psnr"] for p in jp], "^:", color="0.2", ms=4,
-                label="JPEG (scan data), quality " + ", ".join(str(p["quality"]) for p in jp))
-        ax.set_xscale("log")
-        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
-        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-        ax.set_xlabel("bytes per image")
-        ax.set_ylabel("PSNR (dB)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, frameon=False, loc="best")
+        for ax, (key, label) in zip(axes[0], panels):
+            seen_pca = set()
+            for i, (model, runs) in enumerate(results.items()):
+                res, c = runs[0], colours(i % 10)
+                pts = [p for p in res["points"] if p.get(key) is not None]
+                ax.plot([p["bytes"] for p in pts], [p[key] for p in pts], "o-", color=c, label=model)
+                if key == "psnr" and res.get("kl"):
+                    ax.plot([res["kl"]["bytes"]], [res["kl"]["psnr"]], "*", ms=12, color=c,
+                            label=f"{model} KL rate (a number)")
+                if key == "psnr" and res.get("pca") and res["dims"] not in seen_pca:
+                    seen_pca.add(res["dims"])
+                    ax.plot([p["bytes"] for p in res["pca"]], [p["psnr"] for p in res["pca"]], "s--", color="0.55",
+                            ms=4, label=f"PCA {res['dims']}-d (packed)" if len(seen_pca) < 4 else None)
+            for j, (fmt, curve) in enumerate((prepared.get("curves") or {}).items()):
+                pts = [p for p in curve if p.get(key) is not None]
+                ax.plot([p["bytes"] for p in pts], [p[key] for p in pts], "^:" if j == 0 else "v:",
+                        color=f"{0.15 + 0.3 * j}", ms=4, label=NAMES[fmt])
+            if key == "fd" and (prepared.get("floor") or {}).get("fd") is not None:
+                ax.axhline(prepared["floor"]["fd"], color="0.3", lw=0.8, ls="--", label="real-data floor")
+            ax.set_xscale("log")
+            ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+            ax.set_xlabel("payload bytes per image")
+            ax.set_ylabel(label)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7, frameon=False, loc="best")
         fig.tight_layout()
         return fig
 
