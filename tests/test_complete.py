@@ -115,19 +115,23 @@ def test_decode_is_differentiable_and_prior_terms(family, one_thread):
     z = torch.randn(3, model.config.latent, requires_grad=True)   # (6, but a codec's latent map is its own)
     model.decode(z).sum().backward()
     assert z.grad is not None and z.grad.abs().sum() > 0
-    if family == "codec":   # its prior is the learnt entropy model: the code length, in nats
+    if family.startswith("codec"):   # its prior is the learnt entropy model: the code length, in nats
         nll = model.latent_nll(z.detach().round())
         assert nll.shape == (3,) and torch.isfinite(nll).all() and (nll > 0).all()
     else:
         assert torch.allclose(model.latent_nll(z), 0.5 * z.detach().pow(2).sum(1))
-    has_d = family in ("gan", "vaegan", "bigan")
+    has_d = family in ("gan", "vaegan", "bigan", "codec-gan")
     assert hasattr(model, "realism") == has_d
     if has_d:
         x = torch.rand(3, 1, 28, 28) * 2 - 1
         logits = model.realism(x, z.detach())
         assert logits.shape == (3,) and logits.dtype == torch.float32
         d = {"gan": lambda: model.d(x), "vaegan": lambda: model.discriminator(x),
-             "bigan": lambda: model.discriminator(x, z.detach())}[family]
+             "bigan": lambda: model.discriminator(x, z.detach()),
+             # HiFiC's D sees the image and the latent y_hat = codes + medians, as (B, M, h, w)
+             "codec-gan": lambda: model.discriminator(
+                 x, z.detach().view(3, *model.latent_shape) + model.offsets().view(1, -1, 1, 1)).mean((1, 2, 3)),
+             }[family]
         model.eval()
         assert torch.allclose(logits, d().float())
 

@@ -15,6 +15,7 @@ from .autoencoder import AE, AEConfig
 from .base import ClassConditionalConfig, GenerativeModel, ModelConfig
 from .bigan import BiGAN, BiGANConfig
 from .codec import Codec, CodecConfig
+from .codec_gan import CodecGAN, CodecGANConfig
 from .cyclegan import CycleGAN, CycleGANConfig
 from .gan import GAN, GANConfig
 from .pix2pix import Pix2Pix, Pix2PixConfig
@@ -30,5 +31,5 @@ __all__ = [
     "GenerativeModel", "ModelConfig", "ClassConditionalConfig", "TranslationModel", "TranslationConfig",
     "AE", "Autoencoder", "AEConfig", "VAE", "VAEConfig", "AAE", "AAEConfig", "GAN", "GANConfig",
     "BiGAN", "BiGANConfig", "VAEGAN", "VAEGANConfig", "Pix2Pix", "Pix2PixConfig", "CycleGAN", "CycleGANConfig",
-    "UNIT", "UNITConfig", "Codec", "CodecConfig",
+    "UNIT", "UNITConfig", "Codec", "CodecConfig", "CodecGAN", "CodecGANConfig",
 ]

@@ -43,6 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import parallel
 from ..entropy import Decoder, PmfTable, encode as entropy_encode, gaussian_table
 from ..errors import BadInput
 from ..registry import register_model
@@ -338,12 +339,16 @@ class Codec(GenerativeModel):
         c = self.config
         prior = list(self.prior.parameters())
         ids = {id(p) for p in prior}
-        transforms = [p for p in self.parameters() if id(p) not in ids]
+        transforms = [p for p in self.codec_parameters() if id(p) not in ids]
         # one Adam; the density's parameters in a group of their own, at their own rate (trained
         # by the rate term alone: there is no auxiliary loss, see the module docstring)
         groups = [{"params": transforms, "name": "transforms"},
                   {"params": prior, "name": "prior", "lr": c.lr * c.prior_lr_mult}]
         return {"codec": torch.optim.Adam(groups, lr=c.lr, betas=(c.adam_beta1, c.adam_beta2))}
+
+    def codec_parameters(self) -> list[nn.Parameter]:
+        """What the "codec" optimizer trains: every parameter (codec-gan leaves its D's out)."""
+        return list(self.parameters())
 
     # ---- rate and distortion
     def scales(self, z_hat: torch.Tensor) -> torch.Tensor:
@@ -352,15 +357,19 @@ class Codec(GenerativeModel):
             sigma = self.h_s(z_hat)
         return lower_bound(sigma.float(), SCALE_MIN)
 
-    def rate_distortion(self, x: torch.Tensor, noisy: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """-> (bits (B,), x_hat (B, C, H, W) unclamped): the latents noisy (training) or rounded."""
+    def rate_distortion(self, x: torch.Tensor, noisy: bool, ste: bool = False
+                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """-> (bits (B,), x_hat (B, C, H, W) unclamped, y_hat (B, M, h, w) what g_s decoded): the
+        latents noisy (training) or rounded. `ste` (with noisy): the rate stays the noisy latents',
+        but g_s decodes y rounded as at evaluation, with y's gradient (straight-through; codec-gan)."""
         with self.autocast():
             y = self.g_a(x)
         y = y.float()                                                         # (B, M, h, w)
 
-        def quantize(t: torch.Tensor, prior: EntropyBottleneck | None) -> torch.Tensor:
-            if noisy:
-                return t + torch.empty_like(t).uniform_(-0.5, 0.5)
+        def quantize(t: torch.Tensor, prior: EntropyBottleneck | None, noisy: bool = noisy) -> torch.Tensor:
+            if noisy:   # (under DDP this rank's rows of one draw for the global batch: parallel.py)
+                return t + parallel.draw_rows(lambda n: torch.empty((n, *t.shape[1:]), dtype=t.dtype,
+                                                                    device=t.device).uniform_(-0.5, 0.5), len(t))
             if prior is None:
                 return torch.round(t)
             m = prior.medians().to(t.dtype).view(1, -1, 1, 1)
@@ -376,14 +385,16 @@ class Codec(GenerativeModel):
             y_q = quantize(y, self.y_prior)
             lik = [self.y_prior.likelihood(y_q)]
         bits = sum(-torch.log2(p).flatten(1).sum(1) for p in lik)             # (B,)
+        if ste:
+            y_q = y + (quantize(y, None if self.config.hyperprior else self.y_prior, noisy=False) - y).detach()
         with self.autocast():
             x_hat = self.g_s(y_q)
-        return bits, x_hat.float()
+        return bits, x_hat.float(), y_q
 
     def train_step(self, x: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
         self.train()
         opt = self.optimizers()["codec"]
-        bits, x_hat = self.rate_distortion(x, noisy=True)
+        bits, x_hat, _ = self.rate_distortion(x, noisy=True)
         mse = ((x_hat - x.float()) * 127.5).pow(2).flatten(1).mean(1)          # (B,) 8-bit units
         rate = bits.mean()
         loss = rate + self.config.lmbda * mse.mean()                          # Ballé 2017, eq. 2
