@@ -305,6 +305,11 @@ class Codec(GenerativeModel):
     Config = CodecConfig
     has_encoder = True
     gaussian_latent = False      # codes are integers around learnt medians, not N(0, I)
+    # DDP: no net is wrapped; train_step averages the gradients over the ranks itself, and the
+    # quantisation noise is drawn for the global batch (rate_distortion), so N ranks compute one
+    # process's update (codec-gan's test: tests/test_codec_gan.py, 2 ranks against 1)
+    ddp_ready = True
+    averages_own_gradients = True
 
     def __init__(self, config: CodecConfig):
         # The code is y, M x h x w: its length is fixed by latent_channels and the image size.
@@ -400,6 +405,7 @@ class Codec(GenerativeModel):
         loss = rate + self.config.lmbda * mse.mean()                          # Ballé 2017, eq. 2
         opt.zero_grad(set_to_none=True)
         self.backward(loss)
+        self.average_gradients(list(self.parameters()))    # under DDP: the ranks' mean (no-op on one)
         self.step(opt)
         self.end_step()
         psnr = 10 * torch.log10(255.0 ** 2 / mse.detach().clamp_min(1e-10))    # per image, then the mean
