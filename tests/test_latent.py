@@ -303,3 +303,28 @@ def test_a_fresh_process_knows_the_latent_tasks():
     r = subprocess.run([sys.executable, "-c", "from ganvae.tasks import parse_tasks; "
                         "print(parse_tasks('probe,compress,disentangle'))"], capture_output=True, text=True)
     assert r.returncode == 0 and "compress" in r.stdout, r.stderr
+
+
+def test_compress_findings_read_each_family_curve_at_equal_bytes():
+    """A sweep's points form one curve per preset; PSNR and FD at a rate are interpolated
+    linearly in log bytes; codec-gan is set against codec's curve at its own bytes."""
+    from ganvae.tasks.compress import CompressTask
+
+    def point(b, psnr, fd):
+        return {"label": "entropy-coded file", "bytes": b, "psnr": psnr, "fd": fd}
+
+    results = {"codec:lmbda=0.1": [{"points": [point(10.0, 20.0, 8.0)]}],
+               "codec:lmbda=1": [{"points": [point(40.0, 26.0, 4.0)]}],
+               "codec-gan:lmbda=0.1": [{"points": [point(20.0, 22.0, 3.0)]}],
+               "ae": [{"points": [point(16.0, 15.0, 9.0), point(64.0, 18.0, 7.0)], "dims": 8}]}
+    prepared = {"curves": {"jpeg": [point(40.0, 18.0, 6.0), point(80.0, 21.0, 5.0)]}}
+    lines = CompressTask.findings(prepared, results)
+    # 20 bytes is halfway between 10 and 40 in log2: 1 of 2 octaves -> 20 + 6 / 2 = 23 dB
+    at20 = next(line for line in lines if line.startswith("At 20 payload bytes"))
+    assert "codec 23.00 dB" in at20 and "codec-gan 22.00 dB" in at20 and "JPEG none" in at20
+    assert "ae 15.48 dB" in at20          # 16 -> 64 is 2 octaves; 20 is log2(1.25) = 0.32 of one: 15 + 3 * 0.32 / 2
+    at64 = next(line for line in lines if line.startswith("At 64 payload"))
+    assert "codec none" in at64 and "ae 18.00 dB" in at64 and "JPEG 20.03 dB" in at64
+    gan = next(line for line in lines if line.startswith("codec-gan at 20.0 bytes"))
+    assert "FD 3.00 against codec's 6.00 at the same bytes (lower)" in gan
+    assert "PSNR 22.00 dB against 23.00 (-1.00 dB)" in gan

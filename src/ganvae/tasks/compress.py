@@ -153,6 +153,61 @@ def interpolate(curve: list[dict], nbytes: float, key: str = "psnr") -> float | 
     return float(np.interp(math.log(nbytes), xs, ys))
 
 
+# the rates the findings read every curve at (issue 35's targets: 20 to 120 bytes; 32 for the
+# quantised codes)
+REFERENCE_BYTES = (20, 32, 64, 120)
+
+
+def family_curves(results: dict[str, list[dict]]) -> dict[str, list[dict]]:
+    """{preset: its points}, the points of every variant of one preset together (a --sweep's,
+    or `codec:lmbda=...` specs'): one rate-distortion curve per family."""
+    from ..registry import parse_model_spec
+
+    out: dict[str, list[dict]] = {}
+    for model, runs in results.items():
+        try:
+            base = parse_model_spec(model)[0]
+        except BadInput:
+            base = model
+        out.setdefault(base, []).extend(runs[0]["points"])
+    return out
+
+
+def rate_line(nbytes: float, families: dict[str, list[dict]], curves: dict[str, list[dict]]) -> str:
+    """"At 32 bytes per image: codec 24.1 dB, ae 19.0 dB, JPEG none, ..." (interpolated; none
+    where a curve does not reach that rate)."""
+    parts = []
+    for name, pts in list(families.items()) + [(NAMES[f], c) for f, c in curves.items()]:
+        at = interpolate(pts, nbytes)
+        parts.append(f"{name} {at:.2f} dB" if at is not None else f"{name} none")
+    return f"At {nbytes:g} payload bytes per image (curves interpolated in log bytes): PSNR " + ", ".join(parts) + "."
+
+
+def parent_lines(families: dict[str, list[dict]]) -> list[str]:
+    """A model built on another in the comparison (its class's `parents`, e.g. codec-gan on
+    codec): at each of its points, FD and PSNR against the parent's curve at the same bytes,
+    the realism HiFiC claims and what it costs in PSNR."""
+    from ..registry import resolve
+
+    lines = []
+    for name, pts in families.items():
+        try:
+            parents = [p for p in resolve(name)[0].parents if p in families]
+        except BadInput:
+            continue
+        for parent in parents:
+            for p in sorted(pts, key=lambda q: q["bytes"]):
+                fd, psnr = interpolate(families[parent], p["bytes"], "fd"), interpolate(families[parent], p["bytes"])
+                if fd is None or psnr is None or p.get("fd") is None:
+                    lines.append(f"{name} at {p['bytes']:.1f} bytes: outside {parent}'s curve, no comparison.")
+                    continue
+                verdict = "lower" if p["fd"] < fd else "not lower"
+                lines.append(f"{name} at {p['bytes']:.1f} bytes: FD {p['fd']:.2f} against {parent}'s {fd:.2f} at the "
+                             f"same bytes ({verdict}), PSNR {p['psnr']:.2f} dB against {psnr:.2f} "
+                             f"({p['psnr'] - psnr:+.2f} dB).")
+    return lines
+
+
 @register_task
 class CompressTask(EncoderTask):
     """Real compressed files against JPEG, WebP, PNG and PCA at the same bytes; a VAE's KL rate."""
@@ -275,7 +330,8 @@ class CompressTask(EncoderTask):
     @staticmethod
     def findings(prepared: dict, results: dict[str, list[dict]]) -> list[str]:
         """Per model, at its middle point: PSNR against JPEG's and WebP's curves at the same
-        payload bytes (interpolated), and FD beside theirs."""
+        payload bytes (interpolated). Then every family's curve (a sweep's points together) at
+        the reference rates, and a GAN-trained codec against its parent at its own bytes."""
         lines = []
         curves = prepared.get("curves") or {}
         for model, runs in results.items():
@@ -294,6 +350,9 @@ class CompressTask(EncoderTask):
             if res.get("kl"):
                 line += f"; its KL rate is {res['kl']['bytes']:.1f} bytes (bits-back, not a file)"
             lines.append(line + ".")
+        families = family_curves(results)
+        lines += [rate_line(b, families, curves) for b in REFERENCE_BYTES]
+        lines += parent_lines(families)
         return lines
 
     @staticmethod
