@@ -372,10 +372,14 @@ class CompressTask(EncoderTask):
         colours = plt.get_cmap("tab10")
         for ax, (key, label) in zip(axes[0], panels):
             seen_pca = set()
-            for i, (model, runs) in enumerate(results.items()):
-                res, c = runs[0], colours(i % 10)
-                pts = [p for p in res["points"] if p.get(key) is not None]
-                ax.plot([p["bytes"] for p in pts], [p[key] for p in pts], "o-", color=c, label=model)
+            # one line per family: a sweep's variants (codec:lmbda=...) are the points of one curve
+            families = family_curves(results)
+            colour_of = {name: colours(i % 10) for i, name in enumerate(families)}
+            for name, fam in families.items():
+                pts = sorted((p for p in fam if p.get(key) is not None), key=lambda p: p["bytes"])
+                ax.plot([p["bytes"] for p in pts], [p[key] for p in pts], "o-", color=colour_of[name], label=name)
+            for model, runs in results.items():
+                res, c = runs[0], colour_of[next(iter(family_curves({model: runs})))]
                 if key == "psnr" and res.get("kl"):
                     ax.plot([res["kl"]["bytes"]], [res["kl"]["psnr"]], "*", ms=12, color=c,
                             label=f"{model} KL rate (a number)")
