@@ -270,6 +270,9 @@ def test_sweep_makes_one_variant_per_value():
     with pytest.raises(BadInput, match=r"\(did you mean 'beta'"):
         expand_sweep(["vae", "dcgan"], "bta=1,2")
     assert expand_sweep(["vae"], None) == ["vae"]
+    # a codec's rate-distortion curve: lmbda swept over both codecs, the VAE compared once
+    assert expand_sweep(["codec", "codec-gan", "vae"], "lmbda=0.1,1") == [
+        "codec:lmbda=0.1", "codec:lmbda=1", "codec-gan:lmbda=0.1", "codec-gan:lmbda=1", "vae"]
     for bad, msg in (("beta", "KEY=V1"), ("beta=", "KEY=V1"), ("beta=1,1", "named twice")):
         with pytest.raises(BadInput, match=msg):
             expand_sweep(["vae"], bad)
@@ -293,6 +296,25 @@ def test_compare_report_has_the_latent_space_section(tmp_path, run_cli):
     assert 'alt="Latent space: compression (rate and distortion)"' in html   # the rate-distortion figure
     for model in ("ae:latent=4", "vae:latent=8"):
         assert model in html
+
+
+@pytest.mark.slow   # (the default suite's 6 minutes; make test-all runs it)
+def test_compare_sweeps_lmbda_into_one_codec_curve_with_real_files(tmp_path, run_cli):
+    out = tmp_path / "rd"
+    code, stdout, err = run_cli("compare", "--data", DATA, "--models", "codec,codec-gan", "--sweep", "lmbda=0.1,4",
+                                "--steps", 3, "--eval-n", 100, "--curve-points", 2, "--curve-n", 64,
+                                "--tasks", "generate,compress", "--task-set", "compress.n=40",
+                                "--task-set", "compress.n_fit=100", "--out", out, "--set", "width=8", *TINY[4:])
+    assert code == 0, err
+    html = (out / "report.html").read_text()
+    for model in ("codec:lmbda=0.1", "codec:lmbda=4", "codec-gan:lmbda=0.1", "codec-gan:lmbda=4"):
+        assert model in html
+    # the findings read the two codecs' curves at the reference rates, codec-gan against codec
+    assert "payload bytes per image (curves interpolated in log bytes)" in html
+    assert "codec-gan at " in html
+    res = json.loads((out / "runs" / "codec_lmbda=4-seed0" / "tasks" / "compress.json").read_text())
+    point = res["points"][0]
+    assert point["label"] == "entropy-coded file" and point["file_bytes"] > point["bytes"] > 0
 
 
 def test_a_fresh_process_knows_the_latent_tasks():
