@@ -16,7 +16,6 @@ import platform
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 
@@ -45,7 +44,6 @@ def main() -> None:
 
     import ganvae
     from ganvae.data import load_dataset, to_float, to_uint8
-    from ganvae.entropy import Decoder, encode as entropy_encode
     from ganvae.trainer import load_run
 
     if args.train:
