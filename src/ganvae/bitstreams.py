@@ -76,12 +76,11 @@ def _fingerprint(model) -> bytes:
     return bytes.fromhex(weights_fingerprint(model)[:8])
 
 
-@torch.no_grad()
 def _codes(model, x: np.ndarray) -> np.ndarray:
-    """uint8 images (N, C, H, W) -> the encoder's codes (N, D) float64."""
-    out = [model.encode(to_float(torch.from_numpy(x[i:i + BATCH])).to(model.device)).float().flatten(1).cpu()
-           for i in range(0, len(x), BATCH)]
-    return torch.cat(out).double().numpy() if out else np.zeros((0, model.config.latent))
+    """uint8 images (N, C, H, W) -> the encoder's codes (N, D) float64 (evaluation's batching)."""
+    from .evaluation import model_features
+
+    return model_features(model, x, desc=f"{model.name}: encoding")[1].astype(np.float64)
 
 
 @torch.no_grad()
